@@ -1,0 +1,103 @@
+"""Settings, read from ``INBOXGATE_*`` environment variables in this one place."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+MB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """An ``INBOXGATE_*`` variable holds a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///./inboxgate.db"
+    data_dir: Path = Path("./data")
+    # Public base URL used in attachment links; empty means "from the request's Host".
+    public_url: str = ""
+    # Signs attachment URLs; a random key per process unless set (links then die on restart).
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # "full" survives power loss; "normal" survives a process crash (WAL) and is faster.
+    sqlite_synchronous: str = "full"
+    max_body_bytes: int = 45 * MB
+    max_json_bytes: int = 1 * MB
+    max_attachment_bytes: int = 40 * MB
+    max_attachments: int = 15
+    attachment_url_ttl: int = 3600
+    rate_limit_per_ip: int = 3000
+    rate_limit_window: int = 60
+    rate_limit_safelist: tuple[str, ...] = ()
+    messages_per_minute: int = 200
+    cors_origins: tuple[str, ...] = ("*",)
+    csat_lock_days: int = 14
+    event_retention_days: int = 30
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def sqlite_path(self) -> str:
+        if not self.database_url.startswith("sqlite:///"):
+            raise SettingsError(f"not a sqlite URL: {self.database_url!r}")
+        return self.database_url[len("sqlite:///") :]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = e.get("INBOXGATE_" + name)
+            return value if value not in (None, "") else None
+
+        def integer(name: str, default: int) -> int:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise SettingsError(f"INBOXGATE_{name} must be an integer, got {raw!r}") from None
+            if value < 0:
+                raise SettingsError(f"INBOXGATE_{name} must be >= 0, got {value}")
+            return value
+
+        def listing(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+            raw = get(name)
+            if raw is None:
+                return default
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+        base = cls()
+        sync = (get("SQLITE_SYNCHRONOUS") or base.sqlite_synchronous).lower()
+        if sync not in ("full", "normal"):
+            raise SettingsError(f"INBOXGATE_SQLITE_SYNCHRONOUS must be full or normal, got {sync!r}")
+        url = get("DATABASE_URL") or base.database_url
+        if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise SettingsError(
+                f"INBOXGATE_DATABASE_URL must be sqlite:///PATH or postgresql://..., got {url!r}"
+            )
+        return cls(
+            database_url=url,
+            data_dir=Path(get("DATA_DIR") or base.data_dir),
+            public_url=(get("PUBLIC_URL") or "").rstrip("/"),
+            secret_key=get("SECRET_KEY") or base.secret_key,
+            sqlite_synchronous=sync,
+            max_body_bytes=integer("MAX_BODY_BYTES", base.max_body_bytes),
+            max_json_bytes=integer("MAX_JSON_BYTES", base.max_json_bytes),
+            max_attachment_bytes=integer("MAX_ATTACHMENT_BYTES", base.max_attachment_bytes),
+            max_attachments=integer("MAX_ATTACHMENTS", base.max_attachments),
+            attachment_url_ttl=integer("ATTACHMENT_URL_TTL", base.attachment_url_ttl),
+            rate_limit_per_ip=integer("RATE_LIMIT_PER_IP", base.rate_limit_per_ip),
+            rate_limit_window=integer("RATE_LIMIT_WINDOW", base.rate_limit_window) or 60,
+            rate_limit_safelist=listing("RATE_LIMIT_SAFELIST", base.rate_limit_safelist),
+            messages_per_minute=integer("MESSAGES_PER_MINUTE", base.messages_per_minute),
+            cors_origins=listing("CORS_ORIGINS", base.cors_origins),
+            csat_lock_days=integer("CSAT_LOCK_DAYS", base.csat_lock_days),
+            event_retention_days=integer("EVENT_RETENTION_DAYS", base.event_retention_days),
+        )

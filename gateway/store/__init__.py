@@ -1,0 +1,20 @@
+"""Storage: the ``Store`` interface, its implementations, and the operations they run."""
+
+from __future__ import annotations
+
+from ..settings import Settings, SettingsError
+from .base import Store, StoreError, StoreUnavailable
+from .sqlite import SQLiteStore
+
+__all__ = ["SQLiteStore", "Store", "StoreError", "StoreUnavailable", "open_store"]
+
+
+def open_store(settings: Settings) -> Store:
+    """The Store the database URL names (not started yet)."""
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
+    raise SettingsError(
+        f"unsupported database URL {url!r}: this build supports sqlite:///PATH "
+        "(PostgreSQL arrives with the scale-out work)"
+    )

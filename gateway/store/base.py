@@ -1,0 +1,59 @@
+"""The Store interface. Every implementation runs the same sans-I/O operations
+(``gateway.store.ops``) and passes the same contract suite (``tests/store_contract.py``).
+
+StoreError
+└── StoreUnavailable   the engine cannot be reached or is shutting down
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .sql import Op
+
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """Root of store failures that are not the caller's fault."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot take the request now (closed, unreachable, overloaded)."""
+
+
+class Store(abc.ABC):
+    """Runs operations. ``write`` runs one in a transaction and returns only after commit, so
+    an acknowledged result is durable; ``read`` runs one on a consistent snapshot."""
+
+    clock: Callable[[], float] = time.time
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Open connections and apply pending migrations."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish queued writes, then release every connection."""
+
+    @abc.abstractmethod
+    async def migrate(self) -> list[int]:
+        """Apply pending migrations; return the versions applied."""
+
+    @abc.abstractmethod
+    async def write(self, op: Callable[..., Op[T]], *args: Any, **kwargs: Any) -> T:
+        """Run ``op(*args, **kwargs)`` in its own transaction (savepoint in a group commit)."""
+
+    @abc.abstractmethod
+    async def read(self, op: Callable[..., Op[T]], *args: Any, **kwargs: Any) -> T:
+        """Run a read-only ``op`` on a snapshot of committed data."""
+
+    async def __aenter__(self) -> Store:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

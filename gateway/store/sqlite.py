@@ -1,0 +1,263 @@
+"""The embedded SQLite store: one file, WAL mode, one writer thread with group commit.
+
+Why a writer thread: a commit costs 30-200 µs of disk work, which must never run on the event
+loop. All writes go through one thread (SQLite allows one writer anyway); it takes every
+queued operation, runs each inside a SAVEPOINT of one transaction, commits once and only then
+resolves the callers' futures. A burst of N writes costs one commit (reference
+performance-notes §6.5: 113k rows/s at 16 callers vs 34k with a commit per row). A failing
+operation rolls back its own savepoint only.
+
+Reads run on a small pool of threads, each with its own read-only connection; WAL lets them
+see the last committed state while the writer works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .base import Store, StoreUnavailable
+from .schema import SQLITE_MIGRATIONS
+from .sql import Op, Rows
+
+T = TypeVar("T")
+
+MAX_BATCH = 512
+MAX_PENDING_WRITES = 10_000
+
+
+def _run_op(conn: sqlite3.Connection, gen: Op[Any]) -> Any:
+    try:
+        query = next(gen)
+        while True:
+            cursor = conn.execute(query.sql, tuple(query.params))
+            result: Rows = cursor.fetchall()
+            query = gen.send(result)
+    except StopIteration as stop:
+        return stop.value
+
+
+class _WriteJob:
+    __slots__ = ("args", "future", "kwargs", "loop", "op")
+
+    def __init__(
+        self,
+        op: Callable[..., Op[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+    ) -> None:
+        self.op = op
+        self.args = args
+        self.kwargs = kwargs
+        self.loop = loop
+        self.future = future
+
+
+def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+class SQLiteStore(Store):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "full",
+        readers: int = 2,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = str(path)
+        self.synchronous = synchronous.upper()
+        self.clock = clock
+        self._readers = readers
+        self._jobs: queue.SimpleQueue[_WriteJob | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._reader_pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+        self._pending: asyncio.Semaphore | None = None
+        self._closed = True
+        self.batches = 0
+        self.batched_ops = 0
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _connect(self, *, readonly: bool) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if readonly:
+            conn.execute("PRAGMA query_only = ON")
+        else:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        return conn
+
+    def _reader_conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect(readonly=True)
+            self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if not self._closed:
+            return
+        if self.path == ":memory:":
+            raise ValueError("SQLiteStore needs a file: readers and the writer share it")
+        await asyncio.to_thread(self._migrate_sync)
+        self._pending = asyncio.Semaphore(MAX_PENDING_WRITES)
+        self._closed = False
+        self._writer = threading.Thread(target=self._writer_main, name="sqlite-writer", daemon=True)
+        self._writer.start()
+        self._reader_pool = ThreadPoolExecutor(self._readers, thread_name_prefix="sqlite-reader")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._jobs.put(None)
+        writer = self._writer
+        if writer is not None:
+            await asyncio.to_thread(writer.join)
+        if self._reader_pool is not None:
+            self._reader_pool.shutdown(wait=True)
+        with self._reader_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+        self._local = threading.local()
+
+    async def migrate(self) -> list[int]:
+        return await asyncio.to_thread(self._migrate_sync)
+
+    def _migrate_sync(self) -> list[int]:
+        conn = self._connect(readonly=False)
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            applied = []
+            for version, name, statements in SQLITE_MIGRATIONS:
+                if version in done:
+                    continue
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in statements:
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?,?,?)",
+                        (version, name, time.time()),
+                    )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                applied.append(version)
+            return applied
+        finally:
+            conn.close()
+
+    # -- operations ----------------------------------------------------------------------
+
+    async def write(self, op: Callable[..., Op[T]], *args: Any, **kwargs: Any) -> T:
+        if self._closed or self._pending is None:
+            raise StoreUnavailable("the store is closed")
+        loop = asyncio.get_running_loop()
+        async with self._pending:
+            future: asyncio.Future[T] = loop.create_future()
+            self._jobs.put(_WriteJob(op, args, kwargs, loop, future))
+            # The writer resolves the future only after COMMIT: awaiting it is the durability ack.
+            return await asyncio.shield(future)
+
+    async def read(self, op: Callable[..., Op[T]], *args: Any, **kwargs: Any) -> T:
+        if self._closed or self._reader_pool is None:
+            raise StoreUnavailable("the store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader_pool, self._read_sync, op, args, kwargs)
+
+    def _read_sync(
+        self, op: Callable[..., Op[T]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> T:
+        conn = self._reader_conn()
+        conn.execute("BEGIN")  # one snapshot for every query of the operation
+        try:
+            result: T = _run_op(conn, op(*args, **kwargs))
+        finally:
+            conn.execute("COMMIT")
+        return result
+
+    # -- the writer thread ---------------------------------------------------------------
+
+    def _writer_main(self) -> None:
+        conn = self._connect(readonly=False)
+        try:
+            stop = False
+            while not stop:
+                first = self._jobs.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        job = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is None:
+                        stop = True
+                        break
+                    batch.append(job)
+                self._run_batch(conn, batch)
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_WriteJob]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = _run_op(conn, job.op(*job.args, **job.kwargs))
+                except Exception as exc:  # the operation's own failure: undo only its work
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    outcomes.append((False, exc))
+                else:
+                    conn.execute("RELEASE op")
+                    outcomes.append((True, value))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            failure = StoreUnavailable(f"sqlite commit failed: {exc}")
+            outcomes = [(False, failure)] * len(batch)
+        self.batches += 1
+        self.batched_ops += len(batch)
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting
+                job.loop.call_soon_threadsafe(_resolve, job.future, ok, value)
