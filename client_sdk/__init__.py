@@ -1,1 +1,4 @@
-"""The inboxgate client SDK. ``client_sdk.protocol`` is the wire protocol shared with the gateway."""
+"""The inboxgate client SDK.
+
+``client_sdk.protocol`` is the wire protocol the gateway shares.
+"""

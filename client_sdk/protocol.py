@@ -15,7 +15,7 @@ client written for Chatwoot decodes them unchanged:
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
@@ -223,7 +223,7 @@ class AgentBotSender(Struct, kw_only=True, tag_field="type", tag="agent_bot"):
     avatar_url: str = ""
 
 
-Sender = Union[ContactSender, UserSender, AgentBotSender]
+Sender = ContactSender | UserSender | AgentBotSender
 
 
 class Attachment(Struct, kw_only=True):

@@ -76,7 +76,9 @@ class Settings:
         base = cls()
         sync = (get("SQLITE_SYNCHRONOUS") or base.sqlite_synchronous).lower()
         if sync not in ("full", "normal"):
-            raise SettingsError(f"INBOXGATE_SQLITE_SYNCHRONOUS must be full or normal, got {sync!r}")
+            raise SettingsError(
+                f"INBOXGATE_SQLITE_SYNCHRONOUS must be full or normal, got {sync!r}"
+            )
         url = get("DATABASE_URL") or base.database_url
         if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise SettingsError(

@@ -124,9 +124,7 @@ def create_user(
 
 
 def find_user_by_email(email: str) -> Op[User | None]:
-    row = yield from one(
-        f"SELECT {User.COLUMNS} FROM users WHERE email = ?", email.strip().lower()
-    )
+    row = yield from one(f"SELECT {User.COLUMNS} FROM users WHERE email = ?", email.strip().lower())
     return User.from_row(row) if row else None
 
 

@@ -19,8 +19,8 @@ _NOUNS = (
     "waterfall river breeze moon rain wind sea morning snow lake sunset pine shadow leaf dawn "
     "glitter forest hill cloud meadow sun glade bird brook butterfly bush dew dust field fire "
     "flower firefly feather grass haze mountain night pond darkness snowflake silence sound "
-    "sky shape surf thunder violet water wildflower wave resonance dream cherry tree fog frost "
-    "voice paper frog smoke star"
+    "sky shape surf thunder violet water wildflower wave resonance dream cherry tree fog "
+    "frost voice paper frog smoke star"
 ).split()
 
 

@@ -1,0 +1,247 @@
+"""Records to wire shapes. Pure functions: no I/O, no clock but the times they are given.
+
+Two serialisations coexist, as in Chatwoot: the public views (§3.15: epoch ``created_at``, raw
+contact record with ISO times) and the push shapes of realtime events (§6.6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from msgspec import UNSET
+
+from client_sdk import protocol as p
+
+from .store.records import Attachment, Contact, ContactInbox, Conversation, Inbox, Message, User
+
+# Builds the (signed) URL of an attachment; the attachments module provides it.
+LinkBuilder = Callable[[Attachment], str]
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    dt = datetime.fromtimestamp(ts, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def iso_required(ts: float) -> str:
+    value = iso(ts)
+    assert value is not None
+    return value
+
+
+def epoch(ts: float | None) -> int:
+    return int(ts) if ts is not None else 0
+
+
+def public_inbox(inbox: Inbox) -> p.PublicInbox:
+    return p.PublicInbox(
+        identifier=inbox.identifier,
+        identity_validation_enabled=inbox.hmac_mandatory,
+        name=inbox.name,
+        timezone=inbox.timezone,
+        working_hours=[p.WorkingHour(**wh) for wh in inbox.working_hours],
+        working_hours_enabled=inbox.working_hours_enabled,
+        csat_survey_enabled=inbox.csat_survey_enabled,
+        greeting_enabled=inbox.greeting_enabled,
+    )
+
+
+def public_contact(session: ContactInbox, contact: Contact) -> p.PublicContact:
+    return p.PublicContact(
+        source_id=session.source_id,
+        pubsub_token=session.pubsub_token,
+        id=contact.id,
+        name=contact.name,
+        email=contact.email,
+        phone_number=contact.phone_number,
+    )
+
+
+def contact_record(contact: Contact) -> p.Contact:
+    return p.Contact(
+        id=contact.id,
+        name=contact.name,
+        email=contact.email,
+        phone_number=contact.phone_number,
+        account_id=contact.account_id,
+        created_at=iso_required(contact.created_at),
+        updated_at=iso_required(contact.updated_at),
+        additional_attributes=contact.additional_attributes,
+        identifier=contact.identifier,
+        custom_attributes=contact.custom_attributes,
+        last_activity_at=iso(contact.last_activity_at),
+        contact_type=contact.contact_type,
+        blocked=contact.blocked,
+    )
+
+
+def contact_sender(contact: Contact) -> p.ContactSender:
+    return p.ContactSender(
+        additional_attributes=contact.additional_attributes,
+        custom_attributes=contact.custom_attributes,
+        email=contact.email,
+        id=contact.id,
+        identifier=contact.identifier,
+        name=contact.name,
+        phone_number=contact.phone_number,
+        thumbnail="",
+        blocked=contact.blocked,
+    )
+
+
+def user_sender(user: User) -> p.UserSender:
+    return p.UserSender(
+        id=user.id,
+        name=user.name,
+        available_name=user.name,
+        availability_status=user.availability,
+    )
+
+
+def attachment(att: Attachment, link: LinkBuilder) -> p.Attachment:
+    url = link(att)
+    return p.Attachment(
+        id=att.id,
+        message_id=att.message_id,
+        file_type=att.file_type,
+        account_id=att.account_id,
+        extension=att.extension,
+        data_url=url,
+        thumb_url=url if att.file_type == "image" else "",
+        file_size=att.file_size,
+        width=att.width,
+        height=att.height,
+    )
+
+
+Senders = dict[tuple[str, int], p.ContactSender | p.UserSender | p.AgentBotSender]
+
+
+def _sender_of(
+    message: Message, senders: Senders
+) -> p.ContactSender | p.UserSender | p.AgentBotSender | None:
+    if message.sender_type is None or message.sender_id is None:
+        return None
+    return senders.get((message.sender_type, message.sender_id))
+
+
+def public_message(
+    message: Message, display_id: int, senders: Senders, link: LinkBuilder
+) -> p.PublicMessage:
+    sender = _sender_of(message, senders)
+    return p.PublicMessage(
+        id=message.id,
+        content=message.content,
+        message_type=message.message_type,
+        content_type=message.content_type,
+        content_attributes=message.content_attributes,
+        created_at=epoch(message.created_at),
+        conversation_id=display_id,
+        attachments=[attachment(a, link) for a in message.attachments]
+        if message.attachments
+        else UNSET,
+        sender=sender if sender is not None else UNSET,
+    )
+
+
+def public_conversation(
+    conversation: Conversation,
+    messages: list[p.PublicMessage],
+    contact: Contact,
+) -> p.PublicConversation:
+    return p.PublicConversation(
+        id=conversation.display_id,
+        uuid=conversation.uuid,
+        inbox_id=conversation.inbox_id,
+        contact_last_seen_at=epoch(conversation.contact_last_seen_at),
+        status=conversation.status,
+        agent_last_seen_at=epoch(conversation.agent_last_seen_at),
+        messages=messages,
+        contact=contact_record(contact),
+    )
+
+
+def message_event_data(
+    message: Message,
+    conversation: Conversation,
+    session: ContactInbox | None,
+    senders: Senders,
+    link: LinkBuilder,
+    *,
+    unread_count: int = 0,
+    previous_changes: dict[str, list[object]] | None = None,
+) -> p.MessageEventData:
+    sender = _sender_of(message, senders)
+    return p.MessageEventData(
+        id=message.id,
+        content=message.content,
+        account_id=message.account_id,
+        inbox_id=message.inbox_id,
+        conversation_id=conversation.display_id,
+        message_type=message.message_type,
+        created_at=epoch(message.created_at),
+        updated_at=iso_required(message.updated_at),
+        private=message.private,
+        status=message.status,
+        source_id=message.source_id,
+        content_type=message.content_type,
+        content_attributes=message.content_attributes,
+        sender_type=message.sender_type,
+        sender_id=message.sender_id,
+        processed_message_content=message.content,
+        conversation=p.MessageConversationRef(
+            assignee_id=conversation.assignee_id,
+            unread_count=unread_count,
+            last_activity_at=epoch(conversation.last_activity_at),
+            contact_inbox=p.ContactInboxRef(source_id=session.source_id) if session else None,
+        ),
+        echo_id=message.echo_id if message.echo_id is not None else UNSET,
+        attachments=[attachment(a, link) for a in message.attachments]
+        if message.attachments
+        else UNSET,
+        sender=sender if sender is not None else UNSET,
+        previous_changes=previous_changes if previous_changes is not None else UNSET,
+    )
+
+
+def conversation_event_data(
+    conversation: Conversation,
+    session: ContactInbox,
+    contact: Contact,
+    last_message: p.MessageEventData | None,
+    *,
+    unread_count: int = 0,
+) -> p.ConversationEventData:
+    return p.ConversationEventData(
+        additional_attributes=conversation.additional_attributes,
+        contact_inbox=p.ContactInboxPush(
+            id=session.id,
+            contact_id=session.contact_id,
+            inbox_id=session.inbox_id,
+            source_id=session.source_id,
+            created_at=iso_required(session.created_at),
+            updated_at=iso_required(session.updated_at),
+            hmac_verified=session.hmac_verified,
+            pubsub_token=session.pubsub_token,
+        ),
+        id=conversation.display_id,
+        inbox_id=conversation.inbox_id,
+        messages=[last_message] if last_message is not None else [],
+        meta=p.ConversationMeta(
+            sender=contact_sender(contact), hmac_verified=session.hmac_verified
+        ),
+        status=conversation.status,
+        custom_attributes=conversation.custom_attributes,
+        unread_count=unread_count,
+        waiting_since=epoch(conversation.waiting_since),
+        agent_last_seen_at=epoch(conversation.agent_last_seen_at),
+        contact_last_seen_at=epoch(conversation.contact_last_seen_at),
+        last_activity_at=epoch(conversation.last_activity_at),
+        timestamp=epoch(conversation.last_activity_at),
+        created_at=epoch(conversation.created_at),
+        updated_at=conversation.updated_at,
+        account_id=conversation.account_id,
+    )

@@ -1,0 +1,235 @@
+"""Conversations: lookup under Chatwoot's visibility rules, create, resolve (with CSAT), read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msgspec import Struct
+
+from client_sdk import protocol as p
+
+from ... import presenters
+from ...errors import NotFound
+from ..records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent, Message
+from ..sql import Op, dump_json, one, rows, scalar
+from . import notify
+from .message_views import all_visible_messages, render_public
+from .messages import get_conversation, insert_message
+from .tokens import uuid4
+
+CSAT_DEFAULT_MESSAGE = "Please rate the conversation"
+CSAT_NOT_SENT = "CSAT survey not sent due to outgoing message restrictions"
+
+
+def conversation_for_session(session: ContactInbox, display_id: int) -> Op[Conversation]:
+    """Conversation member routes: a verified session sees all the contact's conversations,
+    an unverified one only its own (§3 lookup chain)."""
+    if session.hmac_verified:
+        where, key = "contact_id = ?", session.contact_id
+    else:
+        where, key = "contact_inbox_id = ?", session.id
+    row = yield from one(
+        f"SELECT {Conversation.COLUMNS} FROM conversations WHERE {where} AND display_id = ?",
+        key, display_id,
+    )  # fmt: skip
+    if row is None:
+        raise NotFound("conversation")
+    return Conversation.from_row(row)
+
+
+def conversation_of_contact(contact_id: int, display_id: int) -> Op[Conversation]:
+    """Message routes: any conversation of the contact in the account (as Chatwoot)."""
+    row = yield from one(
+        f"SELECT {Conversation.COLUMNS} FROM conversations WHERE contact_id = ? AND display_id = ?",
+        contact_id, display_id,
+    )  # fmt: skip
+    if row is None:
+        raise NotFound("conversation")
+    return Conversation.from_row(row)
+
+
+def conversation_by_uuid(uuid: str) -> Op[Conversation | None]:
+    row = yield from one(f"SELECT {Conversation.COLUMNS} FROM conversations WHERE uuid = ?", uuid)
+    return Conversation.from_row(row) if row else None
+
+
+def public_view(
+    conversation: Conversation, link: presenters.LinkBuilder
+) -> Op[p.PublicConversation]:
+    messages = yield from all_visible_messages(conversation.id)
+    public = yield from render_public(messages, conversation.display_id, link)
+    row = yield from one(
+        f"SELECT {Contact.COLUMNS} FROM contacts WHERE id = ?", conversation.contact_id
+    )
+    if row is None:
+        raise NotFound("contact")
+    return presenters.public_conversation(conversation, public, Contact.from_row(row))
+
+
+def list_for_session(
+    session: ContactInbox, link: presenters.LinkBuilder
+) -> Op[list[p.PublicConversation]]:
+    if session.hmac_verified:
+        where, key = "contact_id = ?", session.contact_id
+    else:
+        where, key = "contact_inbox_id = ?", session.id
+    result = yield from rows(
+        f"SELECT {Conversation.COLUMNS} FROM conversations WHERE {where} ORDER BY id", key
+    )
+    views = []
+    for r in result:
+        views.append((yield from public_view(Conversation.from_row(r), link)))
+    return views
+
+
+def view_for_session(
+    session: ContactInbox, display_id: int, link: presenters.LinkBuilder
+) -> Op[p.PublicConversation]:
+    conversation = yield from conversation_for_session(session, display_id)
+    return (yield from public_view(conversation, link))
+
+
+class ConversationResult(Struct, kw_only=True):
+    conversation: Conversation
+    view: p.PublicConversation
+    events: list[LoggedEvent] = []
+
+
+def create(
+    inbox: Inbox,
+    session: ContactInbox,
+    custom_attributes: dict[str, Any],
+    link: presenters.LinkBuilder,
+    now: float,
+) -> Op[ConversationResult]:
+    if inbox.lock_to_single_conversation:
+        row = yield from one(
+            f"SELECT {Conversation.COLUMNS} FROM conversations WHERE contact_inbox_id = ? "
+            "ORDER BY id DESC LIMIT 1",
+            session.id,
+        )
+        if row is not None:
+            existing = Conversation.from_row(row)
+            view = yield from public_view(existing, link)
+            return ConversationResult(conversation=existing, view=view)
+    blocked = yield from scalar("SELECT blocked FROM contacts WHERE id = ?", session.contact_id)
+    display_id = yield from scalar(
+        "UPDATE accounts SET last_display_id = last_display_id + 1 WHERE id = ? "
+        "RETURNING last_display_id",
+        inbox.account_id,
+    )
+    row = yield from one(
+        "INSERT INTO conversations (account_id, inbox_id, contact_id, contact_inbox_id, "
+        "display_id, uuid, status, last_activity_at, waiting_since, custom_attributes, "
+        "additional_attributes, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        f"RETURNING {Conversation.COLUMNS}",
+        inbox.account_id, inbox.id, session.contact_id, session.id, display_id, uuid4(),
+        "resolved" if blocked else "open", now, now, dump_json(custom_attributes), "{}", now,
+        now,
+    )  # fmt: skip
+    assert row is not None
+    conversation = Conversation.from_row(row)
+    logged = yield from notify.emit_conversation("conversation.created", conversation, link, now)
+    view = yield from public_view(conversation, link)
+    return ConversationResult(conversation=conversation, view=view, events=logged)
+
+
+def _can_reply(conversation: Conversation, inbox: Inbox, now: float) -> Op[bool]:
+    if not inbox.reply_time_window_hours:
+        return True
+    last_incoming = yield from scalar(
+        "SELECT MAX(created_at) FROM messages WHERE conversation_id = ? AND message_type = ?",
+        conversation.id, p.MESSAGE_TYPE_INCOMING,
+    )  # fmt: skip
+    if last_incoming is None:
+        return False
+    return bool(now - float(last_incoming) <= inbox.reply_time_window_hours * 3600)
+
+
+def _send_csat(
+    conversation: Conversation, inbox: Inbox, link: presenters.LinkBuilder, now: float
+) -> Op[list[LoggedEvent]]:
+    """One survey per conversation, ever (§5)."""
+    if not inbox.csat_survey_enabled:
+        return []
+    existing = yield from scalar(
+        "SELECT id FROM messages WHERE conversation_id = ? AND content_type = 'input_csat' LIMIT 1",
+        conversation.id,
+    )
+    if existing is not None:
+        return []
+    allowed = yield from _can_reply(conversation, inbox, now)
+    if allowed:
+        message = yield from insert_message(
+            conversation, content=inbox.csat_message or CSAT_DEFAULT_MESSAGE,
+            message_type=p.MESSAGE_TYPE_TEMPLATE, content_type="input_csat",
+            content_attributes={"display_type": inbox.csat_display_type or "emoji"}, now=now,
+        )  # fmt: skip
+    else:
+        message = yield from insert_message(
+            conversation, content=CSAT_NOT_SENT, message_type=p.MESSAGE_TYPE_ACTIVITY, now=now
+        )
+    return (yield from notify.emit_message("message.created", message, conversation, link, now))
+
+
+def resolve(
+    conversation_id: int, link: presenters.LinkBuilder, now: float
+) -> Op[ConversationResult]:
+    """The contact resolves (§3.8). Already resolved: nothing changes. There is no reopen here;
+    the contact's next message reopens."""
+    conversation = yield from get_conversation(conversation_id)
+    logged: list[LoggedEvent] = []
+    if conversation.status != "resolved":
+        row = yield from one(
+            "UPDATE conversations SET status = 'resolved', updated_at = ? WHERE id = ? "
+            f"RETURNING {Conversation.COLUMNS}",
+            now, conversation.id,
+        )  # fmt: skip
+        assert row is not None
+        conversation = Conversation.from_row(row)
+        logged += yield from notify.emit_conversation(
+            "conversation.status_changed", conversation, link, now
+        )
+        name = yield from scalar("SELECT name FROM contacts WHERE id = ?", conversation.contact_id)
+        activity = yield from insert_message(
+            conversation, content=f"Conversation was resolved by {name}",
+            message_type=p.MESSAGE_TYPE_ACTIVITY, now=now,
+        )  # fmt: skip
+        logged += yield from notify.emit_message(
+            "message.created", activity, conversation, link, now
+        )
+        inbox_row = yield from one(
+            f"SELECT {Inbox.COLUMNS} FROM inboxes WHERE id = ?", conversation.inbox_id
+        )
+        assert inbox_row is not None
+        logged += yield from _send_csat(conversation, Inbox.from_row(inbox_row), link, now)
+    view = yield from public_view(conversation, link)
+    return ConversationResult(conversation=conversation, view=view, events=logged)
+
+
+def update_last_seen(
+    conversation_id: int, link: presenters.LinkBuilder, now: float
+) -> Op[list[LoggedEvent]]:
+    """Read receipt (§3.10): stamp the contact's last seen and mark agent messages read."""
+    row = yield from one(
+        "UPDATE conversations SET contact_last_seen_at = ?, updated_at = ? WHERE id = ? "
+        f"RETURNING {Conversation.COLUMNS}",
+        now, now, conversation_id,
+    )  # fmt: skip
+    if row is None:
+        raise NotFound("conversation")
+    conversation = Conversation.from_row(row)
+    result = yield from rows(
+        "UPDATE messages SET status = 'read', updated_at = ? WHERE conversation_id = ? "
+        "AND status IN ('sent', 'delivered') AND message_type <> ? AND created_at <= ? "
+        f"RETURNING {Message.COLUMNS}",
+        now, conversation.id, p.MESSAGE_TYPE_INCOMING, now,
+    )  # fmt: skip
+    logged: list[LoggedEvent] = []
+    for r in sorted(result, key=lambda r: r[0]):
+        message = Message.from_row(r)
+        logged += yield from notify.emit_message(
+            "message.updated", message, conversation, link, now,
+            previous_changes={"status": ["sent", "read"]},
+        )  # fmt: skip
+    return logged

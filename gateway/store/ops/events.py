@@ -1,0 +1,131 @@
+"""The durable event log: every change someone must hear about, per stream, with offsets.
+
+Stream names (internal; the realtime layer shows clients only opaque ids):
+``inbox:<id>`` for the agents of an inbox, ``session:<contact_inbox id>`` for one contact
+session (what its pubsub_token subscribes to), ``account:<id>`` for account-wide events.
+
+An event's payload is encoded once and stored once; ``stream_entries`` gives it an offset in
+each target stream. Offsets grow by one per stream with no gaps, so a reader that holds
+offset N and sees N+2 knows it missed one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+
+from client_sdk import protocol as p
+
+from ..records import Conversation, LoggedEvent
+from ..sql import Op, one, rows, scalar
+
+
+def inbox_stream(inbox_id: int) -> str:
+    return f"inbox:{inbox_id}"
+
+
+def session_stream(contact_inbox_id: int) -> str:
+    return f"session:{contact_inbox_id}"
+
+
+def account_stream(account_id: int) -> str:
+    return f"account:{account_id}"
+
+
+def contact_streams(conversation: Conversation) -> Op[list[str]]:
+    """Chatwoot's *contact tokens*: every HMAC-verified session of the contact when the
+    conversation's own session is verified (multi-device sync), else just that session."""
+    verified = yield from scalar(
+        "SELECT hmac_verified FROM contact_inboxes WHERE id = ?", conversation.contact_inbox_id
+    )
+    if not verified:
+        return [session_stream(conversation.contact_inbox_id)]
+    result = yield from rows(
+        "SELECT id FROM contact_inboxes WHERE contact_id = ? AND hmac_verified = ? ORDER BY id",
+        conversation.contact_id, True,
+    )  # fmt: skip
+    return [session_stream(r[0]) for r in result]
+
+
+def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[list[LoggedEvent]]:
+    """Append one event to every stream in ``streams`` (deduplicated, order kept)."""
+    payload = p.encode(p.Event(event=name, data=data))
+    event_id = yield from scalar(
+        "INSERT INTO events (name, payload, created_at) VALUES (?, ?, ?) RETURNING id",
+        name, payload, now,
+    )  # fmt: skip
+    logged: list[LoggedEvent] = []
+    for stream in dict.fromkeys(streams):
+        row = yield from one(
+            "INSERT INTO streams (name, epoch, last_offset) VALUES (?, ?, 1) "
+            "ON CONFLICT (name) DO UPDATE SET last_offset = streams.last_offset + 1 "
+            "RETURNING epoch, last_offset",
+            stream, secrets.token_hex(6),
+        )  # fmt: skip
+        assert row is not None
+        epoch, offset = row[0], row[1]
+        yield from rows(
+            "INSERT INTO stream_entries (stream, stream_offset, event_id, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            stream, offset, event_id, now,
+        )  # fmt: skip
+        logged.append(
+            LoggedEvent(
+                stream=stream, epoch=epoch, offset=offset, name=name, payload=payload,
+                created_at=now,
+            )
+        )  # fmt: skip
+    return logged
+
+
+def stream_position(stream: str) -> Op[tuple[str, int] | None]:
+    """``(epoch, last offset)`` of a stream, or None if nothing was ever appended."""
+    row = yield from one("SELECT epoch, last_offset FROM streams WHERE name = ?", stream)
+    return (row[0], row[1]) if row else None
+
+
+def read_stream(stream: str, after: int = 0, limit: int = 1000) -> Op[list[LoggedEvent]]:
+    """Events of ``stream`` with offset > ``after``, in offset order."""
+    result = yield from rows(
+        "SELECT se.stream, s.epoch, se.stream_offset, e.name, e.payload, se.created_at "
+        "FROM stream_entries se JOIN streams s ON s.name = se.stream "
+        "JOIN events e ON e.id = se.event_id "
+        "WHERE se.stream = ? AND se.stream_offset > ? ORDER BY se.stream_offset LIMIT ?",
+        stream, after, limit,
+    )  # fmt: skip
+    return [
+        LoggedEvent(
+            stream=r[0], epoch=r[1], offset=r[2], name=r[3], payload=bytes(r[4]), created_at=r[5]
+        )
+        for r in result
+    ]
+
+
+def read_stream_since(stream: str, since: float, limit: int = 1000) -> Op[list[LoggedEvent]]:
+    """Events of ``stream`` appended at or after ``since`` (epoch seconds)."""
+    result = yield from rows(
+        "SELECT se.stream, s.epoch, se.stream_offset, e.name, e.payload, se.created_at "
+        "FROM stream_entries se JOIN streams s ON s.name = se.stream "
+        "JOIN events e ON e.id = se.event_id "
+        "WHERE se.stream = ? AND se.created_at >= ? ORDER BY se.stream_offset LIMIT ?",
+        stream, since, limit,
+    )  # fmt: skip
+    return [
+        LoggedEvent(
+            stream=r[0], epoch=r[1], offset=r[2], name=r[3], payload=bytes(r[4]), created_at=r[5]
+        )
+        for r in result
+    ]
+
+
+def prune(before: float) -> Op[int]:
+    """Drop log entries older than ``before`` (the retention setting). Offsets never reuse."""
+    deleted = yield from rows(
+        "DELETE FROM stream_entries WHERE created_at < ? RETURNING event_id", before
+    )
+    yield from rows(
+        "DELETE FROM events WHERE created_at < ? AND id NOT IN "
+        "(SELECT event_id FROM stream_entries)",
+        before,
+    )
+    return len(deleted)

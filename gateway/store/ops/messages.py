@@ -1,0 +1,219 @@
+"""Messages: create (idempotent on echo_id), update submitted values (forms, CSAT)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from msgspec import Struct
+
+from client_sdk import protocol as p
+
+from ... import presenters
+from ...errors import Locked, NotFound, ValidationFailed
+from ..records import Conversation, CsatResponse, LoggedEvent, Message
+from ..sql import Op, dump_json, one, rows, scalar
+from . import notify
+from .message_views import get_message, hydrate
+
+CSAT_LOCK_ERROR = "You cannot update the CSAT survey after {days} days"
+
+
+class NewAttachment(Struct, kw_only=True):
+    file_type: str
+    extension: str | None
+    file_name: str
+    content_type: str
+    file_size: int
+    storage_key: str
+    width: int | None = None
+    height: int | None = None
+
+
+class MessageResult(Struct, kw_only=True):
+    message: Message
+    conversation: Conversation
+    created: bool
+    events: list[LoggedEvent] = []
+
+
+def get_conversation(conversation_id: int) -> Op[Conversation]:
+    row = yield from one(
+        f"SELECT {Conversation.COLUMNS} FROM conversations WHERE id = ?", conversation_id
+    )
+    if row is None:
+        raise NotFound("conversation")
+    return Conversation.from_row(row)
+
+
+def insert_message(
+    conversation: Conversation,
+    *,
+    content: str | None,
+    message_type: int,
+    now: float,
+    content_type: str = "text",
+    content_attributes: dict[str, Any] | None = None,
+    private: bool = False,
+    sender_type: str | None = None,
+    sender_id: int | None = None,
+    echo_id: str | None = None,
+    attachments: list[NewAttachment] | None = None,
+) -> Op[Message]:
+    row = yield from one(
+        "INSERT INTO messages (account_id, inbox_id, conversation_id, content, message_type, "
+        "content_type, content_attributes, private, status, sender_type, sender_id, echo_id, "
+        f"created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING {Message.COLUMNS}",
+        conversation.account_id, conversation.inbox_id, conversation.id, content, message_type,
+        content_type, dump_json(content_attributes or {}), private, "sent", sender_type,
+        sender_id, echo_id, now, now,
+    )  # fmt: skip
+    assert row is not None
+    message = Message.from_row(row)
+    for att in attachments or []:
+        yield from rows(
+            "INSERT INTO attachments (message_id, account_id, file_type, extension, file_name, "
+            "content_type, file_size, storage_key, width, height, created_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            message.id, conversation.account_id, att.file_type, att.extension, att.file_name,
+            att.content_type, att.file_size, att.storage_key, att.width, att.height, now,
+        )  # fmt: skip
+    yield from hydrate([message])
+    return message
+
+
+def _find_echo(conversation_id: int, echo_id: str) -> Op[Message | None]:
+    row = yield from one(
+        f"SELECT {Message.COLUMNS} FROM messages WHERE conversation_id = ? AND echo_id = ?",
+        conversation_id, echo_id,
+    )  # fmt: skip
+    if row is None:
+        return None
+    return (yield from hydrate([Message.from_row(row)]))[0]
+
+
+def create_incoming(
+    conversation_id: int,
+    contact_id: int,
+    content: str | None,
+    echo_id: str | None,
+    attachments: list[NewAttachment],
+    per_minute_limit: int,
+    link: presenters.LinkBuilder,
+    now: float,
+) -> Op[MessageResult]:
+    """A customer's message. A repeated ``echo_id`` in the conversation returns the original
+    and creates nothing, so a client may retry a send it never saw acknowledged."""
+    conversation = yield from get_conversation(conversation_id)
+    if echo_id:
+        original = yield from _find_echo(conversation.id, echo_id)
+        if original is not None:
+            return MessageResult(message=original, conversation=conversation, created=False)
+    if per_minute_limit:
+        recent = yield from scalar(
+            "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND created_at > ?",
+            conversation.id, now - 60.0,
+        )  # fmt: skip
+        if int(recent or 0) >= per_minute_limit:
+            raise ValidationFailed("Too many messages", ["base"])
+    message = yield from insert_message(
+        conversation, content=content, message_type=p.MESSAGE_TYPE_INCOMING, now=now,
+        sender_type="Contact", sender_id=contact_id, echo_id=echo_id, attachments=attachments,
+    )  # fmt: skip
+    logged: list[LoggedEvent] = []
+    blocked = yield from scalar("SELECT blocked FROM contacts WHERE id = ?", contact_id)
+    reopen = conversation.status in ("resolved", "snoozed") and not blocked
+    row = yield from one(
+        "UPDATE conversations SET status = ?, last_activity_at = ?, "
+        "waiting_since = COALESCE(waiting_since, ?), updated_at = ? "
+        f"WHERE id = ? RETURNING {Conversation.COLUMNS}",
+        "open" if reopen else conversation.status, now, now, now, conversation.id,
+    )  # fmt: skip
+    assert row is not None
+    conversation = Conversation.from_row(row)
+    yield from rows("UPDATE contacts SET last_activity_at = ? WHERE id = ?", now, contact_id)
+    logged += yield from notify.emit_message("message.created", message, conversation, link, now)
+    if reopen:
+        logged += yield from notify.emit_conversation(
+            "conversation.status_changed", conversation, link, now
+        )
+    return MessageResult(message=message, conversation=conversation, created=True, events=logged)
+
+
+def _calendar_days(earlier: float, later: float) -> int:
+    return (
+        datetime.fromtimestamp(later, UTC).date() - datetime.fromtimestamp(earlier, UTC).date()
+    ).days
+
+
+def _csat_answer(submitted: Any) -> dict[str, Any] | None:
+    entries = submitted if isinstance(submitted, list) else [submitted]
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("csat_survey_response"), dict):
+            return entry["csat_survey_response"]  # type: ignore[no-any-return]
+    return None
+
+
+def upsert_csat_response(
+    message: Message, conversation: Conversation, answer: dict[str, Any], now: float
+) -> Op[CsatResponse]:
+    row = yield from one(
+        "INSERT INTO csat_survey_responses (account_id, conversation_id, message_id, rating, "
+        "feedback_message, contact_id, assigned_agent_id, created_at, updated_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (message_id) DO UPDATE SET "
+        "rating = excluded.rating, feedback_message = excluded.feedback_message, "
+        f"updated_at = excluded.updated_at RETURNING {CsatResponse.COLUMNS}",
+        conversation.account_id, conversation.id, message.id, int(answer["rating"]),
+        answer.get("feedback_message"), conversation.contact_id, conversation.assignee_id,
+        now, now,
+    )  # fmt: skip
+    assert row is not None
+    return CsatResponse.from_row(row)
+
+
+def update_submitted_values(
+    conversation_id: int,
+    message_id: int,
+    submitted_values: Any,
+    csat_lock_days: int,
+    link: presenters.LinkBuilder,
+    now: float,
+) -> Op[MessageResult]:
+    """Replace ``content_attributes.submitted_values`` (§3.13); for a CSAT message also record
+    the response at once. ``submitted_values`` is already validated plain data (or None)."""
+    conversation = yield from get_conversation(conversation_id)
+    message = yield from get_message(conversation.id, message_id)
+    if message is None:
+        raise NotFound("message")
+    if (
+        message.content_type == "input_csat"
+        and _calendar_days(message.created_at, now) > csat_lock_days
+    ):
+        raise Locked(CSAT_LOCK_ERROR.format(days=csat_lock_days))
+    if submitted_values is None:
+        return MessageResult(message=message, conversation=conversation, created=False)
+    before = dict(message.content_attributes)
+    after = {**before, "submitted_values": submitted_values}
+    row = yield from one(
+        "UPDATE messages SET content_attributes = ?, updated_at = ? WHERE id = ? "
+        f"RETURNING {Message.COLUMNS}",
+        dump_json(after), now, message.id,
+    )  # fmt: skip
+    assert row is not None
+    updated = Message.from_row(row)
+    yield from hydrate([updated])
+    answer = _csat_answer(submitted_values)
+    if (
+        updated.content_type == "input_csat"
+        and answer is not None
+        and answer.get("rating") is not None
+    ):
+        yield from upsert_csat_response(updated, conversation, answer, now)
+    changes: dict[str, list[object]] = {
+        "content_attributes": [before, after],
+        "updated_at": [presenters.iso(message.updated_at), presenters.iso(now)],
+    }
+    logged = yield from notify.emit_message(
+        "message.updated", updated, conversation, link, now, previous_changes=changes
+    )
+    return MessageResult(message=updated, conversation=conversation, created=False, events=logged)
