@@ -104,14 +104,14 @@ class MessageCreateRequest(Struct, kw_only=True):
     echo_id: str | None = None
 
 
-class CsatSurveyResponseInput(Struct, kw_only=True):
+class CsatSurveyResponseInput(Struct, kw_only=True, omit_defaults=True):
     """A CSAT answer: ``rating`` 1-5 and an optional comment."""
 
     rating: int | None = None
     feedback_message: str | None = None
 
 
-class SubmittedValue(Struct, kw_only=True):
+class SubmittedValue(Struct, kw_only=True, omit_defaults=True):
     """One entry of ``submitted_values``: a form answer, or a CSAT response."""
 
     name: str | None = None

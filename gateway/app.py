@@ -1,0 +1,127 @@
+"""The ASGI application: ``create_app(settings, store=...)`` builds it; ``lifespan`` only starts
+and stops resources."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from client_sdk import protocol as p
+
+from .attachments import FileStore
+from .errors import GatewayError
+from .http import (
+    BodyLimitMiddleware,
+    PublicCorsMiddleware,
+    RateLimitMiddleware,
+    error_response,
+    json_response,
+)
+from .ratelimit import MemoryRateLimiter, RateLimiter
+from .routes.public import public_routes
+from .services.context import Context, EventSink
+from .settings import Settings
+from .store import Store, StoreUnavailable, open_store
+
+log = logging.getLogger("inboxgate")
+
+
+class JsonSuffixMiddleware:
+    """Rails routes take an optional ``.json`` format suffix: ``/contacts/abc.json``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith("/public/") and path.endswith(".json"):
+            scope = {**scope, "path": path[: -len(".json")]}
+        await self.app(scope, receive, send)
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (404, 405):
+        # Rails answers an undeclared action on a known resource with 404, not 405.
+        return json_response(p.StatusError(status=404, error="Not Found"), 404)
+    return json_response(
+        p.StatusError(status=exc.status_code, error=str(exc.detail)), exc.status_code
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(exc)
+
+
+async def health(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    rate_limiter: RateLimiter | None = None,
+    clock: Callable[[], float] = time.time,
+    on_events: EventSink | None = None,
+) -> Starlette:
+    settings = settings or Settings.from_env()
+    store = store or open_store(settings)
+    files = FileStore(
+        settings.data_dir / "attachments", settings.secret_key, settings.attachment_url_ttl,
+        settings.max_attachment_bytes,
+    )  # fmt: skip
+    ctx = Context(store=store, settings=settings, files=files, clock=clock, on_events=on_events)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.start()
+        try:
+            yield
+        finally:
+            await store.close()
+
+    routes = [Route("/health", health, methods=["GET"]), *public_routes(ctx)]
+    middleware = [
+        Middleware(JsonSuffixMiddleware),
+        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        Middleware(
+            RateLimitMiddleware,
+            limiter=rate_limiter or MemoryRateLimiter(),
+            limit=settings.rate_limit_per_ip,
+            window=settings.rate_limit_window,
+            safelist=settings.rate_limit_safelist,
+            clock=clock,
+        ),
+        Middleware(
+            PublicCorsMiddleware, origins=settings.cors_origins, inbox_origins=ctx.inbox_origins
+        ),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            GatewayError: _gateway_error,
+            StoreUnavailable: _gateway_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.ctx = ctx
+    return app

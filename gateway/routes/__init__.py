@@ -1,0 +1,1 @@
+"""Routes: decode at the edge, call a service, encode at the edge."""

@@ -1,0 +1,85 @@
+"""Contacts on the public API (§3.2-3.4, §4): sessions, HMAC identity, identify and merge."""
+
+from __future__ import annotations
+
+from client_sdk import protocol as p
+
+from .. import identity, presenters, validation
+from ..errors import NotFound
+from ..store.ops import contacts as ops
+from ..store.records import Contact, ContactInbox, Inbox
+from .context import Context
+
+
+def _fields(
+    req: p.ContactCreateRequest | p.ContactUpdateRequest, with_identifier: bool
+) -> ops.ContactFields:
+    validation.length("name", req.name, validation.MAX_NAME)
+    validation.email(req.email)
+    validation.phone_number(req.phone_number)
+    validation.custom_attributes(req.custom_attributes)
+    if with_identifier:
+        validation.length("identifier", req.identifier, validation.MAX_NAME)
+    return ops.ContactFields(
+        name=(req.name or "").strip() or None,
+        email=(req.email or "").strip() or None,
+        phone_number=(req.phone_number or "").strip() or None,
+        identifier=(req.identifier or "").strip() or None if with_identifier else None,
+        custom_attributes=req.custom_attributes,
+    )
+
+
+class ContactService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def session(
+        self, inbox_identifier: str, source_id: str
+    ) -> tuple[Inbox, ContactInbox, Contact]:
+        """Resolve the lookup chain inbox → contact session (404 at the first miss)."""
+        inbox = await self.ctx.inbox(inbox_identifier)
+        found = await self.ctx.store.read(ops.get_session, inbox.id, source_id)
+        if found is None:
+            raise NotFound("contact")
+        return inbox, found[0], found[1]
+
+    async def create(self, inbox_identifier: str, req: p.ContactCreateRequest) -> p.PublicContact:
+        inbox = await self.ctx.inbox(inbox_identifier)
+        verified = identity.verify(
+            inbox.hmac_token, req.identifier, req.identifier_hash, mandatory=inbox.hmac_mandatory
+        )
+        validation.length("source_id", req.source_id, validation.MAX_SOURCE_ID)
+        fields = _fields(req, with_identifier=True)
+        session, contact, _created = await self.ctx.store.write(
+            ops.create_session, inbox.id, inbox.account_id, (req.source_id or "").strip() or None,
+            fields, verified, self.ctx.now(),
+        )  # fmt: skip
+        return presenters.public_contact(session, contact)
+
+    async def show(
+        self,
+        inbox_identifier: str,
+        source_id: str,
+        identifier: str | None,
+        identifier_hash: str | None,
+    ) -> p.PublicContact:
+        inbox, session, contact = await self.session(inbox_identifier, source_id)
+        verified = identity.verify(
+            inbox.hmac_token, identifier, identifier_hash, mandatory=inbox.hmac_mandatory
+        )
+        if verified and not session.hmac_verified:
+            session = await self.ctx.store.write(ops.mark_verified, session.id, self.ctx.now())
+        return presenters.public_contact(session, contact)
+
+    async def update(
+        self, inbox_identifier: str, source_id: str, req: p.ContactUpdateRequest
+    ) -> p.Contact:
+        inbox, session, _contact = await self.session(inbox_identifier, source_id)
+        verified = identity.verify(
+            inbox.hmac_token, req.identifier, req.identifier_hash, mandatory=inbox.hmac_mandatory
+        )
+        fields = _fields(req, with_identifier=False)
+        contact = await self.ctx.store.write(
+            ops.update_contact, session.id, fields, verified, self.ctx.now()
+        )
+        return presenters.contact_record(contact)

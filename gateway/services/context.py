@@ -1,0 +1,59 @@
+"""What every service shares: the store, settings, files, the clock, and the inbox cache."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..attachments import FileStore
+from ..errors import NotFound
+from ..settings import Settings
+from ..store import Store
+from ..store.ops import provisioning
+from ..store.records import Inbox, LoggedEvent
+
+# Called with the events a committed change appended; the realtime layer publishes them.
+EventSink = Callable[[list[LoggedEvent]], None]
+
+INBOX_CACHE_SECONDS = 2.0
+
+
+@dataclass
+class Context:
+    store: Store
+    settings: Settings
+    files: FileStore
+    clock: Callable[[], float] = time.time
+    on_events: EventSink | None = None
+    _inboxes: dict[str, tuple[float, Inbox | None]] = field(default_factory=dict)
+
+    def now(self) -> float:
+        return self.clock()
+
+    def emitted(self, events: list[LoggedEvent]) -> None:
+        if events and self.on_events is not None:
+            self.on_events(events)
+
+    async def inbox(self, identifier: str) -> Inbox:
+        """The API inbox with this identifier (404 otherwise). Every public request starts
+        here, so lookups are cached for a moment; settings changes show within 2 s."""
+        found = await self.find_inbox(identifier)
+        if found is None:
+            raise NotFound("inbox")
+        return found
+
+    async def find_inbox(self, identifier: str) -> Inbox | None:
+        now = time.monotonic()
+        cached = self._inboxes.get(identifier)
+        if cached is not None and now - cached[0] < INBOX_CACHE_SECONDS:
+            return cached[1]
+        inbox = await self.store.read(provisioning.get_inbox_by_identifier, identifier)
+        if len(self._inboxes) > 10_000:
+            self._inboxes.clear()
+        self._inboxes[identifier] = (now, inbox)
+        return inbox
+
+    async def inbox_origins(self, identifier: str) -> list[str] | None:
+        inbox = await self.find_inbox(identifier)
+        return inbox.allowed_origins if inbox else None

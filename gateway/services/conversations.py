@@ -1,0 +1,214 @@
+"""Conversations and messages on the public API (§3.5-3.13)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.datastructures import UploadFile
+
+from client_sdk import protocol as p
+
+from .. import validation
+from ..errors import ValidationFailed
+from ..store.ops import conversations as conv_ops
+from ..store.ops import message_views
+from ..store.ops import messages as msg_ops
+from ..store.records import Contact, ContactInbox, Conversation, Inbox
+from .contacts import ContactService
+from .context import Context
+
+MESSAGES_PAGE = 20
+
+
+def submitted_values(req: p.MessageUpdateRequest) -> Any:
+    """Validate and normalise ``submitted_values``; a CSAT rating is checked at once (1-5)."""
+    if req.submitted_values is None:
+        return None
+    entries = (
+        req.submitted_values if isinstance(req.submitted_values, list) else [req.submitted_values]
+    )
+    for entry in entries:
+        answer = entry.csat_survey_response
+        if answer is not None:
+            answer.rating = validation.csat_rating(answer.rating)
+            validation.length(
+                "feedback_message", answer.feedback_message, validation.MAX_CSAT_FEEDBACK
+            )
+    return msgspec.to_builtins(req.submitted_values)
+
+
+class ConversationService:
+    def __init__(self, ctx: Context, contacts: ContactService) -> None:
+        self.ctx = ctx
+        self.contacts = contacts
+
+    def _link(self, base_url: str) -> Any:
+        return self.ctx.files.link_builder(self.ctx.settings.public_url or base_url)
+
+    async def _member(
+        self, inbox_identifier: str, source_id: str, display_id: int
+    ) -> tuple[Inbox, ContactInbox, Contact, Conversation]:
+        inbox, session, contact = await self.contacts.session(inbox_identifier, source_id)
+        conversation = await self.ctx.store.read(
+            conv_ops.conversation_for_session, session, display_id
+        )
+        return inbox, session, contact, conversation
+
+    async def _of_contact(
+        self, inbox_identifier: str, source_id: str, display_id: int
+    ) -> tuple[ContactInbox, Contact, Conversation]:
+        _inbox, session, contact = await self.contacts.session(inbox_identifier, source_id)
+        conversation = await self.ctx.store.read(
+            conv_ops.conversation_of_contact, contact.id, display_id
+        )
+        return session, contact, conversation
+
+    # -- conversations -------------------------------------------------------------------
+
+    async def list_conversations(
+        self, inbox_identifier: str, source_id: str, base_url: str
+    ) -> list[p.PublicConversation]:
+        _inbox, session, _contact = await self.contacts.session(inbox_identifier, source_id)
+        return await self.ctx.store.read(conv_ops.list_for_session, session, self._link(base_url))
+
+    async def create(
+        self, inbox_identifier: str, source_id: str, req: p.ConversationCreateRequest, base_url: str
+    ) -> p.PublicConversation:
+        inbox, session, _contact = await self.contacts.session(inbox_identifier, source_id)
+        validation.custom_attributes(req.custom_attributes)
+        result = await self.ctx.store.write(
+            conv_ops.create, inbox, session, req.custom_attributes or {}, self._link(base_url),
+            self.ctx.now(),
+        )  # fmt: skip
+        self.ctx.emitted(result.events)
+        return result.view
+
+    async def show(
+        self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
+    ) -> p.PublicConversation:
+        _inbox, session, _contact = await self.contacts.session(inbox_identifier, source_id)
+        return await self.ctx.store.read(
+            conv_ops.view_for_session, session, display_id, self._link(base_url)
+        )
+
+    async def resolve(
+        self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
+    ) -> p.PublicConversation:
+        *_, conversation = await self._member(inbox_identifier, source_id, display_id)
+        result = await self.ctx.store.write(
+            conv_ops.resolve, conversation.id, self._link(base_url), self.ctx.now()
+        )
+        self.ctx.emitted(result.events)
+        return result.view
+
+    async def toggle_typing(
+        self, inbox_identifier: str, source_id: str, display_id: int, status: str | None
+    ) -> bool:
+        """Typing is ephemeral (never logged); returns whether the status was a valid one.
+        The realtime layer relays it to the agents."""
+        await self._member(inbox_identifier, source_id, display_id)
+        return status in ("on", "off")
+
+    async def update_last_seen(
+        self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
+    ) -> None:
+        *_, conversation = await self._member(inbox_identifier, source_id, display_id)
+        events = await self.ctx.store.write(
+            conv_ops.update_last_seen, conversation.id, self._link(base_url), self.ctx.now()
+        )
+        self.ctx.emitted(events)
+
+    # -- messages ------------------------------------------------------------------------
+
+    async def messages(
+        self,
+        inbox_identifier: str,
+        source_id: str,
+        display_id: int,
+        before: int | None,
+        after: int | None,
+        base_url: str,
+    ) -> list[p.PublicMessage]:
+        _session, _contact, conversation = await self._of_contact(
+            inbox_identifier, source_id, display_id
+        )
+
+        def page() -> Any:
+            found = yield from message_views.visible_messages(
+                conversation.id, before=before, after=after, limit=MESSAGES_PAGE
+            )
+            return (yield from message_views.render_public(found, display_id, self._link(base_url)))
+
+        result: list[p.PublicMessage] = await self.ctx.store.read(page)
+        return result
+
+    async def send(
+        self,
+        inbox_identifier: str,
+        source_id: str,
+        display_id: int,
+        req: p.MessageCreateRequest,
+        uploads: list[UploadFile],
+        base_url: str,
+    ) -> p.PublicMessage:
+        _session, contact, conversation = await self._of_contact(
+            inbox_identifier, source_id, display_id
+        )
+        validation.content(req.content)
+        validation.length("echo_id", req.echo_id, validation.MAX_ECHO_ID)
+        limit = self.ctx.settings.max_attachments
+        if len(uploads) > limit:
+            raise ValidationFailed(f"Too many attachments (maximum is {limit})", ["attachments"])
+        saved: list[msg_ops.NewAttachment] = []
+        try:
+            for upload in uploads:
+                saved.append(
+                    await self.ctx.files.save(
+                        upload.file, upload.filename or "file", upload.content_type or ""
+                    )
+                )
+            link = self._link(base_url)
+            result = await self.ctx.store.write(
+                msg_ops.create_incoming, conversation.id, contact.id, req.content,
+                (req.echo_id or None), saved, self.ctx.settings.messages_per_minute, link,
+                self.ctx.now(),
+            )  # fmt: skip
+        except BaseException:
+            await self.ctx.files.discard(saved)
+            raise
+        if not result.created:
+            await self.ctx.files.discard(
+                saved
+            )  # a retried send: the original already has its files
+        self.ctx.emitted(result.events)
+        return await self._render(result.message, display_id, link)
+
+    async def _render(self, message: Any, display_id: int, link: Any) -> p.PublicMessage:
+        def view() -> Any:
+            rendered = yield from message_views.render_public([message], display_id, link)
+            return rendered[0]
+
+        result: p.PublicMessage = await self.ctx.store.read(view)
+        return result
+
+    async def update_message(
+        self,
+        inbox_identifier: str,
+        source_id: str,
+        display_id: int,
+        message_id: int,
+        req: p.MessageUpdateRequest,
+        base_url: str,
+    ) -> p.PublicMessage:
+        _session, _contact, conversation = await self._of_contact(
+            inbox_identifier, source_id, display_id
+        )
+        values = submitted_values(req)
+        link = self._link(base_url)
+        result = await self.ctx.store.write(
+            msg_ops.update_submitted_values, conversation.id, message_id, values,
+            self.ctx.settings.csat_lock_days, link, self.ctx.now(),
+        )  # fmt: skip
+        self.ctx.emitted(result.events)
+        return await self._render(result.message, display_id, link)

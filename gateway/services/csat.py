@@ -1,0 +1,29 @@
+"""The CSAT survey API by conversation uuid (§3.14)."""
+
+from __future__ import annotations
+
+from client_sdk import protocol as p
+
+from ..store.ops import csat as ops
+from .context import Context
+from .conversations import submitted_values
+
+
+class CsatService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def show(self, uuid: str) -> p.CsatSurvey:
+        return await self.ctx.store.read(ops.show, uuid)
+
+    async def submit(
+        self, uuid: str, req: p.CsatSurveyUpdateRequest, base_url: str
+    ) -> p.CsatSurvey:
+        message = req.message or p.CsatSurveyMessageInput()
+        values = submitted_values(p.MessageUpdateRequest(submitted_values=message.submitted_values))
+        link = self.ctx.files.link_builder(self.ctx.settings.public_url or base_url)
+        survey, result = await self.ctx.store.write(
+            ops.submit, uuid, values, self.ctx.settings.csat_lock_days, link, self.ctx.now()
+        )
+        self.ctx.emitted(result.events)
+        return survey

@@ -1,0 +1,72 @@
+"""Field rules of Chatwoot's models (reference §1, §3), checked before anything is written."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .errors import ValidationFailed
+
+MAX_CONTENT = 150_000
+MAX_CUSTOM_STRING = 1500
+MAX_CUSTOM_INTEGER = 9_999_999_999
+MAX_NAME = 255
+MAX_ECHO_ID = 255
+MAX_SOURCE_ID = 255
+MAX_CSAT_FEEDBACK = 10_000
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+[1-9]\d{1,14}$")
+
+
+def content(value: str | None) -> None:
+    if value is not None and len(value) > MAX_CONTENT:
+        raise ValidationFailed(
+            f"Content is too long (maximum is {MAX_CONTENT} characters)", ["content"]
+        )
+
+
+def custom_attributes(value: dict[str, Any] | None) -> None:
+    for key, item in (value or {}).items():
+        if isinstance(item, str) and len(item) > MAX_CUSTOM_STRING:
+            raise ValidationFailed(
+                f"Custom attributes {key} length should be < {MAX_CUSTOM_STRING}",
+                ["custom_attributes"],
+            )
+        if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_CUSTOM_INTEGER:
+            raise ValidationFailed(
+                f"Custom attributes {key} value should be < {MAX_CUSTOM_INTEGER}",
+                ["custom_attributes"],
+            )
+
+
+def email(value: str | None) -> None:
+    if value and not _EMAIL.match(value.strip()):
+        raise ValidationFailed("Email Invalid email", ["email"])
+
+
+def phone_number(value: str | None) -> None:
+    if value and not _PHONE.match(value):
+        raise ValidationFailed("Phone number should be in e164 format", ["phone_number"])
+
+
+def length(attribute: str, value: str | None, maximum: int) -> None:
+    if value is not None and len(value) > maximum:
+        label = attribute.replace("_", " ").capitalize()
+        raise ValidationFailed(
+            f"{label} is too long (maximum is {maximum} characters)", [attribute]
+        )
+
+
+def csat_rating(value: object) -> int:
+    """A rating must be an integer 1-5 ("4" is accepted, as Chatwoot's integer cast)."""
+    rating: int | None = None
+    if isinstance(value, bool):
+        rating = None
+    elif isinstance(value, int):
+        rating = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        rating = int(value.strip())
+    if rating is None or not 1 <= rating <= 5:
+        raise ValidationFailed("Rating must be an integer from 1 to 5", ["rating"])
+    return rating
