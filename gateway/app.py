@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -32,6 +33,7 @@ from .routes.public import public_routes
 from .services.context import Context, EventSink
 from .settings import Settings
 from .store import Store, StoreUnavailable, open_store
+from .store.ops import events
 
 log = logging.getLogger("inboxgate")
 
@@ -68,6 +70,22 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+PRUNE_EVERY_SECONDS = 3600.0
+
+
+async def prune_events(store: Store, retention_days: int, clock: Callable[[], float]) -> None:
+    """Drop event-log entries past the retention setting, hourly. History older than that is
+    gone; a client that was away longer catches up through the messages list."""
+    while True:
+        try:
+            dropped = await store.write(events.prune, clock() - retention_days * 86400.0)
+            if dropped:
+                log.info("pruned %d event log entries older than %d days", dropped, retention_days)
+        except StoreUnavailable:
+            log.warning("event log pruning skipped: store unavailable")
+        await anyio.sleep(PRUNE_EVERY_SECONDS)
+
+
 async def health(request: Request) -> Response:
     return json_response({"status": "ok"})
 
@@ -92,7 +110,11 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
         try:
-            yield
+            async with anyio.create_task_group() as tasks:
+                if settings.event_retention_days:
+                    tasks.start_soon(prune_events, store, settings.event_retention_days, clock)
+                yield
+                tasks.cancel_scope.cancel()
         finally:
             await store.close()
 

@@ -33,12 +33,11 @@ from .store.ops.provisioning import (
     find_user_by_token,
     get_account,
     get_inbox,
-    hash_token,
     list_inboxes,
+    rotate_user_token,
     user_role,
 )
 from .store.records import Account, Inbox, User
-from .store.sql import Op, execute
 
 T = TypeVar("T")
 
@@ -188,23 +187,6 @@ def _save_demo(path: Path, info: DemoInfo) -> None:
     tmp.replace(path)
 
 
-def _rotate_access(
-    account_id: int, user_id: int, role: str, access_token: str, now: float
-) -> Op[None]:
-    """Give an existing user a new access token (the old one is unrecoverable: only its hash is
-    stored) and make sure they belong to the account."""
-    yield from execute(
-        "UPDATE users SET access_token_hash = ?, updated_at = ? WHERE id = ?",
-        hash_token(access_token), now, user_id,
-    )  # fmt: skip
-    current = yield from user_role(account_id, user_id)
-    if current is None:
-        yield from execute(
-            "INSERT INTO account_users (account_id, user_id, role, created_at) VALUES (?,?,?,?)",
-            account_id, user_id, role, now,
-        )  # fmt: skip
-
-
 async def _still_valid(store: Store, saved: DemoInfo, account: Account) -> bool:
     if saved.account_id != account.id:
         return False
@@ -245,7 +227,7 @@ async def provision_demo_in(store: Store, data_dir: Path) -> DemoInfo:
             create_user, account.id, "Demo Agent", DEMO_EMAIL, "administrator", token, now
         )
     else:
-        await store.write(_rotate_access, account.id, user.id, "administrator", token, now)
+        await store.write(rotate_user_token, account.id, user.id, "administrator", token, now)
     info = DemoInfo(
         account_id=account.id,
         inbox_id=inbox.id,

@@ -26,6 +26,18 @@ class ContactFields(Struct, kw_only=True):
     custom_attributes: dict[str, Any] | None = None
 
 
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Rails' ``Hash#deep_merge``: nested objects merge key by key, ``override`` wins."""
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, dict) and isinstance(value, dict):
+            merged[key] = _deep_merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def _contact_type(email: str | None, phone: str | None, current: str = "visitor") -> str:
     if current == "customer":
         return current
@@ -161,8 +173,8 @@ def _merge(base: Contact, mergee: Contact, now: float) -> Op[Contact]:
         "UPDATE csat_survey_responses SET contact_id = ? WHERE contact_id = ?", base.id, mergee.id
     )
     yield from rows("DELETE FROM contacts WHERE id = ?", mergee.id)
-    custom = {**mergee.custom_attributes, **base.custom_attributes}
-    additional = {**mergee.additional_attributes, **base.additional_attributes}
+    custom = _deep_merge(mergee.custom_attributes, base.custom_attributes)
+    additional = _deep_merge(mergee.additional_attributes, base.additional_attributes)
     row = yield from one(
         "UPDATE contacts SET name = ?, email = ?, phone_number = ?, identifier = ?, "
         "custom_attributes = ?, additional_attributes = ?, updated_at = ? "
@@ -204,7 +216,7 @@ def update_contact(
                 phone = None  # the phone belongs to someone else with another email: keep it there
             else:
                 contact = yield from _merge(owner, contact, now)
-    custom = {**contact.custom_attributes, **(fields.custom_attributes or {})}
+    custom = _deep_merge(contact.custom_attributes, fields.custom_attributes or {})
     new_email = email or contact.email
     new_phone = phone or contact.phone_number
     row = yield from one(

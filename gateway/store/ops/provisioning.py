@@ -140,3 +140,20 @@ def user_role(account_id: int, user_id: int) -> Op[str | None]:
         "SELECT role FROM account_users WHERE account_id = ? AND user_id = ?", account_id, user_id
     )
     return str(row[0]) if row else None
+
+
+def rotate_user_token(
+    account_id: int, user_id: int, role: str, access_token: str, now: float
+) -> Op[None]:
+    """Give a user a new access token (the old one cannot be shown again: only its hash is
+    stored) and make sure they belong to the account with ``role``."""
+    yield from rows(
+        "UPDATE users SET access_token_hash = ?, updated_at = ? WHERE id = ?",
+        hash_token(access_token), now, user_id,
+    )  # fmt: skip
+    current = yield from user_role(account_id, user_id)
+    if current is None:
+        yield from rows(
+            "INSERT INTO account_users (account_id, user_id, role, created_at) VALUES (?,?,?,?)",
+            account_id, user_id, role, now,
+        )  # fmt: skip

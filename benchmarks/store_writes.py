@@ -1,0 +1,163 @@
+"""Store write path: group commit vs one commit per write, in one run.
+
+Runs the real ``create_incoming`` message operation (insert, event log append, conversation
+update) through three drivers on the same machine, same file system, same run:
+
+* ``inline``   - sqlite3 on the event loop, one commit per write (what a naive handler does);
+* ``per-op``   - one writer thread, one commit per write (what aiosqlite-style wrappers do);
+* ``group``    - inboxgate's SQLiteStore: one writer thread, group commit with savepoints.
+
+For each: writes/s, ack latency p50/p99, and the worst event-loop stall seen by a 1 ms ticker
+(the loop must never wait on disk). Figures are reported as ratios to ``per-op``.
+
+    python -m benchmarks.store_writes [--writes 4000] [--concurrency 1,16,64] [--sync full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gateway.store import SQLiteStore
+from gateway.store.base import Store
+from gateway.store.ops import contacts, conversations, provisioning
+from gateway.store.ops import messages as msg_ops
+from gateway.store.sql import Op
+from gateway.store.sqlite import _run_op
+
+
+class PerOpStore(SQLiteStore):
+    """Baseline: every write is its own transaction and commit (optionally on the loop)."""
+
+    def __init__(self, path: str, synchronous: str, inline: bool) -> None:
+        super().__init__(path, synchronous=synchronous)
+        self.inline = inline
+        self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await super().start()
+        self._conn = self._connect(readonly=False)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        await super().close()
+
+    def _one(self, op: Callable[..., Op[Any]], args: tuple[Any, ...]) -> Any:
+        assert self._conn is not None
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            value = _run_op(self._conn, op(*args))
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+        return value
+
+    async def write(self, op: Callable[..., Op[Any]], *args: Any, **kwargs: Any) -> Any:
+        if self.inline:
+            return self._one(op, args)
+        async with self._lock:  # one connection, one writer
+            return await asyncio.to_thread(self._one, op, args)
+
+
+def link(_: object) -> str:
+    return ""
+
+
+async def run_driver(name: str, store: Store, writes: int, concurrency: int) -> dict[str, float]:
+    await store.start()
+    now = time.time()
+    account = await store.write(provisioning.create_account, "bench", now)
+    inbox = await store.write(
+        provisioning.create_inbox, provisioning.NewInbox(account_id=account.id, name="b"), now
+    )
+    fields = contacts.ContactFields(name="bench")
+    session, contact, _ = await store.write(
+        contacts.create_session, inbox.id, account.id, None, fields, False, now
+    )
+    conv = await store.write(conversations.create, inbox, session, {}, link, now)
+
+    stall = 0.0
+    stop = False
+
+    async def ticker() -> None:
+        nonlocal stall
+        last = time.perf_counter()
+        while not stop:
+            await asyncio.sleep(0.001)
+            t = time.perf_counter()
+            stall = max(stall, t - last - 0.001)
+            last = t
+
+    latencies: list[float] = []
+    queue = iter(range(writes))
+
+    async def worker() -> None:
+        for i in queue:
+            t0 = time.perf_counter()
+            await store.write(
+                msg_ops.create_incoming, conv.conversation.id, contact.id, f"message {i}",
+                f"echo-{i}", [], 0, link, time.time(),
+            )  # fmt: skip
+            latencies.append(time.perf_counter() - t0)
+
+    tick = asyncio.create_task(ticker())
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    stop = True
+    await tick
+    await store.close()
+    latencies.sort()
+    return {
+        "writes_per_s": writes / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "max_loop_stall_ms": stall * 1000,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--writes", type=int, default=4000)
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--sync", default="full", choices=["full", "normal"])
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    print(f"store write benchmark: {args.writes} message writes per run, synchronous={args.sync}")
+    print(
+        f"{'driver':8} {'conc':>4} {'writes/s':>10} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'max loop stall ms':>18}"
+    )
+    for conc in levels:
+        results: dict[str, dict[str, float]] = {}
+        for name in ("per-op", "inline", "group"):
+            with tempfile.TemporaryDirectory() as tmp:
+                path = str(Path(tmp) / "bench.db")
+                store: Store
+                if name == "group":
+                    store = SQLiteStore(path, synchronous=args.sync)
+                else:
+                    store = PerOpStore(path, args.sync, inline=(name == "inline"))
+                results[name] = await run_driver(name, store, args.writes, conc)
+        base = results["per-op"]["writes_per_s"]
+        for name, r in results.items():
+            print(
+                f"{name:8} {conc:>4} {r['writes_per_s']:>10.0f} {r['writes_per_s'] / base:>6.2f} "
+                f"{r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['max_loop_stall_ms']:>18.2f}"
+            )
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
