@@ -21,7 +21,8 @@ class Settings:
     data_dir: Path = Path("./data")
     # Public base URL used in attachment links; empty means "from the request's Host".
     public_url: str = ""
-    # Signs attachment URLs; a random key per process unless set (links then die on restart).
+    # Signs attachment URLs. Unset: generated once and kept in DATA_DIR/secret_key, so links
+    # survive restarts and every worker process signs alike.
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     # "full" survives power loss; "normal" survives a process crash (WAL) and is faster.
     sqlite_synchronous: str = "full"
@@ -84,11 +85,12 @@ class Settings:
             raise SettingsError(
                 f"INBOXGATE_DATABASE_URL must be sqlite:///PATH or postgresql://..., got {url!r}"
             )
+        data_dir = Path(get("DATA_DIR") or base.data_dir)
         return cls(
             database_url=url,
-            data_dir=Path(get("DATA_DIR") or base.data_dir),
+            data_dir=data_dir,
             public_url=(get("PUBLIC_URL") or "").rstrip("/"),
-            secret_key=get("SECRET_KEY") or base.secret_key,
+            secret_key=get("SECRET_KEY") or stored_secret_key(data_dir),
             sqlite_synchronous=sync,
             max_body_bytes=integer("MAX_BODY_BYTES", base.max_body_bytes),
             max_json_bytes=integer("MAX_JSON_BYTES", base.max_json_bytes),
@@ -103,3 +105,24 @@ class Settings:
             csat_lock_days=integer("CSAT_LOCK_DAYS", base.csat_lock_days),
             event_retention_days=integer("EVENT_RETENTION_DAYS", base.event_retention_days),
         )
+
+
+def stored_secret_key(data_dir: Path) -> str:
+    """The key kept in ``data_dir/secret_key``, created (mode 0600) on first use. Written to a
+    temporary file and hard-linked into place, so concurrent workers all end up reading one
+    complete key."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(32))
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another worker won the race: use its key
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()

@@ -26,7 +26,7 @@ class Context:
     files: FileStore
     clock: Callable[[], float] = time.time
     on_events: EventSink | None = None
-    _inboxes: dict[str, tuple[float, Inbox | None]] = field(default_factory=dict)
+    _inboxes: dict[str, tuple[float, Inbox]] = field(default_factory=dict)
 
     def now(self) -> float:
         return self.clock()
@@ -49,9 +49,10 @@ class Context:
         if cached is not None and now - cached[0] < INBOX_CACHE_SECONDS:
             return cached[1]
         inbox = await self.store.read(provisioning.get_inbox_by_identifier, identifier)
-        if len(self._inboxes) > 10_000:
-            self._inboxes.clear()
-        self._inboxes[identifier] = (now, inbox)
+        if inbox is not None:  # misses are not cached: a scan of random ids must not fill it
+            if len(self._inboxes) > 10_000:
+                self._inboxes.clear()
+            self._inboxes[identifier] = (now, inbox)
         return inbox
 
     async def inbox_origins(self, identifier: str) -> list[str] | None:
