@@ -242,6 +242,6 @@ def conversation_event_data(
         last_activity_at=epoch(conversation.last_activity_at),
         timestamp=epoch(conversation.last_activity_at),
         created_at=epoch(conversation.created_at),
-        updated_at=conversation.updated_at,
+        updated_at=float(conversation.updated_at),
         account_id=conversation.account_id,
     )

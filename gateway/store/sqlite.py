@@ -189,6 +189,8 @@ class SQLiteStore(Store):
             raise StoreUnavailable("the store is closed")
         loop = asyncio.get_running_loop()
         async with self._pending:
+            if self._closed:  # closed while this write waited for a slot: the writer is gone
+                raise StoreUnavailable("the store is closed")
             future: asyncio.Future[T] = loop.create_future()
             self._jobs.put(_WriteJob(op, args, kwargs, loop, future))
             # The writer resolves the future only after COMMIT: awaiting it is the durability ack.

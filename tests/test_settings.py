@@ -1,0 +1,72 @@
+"""Settings come from INBOXGATE_* variables, in one place, with clear errors."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import Settings, SettingsError, stored_secret_key
+
+
+def test_defaults_are_chatwoot_limits(tmp_path: Path) -> None:
+    s = Settings.from_env({"INBOXGATE_DATA_DIR": str(tmp_path)})
+    assert s.database_url == "sqlite:///./inboxgate.db"
+    assert s.rate_limit_per_ip == 3000
+    assert s.messages_per_minute == 200
+    assert s.max_attachments == 15
+    assert s.max_attachment_bytes == 40 * 1024 * 1024
+    assert s.cors_origins == ("*",)
+    assert s.sqlite_synchronous == "full"
+
+
+def test_values_are_read_and_parsed(tmp_path: Path) -> None:
+    s = Settings.from_env(
+        {
+            "INBOXGATE_DATA_DIR": str(tmp_path),
+            "INBOXGATE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+            "INBOXGATE_RATE_LIMIT_PER_IP": "10",
+            "INBOXGATE_CORS_ORIGINS": "https://a.example, https://b.example",
+            "INBOXGATE_SQLITE_SYNCHRONOUS": "NORMAL",
+            "INBOXGATE_PUBLIC_URL": "https://chat.example/",
+        }
+    )
+    assert s.sqlite_path == f"{tmp_path}/x.db"
+    assert s.rate_limit_per_ip == 10
+    assert s.cors_origins == ("https://a.example", "https://b.example")
+    assert s.sqlite_synchronous == "normal"
+    assert s.public_url == "https://chat.example"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "needle"),
+    [
+        ("INBOXGATE_RATE_LIMIT_PER_IP", "lots", "must be an integer"),
+        ("INBOXGATE_MAX_ATTACHMENTS", "-1", "must be >= 0"),
+        ("INBOXGATE_SQLITE_SYNCHRONOUS", "off", "full or normal"),
+        ("INBOXGATE_DATABASE_URL", "mysql://x", "sqlite:///PATH"),
+    ],
+)
+def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str, needle: str) -> None:
+    with pytest.raises(SettingsError, match=needle):
+        Settings.from_env({"INBOXGATE_DATA_DIR": str(tmp_path), name: value})
+
+
+def test_secret_key_is_generated_once_and_shared(tmp_path: Path) -> None:
+    keys: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: keys.append(stored_secret_key(tmp_path)))
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(keys)) == 1 and len(keys[0]) >= 40
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no temp files left
+    explicit = Settings.from_env(
+        {"INBOXGATE_DATA_DIR": str(tmp_path), "INBOXGATE_SECRET_KEY": "k" * 32}
+    )
+    assert explicit.secret_key == "k" * 32

@@ -1,0 +1,106 @@
+"""SQLiteStore: the Store contract, plus what only the embedded engine promises (WAL, the
+synchronous setting, read-only readers, group commit)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gateway.store import SQLiteStore
+from gateway.store.sql import Op, execute, scalar
+from tests.store_contract import (
+    T0,
+    StoreContract,
+    StoreFactory,
+    make_world,
+    new_conversation,
+    send,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+class TestSQLiteStore(StoreContract):
+    @pytest.fixture
+    def make_store(self, tmp_path: Path) -> StoreFactory:
+        return lambda: SQLiteStore(tmp_path / "db" / "inboxgate.db")
+
+
+def pragma(name: str) -> Op[object]:
+    return (yield from scalar(f"PRAGMA {name}"))
+
+
+async def test_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    async with SQLiteStore(path) as store:
+        assert await store.write(pragma, "journal_mode") == "wal"
+        await make_world(store)
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(("setting", "level"), [("off", 0), ("normal", 1), ("full", 2)])
+async def test_synchronous_setting_is_honoured(tmp_path: Path, setting: str, level: int) -> None:
+    async with SQLiteStore(tmp_path / "s.db", synchronous=setting) as store:
+        assert await store.write(pragma, "synchronous") == level
+
+
+async def test_default_synchronous_is_full(sqlite_store: SQLiteStore) -> None:
+    assert await sqlite_store.write(pragma, "synchronous") == 2
+
+
+async def test_readers_are_read_only(sqlite_store: SQLiteStore) -> None:
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        await sqlite_store.read(
+            execute, "INSERT INTO accounts (name, created_at, updated_at) VALUES ('x', 0, 0)"
+        )
+    assert await sqlite_store.read(pragma, "query_only") == 1
+
+
+async def test_migrate_before_start_then_nothing(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "m.db")
+    assert await store.migrate() == [1]
+    assert await store.migrate() == []
+    await store.start()
+    try:
+        assert await store.migrate() == []
+    finally:
+        await store.close()
+
+
+async def test_memory_database_is_refused() -> None:
+    with pytest.raises(ValueError, match="file"):
+        await SQLiteStore(":memory:").start()
+
+
+async def test_start_twice_and_restart(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "r.db")
+    await store.start()
+    await store.start()
+    w = await make_world(store)
+    await store.close()
+    await store.start()  # the same instance can start again
+    try:
+        assert await store.read(pragma, "query_only") == 1
+        conv = (await new_conversation(store, w.inbox, w.session)).conversation
+        assert conv.display_id == 1
+    finally:
+        await store.close()
+
+
+async def test_group_commit_batches_concurrent_writes(sqlite_store: SQLiteStore) -> None:
+    w = await make_world(sqlite_store)
+    conv = (await new_conversation(sqlite_store, w.inbox, w.session)).conversation
+    batches, ops = sqlite_store.batches, sqlite_store.batched_ops
+    results = await asyncio.gather(
+        *[send(sqlite_store, conv, w.contact.id, f"m{i}", now=T0) for i in range(200)]
+    )
+    assert len({r.message.id for r in results}) == 200
+    assert sqlite_store.batched_ops - ops == 200
+    assert sqlite_store.batches - batches < 200
