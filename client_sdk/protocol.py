@@ -107,7 +107,9 @@ class MessageCreateRequest(Struct, kw_only=True):
 class CsatSurveyResponseInput(Struct, kw_only=True, omit_defaults=True):
     """A CSAT answer: ``rating`` 1-5 and an optional comment."""
 
-    rating: int | None = None
+    # Any on decode: the gateway validates it (an int 1-5, or a numeric string as Chatwoot's
+    # integer cast) so that every bad value gets the same 422 naming ``rating``.
+    rating: Any = None
     feedback_message: str | None = None
 
 

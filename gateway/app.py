@@ -119,8 +119,13 @@ def create_app(
             await store.close()
 
     routes = [Route("/health", health, methods=["GET"]), *public_routes(ctx)]
+    # CORS sits outside the limits (as rack-cors at position 0 in Chatwoot), so that a browser
+    # can read a 413 or 429 answer too.
     middleware = [
         Middleware(JsonSuffixMiddleware),
+        Middleware(
+            PublicCorsMiddleware, origins=settings.cors_origins, inbox_origins=ctx.inbox_origins
+        ),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
         Middleware(
             RateLimitMiddleware,
@@ -129,9 +134,6 @@ def create_app(
             window=settings.rate_limit_window,
             safelist=settings.rate_limit_safelist,
             clock=clock,
-        ),
-        Middleware(
-            PublicCorsMiddleware, origins=settings.cors_origins, inbox_origins=ctx.inbox_origins
         ),
     ]
     app = Starlette(

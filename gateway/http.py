@@ -113,6 +113,8 @@ async def read_params(
             form = await request.form(
                 max_files=max_files + 1, max_fields=1000, max_part_size=max_form_part
             )
+        except PayloadTooLarge:
+            raise  # a streamed body over the limit (BodyLimitMiddleware), not a malformed one
         except Exception as exc:  # starlette raises its own HTTPException/MultiPartException
             detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
             if "Too many files" in str(detail):

@@ -7,6 +7,7 @@ memory stays bounded by the number of active clients; stale keys are swept as wi
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Protocol
 
@@ -37,15 +38,20 @@ class MemoryRateLimiter:
         estimated = previous * weight + current
         if estimated + 1 > limit:
             self._counts[key] = (index, current, previous)
-            # Time until enough of the previous window has slid out, or the window ends.
+            # Time until enough of the previous window has slid out; if this window alone is
+            # full, its count becomes the next window's "previous" and must slide out in turn.
             if previous and current < limit:
                 needed = (estimated + 1 - limit) / previous * window
-                retry = max(1, math.ceil(needed))
             else:
-                retry = max(1, math.ceil(window - elapsed))
-            return False, retry
+                needed = window - elapsed + (current + 1 - limit) / max(current, 1) * window
+            return False, max(1, math.ceil(needed))
         if len(self._counts) >= self.max_keys and key not in self._counts:
             self._sweep(index, force=True)
+            if len(self._counts) >= self.max_keys:
+                # Every key is live (a flood of addresses): forget the oldest tenth, which
+                # start afresh, rather than grow without bound.
+                for stale in list(itertools.islice(self._counts, max(1, self.max_keys // 10))):
+                    del self._counts[stale]
         self._counts[key] = (index, current + 1, previous)
         return True, 0
 

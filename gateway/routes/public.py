@@ -39,6 +39,23 @@ def _int_or_none(params: Params, name: str) -> int | None:
         raise ValidationFailed(f"{name.capitalize()} must be a message id", [name]) from None
 
 
+def _closing(handler: Handler) -> Handler:
+    """Uploaded files are spooled to temporary files that Starlette leaves open; close them
+    when the handler is done, whatever happened."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        finally:
+            await request.close()
+
+    return run
+
+
+def _route(path: str, handler: Handler, methods: list[str]) -> Route:
+    return Route(path, _closing(handler), methods=methods)
+
+
 def public_routes(ctx: Context) -> list[BaseRoute]:
     contacts = ContactService(ctx)
     conversations = ConversationService(ctx, contacts)
@@ -146,20 +163,20 @@ def public_routes(ctx: Context) -> list[BaseRoute]:
 
     update = ["PATCH", "PUT"]
     return [
-        Route(INBOX, show_inbox, methods=["GET"]),
-        Route(INBOX + "/contacts", create_contact, methods=["POST"]),
-        Route(CONTACT, show_contact, methods=["GET"]),
-        Route(CONTACT, update_contact, methods=update),
-        Route(CONTACT + "/conversations", list_conversations, methods=["GET"]),
-        Route(CONTACT + "/conversations", create_conversation, methods=["POST"]),
-        Route(CONVERSATION, show_conversation, methods=["GET"]),
-        Route(CONVERSATION + "/toggle_status", toggle_status, methods=["POST"]),
-        Route(CONVERSATION + "/toggle_typing", toggle_typing, methods=["POST"]),
-        Route(CONVERSATION + "/update_last_seen", update_last_seen, methods=["POST"]),
-        Route(CONVERSATION + "/messages", list_messages, methods=["GET"]),
-        Route(CONVERSATION + "/messages", create_message, methods=["POST"]),
-        Route(CONVERSATION + "/messages/{message_id}", update_message, methods=update),
-        Route("/public/api/v1/csat_survey/{uuid}", show_csat, methods=["GET"]),
-        Route("/public/api/v1/csat_survey/{uuid}", update_csat, methods=update),
-        Route("/attachments/{token}/{name}", attachment, methods=["GET"]),
+        _route(INBOX, show_inbox, methods=["GET"]),
+        _route(INBOX + "/contacts", create_contact, methods=["POST"]),
+        _route(CONTACT, show_contact, methods=["GET"]),
+        _route(CONTACT, update_contact, methods=update),
+        _route(CONTACT + "/conversations", list_conversations, methods=["GET"]),
+        _route(CONTACT + "/conversations", create_conversation, methods=["POST"]),
+        _route(CONVERSATION, show_conversation, methods=["GET"]),
+        _route(CONVERSATION + "/toggle_status", toggle_status, methods=["POST"]),
+        _route(CONVERSATION + "/toggle_typing", toggle_typing, methods=["POST"]),
+        _route(CONVERSATION + "/update_last_seen", update_last_seen, methods=["POST"]),
+        _route(CONVERSATION + "/messages", list_messages, methods=["GET"]),
+        _route(CONVERSATION + "/messages", create_message, methods=["POST"]),
+        _route(CONVERSATION + "/messages/{message_id}", update_message, methods=update),
+        _route("/public/api/v1/csat_survey/{uuid}", show_csat, methods=["GET"]),
+        _route("/public/api/v1/csat_survey/{uuid}", update_csat, methods=update),
+        _route("/attachments/{token}/{name}", attachment, methods=["GET"]),
     ]
