@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.register_assert_rewrite("tests.store_contract")
+pytest.register_assert_rewrite("tests.store_contract", "tests.broker_contract")
 
 from gateway.store import SQLiteStore  # noqa: E402
 

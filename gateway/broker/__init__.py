@@ -1,0 +1,34 @@
+"""Fan-out of committed events between nodes: the :class:`Broker` interface and its
+implementations (in-process now; Redis behind the same interface later)."""
+
+from .base import (
+    DEFAULT_FEED_QUEUE,
+    Broker,
+    BrokerClosed,
+    BrokerError,
+    BrokerMessage,
+    BrokerUnavailable,
+    Delivery,
+    Feed,
+    Gap,
+    StreamEntry,
+    shard_of,
+    to_messages,
+)
+from .memory import MemoryBroker
+
+__all__ = [
+    "DEFAULT_FEED_QUEUE",
+    "Broker",
+    "BrokerClosed",
+    "BrokerError",
+    "BrokerMessage",
+    "BrokerUnavailable",
+    "Delivery",
+    "Feed",
+    "Gap",
+    "MemoryBroker",
+    "StreamEntry",
+    "shard_of",
+    "to_messages",
+]
