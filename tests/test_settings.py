@@ -56,8 +56,7 @@ def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str, nee
 def test_secret_key_is_generated_once_and_shared(tmp_path: Path) -> None:
     keys: list[str] = []
     threads = [
-        threading.Thread(target=lambda: keys.append(stored_secret_key(tmp_path)))
-        for _ in range(8)
+        threading.Thread(target=lambda: keys.append(stored_secret_key(tmp_path))) for _ in range(8)
     ]
     for t in threads:
         t.start()
