@@ -182,15 +182,7 @@ class ConversationService:
                 saved
             )  # a retried send: the original already has its files
         self.ctx.emitted(result.events)
-        return await self._render(result.message, display_id, link)
-
-    async def _render(self, message: Any, display_id: int, link: Any) -> p.PublicMessage:
-        def view() -> Any:
-            rendered = yield from message_views.render_public([message], display_id, link)
-            return rendered[0]
-
-        result: p.PublicMessage = await self.ctx.store.read(view)
-        return result
+        return result.view
 
     async def update_message(
         self,
@@ -211,4 +203,4 @@ class ConversationService:
             self.ctx.settings.csat_lock_days, link, self.ctx.now(),
         )  # fmt: skip
         self.ctx.emitted(result.events)
-        return await self._render(result.message, display_id, link)
+        return result.view

@@ -14,7 +14,7 @@ from ...errors import Locked, NotFound, ValidationFailed
 from ..records import Conversation, CsatResponse, LoggedEvent, Message
 from ..sql import Op, dump_json, one, rows, scalar
 from . import notify
-from .message_views import get_message, hydrate
+from .message_views import get_message, hydrate, render_public
 
 CSAT_LOCK_ERROR = "You cannot update the CSAT survey after {days} days"
 
@@ -34,7 +34,16 @@ class MessageResult(Struct, kw_only=True):
     message: Message
     conversation: Conversation
     created: bool
+    # The public view, rendered in the same transaction: the route needs no second read.
+    view: p.PublicMessage
     events: list[LoggedEvent] = []
+
+
+def _view(
+    message: Message, conversation: Conversation, link: presenters.LinkBuilder
+) -> Op[p.PublicMessage]:
+    rendered = yield from render_public([message], conversation.display_id, link)
+    return rendered[0]
 
 
 def get_conversation(conversation_id: int) -> Op[Conversation]:
@@ -108,7 +117,10 @@ def create_incoming(
     if echo_id:
         original = yield from _find_echo(conversation.id, echo_id)
         if original is not None:
-            return MessageResult(message=original, conversation=conversation, created=False)
+            view = yield from _view(original, conversation, link)
+            return MessageResult(
+                message=original, conversation=conversation, created=False, view=view
+            )
     if per_minute_limit:
         recent = yield from scalar(
             "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND created_at > ?",
@@ -137,7 +149,10 @@ def create_incoming(
         logged += yield from notify.emit_conversation(
             "conversation.status_changed", conversation, link, now
         )
-    return MessageResult(message=message, conversation=conversation, created=True, events=logged)
+    view = yield from _view(message, conversation, link)
+    return MessageResult(
+        message=message, conversation=conversation, created=True, view=view, events=logged
+    )
 
 
 def _calendar_days(earlier: float, later: float) -> int:
@@ -191,7 +206,8 @@ def update_submitted_values(
     ):
         raise Locked(CSAT_LOCK_ERROR.format(days=csat_lock_days))
     if submitted_values is None:
-        return MessageResult(message=message, conversation=conversation, created=False)
+        view = yield from _view(message, conversation, link)
+        return MessageResult(message=message, conversation=conversation, created=False, view=view)
     before = dict(message.content_attributes)
     after = {**before, "submitted_values": submitted_values}
     row = yield from one(
@@ -216,4 +232,7 @@ def update_submitted_values(
     logged = yield from notify.emit_message(
         "message.updated", updated, conversation, link, now, previous_changes=changes
     )
-    return MessageResult(message=updated, conversation=conversation, created=False, events=logged)
+    view = yield from _view(updated, conversation, link)
+    return MessageResult(
+        message=updated, conversation=conversation, created=False, view=view, events=logged
+    )
