@@ -156,7 +156,7 @@ class BrokerContract:
             with anyio.fail_after(TIMEOUT):
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(consume)
-                    await anyio.sleep(0.01)
+                    await anyio.wait_all_tasks_blocked()  # the consumer is parked in receive()
                     await broker.publish([msg("a", 1)])
             assert got == [msg("a", 1)]
 
@@ -254,7 +254,7 @@ class BrokerContract:
         with anyio.fail_after(TIMEOUT):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(consume)
-                await anyio.sleep(0.01)
+                await anyio.wait_all_tasks_blocked()  # the consumer is parked in receive()
                 await broker.close()
         assert outcome == ["closed"]
         with pytest.raises(BrokerClosed):  # queued items are not handed out after close

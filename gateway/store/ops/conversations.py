@@ -13,7 +13,7 @@ from ...errors import NotFound
 from ..records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent, Message
 from ..sql import Op, dump_json, one, rows, scalar
 from . import notify
-from .message_views import all_visible_messages, render_public
+from .message_views import all_visible_messages, hydrate, render_public
 from .messages import get_conversation, insert_message
 from .tokens import uuid4
 
@@ -226,8 +226,8 @@ def update_last_seen(
         now, conversation.id, p.MESSAGE_TYPE_INCOMING, now,
     )  # fmt: skip
     logged: list[LoggedEvent] = []
-    for r in sorted(result, key=lambda r: r[0]):
-        message = Message.from_row(r)
+    read = yield from hydrate([Message.from_row(r) for r in sorted(result, key=lambda r: r[0])])
+    for message in read:
         logged += yield from notify.emit_message(
             "message.updated", message, conversation, link, now,
             previous_changes={"status": ["sent", "read"]},

@@ -62,7 +62,7 @@ def load_senders(messages: list[Message]) -> Op[presenters.Senders]:
 def render_public(
     messages: list[Message], display_id: int, link: presenters.LinkBuilder
 ) -> Op[list[p.PublicMessage]]:
-    yield from hydrate(messages)
+    """Public views of ``messages``, which the caller has already hydrated."""
     senders = yield from load_senders(messages)
     return [presenters.public_message(m, display_id, senders, link) for m in messages]
 

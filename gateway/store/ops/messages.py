@@ -11,7 +11,7 @@ from client_sdk import protocol as p
 
 from ... import presenters
 from ...errors import Locked, NotFound, ValidationFailed
-from ..records import Conversation, CsatResponse, LoggedEvent, Message
+from ..records import Attachment, Conversation, CsatResponse, LoggedEvent, Message
 from ..sql import Op, dump_json, one, rows, scalar
 from . import notify
 from .message_views import get_message, hydrate, render_public
@@ -80,14 +80,16 @@ def insert_message(
     assert row is not None
     message = Message.from_row(row)
     for att in attachments or []:
-        yield from rows(
+        # RETURNING builds the message's attachment list as it is written: no re-read.
+        inserted = yield from one(
             "INSERT INTO attachments (message_id, account_id, file_type, extension, file_name, "
             "content_type, file_size, storage_key, width, height, created_at) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            f"VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING {Attachment.COLUMNS}",
             message.id, conversation.account_id, att.file_type, att.extension, att.file_name,
             att.content_type, att.file_size, att.storage_key, att.width, att.height, now,
         )  # fmt: skip
-    yield from hydrate([message])
+        assert inserted is not None
+        message.attachments.append(Attachment.from_row(inserted))
     return message
 
 

@@ -42,7 +42,7 @@ def message_data(
     link: presenters.LinkBuilder,
     previous_changes: dict[str, list[object]] | None = None,
 ) -> Op[p.MessageEventData]:
-    yield from hydrate([message])
+    """The push payload of an already hydrated ``message``."""
     senders = yield from load_senders([message])
     session = yield from _session(conversation.contact_inbox_id)
     unread = yield from unread_count(conversation)
@@ -77,7 +77,8 @@ def last_visible_message(
     )  # fmt: skip
     if row is None:
         return None
-    return (yield from message_data(Message.from_row(row), conversation, link))
+    last = yield from hydrate([Message.from_row(row)])
+    return (yield from message_data(last[0], conversation, link))
 
 
 def conversation_data(
