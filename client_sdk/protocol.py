@@ -426,6 +426,26 @@ class ConversationEventData(Struct, kw_only=True):
     account_id: int | UnsetType = UNSET
 
 
+class TypingEventData(Struct, kw_only=True):
+    """``data`` of ``conversation.typing_on`` / ``typing_off``: the conversation push shape
+    (without ``account_id``), the actor, and whether an agent typed a private note."""
+
+    conversation: ConversationEventData
+    user: ContactSender | UserSender
+    is_private: bool = False
+    account_id: int
+    performer: UserSender | UnsetType = UNSET
+
+
+class PresenceEventData(Struct, kw_only=True):
+    """``data`` of ``presence.update``: ids (string keys) of who was seen within the presence
+    window and their availability; ``contacts`` only for agents."""
+
+    account_id: int
+    users: dict[str, str] = {}
+    contacts: dict[str, str] | UnsetType = UNSET
+
+
 class Event(Struct, kw_only=True):
     """The ``message`` of a broadcast: ``{"event": "message.created", "data": {...}}``.
 

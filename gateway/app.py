@@ -14,12 +14,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from client_sdk import protocol as p
 
 from .attachments import FileStore
+from .broker import Broker, MemoryBroker
 from .errors import GatewayError
 from .http import (
     BodyLimitMiddleware,
@@ -29,11 +30,14 @@ from .http import (
     json_response,
 )
 from .ratelimit import MemoryRateLimiter, RateLimiter
+from .realtime import Realtime
+from .routes.cable import CableEndpoint
 from .routes.public import public_routes
 from .services.context import Context, EventSink
 from .settings import Settings
 from .store import Store, StoreUnavailable, open_store
 from .store.ops import events
+from .store.records import LoggedEvent
 
 log = logging.getLogger("inboxgate")
 
@@ -94,17 +98,32 @@ def create_app(
     settings: Settings | None = None,
     *,
     store: Store | None = None,
+    broker: Broker | None = None,
     rate_limiter: RateLimiter | None = None,
     clock: Callable[[], float] = time.time,
     on_events: EventSink | None = None,
 ) -> Starlette:
+    """The gateway. ``on_events`` also receives every committed batch of logged events (after
+    the realtime publisher), for tests and embedding."""
     settings = settings or Settings.from_env()
     store = store or open_store(settings)
+    realtime = Realtime(settings, store, broker or MemoryBroker(), clock=clock)
     files = FileStore(
         settings.data_dir / "attachments", settings.secret_key, settings.attachment_url_ttl,
         settings.max_attachment_bytes,
     )  # fmt: skip
-    ctx = Context(store=store, settings=settings, files=files, clock=clock, on_events=on_events)
+    sink = realtime.publisher.logged
+    if on_events is not None:
+        extra = on_events
+
+        def sink(entries: list[LoggedEvent]) -> None:
+            realtime.publisher.logged(entries)
+            extra(entries)
+
+    ctx = Context(
+        store=store, settings=settings, files=files, clock=clock, on_events=sink,
+        typing=realtime.typing_changed,
+    )  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -113,12 +132,20 @@ def create_app(
             async with anyio.create_task_group() as tasks:
                 if settings.event_retention_days:
                     tasks.start_soon(prune_events, store, settings.event_retention_days, clock)
+                await tasks.start(realtime.run)
                 yield
+                await realtime.hub.drain()
                 tasks.cancel_scope.cancel()
         finally:
             await store.close()
 
-    routes = [Route("/health", health, methods=["GET"]), *public_routes(ctx)]
+    cable = CableEndpoint(realtime.hub)
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        WebSocketRoute("/cable", cable),
+        Route("/cable", cable),
+        *public_routes(ctx),
+    ]
     # CORS sits outside the limits (as rack-cors at position 0 in Chatwoot), so that a browser
     # can read a 413 or 429 answer too.
     middleware = [
@@ -148,4 +175,5 @@ def create_app(
         },
     )
     app.state.ctx = ctx
+    app.state.realtime = realtime
     return app

@@ -25,6 +25,7 @@ from .settings import Settings, SettingsError
 from .store import Store, StoreError, open_store
 from .store.ops.provisioning import (
     NewInbox,
+    add_inbox_member,
     create_account,
     create_inbox,
     create_user,
@@ -302,19 +303,16 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
     if demo:
         info = provision_demo(settings)
         click.echo(demo_banner(info, host, port, settings.data_dir / DEMO_FILE))
-    import uvicorn  # only this command needs it
+    if workers > 1:
+        # Each worker would deliver realtime events only to its own sockets: the in-process
+        # broker does not cross processes. Several processes need the shared broker.
+        raise click.UsageError(
+            "--workers > 1 needs a shared broker between processes (Redis); with the "
+            "in-process broker, run one worker per gateway"
+        )
+    from .server import run  # only this command needs uvicorn
 
-    uvicorn.run(
-        "gateway.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        ws_per_message_deflate=False,
-        loop="uvloop",
-        http="httptools",
-        proxy_headers=True,
-    )
+    run(settings, host, port)
 
 
 @main.command()
@@ -433,8 +431,17 @@ def user() -> None:
     default="agent",
     show_default=True,
 )
+@click.option(
+    "--inbox",
+    "inbox_ids",
+    multiple=True,
+    type=int,
+    help="Inbox id the agent answers (repeatable; administrators hear every inbox).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def user_create(account_id: int, email: str, name: str, role: str, as_json: bool) -> None:
+def user_create(
+    account_id: int, email: str, name: str, role: str, inbox_ids: tuple[int, ...], as_json: bool
+) -> None:
     """Create an agent user; prints their access token (shown only once)."""
     email = email.strip().lower()
     local, _, domain = email.partition("@")
@@ -449,12 +456,19 @@ def user_create(account_id: int, email: str, name: str, role: str, as_json: bool
         await _require_account(store, account_id)
         if await store.read(find_user_by_email, email) is not None:
             raise click.ClickException(f"a user with e-mail {email} already exists")
+        for inbox_id in inbox_ids:
+            inbox = await store.read(get_inbox, inbox_id)
+            if inbox is None or inbox.account_id != account_id:
+                raise click.ClickException(f"inbox {inbox_id} not found in account {account_id}")
         try:
-            return await store.write(
+            created = await store.write(
                 create_user, account_id, name.strip(), email, role, token, store.clock()
             )
         except sqlite3.IntegrityError:  # lost a race with another create
             raise click.ClickException(f"a user with e-mail {email} already exists") from None
+        for inbox_id in inbox_ids:
+            await store.write(add_inbox_member, inbox_id, created.id, store.clock())
+        return created
 
     created = _run(settings, work)
     _emit(
@@ -466,6 +480,8 @@ def user_create(account_id: int, email: str, name: str, role: str, as_json: bool
             "email": created.email,
             "role": role,
             "access_token": token,
+            "pubsub_token": created.pubsub_token,
+            "inbox_ids": list(inbox_ids),
         },
         [
             f"Created user {created.id}: {created.name} <{created.email}> "

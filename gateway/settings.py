@@ -38,6 +38,16 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)
     csat_lock_days: int = 14
     event_retention_days: int = 30
+    # Realtime (/cable). A dropped extended-protocol client can restore its session (its
+    # subscriptions) for this long after the socket closed; 0 disables restore.
+    cable_session_ttl: int = 300
+    # Per connection: frames waiting to be written beyond this are a slow consumer, which is
+    # disconnected (reconnect: true) and catches up through history.
+    cable_send_buffer_bytes: int = 1 * MB
+    # Typing indicators clear themselves when not renewed for this long (the widget's 30 s).
+    typing_timeout: int = 30
+    # presence.update lists who was seen within this window (Chatwoot's PRESENCE_DURATION).
+    presence_window: int = 20
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -104,6 +114,13 @@ class Settings:
             cors_origins=listing("CORS_ORIGINS", base.cors_origins),
             csat_lock_days=integer("CSAT_LOCK_DAYS", base.csat_lock_days),
             event_retention_days=integer("EVENT_RETENTION_DAYS", base.event_retention_days),
+            cable_session_ttl=integer("CABLE_SESSION_TTL", base.cable_session_ttl),
+            cable_send_buffer_bytes=max(
+                4096, integer("CABLE_SEND_BUFFER_BYTES", base.cable_send_buffer_bytes)
+            ),
+            typing_timeout=integer("TYPING_TIMEOUT", base.typing_timeout) or base.typing_timeout,
+            presence_window=integer("PRESENCE_WINDOW", base.presence_window)
+            or base.presence_window,
         )
 
 

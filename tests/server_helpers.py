@@ -89,6 +89,9 @@ class GatewayProcess:
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    def ws_url(self, path: str = "/cable") -> str:
+        return f"ws://{HOST}:{self.port}{path}"
+
     @property
     def pid(self) -> int:
         if self.proc is None:

@@ -296,13 +296,14 @@ def test_subscribe_with_history_asks_after_confirming() -> None:
     )
 
 
-def test_history_with_nothing_to_replay_is_confirmed_at_once() -> None:
+def test_history_with_nothing_to_replay_still_asks_the_shell() -> None:
+    # The shell holds live events back while a replay is pending; it must hear that this one
+    # is over, even with no cursor to read.
     session = make()
     actions = subscribed(session, CONTACT, ["session:90"], cp.HistoryRequest(since=0, streams={}))
-    assert sent(actions) == [
-        cp.ConfirmSubscription(identifier=CONTACT),
-        cp.ConfirmHistory(identifier=CONTACT),
-    ]
+    assert sent(actions) == [cp.ConfirmSubscription(identifier=CONTACT)]
+    assert actions[-1] == HistoryRequested(CONTACT, ())
+    assert sent(session.history_served(CONTACT, [])) == [cp.ConfirmHistory(identifier=CONTACT)]
     actions = subscribed(session, AGENT, ["inbox:7"], cp.HistoryRequest())  # not requested
     assert not any(isinstance(a, HistoryRequested) for a in actions)
 

@@ -286,16 +286,34 @@ def test_demo_banner_points_at_loopback_for_wildcard_host(settings: Settings) ->
 def test_serve_migrates_provisions_and_starts_uvicorn(
     invoke: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import uvicorn
+    from gateway import server
 
-    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append((a, kw)))
-    result = invoke("serve --demo --host 0.0.0.0 --port 9001 --workers 2")
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(server, "run", lambda *a: calls.append(a))
+    result = invoke("serve --demo --host 0.0.0.0 --port 9001")
     assert result.exit_code == 0, result.output
     info = cli.provision_demo(settings)
     assert f"http://127.0.0.1:9001/public/api/v1/inboxes/{info.inbox_identifier}" in result.stdout
-    (args, kwargs) = calls[0]
-    assert args == ("gateway.app:create_app",)
-    assert kwargs["factory"] is True
-    assert (kwargs["host"], kwargs["port"], kwargs["workers"]) == ("0.0.0.0", 9001, 2)
-    assert kwargs["ws_per_message_deflate"] is False
+    (run_settings, host, port) = calls[0]
+    assert (host, port) == ("0.0.0.0", 9001)
+    assert run_settings.database_url == settings.database_url
+
+
+def test_serve_refuses_several_workers_with_the_in_process_broker(invoke: Any) -> None:
+    result = invoke("serve --workers 2")
+    assert result.exit_code == 2
+    assert "shared broker" in result.output
+
+
+def test_server_config_uses_the_sansio_websockets_without_deflate(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway import server
+
+    configs: list[Any] = []
+    monkeypatch.setattr(server.GatewayServer, "run", lambda self: configs.append(self.config))
+    server.run(settings, "127.0.0.1", 9002)
+    config = configs[0]
+    assert config.ws == "websockets-sansio"
+    assert config.ws_per_message_deflate is False
+    assert (config.loop, config.http) == ("uvloop", "httptools")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.store import SQLiteStore
+from gateway.store.schema import SQLITE_MIGRATIONS
 from gateway.store.sql import Op, execute, scalar
 from tests.store_contract import (
     T0,
@@ -65,7 +66,7 @@ async def test_readers_are_read_only(sqlite_store: SQLiteStore) -> None:
 
 async def test_migrate_before_start_then_nothing(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "m.db")
-    assert await store.migrate() == [1]
+    assert await store.migrate() == [v for v, _, _ in SQLITE_MIGRATIONS]
     assert await store.migrate() == []
     await store.start()
     try:

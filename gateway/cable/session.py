@@ -299,8 +299,8 @@ class CableSession:
                 cursors.append(HistoryCursor(stream, pos.epoch, pos.offset, None))
             elif since is not None:
                 cursors.append(HistoryCursor(stream, None, None, float(since)))
-        if not cursors:
-            return [Send(cp.encode(cp.ConfirmHistory(identifier=sub.identifier), self._enc))]
+        # Even with nothing to read the shell is asked (and answers with no events), so that it
+        # knows the client's catch-up is over and live events held back for it can flow.
         return [HistoryRequested(sub.identifier, tuple(cursors))]
 
     # ---- results of intents ----------------------------------------------------------------

@@ -115,7 +115,7 @@ def public_routes(ctx: Context) -> list[BaseRoute]:
 
     async def toggle_typing(request: Request) -> Response:
         req = (await params(request)).to(p.ToggleTypingRequest)
-        await conversations.toggle_typing(*ids(request), req.typing_status)
+        await conversations.toggle_typing(*ids(request), req.typing_status, _base_url(request))
         return empty_response()
 
     async def update_last_seen(request: Request) -> Response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 from ..attachments import FileStore
@@ -15,6 +15,8 @@ from ..store.records import Inbox, LoggedEvent
 
 # Called with the events a committed change appended; the realtime layer publishes them.
 EventSink = Callable[[list[LoggedEvent]], None]
+# Relays a typing change: (key, on, streams, typing_on payload, typing_off payload).
+TypingSink = Callable[[Hashable, bool, Sequence[str], bytes, bytes], Awaitable[None]]
 
 INBOX_CACHE_SECONDS = 2.0
 
@@ -26,6 +28,7 @@ class Context:
     files: FileStore
     clock: Callable[[], float] = time.time
     on_events: EventSink | None = None
+    typing: TypingSink | None = None
     _inboxes: dict[str, tuple[float, Inbox]] = field(default_factory=dict)
 
     def now(self) -> float:

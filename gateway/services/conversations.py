@@ -9,10 +9,10 @@ from starlette.datastructures import UploadFile
 
 from client_sdk import protocol as p
 
-from .. import validation
+from .. import presenters, validation
 from ..errors import ValidationFailed
 from ..store.ops import conversations as conv_ops
-from ..store.ops import message_views
+from ..store.ops import events, message_views, notify
 from ..store.ops import messages as msg_ops
 from ..store.records import Contact, ContactInbox, Conversation, Inbox
 from .contacts import ContactService
@@ -103,12 +103,42 @@ class ConversationService:
         return result.view
 
     async def toggle_typing(
-        self, inbox_identifier: str, source_id: str, display_id: int, status: str | None
+        self,
+        inbox_identifier: str,
+        source_id: str,
+        display_id: int,
+        status: str | None,
+        base_url: str,
     ) -> bool:
-        """Typing is ephemeral (never logged); returns whether the status was a valid one.
-        The realtime layer relays it to the agents."""
-        await self._member(inbox_identifier, source_id, display_id)
-        return status in ("on", "off")
+        """Relay the contact's typing to the agents (never to the contact's own sessions), as
+        ephemeral events; returns whether the status was a valid one (Chatwoot ignores others)."""
+        _inbox, _session, contact, conversation = await self._member(
+            inbox_identifier, source_id, display_id
+        )
+        if status not in ("on", "off"):
+            return False
+        if self.ctx.typing is None:
+            return True
+        data = await self.ctx.store.read(
+            notify.conversation_data, conversation, self._link(base_url)
+        )
+        data.account_id = msgspec.UNSET  # the typing payload's conversation has none (§6.6)
+        user = presenters.contact_sender(contact)
+
+        def payload(name: str) -> bytes:
+            typing = p.TypingEventData(
+                conversation=data, user=user, is_private=False, account_id=conversation.account_id
+            )
+            return p.encode(p.Event(event=name, data=typing))
+
+        await self.ctx.typing(
+            ("contact", conversation.id, contact.id),
+            status == "on",
+            [events.inbox_stream(conversation.inbox_id)],
+            payload("conversation.typing_on"),
+            payload("conversation.typing_off"),
+        )
+        return True
 
     async def update_last_seen(
         self, inbox_identifier: str, source_id: str, display_id: int, base_url: str

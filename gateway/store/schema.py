@@ -166,4 +166,18 @@ SQLITE_MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX stream_entries_time ON stream_entries (created_at)",
         ],
     ),
+    (
+        2,
+        "inbox members",
+        [
+            # Agents hear an inbox's events when they are its members; administrators hear
+            # every inbox of their account (reference §6.5).
+            """CREATE TABLE inbox_members (
+                inbox_id INTEGER NOT NULL REFERENCES inboxes(id),
+                user_id INTEGER NOT NULL REFERENCES users(id),
+                created_at REAL NOT NULL,
+                PRIMARY KEY (inbox_id, user_id))""",
+            "CREATE INDEX inbox_members_user ON inbox_members (user_id)",
+        ],
+    ),
 ]

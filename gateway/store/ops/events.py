@@ -2,7 +2,8 @@
 
 Stream names (internal; the realtime layer shows clients only opaque ids):
 ``inbox:<id>`` for the agents of an inbox, ``session:<contact_inbox id>`` for one contact
-session (what its pubsub_token subscribes to), ``account:<id>`` for account-wide events.
+session (what its pubsub_token subscribes to), ``account:<id>`` for account-wide events,
+``user:<id>`` for one agent.
 
 An event's payload is encoded once and stored once; ``stream_entries`` gives it an offset in
 each target stream. Offsets grow by one per stream with no gaps, so a reader that holds
@@ -30,6 +31,11 @@ def session_stream(contact_inbox_id: int) -> str:
 
 def account_stream(account_id: int) -> str:
     return f"account:{account_id}"
+
+
+def user_stream(user_id: int) -> str:
+    """One agent's own stream: presence now, notifications later."""
+    return f"user:{user_id}"
 
 
 def contact_streams(conversation: Conversation) -> Op[list[str]]:
@@ -129,3 +135,34 @@ def prune(before: float) -> Op[int]:
         before,
     )
     return len(deleted)
+
+
+# A client that missed more than this on one stream is told to re-fetch (reject_history) rather
+# than be sent an unbounded replay; the messages list API pages through anything older.
+HISTORY_LIMIT = 5000
+
+
+def replay_after(stream: str, epoch: str, offset: int) -> Op[list[LoggedEvent] | None]:
+    """History by position (reference §5.3): every event of ``stream`` after ``offset``, or
+    None when that cannot be served exactly: unknown stream, another epoch, an offset beyond the
+    latest, a gap (entries after ``offset`` pruned), or more than ``HISTORY_LIMIT`` events."""
+    position = yield from stream_position(stream)
+    if position is None or position[0] != epoch or offset < 0 or offset > position[1]:
+        return None
+    if offset == position[1]:
+        return []
+    lowest = yield from scalar(
+        "SELECT MIN(stream_offset) FROM stream_entries WHERE stream = ?", stream
+    )
+    if lowest is None or lowest > offset + 1:
+        return None
+    if position[1] - offset > HISTORY_LIMIT:
+        return None
+    return (yield from read_stream(stream, offset, HISTORY_LIMIT))
+
+
+def replay_since(stream: str, since: float) -> Op[list[LoggedEvent] | None]:
+    """History by time: events appended at or after ``since`` (server clock); None when there
+    are more than ``HISTORY_LIMIT``."""
+    found = yield from read_stream_since(stream, since, HISTORY_LIMIT + 1)
+    return None if len(found) > HISTORY_LIMIT else found

@@ -157,3 +157,38 @@ def rotate_user_token(
             "INSERT INTO account_users (account_id, user_id, role, created_at) VALUES (?,?,?,?)",
             account_id, user_id, role, now,
         )  # fmt: skip
+
+
+def add_inbox_member(inbox_id: int, user_id: int, now: float) -> Op[None]:
+    """Make ``user_id`` a member of ``inbox_id`` (idempotent)."""
+    yield from rows(
+        "INSERT INTO inbox_members (inbox_id, user_id, created_at) VALUES (?,?,?) "
+        "ON CONFLICT (inbox_id, user_id) DO NOTHING",
+        inbox_id, user_id, now,
+    )  # fmt: skip
+
+
+def find_user_by_pubsub_token(user_id: int, pubsub_token: str) -> Op[User | None]:
+    row = yield from one(
+        f"SELECT {User.COLUMNS} FROM users WHERE id = ? AND pubsub_token = ?", user_id, pubsub_token
+    )
+    return User.from_row(row) if row else None
+
+
+def agent_inbox_ids(account_id: int, user_id: int) -> Op[list[int] | None]:
+    """The inboxes whose events ``user_id`` hears in ``account_id``: every inbox for an
+    administrator, member inboxes for an agent; None when the user is not in the account."""
+    role = yield from user_role(account_id, user_id)
+    if role is None:
+        return None
+    if role == "administrator":
+        result = yield from rows(
+            "SELECT id FROM inboxes WHERE account_id = ? ORDER BY id", account_id
+        )
+    else:
+        result = yield from rows(
+            "SELECT i.id FROM inboxes i JOIN inbox_members m ON m.inbox_id = i.id "
+            "WHERE i.account_id = ? AND m.user_id = ? ORDER BY i.id",
+            account_id, user_id,
+        )  # fmt: skip
+    return [int(r[0]) for r in result]

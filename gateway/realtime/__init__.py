@@ -1,0 +1,90 @@
+"""Realtime delivery: the /cable registry (hub), connections, RoomChannel, presence, typing,
+session restore, and the publisher that rings the broker after each commit.
+
+:class:`Realtime` assembles them for one node; the app's lifespan runs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Hashable, Sequence
+
+import anyio
+from anyio.abc import TaskStatus
+
+from ..broker import Broker
+from ..cable import Limits, StreamIds
+from ..settings import Settings
+from ..store import Store
+from .connection import Connection
+from .hub import Hub
+from .presence import Presence
+from .publisher import Publisher
+from .room import Grant, RoomChannel
+from .sessions import MemorySessionCache, SessionCache
+from .typing import Typing
+
+__all__ = [
+    "Connection",
+    "Grant",
+    "Hub",
+    "MemorySessionCache",
+    "Presence",
+    "Publisher",
+    "Realtime",
+    "RoomChannel",
+    "SessionCache",
+    "Typing",
+]
+
+
+class Realtime:
+    """Everything realtime on one node, built from settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        broker: Broker,
+        *,
+        sessions: SessionCache | None = None,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.broker = broker
+        self.publisher = Publisher(broker)
+        self.presence = Presence(settings.presence_window)
+        self.typing = Typing(self.publisher.transient, settings.typing_timeout)
+        room = RoomChannel(store, self.presence, self.publisher.transient)
+        # Stream ids must be stable across restarts and nodes (clients send them back in
+        # history requests), so they derive from the deployment's secret key.
+        secret = hashlib.sha256(("inboxgate stream ids:" + settings.secret_key).encode()).digest()
+        self.hub = Hub(
+            broker=broker,
+            store=store,
+            room=room,
+            sessions=sessions or MemorySessionCache(settings.cable_session_ttl),
+            stream_ids=StreamIds(secret),
+            limits=limits,
+            send_buffer_bytes=settings.cable_send_buffer_bytes,
+            clock=clock,
+        )
+
+    async def typing_changed(
+        self, key: Hashable, on: bool, streams: Sequence[str], on_payload: bytes, off: bytes
+    ) -> None:
+        await self.typing.set(key, on, streams, on_payload, off)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Start the broker and the node's tasks; runs until cancelled, then closes the broker."""
+        await self.broker.start()
+        try:
+            async with anyio.create_task_group() as tasks:
+                await tasks.start(self.publisher.run)
+                await tasks.start(self.hub.run)
+                tasks.start_soon(self.typing.run)
+                task_status.started()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.broker.close()

@@ -1,0 +1,349 @@
+"""The shell around one :class:`~gateway.cable.CableSession`: moves frames between the ASGI
+websocket and the session, answers its intents, and owns the connection's send buffer.
+
+Two tasks per socket: the reader (this coroutine: frames in, intents answered one at a time, in
+order) and the writer (frames out). Fan-out never waits on either: the hub calls
+:meth:`Connection.deliver`, which only appends to a bounded buffer. A buffer that overflows
+marks a slow consumer: its frames are dropped, it is told ``too_slow`` (reconnect: true) and
+closed, and it catches up through history on its next connection.
+
+Exactly once, in order, per stream: the connection remembers the last offset it sent on each
+stream and skips anything at or below it. While a subscription's history is being replayed,
+live events of its streams wait in a buffer and follow the replay, so they never overtake it.
+After a session restore the streams wait (up to ``RESTORE_HISTORY_WAIT``) for the client's
+``history`` command, which the extended-protocol clients send right after the welcome.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import msgspec
+from starlette.types import Receive, Send
+
+from client_sdk.cable_protocol import WireFrame
+
+from ..cable import (
+    CLOSE_TRY_AGAIN,
+    Action,
+    CableSession,
+    Close,
+    EncodedEvent,
+    HistoryCursor,
+    HistoryRequested,
+    Listen,
+    Notice,
+    PerformRequested,
+    SaveSession,
+    SubscribeRequested,
+    SubscriptionState,
+    Unlisten,
+    Unsubscribed,
+)
+from ..cable import Send as SendFrame
+from ..store import StoreUnavailable
+from ..store.ops import events
+from ..store.records import LoggedEvent
+from ..store.sql import Op
+from .hub import Hub
+from .room import Grant
+
+log = logging.getLogger("inboxgate.cable")
+
+RESTORE_HISTORY_WAIT = 5.0
+# A slow consumer that does not even take its goodbye within this long is cut.
+ABORT_AFTER = 10.0
+
+
+class Connection:
+    def __init__(self, hub: Hub, session: CableSession, send: Send) -> None:
+        self.hub = hub
+        self.session = session
+        self._send = send
+        self.grants: dict[str, Grant] = {}
+        self.listening: set[str] = set()
+        self._out: deque[WireFrame | Close] = deque()
+        self._out_bytes = 0
+        self._limit = hub.send_buffer_bytes
+        self._wake = anyio.Event()
+        self._sent: dict[str, tuple[str, int]] = {}  # stream -> last (epoch, offset) sent
+        self._held: dict[str, list[EncodedEvent]] = {}  # streams waiting for a history replay
+        self._held_bytes = 0
+        self._held_until: float | None = None
+        self._abort_at: float | None = None
+        self._scope: anyio.CancelScope | None = None
+
+    # ---- the socket's life -----------------------------------------------------------------
+
+    async def serve(self, receive: Receive, restore: str | None) -> None:
+        session = self.session
+        restored = await self._restore(restore) if restore and session.protocol.extended else None
+        self.hub.register(self)
+        try:
+            async with anyio.create_task_group() as tasks:
+                self._scope = tasks.cancel_scope
+                tasks.start_soon(self._writer)
+                now = self.hub.clock()
+                if restored:
+                    self._hold([s for state in restored for s in state.streams])
+                    self._held_until = now + RESTORE_HISTORY_WAIT
+                await self._run(session.start(now, restored=restored))
+                await self._read(receive)
+                tasks.cancel_scope.cancel()
+        finally:
+            self.hub.unregister(self)
+            self.listening.clear()
+            if session.protocol.extended and not session.closed and self.grants:
+                # Dropped by the network: keep the session for a restore (its TTL from now).
+                await self.hub.sessions.put(session.sid, session.snapshot())
+
+    async def _read(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                return
+            if kind != "websocket.receive":
+                continue
+            frame: WireFrame | None = message.get("text")
+            if frame is None:
+                frame = message.get("bytes")
+            if frame is None or self.session.closed:
+                continue
+            await self._run(self.session.receive(frame, self.hub.clock()))
+
+    async def _writer(self) -> None:
+        send = self._send
+        while True:
+            while not self._out:
+                self._wake = anyio.Event()
+                await self._wake.wait()
+            item = self._out.popleft()
+            if isinstance(item, Close):
+                self._out_bytes = 0
+                await send({"type": "websocket.close", "code": item.code, "reason": item.reason})
+                return
+            self._out_bytes -= len(item)
+            if isinstance(item, str):
+                await send({"type": "websocket.send", "text": item})
+            else:
+                await send({"type": "websocket.send", "bytes": item})
+
+    # ---- called by the hub -----------------------------------------------------------------
+
+    def deliver(self, event: EncodedEvent) -> None:
+        """A live event of a stream this connection listens to. Never blocks."""
+        held = self._held.get(event.stream)
+        if held is not None:
+            held.append(event)
+            self._held_bytes += len(event.payload)
+            if self._held_bytes > self._limit:
+                self.too_slow()
+            return
+        self._send_event(event)
+
+    def tick(self, now: float) -> None:
+        if self._abort_at is not None and now >= self._abort_at:
+            self.abort()
+            return
+        if self._held_until is not None and now >= self._held_until:
+            self._held_until = None
+            self._release(list(self._held))
+        if now >= self.session.next_deadline():
+            self._run_now(self.session.tick(now))
+
+    def shutdown(self) -> None:
+        self._run_now(self.session.disconnect("server_restart", reconnect=True, code=1001))
+        self._abort_at = self.hub.clock() + ABORT_AFTER
+
+    def resync(self) -> None:
+        """The node lost events of a stream it cannot heal: the client reconnects and catches
+        up from its own positions (history) or the messages API."""
+        self._run_now(self.session.disconnect("resync", reconnect=True, code=CLOSE_TRY_AGAIN))
+
+    def too_slow(self) -> None:
+        if self.session.closed:
+            return
+        log.info(
+            "cable %s: send buffer over %d bytes, disconnecting", self.session.sid, self._limit
+        )
+        self._out.clear()
+        self._out_bytes = 0
+        self._held.clear()
+        self._held_bytes = 0
+        self.hub.unlisten(self, list(self.listening))
+        self.listening.clear()
+        self._run_now(self.session.disconnect("too_slow", reconnect=True, code=CLOSE_TRY_AGAIN))
+        self._abort_at = self.hub.clock() + ABORT_AFTER
+
+    def abort(self) -> None:
+        if self._scope is not None:
+            self._scope.cancel()
+
+    # ---- frames out ------------------------------------------------------------------------
+
+    def _send_event(self, event: EncodedEvent) -> None:
+        if event.epoch is not None:
+            last = self._sent.get(event.stream)
+            if last is not None and last[0] == event.epoch and event.offset <= last[1]:
+                return
+            self._sent[event.stream] = (event.epoch, event.offset)
+        for frame in self.session.deliver(event):
+            self._push(frame)
+
+    def _push(self, frame: WireFrame) -> None:
+        if self.session.closed:
+            return
+        self._out_bytes += len(frame)
+        if self._out_bytes > self._limit:
+            self.too_slow()
+            return
+        self._out.append(frame)
+        self._wake.set()
+
+    def _push_control(self, item: WireFrame | Close) -> None:
+        """Protocol frames and the close: not subject to the buffer limit."""
+        self._out.append(item)
+        if not isinstance(item, Close):
+            self._out_bytes += len(item)
+        self._wake.set()
+
+    # ---- history holds ---------------------------------------------------------------------
+
+    def _hold(self, streams: Sequence[str]) -> None:
+        for stream in streams:
+            self._held.setdefault(stream, [])
+
+    def _release(self, streams: Sequence[str]) -> None:
+        for stream in streams:
+            waiting = self._held.pop(stream, None)
+            for event in waiting or ():
+                self._held_bytes -= len(event.payload)
+                self._send_event(event)
+        if not self._held:
+            self._held_bytes = 0
+            self._held_until = None
+
+    # ---- actions ---------------------------------------------------------------------------
+
+    def _run_now(self, actions: Sequence[Action]) -> None:
+        """Actions that need no I/O (timers, disconnects)."""
+        for action in actions:
+            if isinstance(action, SendFrame):
+                self._push_control(action.frame)
+            elif isinstance(action, Close):
+                self._push_control(action)
+            elif isinstance(action, Notice):
+                log.debug("cable %s: %s", self.session.sid, action.message)
+
+    async def _run(self, actions: Sequence[Action]) -> None:
+        for action in actions:
+            if isinstance(action, SendFrame):
+                self._push_control(action.frame)
+            elif isinstance(action, Close):
+                self._push_control(action)
+            elif isinstance(action, Listen):
+                if not self.session.closed:
+                    self.listening.update(action.streams)
+                    self.hub.listen(self, action.streams)
+            elif isinstance(action, Unlisten):
+                self.listening.difference_update(action.streams)
+                self.hub.unlisten(self, action.streams)
+                for stream in action.streams:
+                    self._sent.pop(stream, None)
+                    self._held.pop(stream, None)
+            elif isinstance(action, SubscribeRequested):
+                await self._subscribe(action.identifier, action.params)
+            elif isinstance(action, HistoryRequested):
+                await self._history(action.identifier, action.cursors)
+            elif isinstance(action, PerformRequested):
+                grant = self.grants.get(action.identifier)
+                if grant is not None:
+                    await self.hub.room.perform(grant, action.action, action.data)
+            elif isinstance(action, SaveSession):
+                await self.hub.sessions.put(action.sid, action.snapshot)
+            elif isinstance(action, Unsubscribed):
+                self.grants.pop(action.identifier, None)
+            elif isinstance(action, Notice):
+                log.debug("cable %s: %s", self.session.sid, action.message)
+
+    async def _subscribe(self, identifier: str, params: dict[str, Any]) -> None:
+        try:
+            grant = await self.hub.room.authorize(params)
+        except StoreUnavailable:
+            await self._run(self.session.disconnect("unavailable", reconnect=True, code=1011))
+            return
+        if grant is None:
+            await self._run(self.session.subscription_rejected(identifier))
+            return
+        actions = self.session.subscription_confirmed(identifier, grant.streams, grant.principal)
+        if not actions:
+            return  # unsubscribed meanwhile
+        self.grants[identifier] = grant
+        if any(isinstance(a, HistoryRequested) for a in actions):
+            self._hold(grant.streams)  # before Listen: live events wait behind the replay
+        await self._run(actions)
+        await self.hub.room.joined(grant)
+
+    async def _history(self, identifier: str, cursors: Sequence[HistoryCursor]) -> None:
+        grant = self.grants.get(identifier)
+        streams = grant.streams if grant is not None else tuple(c.stream for c in cursors)
+        try:
+            found = await self.hub.store.read(_replay, tuple(cursors))
+        except StoreUnavailable:
+            found = None
+        if found is None:
+            await self._run(self.session.history_rejected(identifier))
+        else:
+            replay: list[EncodedEvent] = []
+            for entry in found:
+                last = self._sent.get(entry.stream)
+                if last is not None and last[0] == entry.epoch and entry.offset <= last[1]:
+                    continue
+                self._sent[entry.stream] = (entry.epoch, entry.offset)
+                replay.append(EncodedEvent.of(entry))
+            await self._run(self.session.history_served(identifier, replay))
+        self._release(streams)
+
+    async def _restore(self, sid: str) -> list[SubscriptionState] | None:
+        """The subscriptions of session ``sid`` that their credentials still allow, re-checked
+        now (a deleted contact or a removed agent restores nothing); None if no such session."""
+        snapshot = await self.hub.sessions.take(sid)
+        if snapshot is None:
+            return None
+        restored: list[SubscriptionState] = []
+        for state in snapshot.subscriptions:
+            try:
+                params = msgspec.json.decode(state.identifier)
+                grant = await self.hub.room.authorize(params) if isinstance(params, dict) else None
+            except (msgspec.DecodeError, StoreUnavailable):
+                grant = None
+            if grant is None or grant.principal != state.principal:
+                continue
+            self.grants[state.identifier] = grant
+            restored.append(
+                SubscriptionState(
+                    identifier=state.identifier, streams=grant.streams, principal=grant.principal
+                )
+            )
+        return restored
+
+
+def _replay(cursors: tuple[HistoryCursor, ...]) -> Op[list[LoggedEvent] | None]:
+    """All cursors in one read transaction, all or nothing (reference §5.3)."""
+    found: list[LoggedEvent] = []
+    for cursor in cursors:
+        if cursor.epoch is not None and cursor.offset is not None:
+            part = yield from events.replay_after(cursor.stream, cursor.epoch, cursor.offset)
+        elif cursor.since is not None:
+            part = yield from events.replay_since(cursor.stream, cursor.since)
+        else:
+            part = []
+        if part is None:
+            return None
+        found.extend(part)
+    return found

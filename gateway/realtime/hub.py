@@ -1,0 +1,201 @@
+"""The node's cable registry: which local connections hear which stream, fed by the broker.
+
+One task reads the node's broker feed and hands each event, encoded once
+(:class:`~gateway.cable.EncodedEvent`), to every local connection listening to its stream. The
+broker is only a doorbell, so the hub keeps, per stream, the last offset it delivered: an offset
+that jumps, or a :class:`~gateway.broker.Gap`, is healed by re-reading the log before going on,
+and an offset already delivered is skipped. A second task drives every connection's timers
+(pings, first-subscribe timeout, history waits, slow-consumer kills) on one shared tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import TaskStatus
+
+from ..broker import Broker, BrokerClosed, BrokerMessage, Delivery, Feed, Gap
+from ..cable import EncodedEvent, Limits, StreamIds
+from ..store import Store, StoreUnavailable
+from ..store.ops import events
+from ..store.records import LoggedEvent
+from .room import RoomChannel
+from .sessions import SessionCache
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+log = logging.getLogger("inboxgate.cable")
+
+TICK_SECONDS = 0.25
+# The node feed is a doorbell; overflowing it costs a log read, never an event.
+FEED_QUEUE = 16_384
+
+
+class Hub:
+    def __init__(
+        self,
+        *,
+        broker: Broker,
+        store: Store,
+        room: RoomChannel,
+        sessions: SessionCache,
+        stream_ids: StreamIds,
+        limits: Limits | None = None,
+        send_buffer_bytes: int = 1 << 20,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.broker = broker
+        self.store = store
+        self.room = room
+        self.sessions = sessions
+        self.stream_ids = stream_ids
+        self.limits = limits or Limits()
+        self.send_buffer_bytes = send_buffer_bytes
+        self.clock = clock
+        self.accepting = False
+        self._feed: Feed | None = None
+        self._connections: set[Connection] = set()
+        self._listeners: dict[str, list[Connection]] = {}
+        self._delivered: dict[str, tuple[str, int]] = {}  # stream -> (epoch, offset)
+
+    # ---- state -----------------------------------------------------------------------------
+
+    @property
+    def connections(self) -> int:
+        return len(self._connections)
+
+    @property
+    def streams(self) -> frozenset[str]:
+        return frozenset(self._listeners)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Deliver broker events and drive timers until cancelled (owned by the lifespan)."""
+        feed = self.broker.open_feed(max_queue=FEED_QUEUE)
+        self._feed = feed
+        self.accepting = True
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._tick_forever)
+                task_status.started()
+                try:
+                    while True:
+                        await self._dispatch(await feed.receive())
+                except BrokerClosed:
+                    log.warning("broker closed: realtime delivery stopped")
+                tasks.cancel_scope.cancel()
+        finally:
+            self.accepting = False
+            feed.close()
+            self._feed = None
+
+    async def drain(self, timeout: float = 3.0) -> None:
+        """Shutdown: tell every client ``server_restart`` (reconnect: true), give the frames a
+        moment to leave, then cut whoever is left. New sockets are refused from here on."""
+        self.accepting = False
+        for conn in list(self._connections):
+            conn.shutdown()
+        with anyio.move_on_after(timeout):
+            while self._connections:
+                await anyio.sleep(0.05)
+        for conn in list(self._connections):
+            conn.abort()
+
+    # ---- registry (called by connections) ----------------------------------------------------
+
+    def register(self, conn: Connection) -> None:
+        self._connections.add(conn)
+
+    def unregister(self, conn: Connection) -> None:
+        self._connections.discard(conn)
+        self.unlisten(conn, list(conn.listening))
+
+    def listen(self, conn: Connection, streams: Sequence[str]) -> None:
+        for stream in streams:
+            listeners = self._listeners.get(stream)
+            if listeners is None:
+                self._listeners[stream] = [conn]
+                if self._feed is not None:
+                    self._feed.listen(stream)
+            elif conn not in listeners:
+                listeners.append(conn)
+
+    def unlisten(self, conn: Connection, streams: Sequence[str]) -> None:
+        for stream in streams:
+            listeners = self._listeners.get(stream)
+            if listeners is None or conn not in listeners:
+                continue
+            listeners.remove(conn)
+            if not listeners:
+                del self._listeners[stream]
+                self._delivered.pop(stream, None)
+                if self._feed is not None:
+                    self._feed.unlisten(stream)
+
+    # ---- fan-out ---------------------------------------------------------------------------
+
+    async def _dispatch(self, batch: Sequence[Delivery]) -> None:
+        for item in batch:
+            if isinstance(item, Gap):
+                await self._heal(item.stream)
+                continue
+            if item.stream not in self._listeners:
+                continue
+            if item.epoch is not None:
+                last = self._delivered.get(item.stream)
+                if last is not None and last[0] == item.epoch:
+                    if item.offset <= last[1]:
+                        continue  # already delivered (re-read from the log meanwhile)
+                    if item.offset > last[1] + 1:
+                        await self._heal(item.stream)  # the log has the missing ones, and this
+                        continue
+            self._fan_out(item)
+
+    def _fan_out(self, message: BrokerMessage | LoggedEvent) -> None:
+        listeners = self._listeners.get(message.stream)
+        if not listeners:
+            return
+        if message.epoch is not None:
+            self._delivered[message.stream] = (message.epoch, message.offset)
+        event = EncodedEvent.of(message)
+        for conn in list(listeners):
+            conn.deliver(event)
+
+    async def _heal(self, stream: str) -> None:
+        """Messages of ``stream`` were lost on the way: replay what the log has after the last
+        delivered offset. Without one (nothing delivered yet) the listeners resynchronise."""
+        last = self._delivered.get(stream)
+        if stream not in self._listeners:
+            return
+        if last is None:
+            for conn in list(self._listeners.get(stream, ())):
+                conn.resync()
+            return
+        try:
+            found = await self.store.read(events.read_stream, stream, last[1], FEED_QUEUE)
+        except StoreUnavailable:
+            log.warning("could not heal stream %s: store unavailable", stream)
+            for conn in list(self._listeners.get(stream, ())):
+                conn.resync()
+            return
+        log.info("healed %s from the log: %d events after offset %d", stream, len(found), last[1])
+        for entry in found:
+            current = self._delivered.get(stream)
+            if current is not None and current[0] == entry.epoch and entry.offset <= current[1]:
+                continue
+            self._fan_out(entry)
+
+    # ---- timers ----------------------------------------------------------------------------
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await anyio.sleep(TICK_SECONDS)
+            now = self.clock()
+            for conn in list(self._connections):
+                conn.tick(now)

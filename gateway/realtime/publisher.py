@@ -1,0 +1,65 @@
+"""From committed writes to the broker: the bridge between the services' synchronous
+``on_events`` callback and the asynchronous :meth:`Broker.publish`.
+
+Services call :meth:`Publisher.logged` right after a commit; it only queues. One task, owned by
+the lifespan, publishes in commit order. The queue is bounded: when it is full the batch is
+dropped with a warning, which loses nothing (the events are in the log) and heals on the next
+event of each stream, whose offset jump makes the hubs re-read the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Sequence
+
+import anyio
+from anyio.abc import TaskStatus
+
+from ..broker import Broker, BrokerMessage, BrokerUnavailable, to_messages
+from ..store.records import LoggedEvent
+
+log = logging.getLogger("inboxgate.cable")
+
+MAX_PENDING_BATCHES = 10_000
+
+
+class Publisher:
+    def __init__(self, broker: Broker, max_pending: int = MAX_PENDING_BATCHES) -> None:
+        self.broker = broker
+        self._max = max_pending
+        # A plain deque, not a memory stream: an app that is built but never run (tests, the
+        # CLI) holds no resource that would need closing.
+        self._pending: deque[list[BrokerMessage]] = deque()
+        self._wake: anyio.Event | None = None
+        self.dropped = 0
+
+    def logged(self, entries: list[LoggedEvent]) -> None:
+        """The services' event sink: queue what a commit appended. Never blocks."""
+        if len(self._pending) >= self._max:
+            self.dropped += 1
+            log.warning("publish queue full: %d events left to the log to heal", len(entries))
+            return
+        self._pending.append(to_messages(entries))
+        if self._wake is not None:
+            self._wake.set()
+
+    async def transient(self, messages: Sequence[BrokerMessage]) -> None:
+        """Typing and presence: published now, not logged, lost if the broker is down."""
+        try:
+            await self.broker.publish(messages)
+        except BrokerUnavailable as exc:
+            log.debug("transient event not published: %s", exc)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            while not self._pending:
+                self._wake = anyio.Event()
+                await self._wake.wait()
+            self._wake = None
+            batch = self._pending.popleft()
+            try:
+                await self.broker.publish(batch)
+            except BrokerUnavailable as exc:
+                log.warning("broker unavailable, %d events left to the log: %s", len(batch), exc)

@@ -1,0 +1,50 @@
+"""The ``/cable`` websocket endpoint (reference §6.1): handshake and subprotocol, then the
+connection's shell takes over. A plain HTTP request gets Rails' 404 "Page not found"."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
+
+from client_sdk import cable_protocol as cp
+
+from ..cable import CableSession, restore_sid
+from ..realtime import Connection, Hub
+
+
+class CableEndpoint:
+    """An ASGI app for ``/cable``."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await PlainTextResponse("Page not found", status_code=404)(scope, receive, send)
+            return
+        headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+        offered = cp.parse_offered(
+            v.decode("latin-1") for k, v in headers if k == b"sec-websocket-protocol"
+        )
+        protocol = cp.select_subprotocol(offered)
+        first = await receive()
+        if first["type"] != "websocket.connect":
+            return
+        if protocol is None or not self.hub.accepting:
+            # A client that offered only protocols we do not speak would abort on any answer
+            # without one of them; refusing the handshake (403) says so at once.
+            await send({"type": "websocket.close", "code": 1002})
+            return
+        await send({"type": "websocket.accept", "subprotocol": protocol.name})
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        header_sid = next(
+            (v.decode("latin-1") for k, v in headers if k == b"x-anycable-restore-sid"), None
+        )
+        sid = restore_sid((query.get("sid") or [None])[0], header_sid)
+        hub = self.hub
+        session = CableSession(
+            protocol, stream_ids=hub.stream_ids, now=hub.clock(), limits=hub.limits
+        )
+        await Connection(hub, session, send).serve(receive, sid)
