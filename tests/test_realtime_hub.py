@@ -1,0 +1,219 @@
+"""The hub and a connection, in process: a fake ASGI socket against the real app and store.
+
+What only an in-process test can set up exactly: a doorbell that never rang (an event in the
+log the broker did not carry), a feed gap, a socket that stops taking frames, a cached session
+whose credentials no longer hold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+
+from client_sdk import cable_protocol as cp
+from gateway.cable import SessionSnapshot, SubscriptionState
+from gateway.routes.cable import CableEndpoint
+from gateway.store.ops import events
+from tests.cable_client import contact_identifier
+from tests.routes_helpers import (
+    Env,
+    EnvFactory,
+    anyio_backend_fixture,
+    env_fixture,
+    make_env_fixture,
+)
+
+__all__ = ["anyio_backend_fixture", "env_fixture", "make_env_fixture"]
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeSocket:
+    """The server side of an ASGI websocket. ``frames()`` yields decoded server frames;
+    ``blocked`` (an Event) makes every send after the welcome wait, like a full TCP buffer."""
+
+    def __init__(self, protocol: str = cp.EXT_JSON, query: bytes = b"") -> None:
+        self.encoding = cp.SUBPROTOCOLS[protocol].encoding
+        self.scope = {
+            "type": "websocket",
+            "path": "/cable",
+            "headers": [(b"sec-websocket-protocol", protocol.encode())],
+            "query_string": query,
+        }
+        self._in_send, self._in_recv = anyio.create_memory_object_stream[dict[str, Any]](100)
+        self._out_send, self._out_recv = anyio.create_memory_object_stream[dict[str, Any]](math.inf)
+        self.gate: anyio.Event | None = None
+        self.sent = 0
+
+    async def receive(self) -> dict[str, Any]:
+        return await self._in_recv.receive()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.gate is not None and message["type"] == "websocket.send":
+            await self.gate.wait()
+        self.sent += 1
+        await self._out_send.send(message)
+        if message["type"] == "websocket.close":  # as uvicorn does once the close is sent
+            await self._in_send.send({"type": "websocket.disconnect", "code": message["code"]})
+
+    async def client_send(self, command: cp.ClientCommand) -> None:
+        frame = cp.encode(command, self.encoding)
+        key = "text" if isinstance(frame, str) else "bytes"
+        await self._in_send.send({"type": "websocket.receive", key: frame})
+
+    async def next(self, timeout: float = 5.0) -> cp.ServerFrame | dict[str, Any]:
+        """The next frame (pings skipped), or the raw ASGI message for accept and close."""
+        with anyio.fail_after(timeout):
+            while True:
+                message = await self._out_recv.receive()
+                if message["type"] != "websocket.send":
+                    return message
+                frame = cp.decode_frame(message.get("text") or message["bytes"], self.encoding)
+                if not isinstance(frame, cp.Ping):
+                    return frame
+
+    def close(self) -> None:
+        for stream in (self._in_send, self._in_recv, self._out_send, self._out_recv):
+            stream.close()
+
+
+@asynccontextmanager
+async def connected(env: Env, socket: FakeSocket) -> AsyncIterator[FakeSocket]:
+    endpoint = CableEndpoint(env.app.state.realtime.hub)
+    async with anyio.create_task_group() as tasks:
+        await socket._in_send.send({"type": "websocket.connect"})
+        tasks.start_soon(endpoint, socket.scope, socket.receive, socket.send)
+        assert (await socket.next())["type"] == "websocket.accept"  # type: ignore[index]
+        assert isinstance(await socket.next(), cp.Welcome)
+        try:
+            yield socket
+        finally:
+            tasks.cancel_scope.cancel()
+            socket.close()
+
+
+async def subscribe(socket: FakeSocket, token: str) -> str:
+    identifier = contact_identifier(token)
+    await socket.client_send(cp.Subscribe(identifier=identifier))
+    assert isinstance(await socket.next(), cp.ConfirmSubscription)
+    presence = await socket.next()
+    assert isinstance(presence, cp.Broadcast)
+    assert presence.message["event"] == "presence.update"
+    return identifier
+
+
+async def message_offsets(socket: FakeSocket, count: int) -> list[tuple[str, int]]:
+    got: list[tuple[str, int]] = []
+    while len(got) < count:
+        frame = await socket.next()
+        assert isinstance(frame, cp.Broadcast), frame
+        assert isinstance(frame.offset, int)
+        got.append((frame.message["data"].get("content", ""), frame.offset))
+    return got
+
+
+async def test_an_event_whose_doorbell_never_rang_is_healed_from_the_log(env: Env) -> None:
+    contact = await env.contact()
+    conversation = await env.conversation(contact["source_id"])
+    async with connected(env, FakeSocket()) as socket:
+        await subscribe(socket, contact["pubsub_token"])
+        await env.send(contact["source_id"], conversation["id"], content="one")
+        [(_, first)] = await message_offsets(socket, 1)
+        # Appended and committed, but never published: as if the broker dropped it.
+        stream = events.session_stream(1)
+        await env.store.write(events.append, "message.created", {"content": "silent"}, [stream], 0)
+        await env.send(contact["source_id"], conversation["id"], content="three")
+        got = await message_offsets(socket, 2)
+    assert got == [("silent", first + 1), ("three", first + 2)]
+
+
+async def test_a_feed_gap_is_healed_and_nothing_is_sent_twice(env: Env) -> None:
+    contact = await env.contact()
+    conversation = await env.conversation(contact["source_id"])
+    hub = env.app.state.realtime.hub
+    async with connected(env, FakeSocket()) as socket:
+        await subscribe(socket, contact["pubsub_token"])
+        await env.send(contact["source_id"], conversation["id"], content="one")
+        [(_, first)] = await message_offsets(socket, 1)
+        stream = events.session_stream(1)
+        await env.store.write(events.append, "message.created", {"content": "lost"}, [stream], 0)
+        hub._feed.mark_gap(stream)
+        [(content, offset)] = await message_offsets(socket, 1)
+        assert (content, offset) == ("lost", first + 1)
+        await env.send(contact["source_id"], conversation["id"], content="next")
+        assert await message_offsets(socket, 1) == [("next", first + 2)]
+
+
+@pytest.mark.parametrize("reads_again", [True, False])
+async def test_a_socket_that_stops_reading_is_dropped_as_too_slow(
+    make_env: EnvFactory, reads_again: bool
+) -> None:
+    async with make_env(cable_send_buffer_bytes=8192) as env:
+        contact = await env.contact()
+        conversation = await env.conversation(contact["source_id"])
+        hub = env.app.state.realtime.hub
+        slow = FakeSocket()
+        async with connected(env, slow), connected(env, FakeSocket()) as fast:
+            await subscribe(slow, contact["pubsub_token"])
+            await subscribe(fast, contact["pubsub_token"])
+            slow.gate = anyio.Event()  # from now on its sends never complete
+            for i in range(12):
+                await env.send(contact["source_id"], conversation["id"], content=f"{i:04d}" * 200)
+            assert len(await message_offsets(fast, 12)) == 12  # the fast one has everything
+            [slow_conn] = [c for c in hub._connections if c.session.closed]
+            assert not slow_conn.listening  # already out of the fan-out
+            if reads_again:
+                # It takes what was handed to its socket before the overflow, then the goodbye.
+                slow.gate.set()
+                frames = []
+                while not isinstance(frame := await slow.next(), dict):
+                    frames.append(frame)
+                assert frames[-1] == cp.Disconnect(reason="too_slow", reconnect=True)
+                assert all(isinstance(f, cp.Broadcast) for f in frames[:-1])
+                assert len(frames) - 1 < 12
+                assert frame == {"type": "websocket.close", "code": 1013, "reason": "too_slow"}
+            else:
+                env.clock.advance(11)  # it never takes its goodbye: cut after ABORT_AFTER
+            with anyio.fail_after(5):
+                while hub.connections != 1:
+                    await anyio.sleep(0.05)
+            await env.send(contact["source_id"], conversation["id"], content="after")
+            assert await message_offsets(fast, 1) == [("after", 14)]
+
+
+async def test_a_restore_re_checks_credentials(env: Env) -> None:
+    contact = await env.contact()
+    hub = env.app.state.realtime.hub
+    good = contact_identifier(contact["pubsub_token"])
+    forged = contact_identifier("not-a-token")
+    stolen = contact_identifier(contact["pubsub_token"], spelling="spaced")
+    snapshot = SessionSnapshot(
+        subscriptions=(
+            SubscriptionState(identifier=good, streams=("session:1",), principal="contact:1@1"),
+            # A snapshot can only hold what a subscribe granted, but if it held more, the restore
+            # would still only re-attach what the identifier's token allows now.
+            SubscriptionState(identifier=forged, streams=("inbox:1",), principal="contact:1@1"),
+            SubscriptionState(identifier=stolen, streams=("session:1",), principal="user:1@1"),
+        )
+    )
+    await hub.sessions.put("old-sid", snapshot)
+    socket = FakeSocket(query=b"sid=old-sid")
+    endpoint = CableEndpoint(hub)
+    async with anyio.create_task_group() as tasks:
+        await socket._in_send.send({"type": "websocket.connect"})
+        tasks.start_soon(endpoint, socket.scope, socket.receive, socket.send)
+        await socket.next()  # accept
+        welcome = await socket.next()
+        assert isinstance(welcome, cp.Welcome)
+        assert welcome.restored is True
+        assert welcome.restored_ids == [good]
+        assert welcome.sid != "old-sid"
+        assert hub.streams == frozenset({"session:1"})
+        tasks.cancel_scope.cancel()
+    socket.close()
+    assert await hub.sessions.take("old-sid") is None  # single use
