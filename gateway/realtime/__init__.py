@@ -56,7 +56,7 @@ class Realtime:
         self.publisher = Publisher(broker)
         self.presence = Presence(settings.presence_window)
         self.typing = Typing(self.publisher.transient, settings.typing_timeout)
-        room = RoomChannel(store, self.presence, self.publisher.transient)
+        room = RoomChannel(store, self.presence)
         # Stream ids must be stable across restarts and nodes (clients send them back in
         # history requests), so they derive from the deployment's secret key.
         secret = hashlib.sha256(("inboxgate stream ids:" + settings.secret_key).encode()).digest()

@@ -263,7 +263,9 @@ class Connection:
             elif isinstance(action, PerformRequested):
                 grant = self.grants.get(action.identifier)
                 if grant is not None:
-                    await self.hub.room.perform(grant, action.action, action.data)
+                    reply = self.hub.room.perform(grant, action.action, action.data)
+                    if reply is not None:
+                        self._send_event(EncodedEvent(grant.own_stream, None, 0, reply))
             elif isinstance(action, SaveSession):
                 await self.hub.sessions.put(action.sid, action.snapshot)
             elif isinstance(action, Unsubscribed):
@@ -287,7 +289,7 @@ class Connection:
         if any(isinstance(a, HistoryRequested) for a in actions):
             self._hold(grant.streams)  # before Listen: live events wait behind the replay
         await self._run(actions)
-        await self.hub.room.joined(grant)
+        self._send_event(EncodedEvent(grant.own_stream, None, 0, self.hub.room.joined(grant)))
 
     async def _history(self, identifier: str, cursors: Sequence[HistoryCursor]) -> None:
         grant = self.grants.get(identifier)

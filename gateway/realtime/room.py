@@ -9,12 +9,10 @@ stream and their own user stream. Anything else is rejected.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
 from client_sdk import protocol as p
 
-from ..broker import BrokerMessage
 from ..store import Store
 from ..store.ops import events, grants
 from .presence import Presence
@@ -22,8 +20,6 @@ from .presence import Presence
 log = logging.getLogger("inboxgate.cable")
 
 CHANNEL = "RoomChannel"
-
-Publish = Callable[[Sequence[BrokerMessage]], Awaitable[None]]
 
 
 class Grant(NamedTuple):
@@ -57,10 +53,9 @@ def _int(value: object) -> int | None:
 
 
 class RoomChannel:
-    def __init__(self, store: Store, presence: Presence, publish: Publish) -> None:
+    def __init__(self, store: Store, presence: Presence) -> None:
         self.store = store
         self.presence = presence
-        self._publish = publish
 
     async def authorize(self, params: dict[str, Any]) -> Grant | None:
         """The grant for a subscribe identifier's params, None to reject."""
@@ -89,22 +84,26 @@ class RoomChannel:
         )
         return Grant("user", user_id, account_id, streams, own, agent.availability)
 
-    async def joined(self, grant: Grant) -> None:
-        """After the confirm: mark the subscriber present and tell it who is online."""
-        await self.update_presence(grant)
+    def joined(self, grant: Grant) -> bytes:
+        """After the confirm: mark the subscriber present; returns the ``presence.update``
+        payload for it."""
+        return self.update_presence(grant)
 
-    async def perform(self, grant: Grant, action: str, data: dict[str, Any]) -> None:
+    def perform(self, grant: Grant, action: str, data: dict[str, Any]) -> bytes | None:
+        """The ``message`` command; returns a payload for the performing subscription, if any."""
         if action == "update_presence":
-            await self.update_presence(grant)
-        else:
-            log.debug("RoomChannel: ignored action %r", action)
+            return self.update_presence(grant)
+        log.debug("RoomChannel: ignored action %r", action)
+        return None
 
-    async def update_presence(self, grant: Grant) -> None:
+    def update_presence(self, grant: Grant) -> bytes:
+        """Chatwoot broadcasts this to the subscriber's whole token stream, so a contact with N
+        tabs open causes N² frames; only the subscription that asked needs the answer (every
+        tab refreshes its own presence every 20 s)."""
         if grant.kind == "contact":
             self.presence.seen_contact(grant.account_id, grant.subject_id)
             data = self.presence.for_contact(grant.account_id)
         else:
             self.presence.seen_user(grant.account_id, grant.subject_id, grant.availability)
             data = self.presence.for_agent(grant.account_id)
-        payload = p.encode(p.Event(event="presence.update", data=data))
-        await self._publish([BrokerMessage(grant.own_stream, None, 0, payload)])
+        return p.encode(p.Event(event="presence.update", data=data))
