@@ -877,10 +877,14 @@ class StoreContract:
         logged = await store.write(conversations.update_last_seen, conv.id, link, T0 + 50)
         status = {m.id: m.status for m in await store.read(all_messages, conv.id)}
         assert status == {incoming.id: "sent", reply.id: "read", note.id: "read", late.id: "sent"}
-        assert {e.name for e in logged} == {"message.updated"}
+        assert [e.name for e in logged][-1] == "conversation.read"
+        read = [e for e in logged if e.name == "conversation.read"]
+        assert [e.stream for e in read] == [events.inbox_stream(world.inbox.id)]  # agents only
+        assert decoded(read[0]).data["contact_last_seen_at"] == int(T0 + 50)
         by_stream: dict[str, list[int]] = {}
         for e in logged:
-            by_stream.setdefault(e.stream, []).append(decoded(e).data["id"])
+            if e.name == "message.updated":
+                by_stream.setdefault(e.stream, []).append(decoded(e).data["id"])
         assert by_stream == {
             events.inbox_stream(world.inbox.id): [reply.id, note.id],
             events.session_stream(world.session.id): [reply.id],  # private: agents only
@@ -888,7 +892,8 @@ class StoreContract:
         assert decoded(logged[0]).data["status"] == "read"
         seen = await store.read(get_conversation_row, conv.id)
         assert seen is not None and seen.contact_last_seen_at == T0 + 50
-        assert await store.write(conversations.update_last_seen, conv.id, link, T0 + 60) == []
+        again = await store.write(conversations.update_last_seen, conv.id, link, T0 + 60)
+        assert [e.name for e in again] == ["conversation.read"]  # nothing left to mark read
         with pytest.raises(NotFound):
             await store.write(conversations.update_last_seen, 999_999, link, T0)
 

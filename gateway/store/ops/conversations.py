@@ -232,4 +232,8 @@ def update_last_seen(
             "message.updated", message, conversation, link, now,
             previous_changes={"status": ["sent", "read"]},
         )  # fmt: skip
+    # Agents see that the contact read the conversation; the contact is not told (§6.5).
+    logged += yield from notify.emit_conversation(
+        "conversation.read", conversation, link, now, to_contact=False
+    )
     return logged

@@ -97,9 +97,17 @@ def conversation_data(
 
 
 def emit_conversation(
-    name: str, conversation: Conversation, link: presenters.LinkBuilder, now: float
+    name: str,
+    conversation: Conversation,
+    link: presenters.LinkBuilder,
+    now: float,
+    *,
+    to_contact: bool = True,
 ) -> Op[list[LoggedEvent]]:
+    """A conversation event to the agents and, unless ``to_contact`` is False (``.read``,
+    assignments...), to the contact's sessions."""
     data = yield from conversation_data(conversation, link)
     streams = [events.inbox_stream(conversation.inbox_id)]
-    streams += yield from events.contact_streams(conversation)
+    if to_contact:
+        streams += yield from events.contact_streams(conversation)
     return (yield from events.append(name, data, streams, now))
