@@ -242,10 +242,8 @@ class Connection:
 
     async def _run(self, actions: Sequence[Action]) -> None:
         for action in actions:
-            if isinstance(action, SendFrame):
-                self._push_control(action.frame)
-            elif isinstance(action, Close):
-                self._push_control(action)
+            if isinstance(action, SendFrame | Close | Notice):
+                self._run_now((action,))
             elif isinstance(action, Listen):
                 if not self.session.closed:
                     self.listening.update(action.streams)
@@ -270,8 +268,6 @@ class Connection:
                 await self.hub.sessions.put(action.sid, action.snapshot)
             elif isinstance(action, Unsubscribed):
                 self.grants.pop(action.identifier, None)
-            elif isinstance(action, Notice):
-                log.debug("cable %s: %s", self.session.sid, action.message)
 
     async def _subscribe(self, identifier: str, params: dict[str, Any]) -> None:
         try:
