@@ -426,6 +426,73 @@ class ConversationEventData(Struct, kw_only=True):
     account_id: int | UnsetType = UNSET
 
 
+class Agent(Struct, kw_only=True):
+    """An agent of an account (reference agent §2.4): agents lists, ``meta.assignee``,
+    assignments. ``availability_status`` is ``online``, ``busy`` or ``offline``."""
+
+    id: int
+    account_id: int
+    availability_status: str = "online"
+    auto_offline: bool = True
+    confirmed: bool = True
+    email: str
+    provider: str = "email"
+    available_name: str
+    name: str
+    role: str
+    thumbnail: str = ""
+    custom_role_id: int | None = None
+
+
+# ---- agent API shapes: conversations and messages (issue 4) ---------------------------------
+
+
+# ---- agent API shapes: contacts, inboxes, platform (issue 4) --------------------------------
+
+
+# ---- webhook payloads (issue 4) --------------------------------------------------------------
+
+
+class ProfileAccount(Struct, kw_only=True):
+    """One account of the signed-in user (agent API ``/profile``, reference agent §2.6)."""
+
+    id: int
+    name: str
+    status: str = "active"
+    active_at: str | None = None
+    role: str
+    permissions: list[str] = []
+    availability: str = "online"
+    availability_status: str = "online"
+    auto_offline: bool = True
+    custom_role_id: int | None = None
+    custom_role: Any = None
+
+
+class Profile(Struct, kw_only=True):
+    """``GET /api/v1/profile``: the user, their tokens (``pubsub_token`` subscribes on /cable)
+    and their accounts."""
+
+    access_token: str
+    account_id: int | None = None
+    available_name: str
+    avatar_url: str = ""
+    confirmed: bool = True
+    display_name: str | None = None
+    message_signature: str | None = None
+    email: str
+    id: int
+    inviter_id: int | None = None
+    name: str
+    provider: str = "email"
+    pubsub_token: str
+    role: str | None = None
+    ui_settings: JSONObject = {}
+    uid: str
+    type: str | None = None
+    accounts: list[ProfileAccount] = []
+
+
 class TypingEventData(Struct, kw_only=True):
     """``data`` of ``conversation.typing_on`` / ``typing_off``: the conversation push shape
     (without ``account_id``), the actor, and whether an agent typed a private note."""

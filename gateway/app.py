@@ -31,6 +31,7 @@ from .http import (
 )
 from .ratelimit import MemoryRateLimiter, RateLimiter
 from .realtime import Realtime
+from .routes.agent import agent_routes
 from .routes.cable import CableEndpoint
 from .routes.public import public_routes
 from .services.context import Context, EventSink
@@ -145,6 +146,7 @@ def create_app(
         WebSocketRoute("/cable", cable),
         Route("/cable", cable),
         *public_routes(ctx),
+        *agent_routes(ctx),
     ]
     # CORS sits outside the limits (as rack-cors at position 0 in Chatwoot), so that a browser
     # can read a 413 or 429 answer too.

@@ -8,7 +8,8 @@ GatewayError
 ├── ValidationFailed      422  {"message", "attributes"}: wrong type, too long, too many messages
 ├── Locked                422  {"error"}: the CSAT 14-day lock
 ├── RateLimited           429  Retry-After seconds
-└── ServiceUnavailable    503  the store cannot take writes right now
+├── ServiceUnavailable    503  the store cannot take writes right now
+└── ApiError              any  the agent and platform APIs' errors, with Chatwoot's exact bodies
 """
 
 from __future__ import annotations
@@ -86,3 +87,43 @@ class ServiceUnavailable(GatewayError):
     def __init__(self, description: str = "The store is unavailable, retry shortly") -> None:
         super().__init__(description)
         self.description = description
+
+
+class ApiError(GatewayError):
+    """An agent-API or platform-API error whose body is given exactly (reference agent §1.2):
+    Chatwoot's bodies differ per condition (``{"error"}``, ``{"errors": [...]}``)."""
+
+    def __init__(self, status: int, body: dict[str, object]) -> None:
+        super().__init__(str(body))
+        self.status = status
+        self.body = body
+
+    @classmethod
+    def error(cls, status: int, message: str) -> ApiError:
+        return cls(status, {"error": message})
+
+
+# The agent API's fixed answers (reference agent §1.2). There is no 403 there: authorization
+# failures are 401s.
+def sign_in_required() -> ApiError:
+    return ApiError(401, {"errors": ["You need to sign in or sign up before continuing."]})
+
+
+def invalid_access_token() -> ApiError:
+    return ApiError.error(401, "Invalid Access Token")
+
+
+def not_account_member() -> ApiError:
+    return ApiError.error(401, "You are not authorized to access this account")
+
+
+def not_authorized() -> ApiError:
+    return ApiError.error(401, "You are not authorized to do this action")
+
+
+def resource_not_found() -> ApiError:
+    return ApiError.error(404, "Resource could not be found")
+
+
+def param_missing(name: str) -> ApiError:
+    return ApiError.error(422, f"param is missing or the value is empty: {name}")

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from client_sdk import protocol as p
 
 from .errors import (
+    ApiError,
     BadRequest,
     GatewayError,
     HmacFailed,
@@ -195,6 +196,8 @@ def error_response(exc: Exception) -> Response:
     if isinstance(exc, ServiceUnavailable):
         body = p.DetailedError(status=503, error="Service Unavailable", description=exc.description)
         return json_response(body, 503, {"Retry-After": "1"})
+    if isinstance(exc, ApiError):
+        return json_response(exc.body, exc.status)
     if isinstance(exc, GatewayError):
         return json_response(p.StatusError(status=exc.status, error=str(exc)), exc.status)
     return json_response(p.StatusError(status=500, error="Internal Server Error"), 500)

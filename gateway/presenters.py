@@ -245,3 +245,11 @@ def conversation_event_data(
         updated_at=float(conversation.updated_at),
         account_id=conversation.account_id,
     )
+
+
+def agent(user: User, account_id: int, role: str) -> p.Agent:
+    """A user as an agent of ``account_id`` (reference agent §2.4)."""
+    return p.Agent(
+        id=user.id, account_id=account_id, availability_status=user.availability,
+        email=user.email, available_name=user.name, name=user.name, role=role,
+    )  # fmt: skip

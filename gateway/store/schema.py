@@ -180,4 +180,7 @@ SQLITE_MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX inbox_members_user ON inbox_members (user_id)",
         ],
     ),
+    # migration 3 (agent API: conversations and messages) goes here
+    # migration 4 (agent API: contacts, inboxes, agents, platform apps) goes here
+    # migration 5 (webhooks: subscriptions, delivery outbox) goes here
 ]

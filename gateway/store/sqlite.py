@@ -162,7 +162,7 @@ class SQLiteStore(Store):
             )
             done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
             applied = []
-            for version, name, statements in SQLITE_MIGRATIONS:
+            for version, name, statements in sorted(SQLITE_MIGRATIONS, key=lambda m: m[0]):
                 if version in done:
                     continue
                 conn.execute("BEGIN IMMEDIATE")

@@ -192,3 +192,14 @@ def agent_inbox_ids(account_id: int, user_id: int) -> Op[list[int] | None]:
             account_id, user_id,
         )  # fmt: skip
     return [int(r[0]) for r in result]
+
+
+def user_accounts(user_id: int) -> Op[list[tuple[Account, str]]]:
+    """Every account of ``user_id`` with their role in it, newest membership first."""
+    result = yield from rows(
+        "SELECT a.id, a.name, a.created_at, au.role FROM account_users au "
+        "JOIN accounts a ON a.id = au.account_id WHERE au.user_id = ? "
+        "ORDER BY au.created_at DESC, a.id DESC",
+        user_id,
+    )
+    return [(Account.from_row(r[:3]), str(r[3])) for r in result]

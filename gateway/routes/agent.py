@@ -1,0 +1,93 @@
+"""The agent API (``/api/v1/...``, reference agent §3): route plumbing shared by every agent
+route module, and the profile.
+
+An agent route handler takes ``(request, actor)``; :func:`account_route` authenticates the
+``api_access_token`` header for the path's ``account_id`` first, and turns a store-level
+``NotFound`` into Chatwoot's ``{"error":"Resource could not be found"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from client_sdk import protocol as p
+
+from .. import presenters
+from ..errors import NotFound, resource_not_found
+from ..http import json_response
+from ..services.agent_auth import Actor, authenticate, authenticate_in_account
+from ..services.context import Context
+from ..store.ops import provisioning
+
+API = "/api/v1"
+ACCOUNT = API + "/accounts/{account_id:int}"
+
+AgentHandler = Callable[[Request, Actor], Awaitable[Response]]
+
+
+def account_route(ctx: Context, path: str, handler: AgentHandler, methods: list[str]) -> Route:
+    """``ACCOUNT + path``, authenticated and scoped to the path's account."""
+
+    async def endpoint(request: Request) -> Response:
+        actor = await authenticate_in_account(
+            ctx.store, request.headers, request.path_params["account_id"]
+        )
+        try:
+            return await handler(request, actor)
+        except NotFound:
+            raise resource_not_found() from None
+
+    return Route(ACCOUNT + path, endpoint, methods=methods)
+
+
+def user_route(ctx: Context, path: str, handler: AgentHandler, methods: list[str]) -> Route:
+    """``API + path`` for the signed-in user, not scoped to an account (the profile)."""
+
+    async def endpoint(request: Request) -> Response:
+        actor = await authenticate(ctx.store, request.headers)
+        try:
+            return await handler(request, actor)
+        except NotFound:
+            raise resource_not_found() from None
+
+    return Route(API + path, endpoint, methods=methods)
+
+
+async def profile_of(ctx: Context, actor: Actor) -> p.Profile:
+    memberships = await ctx.store.read(provisioning.user_accounts, actor.user.id)
+    user = actor.user
+    accounts = [
+        p.ProfileAccount(
+            id=account.id,
+            name=account.name,
+            role=role,
+            permissions=[role],
+            availability=user.availability,
+            availability_status=user.availability,
+            active_at=presenters.iso(account.created_at),
+        )
+        for account, role in memberships
+    ]
+    current = accounts[0] if accounts else None
+    return p.Profile(
+        access_token=actor.token, account_id=current.id if current else None,
+        available_name=user.name, email=user.email, id=user.id, name=user.name,
+        pubsub_token=user.pubsub_token, role=current.role if current else None, uid=user.email,
+        accounts=accounts,
+    )  # fmt: skip
+
+
+def agent_routes(ctx: Context) -> list[Route]:
+    async def profile(request: Request, actor: Actor) -> Response:
+        return json_response(await profile_of(ctx, actor))
+
+    routes: list[Any] = [user_route(ctx, "/profile", profile, ["GET"])]
+    # conversation and message routes are added here
+    # contact, inbox, agent routes are added here
+    # webhook routes are added here
+    return routes

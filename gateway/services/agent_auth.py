@@ -1,0 +1,95 @@
+"""Who is calling the agent API: the ``api_access_token`` header resolved to an :class:`Actor`,
+checked in Chatwoot's order (reference agent §1.2) with its exact error bodies.
+
+Tokens are stored as SHA-256 hashes and looked up by hash (an indexed equality on a digest: no
+timing signal about the token itself). Roles: ``administrator`` sees and manages every inbox of
+the account; ``agent`` only the inboxes they are a member of (§1.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..errors import (
+    invalid_access_token,
+    not_account_member,
+    not_authorized,
+    resource_not_found,
+    sign_in_required,
+)
+from ..store import Store
+from ..store.ops import provisioning
+from ..store.records import Account, User
+
+ADMINISTRATOR = "administrator"
+AGENT = "agent"
+
+
+def access_token(headers: Mapping[str, str]) -> str | None:
+    """The token from ``api_access_token`` or ``Api-Access-Token`` (Rack maps both to the same
+    variable; header names arrive lower-cased)."""
+    value = headers.get("api_access_token") or headers.get("api-access-token")
+    return value.strip() if value and value.strip() else None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """An authenticated user acting in one account."""
+
+    user: User
+    token: str  # as presented: the profile echoes it (only its hash is stored)
+    account: Account | None = None
+    role: str | None = None
+    inbox_ids: tuple[int, ...] = ()
+
+    @property
+    def account_id(self) -> int:
+        if self.account is None:
+            raise RuntimeError("actor has no account scope")
+        return self.account.id
+
+    @property
+    def administrator(self) -> bool:
+        return self.role == ADMINISTRATOR
+
+    def require_administrator(self) -> None:
+        if not self.administrator:
+            raise not_authorized()
+
+    def can_see_inbox(self, inbox_id: int) -> bool:
+        return inbox_id in self.inbox_ids
+
+    def require_inbox(self, inbox_id: int) -> None:
+        """Access to one inbox's conversations (a member agent, or any administrator)."""
+        if not self.can_see_inbox(inbox_id):
+            raise not_authorized()
+
+
+async def authenticate(store: Store, headers: Mapping[str, str]) -> Actor:
+    """The user behind the token, not yet scoped to an account (``/api/v1/profile``)."""
+    token = access_token(headers)
+    if token is None:
+        raise sign_in_required()
+    user = await store.read(provisioning.find_user_by_token, token)
+    if user is None:
+        raise invalid_access_token()
+    return Actor(user=user, token=token)
+
+
+async def authenticate_in_account(
+    store: Store, headers: Mapping[str, str], account_id: int
+) -> Actor:
+    """The user behind the token, as a member of ``account_id`` (401/404 as Chatwoot)."""
+    actor = await authenticate(store, headers)
+    account = await store.read(provisioning.get_account, account_id)
+    if account is None:
+        raise resource_not_found()
+    role = await store.read(provisioning.user_role, account_id, actor.user.id)
+    if role is None:
+        raise not_account_member()
+    inboxes = await store.read(provisioning.agent_inbox_ids, account_id, actor.user.id)
+    return Actor(
+        user=actor.user, token=actor.token, account=account, role=role,
+        inbox_ids=tuple(inboxes or ()),
+    )  # fmt: skip
