@@ -453,6 +453,39 @@ class Agent(Struct, kw_only=True):
 # ---- webhook payloads (issue 4) --------------------------------------------------------------
 
 
+class HighLevelConversationRequest(Struct, kw_only=True):
+    """GoHighLevel's ``POST /conversations/`` body (seed 004). Lenient on decode: a missing or
+    non-string id is a 422 the service reports, not a decode error."""
+
+    locationId: Any = None  # GoHighLevel spells its fields in camelCase
+    contactId: Any = None
+
+
+class HighLevelConversation(Struct, kw_only=True):
+    id: str
+    dateUpdated: str
+    dateAdded: str
+    deleted: bool = False
+    contactId: str
+    locationId: str
+    lastMessageDate: str
+    assignedTo: str = ""
+
+
+class HighLevelConversationResponse(Struct, kw_only=True):
+    success: bool = True
+    conversation: HighLevelConversation
+
+
+class HighLevelError(Struct, kw_only=True, omit_defaults=True):
+    """GoHighLevel's error envelope: ``message`` is a list for 422, a string otherwise, and a
+    400 carries no ``error``."""
+
+    statusCode: int
+    message: str | list[str]
+    error: str | None = None
+
+
 class ProfileAccount(Struct, kw_only=True):
     """One account of the signed-in user (agent API ``/profile``, reference agent §2.6)."""
 

@@ -33,6 +33,7 @@ from .ratelimit import MemoryRateLimiter, RateLimiter
 from .realtime import Realtime
 from .routes.agent import agent_routes
 from .routes.cable import CableEndpoint
+from .routes.highlevel import highlevel_routes
 from .routes.public import public_routes
 from .services.context import Context, EventSink
 from .settings import Settings
@@ -147,6 +148,7 @@ def create_app(
         Route("/cable", cable),
         *public_routes(ctx),
         *agent_routes(ctx),
+        *highlevel_routes(ctx),
     ]
     # CORS sits outside the limits (as rack-cors at position 0 in Chatwoot), so that a browser
     # can read a 413 or 429 answer too.

@@ -1,0 +1,37 @@
+"""``POST /conversations/``: the GoHighLevel-compatible conversation create (seed 004)."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from client_sdk import protocol as p
+
+from ..http import json_response
+from ..services.context import Context
+from ..services.highlevel import HighLevelService, bad_request, bearer
+
+_decoder = msgspec.json.Decoder(p.HighLevelConversationRequest)
+
+
+def highlevel_routes(ctx: Context) -> list[Route]:
+    service = HighLevelService(ctx)
+
+    async def create(request: Request) -> Response:
+        body = await request.body()
+        try:
+            req = _decoder.decode(body or b"{}")
+        except msgspec.DecodeError:
+            raise bad_request() from None
+        result = await service.create_conversation(
+            bearer(request.headers.get("authorization")), request.headers.get("version"), req,
+            str(request.base_url).rstrip("/"),
+        )  # fmt: skip
+        return json_response(result)
+
+    return [
+        Route("/conversations/", create, methods=["POST"]),
+        Route("/conversations", create, methods=["POST"]),
+    ]
