@@ -377,6 +377,8 @@ class MessageEventData(Struct, kw_only=True):
     attachments: list[Attachment] | UnsetType = UNSET
     sender: Sender | UnsetType = UNSET
     previous_changes: JSONObject | UnsetType = UNSET
+    # The user who acted, when an agent did (agent replies, deletes).
+    performer: UserSender | UnsetType = UNSET
 
 
 class ContactInboxPush(Struct, kw_only=True):
@@ -445,12 +447,848 @@ class Agent(Struct, kw_only=True):
 
 
 # ---- agent API shapes: conversations and messages (issue 4) ---------------------------------
+# Requests are lenient like the public ones; ids are ``Any`` because Chatwoot's clients send
+# them as numbers or strings (the seeds show strings) and a non-numeric id is a 404, not a 422.
+
+
+class AgentMessageInput(Struct, kw_only=True):
+    """``message`` of a conversation create, and the body of ``POST .../messages``."""
+
+    content: str | None = None
+    message_type: str | None = None
+    private: bool | None = None
+    content_type: str | None = None
+    # An object, or the same object as a JSON string (form posts).
+    content_attributes: Any = None
+    template_params: JSONObject | None = None
+    echo_id: str | None = None
+    source_id: str | None = None
+    external_created_at: Any = None
+    campaign_id: Any = None
+
+
+class AgentConversationCreateRequest(Struct, kw_only=True):
+    """``POST /api/v1/accounts/{a}/conversations`` (seed 000)."""
+
+    inbox_id: Any = None
+    contact_id: Any = None
+    source_id: str | None = None
+    status: str | None = None
+    assignee_id: Any = None
+    team_id: Any = None
+    snoozed_until: Any = None
+    custom_attributes: JSONObject | None = None
+    additional_attributes: JSONObject | None = None
+    message: AgentMessageInput | None = None
+    hmac_verified: bool | None = None
+
+
+class ToggleStatusRequest(Struct, kw_only=True):
+    """No status toggles open <-> resolved; ``snoozed_until`` is epoch seconds."""
+
+    status: str | None = None
+    snoozed_until: Any = None
+
+
+class TogglePriorityRequest(Struct, kw_only=True):
+    """Missing, empty or ``"none"`` clears the priority."""
+
+    priority: str | None = None
+
+
+class ConversationUpdateRequest(Struct, kw_only=True):
+    """``PATCH .../conversations/{id}``: ``priority`` is the only key taken."""
+
+    priority: str | UnsetType | None = UNSET
+
+
+class CustomAttributesRequest(Struct, kw_only=True):
+    custom_attributes: JSONObject | None = None
+
+
+class AssignmentRequest(Struct, kw_only=True):
+    """``assignee_id`` (takes precedence) or ``team_id``; absent and null differ."""
+
+    assignee_id: Any = UNSET
+    assignee_type: str | None = None
+    team_id: Any = UNSET
+
+
+class LabelsRequest(Struct, kw_only=True):
+    labels: list[str] | None = None
+
+
+class MessageStatusRequest(Struct, kw_only=True):
+    """``PATCH .../messages/{id}``: an integrator reports channel delivery."""
+
+    status: str | None = None
+    external_error: str | None = None
+
+
+class ConversationContact(Struct, kw_only=True):
+    """``meta.sender`` of a conversation: the contact (reference agent §2.3) without its
+    contact_inboxes; ``last_activity_at`` and ``created_at`` are omitted when null."""
+
+    additional_attributes: JSONObject = {}
+    availability_status: str = "offline"
+    email: str | None = None
+    id: int
+    name: str
+    phone_number: str | None = None
+    blocked: bool = False
+    identifier: str | None = None
+    thumbnail: str = ""
+    custom_attributes: JSONObject = {}
+    last_activity_at: int | UnsetType = UNSET
+    created_at: int | UnsetType = UNSET
+
+
+class ConversationAssignee(Agent, kw_only=True):
+    """``meta.assignee``: the agent shape plus the seeds' ``see_all_conversations``."""
+
+    see_all_conversations: bool = False
+
+
+class ConversationTeam(Struct, kw_only=True):
+    """``meta.team``; ``is_member`` says whether the requesting user is in it."""
+
+    id: int
+    name: str
+    description: str | None = None
+    allow_auto_assign: bool = True
+    account_id: int
+    is_member: bool = False
+
+
+class TeamRecord(Struct, kw_only=True):
+    """The raw team record an assignment to a team answers with."""
+
+    id: int
+    name: str
+    description: str | None = None
+    allow_auto_assign: bool = True
+    account_id: int
+    created_at: str
+    updated_at: str
+
+
+class AgentUserSender(Struct, kw_only=True, tag_field="type", tag="user"):
+    """A user as the sender of a message in agent API responses (with the seeds' ``email``
+    and ``logo_user_url``)."""
+
+    id: int
+    name: str
+    available_name: str
+    email: str | None = None
+    avatar_url: str = ""
+    logo_user_url: str = ""
+    availability_status: str = "offline"
+    thumbnail: str = ""
+
+
+AgentSender = ContactSender | AgentUserSender | AgentBotSender
+
+
+class ConversationMessage(Struct, kw_only=True):
+    """A message inside a conversation (``messages[]``, ``last_non_activity_message``): the push
+    shape plus the seeds' ``label_list`` and ``created_at_exact``."""
+
+    id: int
+    content: str | None
+    account_id: int
+    inbox_id: int
+    conversation_id: int
+    message_type: int
+    created_at: int
+    updated_at: str
+    private: bool = False
+    status: str = "sent"
+    source_id: str | None = None
+    content_type: str = "text"
+    content_attributes: JSONObject = {}
+    sender_type: str | None = None
+    sender_id: int | None = None
+    external_source_ids: JSONObject = {}
+    additional_attributes: JSONObject = {}
+    processed_message_content: str | None = None
+    sentiment: JSONObject = {}
+    label_list: list[str] = []
+    created_at_exact: str = ""
+    conversation: MessageConversationRef | None = None
+    attachments: list[Attachment] | UnsetType = UNSET
+    sender: AgentSender | UnsetType = UNSET
+
+
+class AgentConversationMeta(Struct, kw_only=True):
+    """``assignee``, ``assignee_type`` and ``team`` are absent (not null) when empty."""
+
+    sender: ConversationContact
+    channel: str = "Channel::Api"
+    assignee: ConversationAssignee | UnsetType = UNSET
+    assignee_type: str | UnsetType = UNSET
+    team: ConversationTeam | UnsetType = UNSET
+    hmac_verified: bool = False
+
+
+class AgentConversation(Struct, kw_only=True):
+    """The full conversation (reference agent §2.1; seeds 000 and 001). ``messages`` holds at
+    most the last message, private notes and activity included."""
+
+    meta: AgentConversationMeta
+    id: int
+    messages: list[ConversationMessage] = []
+    account_id: int
+    uuid: str
+    additional_attributes: JSONObject = {}
+    agent_last_seen_at: int = 0
+    assignee_last_seen_at: int = 0
+    can_reply: bool = True
+    contact_last_seen_at: int = 0
+    custom_attributes: JSONObject = {}
+    inbox_id: int
+    labels: list[str] = []
+    muted: bool = False
+    snoozed_until: str | None = None
+    status: str
+    created_at: int
+    updated_at: float
+    timestamp: int
+    first_reply_created_at: int = 0
+    unread_count: int = 0
+    last_non_activity_message: ConversationMessage | None = None
+    last_activity_at: int
+    priority: str | None = None
+    waiting_since: int = 0
+    sla_policy_id: int | None = None
+
+
+class ConversationCounts(Struct, kw_only=True):
+    mine_count: int
+    assigned_count: int
+    unassigned_count: int
+    all_count: int
+
+
+class ConversationPage(Struct, kw_only=True):
+    meta: ConversationCounts
+    payload: list[AgentConversation]
+
+
+class ConversationList(Struct, kw_only=True):
+    """``GET .../conversations``: ``{"data": {"meta": counts, "payload": [...]}}``."""
+
+    data: ConversationPage
+
+
+class ConversationCountsResponse(Struct, kw_only=True):
+    """``GET .../conversations/meta``."""
+
+    meta: ConversationCounts
+
+
+class ToggleStatusPayload(Struct, kw_only=True):
+    success: bool | None = True
+    conversation_id: int
+    current_status: str
+    snoozed_until: str | None = None
+
+
+class ToggleStatusResponse(Struct, kw_only=True):
+    meta: JSONObject = {}
+    payload: ToggleStatusPayload
+
+
+class CustomAttributesResponse(Struct, kw_only=True):
+    custom_attributes: JSONObject
+
+
+class LabelsResponse(Struct, kw_only=True):
+    payload: list[str]
+
+
+class AgentMessage(Struct, kw_only=True):
+    """A message in agent API responses (reference agent §2.2a; seed 002). ``echo_id`` only
+    when the create request had one; ``attachments`` and ``sender`` only when present."""
+
+    id: int
+    content: str | None
+    inbox_id: int
+    conversation_id: int
+    message_type: int
+    content_type: str = "text"
+    status: str = "sent"
+    content_attributes: JSONObject = {}
+    created_at: int
+    private: bool = False
+    source_id: str | None = None
+    sender: AgentSender | UnsetType = UNSET
+    created_at_exact: str = ""
+    echo_id: str | UnsetType = UNSET
+    attachments: list[Attachment] | UnsetType = UNSET
+
+
+class MessagesMeta(Struct, kw_only=True):
+    labels: list[str] = []
+    additional_attributes: JSONObject = {}
+    contact: ContactSender | None = None
+    assignee: UserSender | UnsetType = UNSET
+    agent_last_seen_at: str | None = None
+    assignee_last_seen_at: str | None = None
+
+
+class MessagesResponse(Struct, kw_only=True):
+    """``GET .../conversations/{id}/messages``: oldest first."""
+
+    meta: MessagesMeta
+    payload: list[AgentMessage]
+
+
+agent_conversation_decoder = msgspec.json.Decoder(AgentConversation)
+conversation_list_decoder = msgspec.json.Decoder(ConversationList)
+agent_message_decoder = msgspec.json.Decoder(AgentMessage)
+messages_response_decoder = msgspec.json.Decoder(MessagesResponse)
 
 
 # ---- agent API shapes: contacts, inboxes, platform (issue 4) --------------------------------
+#
+# Requests use UNSET for "not given" where a PATCH must tell it from an explicit null.
+
+
+class AgentContactRequest(Struct, kw_only=True):
+    """Body of the agent API's ``POST|PATCH .../contacts[/{id}]`` (reference agent §3.5)."""
+
+    name: str | UnsetType | None = UNSET
+    email: str | UnsetType | None = UNSET
+    phone_number: str | UnsetType | None = UNSET
+    identifier: str | UnsetType | None = UNSET
+    blocked: bool | UnsetType = UNSET
+    avatar_url: str | None = None
+    custom_attributes: JSONObject | UnsetType | None = UNSET
+    additional_attributes: JSONObject | UnsetType | None = UNSET
+    inbox_id: int | None = None
+    source_id: str | None = None
+
+
+class ContactInboxesRequest(Struct, kw_only=True):
+    """Body of ``POST .../contacts/{id}/contact_inboxes``."""
+
+    inbox_id: int | None = None
+    source_id: str | None = None
+
+
+class ContactInboxInbox(Struct, kw_only=True):
+    id: int
+    avatar_url: str = ""
+    channel_id: int
+    name: str
+    channel_type: str = "Channel::Api"
+    provider: str | None = None
+
+
+class ContactInboxEntry(Struct, kw_only=True):
+    source_id: str
+    inbox: ContactInboxInbox
+
+
+class AgentContact(Struct, kw_only=True):
+    """A contact on the agent API (Chatwoot's ``_contact.json.jbuilder``, reference agent §2.3).
+    Times are epoch seconds, left out when unknown; ``contact_inboxes`` only on ``/contacts``."""
+
+    additional_attributes: JSONObject = {}
+    availability_status: str = "offline"
+    email: str | None = None
+    id: int
+    name: str
+    phone_number: str | None = None
+    blocked: bool = False
+    identifier: str | None = None
+    thumbnail: str = ""
+    custom_attributes: JSONObject = {}
+    last_activity_at: int | UnsetType = UNSET
+    created_at: int | UnsetType = UNSET
+    contact_inboxes: list[ContactInboxEntry] | UnsetType = UNSET
+
+
+class ContactPayload(Struct, kw_only=True):
+    payload: AgentContact
+
+
+class ListMeta(Struct, kw_only=True):
+    count: int
+    current_page: int
+
+
+class ContactList(Struct, kw_only=True):
+    """``GET .../contacts`` and ``.../contacts/search``: 15 per page."""
+
+    meta: ListMeta
+    payload: list[AgentContact]
+
+
+class InboxRecord(Struct, kw_only=True):
+    """An inbox as its raw database record (Chatwoot's ``render json: inbox``): what contact
+    create returns under ``contact_inbox.inbox``. It carries no secret."""
+
+    id: int
+    channel_id: int
+    account_id: int
+    name: str
+    created_at: str
+    updated_at: str
+    channel_type: str = "Channel::Api"
+    enable_auto_assignment: bool = True
+    greeting_enabled: bool = False
+    greeting_message: str | None = None
+    email_address: str | None = None
+    working_hours_enabled: bool = False
+    out_of_office_message: str | None = None
+    timezone: str = "UTC"
+    enable_email_collect: bool = True
+    csat_survey_enabled: bool = False
+    allow_messages_after_resolved: bool = True
+    auto_assignment_config: JSONObject = {}
+    lock_to_single_conversation: bool = False
+    portal_id: int | None = None
+    sender_name_type: str = "friendly"
+    business_name: str | None = None
+    csat_config: JSONObject = {}
+
+
+class CreatedContactInbox(Struct, kw_only=True):
+    inbox: InboxRecord | None = None
+    source_id: str | None = None
+
+
+class CreatedContact(Struct, kw_only=True):
+    contact: AgentContact
+    contact_inbox: CreatedContactInbox
+
+
+class ContactCreateResponse(Struct, kw_only=True):
+    """``POST .../contacts``: ``{"payload": {"contact": ..., "contact_inbox": ...}}``."""
+
+    payload: CreatedContact
+
+
+class ContactConversationList(Struct, kw_only=True):
+    """``GET .../contacts/{id}/conversations``: at most 20, newest first."""
+
+    payload: list[AgentConversation]
+
+
+class ContactEventData(Struct, kw_only=True):
+    """``data`` of ``contact.created`` / ``contact.updated`` on the account stream (Chatwoot's
+    ``Contact#push_event_data`` with the account id)."""
+
+    additional_attributes: JSONObject = {}
+    custom_attributes: JSONObject = {}
+    email: str | None = None
+    id: int
+    identifier: str | None = None
+    name: str
+    phone_number: str | None = None
+    thumbnail: str = ""
+    blocked: bool = False
+    type: str = "contact"
+    account_id: int
+
+
+class InboxChannelRequest(Struct, kw_only=True):
+    """``channel`` of an inbox create or update; only ``api`` channels exist in inboxgate."""
+
+    type: str | None = None
+    webhook_url: str | UnsetType | None = UNSET
+    hmac_mandatory: bool | UnsetType | None = UNSET
+    additional_attributes: JSONObject | UnsetType | None = UNSET
+
+
+class InboxRequest(Struct, kw_only=True):
+    """Body of ``POST|PATCH .../inboxes[/{id}]`` (reference agent §3.6)."""
+
+    name: str | UnsetType | None = UNSET
+    greeting_enabled: bool | UnsetType | None = UNSET
+    greeting_message: str | UnsetType | None = UNSET
+    enable_email_collect: bool | UnsetType | None = UNSET
+    csat_survey_enabled: bool | UnsetType | None = UNSET
+    csat_config: JSONObject | UnsetType | None = UNSET
+    enable_auto_assignment: bool | UnsetType | None = UNSET
+    working_hours_enabled: bool | UnsetType | None = UNSET
+    working_hours: list[WorkingHour] | UnsetType | None = UNSET
+    out_of_office_message: str | UnsetType | None = UNSET
+    timezone: str | UnsetType | None = UNSET
+    allow_messages_after_resolved: bool | UnsetType | None = UNSET
+    lock_to_single_conversation: bool | UnsetType | None = UNSET
+    sender_name_type: str | UnsetType | None = UNSET
+    business_name: str | UnsetType | None = UNSET
+    channel: InboxChannelRequest | None = None
+
+
+class AgentInbox(Struct, kw_only=True):
+    """An API inbox on the agent API (Chatwoot's ``_inbox.json.jbuilder``, reference agent
+    §2.5). ``hmac_token`` only for administrators; ``inbox_identifier`` is the public API's
+    ``{inbox_identifier}``."""
+
+    id: int
+    avatar_url: str = ""
+    channel_id: int
+    name: str
+    channel_type: str = "Channel::Api"
+    greeting_enabled: bool = False
+    greeting_message: str | None = None
+    working_hours_enabled: bool = False
+    enable_email_collect: bool = True
+    csat_survey_enabled: bool = False
+    csat_config: JSONObject = {}
+    enable_auto_assignment: bool = True
+    auto_assignment_config: JSONObject = {}
+    out_of_office_message: str | None = None
+    working_hours: list[WorkingHour] = []
+    timezone: str = "UTC"
+    callback_webhook_url: str | None = None
+    allow_messages_after_resolved: bool = True
+    lock_to_single_conversation: bool = False
+    sender_name_type: str = "friendly"
+    business_name: str | None = None
+    allowed_domains: str | None = None
+    widget_color: str | None = None
+    website_url: str | None = None
+    hmac_mandatory: bool = False
+    welcome_title: str | None = None
+    welcome_tagline: str | None = None
+    web_widget_script: str | None = None
+    website_token: str | None = None
+    selected_feature_flags: list[str] | None = None
+    reply_time: str | None = None
+    messaging_service_sid: str | None = None
+    phone_number: str | None = None
+    hmac_token: str | UnsetType = UNSET
+    webhook_url: str | None = None
+    inbox_identifier: str
+    additional_attributes: JSONObject = {}
+    provider: str | None = None
+
+
+class InboxList(Struct, kw_only=True):
+    payload: list[AgentInbox]
+
+
+class InboxMembersRequest(Struct, kw_only=True):
+    """Body of ``POST|PATCH|DELETE .../inbox_members``."""
+
+    inbox_id: int | None = None
+    user_ids: list[int] | None = None
+
+
+class AgentList(Struct, kw_only=True):
+    """``{"payload": [<agent>]}``: an inbox's members."""
+
+    payload: list[Agent]
+
+
+class AgentRequest(Struct, kw_only=True):
+    """Body of ``POST|PATCH .../agents[/{id}]``. ``availability_status`` is what seed 003
+    calls ``availability``; both are read, and ``available`` means ``online``."""
+
+    name: str | None = None
+    email: str | None = None
+    role: str | None = None
+    availability: str | None = None
+    availability_status: str | None = None
+    auto_offline: bool | None = None
+
+
+class CreatedAgent(Agent, kw_only=True):
+    """An agent just created by ``POST .../agents``. A new user's ``access_token`` is shown
+    here, once: only its hash is stored (inboxgate sends no invitation e-mail)."""
+
+    access_token: str | UnsetType = UNSET
+
+
+class PlatformAccountRequest(Struct, kw_only=True):
+    """Body of the platform API's ``POST|PATCH /accounts[/{id}]``."""
+
+    name: str | UnsetType | None = UNSET
+    locale: str | UnsetType | None = UNSET
+    domain: str | UnsetType | None = UNSET
+    support_email: str | UnsetType | None = UNSET
+    status: str | UnsetType | None = UNSET
+    features: dict[str, bool] | None = None
+    limits: JSONObject | None = None
+    custom_attributes: JSONObject | None = None
+
+
+class PlatformAccount(Struct, kw_only=True):
+    id: int
+    name: str
+    locale: str = "en"
+    domain: str | None = None
+    support_email: str | None = None
+    features: dict[str, bool] = {}
+    custom_attributes: JSONObject = {}
+    limits: JSONObject = {}
+    status: str = "active"
+
+
+class AccountUserRequest(Struct, kw_only=True):
+    """Body of ``POST|DELETE /platform/api/v1/accounts/{id}/account_users``."""
+
+    user_id: int | None = None
+    role: str | None = None
+
+
+class AccountUserRecord(Struct, kw_only=True):
+    """An account membership as its raw record (Chatwoot's ``render json: account_user``)."""
+
+    id: int | None
+    account_id: int
+    user_id: int
+    role: str
+    inviter_id: int | None = None
+    created_at: str
+    updated_at: str
+    active_at: str | None = None
+    availability: str = "online"
+    auto_offline: bool = True
+    custom_role_id: int | None = None
+    agent_capacity_policy_id: int | None = None
+
+
+class PlatformUserRequest(Struct, kw_only=True):
+    """Body of ``POST|PATCH /platform/api/v1/users[/{id}]``."""
+
+    name: str | UnsetType | None = UNSET
+    display_name: str | UnsetType | None = UNSET
+    email: str | UnsetType | None = UNSET
+    password: str | None = None
+    custom_attributes: JSONObject | None = None
+
+
+class PlatformUserAccount(Struct, kw_only=True):
+    id: int
+    name: str
+    active_at: str | None = None
+    role: str
+
+
+class PlatformUser(Struct, kw_only=True):
+    """A user on the platform API. ``access_token`` is present only in the answer that
+    created or rotated it: only its hash is stored."""
+
+    access_token: str | UnsetType = UNSET
+    account_id: int | None = None
+    available_name: str
+    avatar_url: str = ""
+    confirmed: bool = True
+    display_name: str | None = None
+    message_signature: str | None = None
+    email: str
+    id: int
+    name: str
+    provider: str = "email"
+    pubsub_token: str
+    custom_attributes: JSONObject = {}
+    role: str | None = None
+    ui_settings: JSONObject = {}
+    uid: str
+    accounts: list[PlatformUserAccount] = []
+
+
+class TokenUser(Struct, kw_only=True):
+    id: int
+    name: str
+    display_name: str | None = None
+    email: str
+    pubsub_token: str
+
+
+class UserToken(Struct, kw_only=True):
+    """``POST /platform/api/v1/users/{id}/token``: a new access token (the old one stops
+    working)."""
+
+    access_token: str
+    expiry: int | None = None
+    user: TokenUser
 
 
 # ---- webhook payloads (issue 4) --------------------------------------------------------------
+
+
+WEBHOOK_EVENTS = (
+    "conversation_status_changed",
+    "conversation_updated",
+    "conversation_created",
+    "contact_created",
+    "contact_updated",
+    "message_created",
+    "message_updated",
+    "webwidget_triggered",
+    "inbox_created",
+    "inbox_updated",
+    "conversation_typing_on",
+    "conversation_typing_off",
+)
+# What a webhook created without ``subscriptions`` receives (Chatwoot's column default).
+DEFAULT_WEBHOOK_SUBSCRIPTIONS = WEBHOOK_EVENTS[:8]
+
+
+class WebhookFields(Struct, kw_only=True):
+    """The webhook attributes of a create or update; UNSET means "not given"."""
+
+    url: str | UnsetType | None = UNSET
+    name: str | UnsetType | None = UNSET
+    subscriptions: list[str] | UnsetType | None = UNSET
+    inbox_id: int | UnsetType | None = UNSET
+
+
+class WebhookRequest(WebhookFields, kw_only=True):
+    """Body of ``POST|PATCH .../webhooks``: the attributes at the top level or under
+    ``webhook`` (Rails' wrap_parameters accepts both)."""
+
+    webhook: WebhookFields | None = None
+
+
+class WebhookInboxRef(Struct, kw_only=True):
+    id: int
+    name: str
+
+
+class Webhook(Struct, kw_only=True):
+    """An account webhook (reference agent §3.7). ``secret`` signs its deliveries:
+    ``X-Chatwoot-Signature: sha256=hex(HMAC-SHA256(secret, "<timestamp>.<body>"))``."""
+
+    id: int
+    name: str | None = None
+    url: str
+    account_id: int
+    subscriptions: list[str]
+    inbox: WebhookInboxRef | UnsetType = UNSET
+    secret: str
+
+
+class WebhookPayload(Struct, kw_only=True):
+    webhook: Webhook
+
+
+class WebhookEnvelope(Struct, kw_only=True):
+    """``{"payload": {"webhook": {...}}}``: create and update."""
+
+    payload: WebhookPayload
+
+
+class WebhookListPayload(Struct, kw_only=True):
+    webhooks: list[Webhook]
+
+
+class WebhookListEnvelope(Struct, kw_only=True):
+    """``{"payload": {"webhooks": [...]}}``: list."""
+
+    payload: WebhookListPayload
+
+
+class WebhookDelivery(Struct, kw_only=True):
+    """One delivery in the outbox (inboxgate's ``GET .../webhook_deliveries``): ``id`` is the
+    ``X-Chatwoot-Delivery`` header; ``status`` is ``pending``, ``delivered`` or ``dead``."""
+
+    id: str
+    event: str
+    receiver: str
+    webhook_id: int | None = None
+    inbox_id: int | None = None
+    url: str
+    status: str
+    attempts: int
+    last_error: str | None = None
+    last_status_code: int | None = None
+    created_at: str
+    next_attempt_at: str | None = None
+    delivered_at: str | None = None
+
+
+class WebhookDeliveriesPayload(Struct, kw_only=True):
+    deliveries: list[WebhookDelivery]
+
+
+class WebhookDeliveriesEnvelope(Struct, kw_only=True):
+    payload: WebhookDeliveriesPayload
+
+
+class InboxWebhookSecret(Struct, kw_only=True):
+    """The secret that signs the deliveries to an API inbox's ``webhook_url``."""
+
+    inbox_id: int
+    webhook_url: str | None = None
+    secret: str
+
+
+class WebhookAccount(Struct, kw_only=True):
+    id: int
+    name: str
+
+
+class WebhookContact(Struct, kw_only=True):
+    """A contact in webhook payloads (Chatwoot's ``Contact#webhook_data``; no ``type``)."""
+
+    account: WebhookAccount
+    additional_attributes: JSONObject = {}
+    avatar: str = ""
+    custom_attributes: JSONObject = {}
+    email: str | None = None
+    id: int
+    identifier: str | None = None
+    name: str
+    phone_number: str | None = None
+    thumbnail: str = ""
+    blocked: bool = False
+
+
+class WebhookUser(Struct, kw_only=True):
+    id: int
+    name: str
+    email: str | None = None
+    type: str = "user"
+
+
+class WebhookAgentBot(Struct, kw_only=True):
+    id: int
+    name: str
+    type: str = "agent_bot"
+
+
+class WebhookMessage(Struct, kw_only=True):
+    """``message_created`` / ``message_updated`` (§9.2): ``message_type`` is the string enum,
+    ``created_at`` ISO; ``sender`` is a :class:`WebhookContact`, :class:`WebhookUser`,
+    :class:`WebhookAgentBot` or null (kept ``Any``: the contact shape carries no tag)."""
+
+    event: str
+    id: int
+    content: str | None
+    content_type: str
+    content_attributes: JSONObject = {}
+    message_type: str
+    private: bool = False
+    source_id: str | None = None
+    created_at: str
+    additional_attributes: JSONObject = {}
+    account: WebhookAccount
+    inbox: WebhookInboxRef
+    conversation: ConversationEventData
+    sender: Any = None
+    attachments: list[Attachment] | UnsetType = UNSET
+
+
+class WebhookConversation(ConversationEventData, kw_only=True):
+    """``conversation_*`` (§9.2): the conversation push shape (no ``account_id``) plus
+    ``event``; ``changed_attributes`` on status changes (null) and updates."""
+
+    event: str
+    changed_attributes: list[JSONObject] | UnsetType | None = UNSET
+
+
+class WebhookContactEvent(WebhookContact, kw_only=True):
+    """``contact_created`` / ``contact_updated`` (account webhooks only)."""
+
+    event: str
+    changed_attributes: list[JSONObject] | UnsetType | None = UNSET
 
 
 class HighLevelConversationRequest(Struct, kw_only=True):

@@ -34,12 +34,15 @@ from .realtime import Realtime
 from .routes.agent import agent_routes
 from .routes.cable import CableEndpoint
 from .routes.highlevel import highlevel_routes
+from .routes.platform import platform_routes
 from .routes.public import public_routes
+from .services.agent_conversations import reopen_snoozed_forever
 from .services.context import Context, EventSink
 from .settings import Settings
 from .store import Store, StoreUnavailable, open_store
 from .store.ops import events
 from .store.records import LoggedEvent
+from .webhooks.worker import WebhookWorker
 
 log = logging.getLogger("inboxgate")
 
@@ -126,6 +129,9 @@ def create_app(
         store=store, settings=settings, files=files, clock=clock, on_events=sink,
         typing=realtime.typing_changed,
     )  # fmt: skip
+    # Webhooks: the worker is woken by every commit that logged an event.
+    webhooks = WebhookWorker(ctx)
+    ctx.on_events = webhooks.chain(ctx.on_events)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -135,6 +141,8 @@ def create_app(
                 if settings.event_retention_days:
                     tasks.start_soon(prune_events, store, settings.event_retention_days, clock)
                 await tasks.start(realtime.run)
+                tasks.start_soon(reopen_snoozed_forever, ctx)
+                await tasks.start(webhooks.run)
                 yield
                 await realtime.hub.drain()
                 tasks.cancel_scope.cancel()
@@ -148,6 +156,7 @@ def create_app(
         Route("/cable", cable),
         *public_routes(ctx),
         *agent_routes(ctx),
+        *platform_routes(ctx),
         *highlevel_routes(ctx),
     ]
     # CORS sits outside the limits (as rack-cors at position 0 in Chatwoot), so that a browser
@@ -180,4 +189,5 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.realtime = realtime
+    app.state.webhooks = webhooks
     return app

@@ -204,6 +204,7 @@ def message_event_data(
         else UNSET,
         sender=sender if sender is not None else UNSET,
         previous_changes=previous_changes if previous_changes is not None else UNSET,
+        performer=user_sender(message.performer) if message.performer is not None else UNSET,
     )
 
 
@@ -231,11 +232,21 @@ def conversation_event_data(
         inbox_id=conversation.inbox_id,
         messages=[last_message] if last_message is not None else [],
         meta=p.ConversationMeta(
-            sender=contact_sender(contact), hmac_verified=session.hmac_verified
+            sender=contact_sender(contact),
+            assignee=user_sender(conversation.assignee) if conversation.assignee else None,
+            assignee_type="User" if conversation.assignee else None,
+            team={"id": conversation.team.id, "name": conversation.team.name}
+            if conversation.team
+            else None,
+            hmac_verified=session.hmac_verified,
         ),
         status=conversation.status,
+        labels=list(conversation.labels),
         custom_attributes=conversation.custom_attributes,
+        snoozed_until=iso(conversation.snoozed_until),
         unread_count=unread_count,
+        first_reply_created_at=iso(conversation.first_reply_created_at),
+        priority=conversation.priority,
         waiting_since=epoch(conversation.waiting_since),
         agent_last_seen_at=epoch(conversation.agent_last_seen_at),
         contact_last_seen_at=epoch(conversation.contact_last_seen_at),

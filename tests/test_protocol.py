@@ -94,7 +94,7 @@ def test_every_struct_is_covered() -> None:
     assert {"PublicMessage", "Event", "MessageEventData", "ContactCreateRequest"} <= {
         cls.__name__ for cls in STRUCTS
     }
-    assert len(REQUESTS) == 7
+    assert len(REQUESTS) >= 7  # the public API's; the agent API adds its own
 
 
 @pytest.mark.parametrize("cls", STRUCTS, ids=lambda cls: cls.__name__)

@@ -87,7 +87,13 @@ def agent_routes(ctx: Context) -> list[Route]:
         return json_response(await profile_of(ctx, actor))
 
     routes: list[Any] = [user_route(ctx, "/profile", profile, ["GET"])]
-    # conversation and message routes are added here
-    # contact, inbox, agent routes are added here
-    # webhook routes are added here
+    from .agent_conversations import conversation_routes  # it builds on account_route
+
+    routes += conversation_routes(ctx)
+    from .agent_admin import admin_routes  # it builds on account_route, defined here
+
+    routes += admin_routes(ctx)
+    from .agent_webhooks import webhook_routes  # it builds on account_route, defined here
+
+    routes += webhook_routes(ctx)
     return routes

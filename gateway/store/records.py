@@ -151,6 +151,25 @@ class ContactInbox(Struct, kw_only=True):
         )  # fmt: skip
 
 
+class Team(Struct, kw_only=True):
+    id: int
+    account_id: int
+    name: str
+    description: str | None
+    allow_auto_assign: bool
+    created_at: float
+    updated_at: float
+
+    COLUMNS = "id, account_id, name, description, allow_auto_assign, created_at, updated_at"
+
+    @classmethod
+    def from_row(cls, r: Row) -> Team:
+        return cls(
+            id=r[0], account_id=r[1], name=r[2], description=r[3],
+            allow_auto_assign=bool(r[4]), created_at=r[5], updated_at=r[6],
+        )  # fmt: skip
+
+
 class Conversation(Struct, kw_only=True):
     id: int
     account_id: int
@@ -169,11 +188,23 @@ class Conversation(Struct, kw_only=True):
     additional_attributes: dict[str, Any]
     created_at: float
     updated_at: float
+    # The agent API's additions (migration 3).
+    priority: str | None = None
+    snoozed_until: float | None = None
+    team_id: int | None = None
+    assignee_last_seen_at: float | None = None
+    first_reply_created_at: float | None = None
+    labels: list[str] = []
+    # Loaded on demand (not columns), like Message.attachments: who the conversation is
+    # assigned to, for the push payload's meta.
+    assignee: User | None = None
+    team: Team | None = None
 
     COLUMNS = (
         "id, account_id, inbox_id, contact_id, contact_inbox_id, display_id, uuid, status, "
         "assignee_id, contact_last_seen_at, agent_last_seen_at, last_activity_at, waiting_since, "
-        "custom_attributes, additional_attributes, created_at, updated_at"
+        "custom_attributes, additional_attributes, created_at, updated_at, priority, "
+        "snoozed_until, team_id, assignee_last_seen_at, first_reply_created_at, labels"
     )
 
     @classmethod
@@ -184,6 +215,8 @@ class Conversation(Struct, kw_only=True):
             contact_last_seen_at=r[9], agent_last_seen_at=r[10], last_activity_at=r[11],
             waiting_since=r[12], custom_attributes=load_json(r[13], {}),
             additional_attributes=load_json(r[14], {}), created_at=r[15], updated_at=r[16],
+            priority=r[17], snoozed_until=r[18], team_id=r[19], assignee_last_seen_at=r[20],
+            first_reply_created_at=r[21], labels=load_json(r[22], []),
         )  # fmt: skip
 
 
@@ -232,6 +265,8 @@ class Message(Struct, kw_only=True):
     created_at: float
     updated_at: float
     attachments: list[Attachment] = []
+    # Not a column: the agent whose action this event reports (the push payload's performer).
+    performer: User | None = None
 
     COLUMNS = (
         "id, account_id, inbox_id, conversation_id, content, message_type, content_type, "

@@ -180,7 +180,149 @@ SQLITE_MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX inbox_members_user ON inbox_members (user_id)",
         ],
     ),
-    # migration 3 (agent API: conversations and messages) goes here
-    # migration 4 (agent API: contacts, inboxes, agents, platform apps) goes here
-    # migration 5 (webhooks: subscriptions, delivery outbox) goes here
+    (
+        3,
+        "agent API: conversations and messages",
+        [
+            # Reference agent §2.7: what the application API's conversation routes keep.
+            "ALTER TABLE conversations ADD COLUMN priority TEXT",
+            "ALTER TABLE conversations ADD COLUMN snoozed_until REAL",
+            "ALTER TABLE conversations ADD COLUMN team_id INTEGER",
+            "ALTER TABLE conversations ADD COLUMN assignee_last_seen_at REAL",
+            "ALTER TABLE conversations ADD COLUMN first_reply_created_at REAL",
+            # The label list as shown (Chatwoot's cached_label_list); conversation_labels is
+            # what the list filter queries.
+            "ALTER TABLE conversations ADD COLUMN labels TEXT NOT NULL DEFAULT '[]'",
+            "CREATE INDEX conversations_account_activity "
+            "ON conversations (account_id, last_activity_at)",
+            """CREATE TABLE conversation_labels (
+                conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+                label TEXT NOT NULL,
+                PRIMARY KEY (conversation_id, label))""",
+            "CREATE INDEX conversation_labels_label ON conversation_labels (label)",
+            """CREATE TABLE teams (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                account_id INTEGER NOT NULL REFERENCES accounts(id),
+                name TEXT NOT NULL,
+                description TEXT,
+                allow_auto_assign BOOLEAN NOT NULL DEFAULT TRUE,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL)""",
+            """CREATE TABLE team_members (
+                team_id INTEGER NOT NULL REFERENCES teams(id),
+                user_id INTEGER NOT NULL REFERENCES users(id),
+                PRIMARY KEY (team_id, user_id))""",
+        ],
+    ),
+    (
+        4,
+        "agent API: contacts, inboxes, agents, platform apps",
+        [
+            # Platform API account fields (reference agent §4); a suspended account's agent
+            # API answers 401 "Account is suspended".
+            "ALTER TABLE accounts ADD COLUMN locale TEXT NOT NULL DEFAULT 'en'",
+            "ALTER TABLE accounts ADD COLUMN domain TEXT",
+            "ALTER TABLE accounts ADD COLUMN support_email TEXT",
+            "ALTER TABLE accounts ADD COLUMN status TEXT NOT NULL DEFAULT 'active'",
+            "ALTER TABLE accounts ADD COLUMN features TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE accounts ADD COLUMN limits TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE accounts ADD COLUMN custom_attributes TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE users ADD COLUMN display_name TEXT",
+            "ALTER TABLE users ADD COLUMN custom_attributes TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE users ADD COLUMN auto_offline BOOLEAN NOT NULL DEFAULT TRUE",
+            "ALTER TABLE users ADD COLUMN password_hash TEXT",
+            # The platform API shows account_users as records with an id of their own.
+            "ALTER TABLE account_users ADD COLUMN id INTEGER",
+            "ALTER TABLE account_users ADD COLUMN inviter_id INTEGER",
+            "ALTER TABLE account_users ADD COLUMN updated_at REAL",
+            "UPDATE account_users SET id = rowid, updated_at = created_at",
+            """CREATE TRIGGER account_users_id AFTER INSERT ON account_users
+                WHEN NEW.id IS NULL
+                BEGIN
+                    UPDATE account_users
+                    SET id = (SELECT COALESCE(MAX(id), 0) + 1 FROM account_users),
+                        updated_at = NEW.created_at
+                    WHERE account_id = NEW.account_id AND user_id = NEW.user_id;
+                END""",
+            # Inbox settings of the agent API (§2.5, §3.6); channel_attributes is the API
+            # channel's additional_attributes (agent_reply_time_window).
+            "ALTER TABLE inboxes ADD COLUMN enable_auto_assignment BOOLEAN NOT NULL DEFAULT TRUE",
+            "ALTER TABLE inboxes ADD COLUMN enable_email_collect BOOLEAN NOT NULL DEFAULT TRUE",
+            "ALTER TABLE inboxes ADD COLUMN allow_messages_after_resolved BOOLEAN NOT NULL "
+            "DEFAULT TRUE",
+            "ALTER TABLE inboxes ADD COLUMN sender_name_type TEXT NOT NULL DEFAULT 'friendly'",
+            "ALTER TABLE inboxes ADD COLUMN business_name TEXT",
+            "ALTER TABLE inboxes ADD COLUMN csat_config TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE inboxes ADD COLUMN auto_assignment_config TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE inboxes ADD COLUMN channel_attributes TEXT NOT NULL DEFAULT '{}'",
+            "CREATE INDEX contacts_account_activity ON contacts (account_id, last_activity_at)",
+            """CREATE TABLE platform_apps (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                name TEXT NOT NULL,
+                access_token_hash TEXT NOT NULL UNIQUE,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL)""",
+            # What a platform app created (or claimed): it may read and change only these.
+            """CREATE TABLE platform_app_permissibles (
+                platform_app_id INTEGER NOT NULL REFERENCES platform_apps(id),
+                permissible_type TEXT NOT NULL,
+                permissible_id INTEGER NOT NULL,
+                created_at REAL NOT NULL,
+                PRIMARY KEY (platform_app_id, permissible_type, permissible_id))""",
+        ],
+    ),
+    (
+        5,
+        "webhooks: subscriptions, delivery outbox",
+        [
+            # Account webhooks (reference agent §3.7). ``subscriptions`` is a JSON array of
+            # event names; ``secret`` signs every delivery (Chatwoot 4.11+).
+            """CREATE TABLE webhooks (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                account_id INTEGER NOT NULL REFERENCES accounts(id),
+                inbox_id INTEGER REFERENCES inboxes(id),
+                name TEXT,
+                url TEXT NOT NULL,
+                subscriptions TEXT NOT NULL,
+                secret TEXT NOT NULL,
+                webhook_type TEXT NOT NULL DEFAULT 'account_type',
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                UNIQUE (account_id, url))""",
+            # The API inbox's webhook_url is signed with a secret of its own (Chatwoot 4.13's
+            # channel_api.secret), never the hmac_token; created on first use.
+            """CREATE TABLE inbox_webhook_secrets (
+                inbox_id INTEGER PRIMARY KEY REFERENCES inboxes(id),
+                secret TEXT NOT NULL,
+                created_at REAL NOT NULL)""",
+            # The outbox: written in the transaction that logs the event, sent by the worker.
+            # ``uuid`` is X-Chatwoot-Delivery (stable across retries); a pending row whose
+            # ``next_attempt_at`` lies ahead is waiting for a retry or leased to a sender.
+            """CREATE TABLE webhook_deliveries (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                uuid TEXT NOT NULL UNIQUE,
+                account_id INTEGER NOT NULL,
+                receiver TEXT NOT NULL,
+                webhook_id INTEGER,
+                inbox_id INTEGER,
+                message_id INTEGER,
+                url TEXT NOT NULL,
+                secret TEXT NOT NULL,
+                event TEXT NOT NULL,
+                body BLOB NOT NULL,
+                status TEXT NOT NULL DEFAULT 'pending',
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at REAL NOT NULL,
+                last_error TEXT,
+                last_status_code INTEGER,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                delivered_at REAL)""",
+            "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) "
+            "WHERE status = 'pending'",
+            "CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (webhook_id, status)",
+            "CREATE INDEX webhook_deliveries_account ON webhook_deliveries (account_id, id)",
+            "CREATE INDEX webhook_deliveries_time ON webhook_deliveries (updated_at)",
+        ],
+    ),
 ]

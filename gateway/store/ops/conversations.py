@@ -146,7 +146,7 @@ def _can_reply(conversation: Conversation, inbox: Inbox, now: float) -> Op[bool]
     return bool(now - float(last_incoming) <= inbox.reply_time_window_hours * 3600)
 
 
-def _send_csat(
+def send_csat(
     conversation: Conversation, inbox: Inbox, link: presenters.LinkBuilder, now: float
 ) -> Op[list[LoggedEvent]]:
     """One survey per conversation, ever (§5)."""
@@ -202,7 +202,7 @@ def resolve(
             f"SELECT {Inbox.COLUMNS} FROM inboxes WHERE id = ?", conversation.inbox_id
         )
         assert inbox_row is not None
-        logged += yield from _send_csat(conversation, Inbox.from_row(inbox_row), link, now)
+        logged += yield from send_csat(conversation, Inbox.from_row(inbox_row), link, now)
     view = yield from public_view(conversation, link)
     return ConversationResult(conversation=conversation, view=view, events=logged)
 

@@ -68,14 +68,16 @@ def insert_message(
     sender_id: int | None = None,
     echo_id: str | None = None,
     attachments: list[NewAttachment] | None = None,
+    source_id: str | None = None,
 ) -> Op[Message]:
     row = yield from one(
         "INSERT INTO messages (account_id, inbox_id, conversation_id, content, message_type, "
         "content_type, content_attributes, private, status, sender_type, sender_id, echo_id, "
-        f"created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING {Message.COLUMNS}",
+        "source_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        f"RETURNING {Message.COLUMNS}",
         conversation.account_id, conversation.inbox_id, conversation.id, content, message_type,
         content_type, dump_json(content_attributes or {}), private, "sent", sender_type,
-        sender_id, echo_id, now, now,
+        sender_id, echo_id, source_id, now, now,
     )  # fmt: skip
     assert row is not None
     message = Message.from_row(row)
@@ -139,9 +141,10 @@ def create_incoming(
     reopen = conversation.status in ("resolved", "snoozed") and not blocked
     row = yield from one(
         "UPDATE conversations SET status = ?, last_activity_at = ?, "
-        "waiting_since = COALESCE(waiting_since, ?), updated_at = ? "
+        "waiting_since = COALESCE(waiting_since, ?), updated_at = ?, "
+        "snoozed_until = CASE WHEN ? THEN NULL ELSE snoozed_until END "
         f"WHERE id = ? RETURNING {Conversation.COLUMNS}",
-        "open" if reopen else conversation.status, now, now, now, conversation.id,
+        "open" if reopen else conversation.status, now, now, now, reopen, conversation.id,
     )  # fmt: skip
     assert row is not None
     conversation = Conversation.from_row(row)

@@ -1,0 +1,293 @@
+"""Messages through the agent API (reference agent §3.4): list, create, soft delete, delivery
+status. Input is validated by the service; these operations apply Chatwoot's side effects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msgspec import Struct
+
+from client_sdk import protocol as p
+
+from ... import agent_presenters, presenters
+from ...errors import ApiError, NotFound
+from ..records import Attachment, Conversation, LoggedEvent, Message, User
+from ..sql import Op, dump_json, one, rows, scalar
+from . import agent_events, notify
+from .agent_views import render_messages
+from .assignees import account_user
+from .contacts import get_contact
+from .message_views import get_message, hydrate
+from .messages import NewAttachment, get_conversation, insert_message
+
+DELETED_CONTENT = "This message was deleted"
+BEFORE_LIMIT = 20
+AFTER_LIMIT = 100
+BETWEEN_LIMIT = 1000
+
+
+class NewAgentMessage(Struct, kw_only=True):
+    """A validated message create (``message_type`` as its integer)."""
+
+    content: str | None = None
+    message_type: int = p.MESSAGE_TYPE_OUTGOING
+    private: bool = False
+    content_type: str = "text"
+    content_attributes: dict[str, Any] = {}
+    echo_id: str | None = None
+    source_id: str | None = None
+    attachments: list[NewAttachment] = []
+
+
+class AgentMessageResult(Struct, kw_only=True):
+    message: Message
+    conversation: Conversation
+    view: p.AgentMessage
+    events: list[LoggedEvent] = []
+    # Files whose rows were deleted in the transaction: the service removes them after commit.
+    removed: list[Attachment] = []
+
+
+def list_messages(
+    conversation: Conversation,
+    before: int | None,
+    after: int | None,
+    filter_internal: bool,
+    link: presenters.LinkBuilder,
+) -> Op[p.MessagesResponse]:
+    """Oldest first: the latest 20; 20 before ``before``; up to 100 after ``after``; with
+    both, ids in ``[after, before)`` (up to 1000)."""
+    where = "conversation_id = ?"
+    params: list[object] = [conversation.id]
+    if filter_internal:
+        where += f" AND private = ? AND message_type <> {p.MESSAGE_TYPE_ACTIVITY}"
+        params.append(False)
+    if before is not None and after is not None:
+        where += " AND id >= ? AND id < ?"
+        params += [after, before]
+        order, limit = "DESC", BETWEEN_LIMIT
+    elif after is not None:
+        where += " AND id > ?"
+        params.append(after)
+        order, limit = "ASC", AFTER_LIMIT
+    else:
+        if before is not None:
+            where += " AND id < ?"
+            params.append(before)
+        order, limit = "DESC", BEFORE_LIMIT
+    result = yield from rows(
+        f"SELECT {Message.COLUMNS} FROM messages WHERE {where} ORDER BY id {order} LIMIT ?",
+        *params, limit,
+    )  # fmt: skip
+    found = [Message.from_row(r) for r in result]
+    if order == "DESC":
+        found.reverse()
+    found = yield from hydrate(found)
+    payload = yield from render_messages(found, conversation.display_id, link)
+    contact = yield from get_contact(conversation.contact_id)
+    if contact is None:
+        raise NotFound("contact")
+    assignee = None
+    if conversation.assignee_id is not None:
+        member = yield from account_user(conversation.account_id, conversation.assignee_id)
+        assignee = member[0] if member else None
+    return p.MessagesResponse(
+        meta=agent_presenters.messages_meta(conversation, contact, assignee), payload=payload
+    )
+
+
+def _update_conversation(sql: str, *params: object) -> Op[Conversation]:
+    row = yield from one(
+        f"UPDATE conversations SET {sql} RETURNING {Conversation.COLUMNS}", *params
+    )
+    assert row is not None
+    return Conversation.from_row(row)
+
+
+def add_message(
+    conversation: Conversation,
+    new: NewAgentMessage,
+    performer: User,
+    per_minute_limit: int,
+    link: presenters.LinkBuilder,
+    now: float,
+) -> Op[AgentMessageResult]:
+    """Create a message and apply what follows it in Chatwoot: an incoming message reopens
+    the conversation; the first human reply stamps ``first_reply_created_at``; any human reply
+    ends the customer's wait."""
+    if per_minute_limit:
+        recent = yield from scalar(
+            "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND created_at > ?",
+            conversation.id, now - 60.0,
+        )  # fmt: skip
+        if int(recent or 0) >= per_minute_limit:
+            raise ApiError.error(422, "Validation failed: Too many messages")
+    outgoing = new.message_type == p.MESSAGE_TYPE_OUTGOING
+    # Outgoing messages are the caller's; every other type is the contact's (reference §3.4.2).
+    sender = ("User", performer.id) if outgoing else ("Contact", conversation.contact_id)
+    message = yield from insert_message(
+        conversation, content=new.content, message_type=new.message_type, now=now,
+        content_type=new.content_type, content_attributes=new.content_attributes,
+        private=new.private, sender_type=sender[0], sender_id=sender[1],
+        attachments=new.attachments, source_id=new.source_id,
+    )  # fmt: skip
+    # echo_id is not stored (as Chatwoot): it comes back in this response and the event only.
+    message.echo_id = new.echo_id
+    message.performer = performer
+    logged: list[LoggedEvent] = []
+    reopened = False
+    if new.message_type == p.MESSAGE_TYPE_INCOMING:
+        blocked = yield from scalar(
+            "SELECT blocked FROM contacts WHERE id = ?", conversation.contact_id
+        )
+        reopened = conversation.status in ("resolved", "snoozed") and not blocked
+        conversation = yield from _update_conversation(
+            "status = ?, snoozed_until = CASE WHEN ? THEN NULL ELSE snoozed_until END, "
+            "last_activity_at = ?, waiting_since = COALESCE(waiting_since, ?), updated_at = ? "
+            "WHERE id = ?",
+            "open" if reopened else conversation.status, reopened, now, now, now,
+            conversation.id,
+        )  # fmt: skip
+        yield from rows(
+            "UPDATE contacts SET last_activity_at = ? WHERE id = ?", now, conversation.contact_id
+        )
+    else:
+        conversation = yield from _update_conversation(
+            "last_activity_at = ? WHERE id = ?", now, conversation.id
+        )
+    logged += yield from notify.emit_message("message.created", message, conversation, link, now)
+    if reopened:
+        logged += yield from agent_events.conversation_event(
+            "conversation.status_changed", conversation, link, now
+        )
+    if outgoing and not new.private:
+        first = conversation.first_reply_created_at is None
+        waited = conversation.waiting_since
+        if first or waited is not None:
+            conversation = yield from _update_conversation(
+                "first_reply_created_at = COALESCE(first_reply_created_at, ?), "
+                "waiting_since = NULL, updated_at = ? WHERE id = ?",
+                message.created_at, now, conversation.id,
+            )  # fmt: skip
+            if first:
+                logged += yield from agent_events.first_reply(message, conversation, link, now)
+            changed: dict[str, tuple[Any, Any]] = {}
+            if waited is not None:
+                changed["waiting_since"] = (presenters.iso(waited), None)
+            if first:
+                changed["first_reply_created_at"] = (
+                    None, presenters.iso(conversation.first_reply_created_at),
+                )  # fmt: skip
+            logged += yield from agent_events.conversation_event(
+                "conversation.updated", conversation, link, now, changed=changed
+            )
+    views = yield from render_messages([message], conversation.display_id, link)
+    return AgentMessageResult(
+        message=message, conversation=conversation, view=views[0], events=logged
+    )
+
+
+def create_message(
+    conversation_id: int,
+    new: NewAgentMessage,
+    performer: User,
+    per_minute_limit: int,
+    link: presenters.LinkBuilder,
+    now: float,
+) -> Op[AgentMessageResult]:
+    conversation = yield from get_conversation(conversation_id)
+    return (yield from add_message(conversation, new, performer, per_minute_limit, link, now))
+
+
+def _message(conversation: Conversation, message_id: int) -> Op[Message]:
+    message = yield from get_message(conversation.id, message_id)
+    if message is None:
+        raise NotFound("message")
+    return message
+
+
+def _set(message: Message, sql: str, *params: object) -> Op[Message]:
+    row = yield from one(
+        f"UPDATE messages SET {sql} WHERE id = ? RETURNING {Message.COLUMNS}", *params, message.id
+    )
+    assert row is not None
+    return Message.from_row(row)
+
+
+def delete_message(
+    conversation_id: int,
+    message_id: int,
+    performer: User,
+    link: presenters.LinkBuilder,
+    now: float,
+) -> Op[AgentMessageResult]:
+    """Soft delete (§3.4.4): the content is replaced and the attachments are dropped; everyone
+    who saw the message gets ``message.updated``."""
+    conversation = yield from get_conversation(conversation_id)
+    message = yield from _message(conversation, message_id)
+    deleted = {"deleted": True}
+    updated = yield from _set(
+        message, "content = ?, content_type = 'text', content_attributes = ?, updated_at = ?",
+        DELETED_CONTENT, dump_json(deleted), now,
+    )  # fmt: skip
+    yield from rows("DELETE FROM attachments WHERE message_id = ?", message.id)
+    updated.performer = performer
+    changes: dict[str, list[object]] = {
+        "content": [message.content, DELETED_CONTENT],
+        "content_attributes": [message.content_attributes, deleted],
+        "updated_at": [presenters.iso(message.updated_at), presenters.iso(now)],
+    }
+    if message.content_type != "text":
+        changes["content_type"] = [message.content_type, "text"]
+    logged = yield from notify.emit_message(
+        "message.updated", updated, conversation, link, now, previous_changes=changes
+    )
+    views = yield from render_messages([updated], conversation.display_id, link)
+    return AgentMessageResult(
+        message=updated, conversation=conversation, view=views[0], events=logged,
+        removed=message.attachments,
+    )  # fmt: skip
+
+
+def update_status(
+    conversation_id: int,
+    message_id: int,
+    status: str | None,
+    external_error: str | None,
+    performer: User,
+    link: presenters.LinkBuilder,
+    now: float,
+) -> Op[AgentMessageResult]:
+    """Delivery status from an integrator (§3.4.3). An unknown status, or read → delivered,
+    changes nothing; ``failed`` keeps the error in ``content_attributes.external_error``."""
+    conversation = yield from get_conversation(conversation_id)
+    message = yield from _message(conversation, message_id)
+    valid = status in p.MESSAGE_STATUSES and not (
+        message.status == "read" and status == "delivered"
+    )
+    logged: list[LoggedEvent] = []
+    if valid and status is not None:
+        attributes = dict(message.content_attributes)
+        if status == "failed":
+            attributes["external_error"] = external_error
+        updated = yield from _set(
+            message, "status = ?, content_attributes = ?, updated_at = ?",
+            status, dump_json(attributes), now,
+        )  # fmt: skip
+        updated.attachments = message.attachments
+        updated.performer = performer
+        changes: dict[str, list[object]] = {
+            "status": [message.status, status],
+            "updated_at": [presenters.iso(message.updated_at), presenters.iso(now)],
+        }
+        if attributes != message.content_attributes:
+            changes["content_attributes"] = [message.content_attributes, attributes]
+        logged = yield from notify.emit_message(
+            "message.updated", updated, conversation, link, now, previous_changes=changes
+        )
+        message = updated
+    views = yield from render_messages([message], conversation.display_id, link)
+    return AgentMessageResult(
+        message=message, conversation=conversation, view=views[0], events=logged
+    )
