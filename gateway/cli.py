@@ -490,3 +490,36 @@ def user_create(
             "  (shown only once: send it as the api_access_token header)",
         ],
     )
+
+
+@main.group("platform-app")
+def platform_app() -> None:
+    """Manage platform apps (the Platform API's callers)."""
+
+
+@platform_app.command("create")
+@click.option("--name", required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def platform_app_create(name: str, as_json: bool) -> None:
+    """Create a platform app; prints its access token (shown only once)."""
+    from .store.ops.platform import PlatformApp, create_app
+    from .store.ops.tokens import secure_token
+
+    if not name.strip():
+        raise click.BadParameter("must not be blank", param_hint="--name")
+    settings = _settings()
+    token = secure_token()
+
+    async def work(store: Store) -> PlatformApp:
+        return await store.write(create_app, name.strip(), token, store.clock())
+
+    created = _run(settings, work)
+    _emit(
+        as_json,
+        {"id": created.id, "name": created.name, "access_token": token},
+        [
+            f"Created platform app {created.id}: {created.name}",
+            f"  access token: {token}",
+            "  (shown only once: send it as the api_access_token header on /platform/api/v1)",
+        ],
+    )

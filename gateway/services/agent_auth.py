@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import (
+    ApiError,
     invalid_access_token,
     not_account_member,
     not_authorized,
@@ -19,7 +20,7 @@ from ..errors import (
     sign_in_required,
 )
 from ..store import Store
-from ..store.ops import provisioning
+from ..store.ops import platform, provisioning
 from ..store.records import Account, User
 
 ADMINISTRATOR = "administrator"
@@ -82,9 +83,12 @@ async def authenticate_in_account(
 ) -> Actor:
     """The user behind the token, as a member of ``account_id`` (401/404 as Chatwoot)."""
     actor = await authenticate(store, headers)
-    account = await store.read(provisioning.get_account, account_id)
-    if account is None:
+    found = await store.read(platform.account_with_status, account_id)
+    if found is None:
         raise resource_not_found()
+    account, status = found
+    if status == "suspended":  # set through the Platform API
+        raise ApiError.error(401, "Account is suspended")
     role = await store.read(provisioning.user_role, account_id, actor.user.id)
     if role is None:
         raise not_account_member()

@@ -58,6 +58,11 @@ class Context:
             self._inboxes[identifier] = (now, inbox)
         return inbox
 
+    def invalidate_inbox(self, identifier: str) -> None:
+        """Forget a cached inbox after its settings changed: this process shows them at once
+        (other processes within the cache time)."""
+        self._inboxes.pop(identifier, None)
+
     async def inbox_origins(self, identifier: str) -> list[str] | None:
         inbox = await self.find_inbox(identifier)
         return inbox.allowed_origins if inbox else None
