@@ -48,6 +48,16 @@ class Settings:
     typing_timeout: int = 30
     # presence.update lists who was seen within this window (Chatwoot's PRESENCE_DURATION).
     presence_window: int = 20
+    # Webhooks. A delivery is tried up to ``webhook_max_attempts`` times, then dead-lettered;
+    # retry n waits base * 2**(n-1) seconds (capped), randomised between half and all of it.
+    webhook_max_attempts: int = 12
+    webhook_backoff_base: float = 2.0
+    webhook_backoff_max: float = 3600.0
+    # Per request (connect, write, read): Chatwoot's WEBHOOK_TIMEOUT default.
+    webhook_timeout: float = 5.0
+    webhook_concurrency: int = 8
+    # Receivers on loopback, private or link-local addresses are refused unless allowed.
+    webhook_allow_private: bool = False
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -77,6 +87,28 @@ class Settings:
             if value < 0:
                 raise SettingsError(f"INBOXGATE_{name} must be >= 0, got {value}")
             return value
+
+        def number(name: str, default: float) -> float:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise SettingsError(f"INBOXGATE_{name} must be a number, got {raw!r}") from None
+            if not value >= 0 or value == float("inf"):
+                raise SettingsError(f"INBOXGATE_{name} must be a finite number >= 0, got {raw!r}")
+            return value
+
+        def flag(name: str, default: bool) -> bool:
+            raw = get(name)
+            if raw is None:
+                return default
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise SettingsError(f"INBOXGATE_{name} must be 1 or 0, got {raw!r}")
 
         def listing(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
             raw = get(name)
@@ -121,6 +153,14 @@ class Settings:
             typing_timeout=integer("TYPING_TIMEOUT", base.typing_timeout) or base.typing_timeout,
             presence_window=integer("PRESENCE_WINDOW", base.presence_window)
             or base.presence_window,
+            webhook_max_attempts=integer("WEBHOOK_MAX_ATTEMPTS", base.webhook_max_attempts)
+            or base.webhook_max_attempts,
+            webhook_backoff_base=number("WEBHOOK_BACKOFF_BASE", base.webhook_backoff_base),
+            webhook_backoff_max=number("WEBHOOK_BACKOFF_MAX", base.webhook_backoff_max),
+            webhook_timeout=number("WEBHOOK_TIMEOUT", base.webhook_timeout) or base.webhook_timeout,
+            webhook_concurrency=integer("WEBHOOK_CONCURRENCY", base.webhook_concurrency)
+            or base.webhook_concurrency,
+            webhook_allow_private=flag("WEBHOOK_ALLOW_PRIVATE", base.webhook_allow_private),
         )
 
 

@@ -13,6 +13,7 @@ from msgspec import Struct
 from ...errors import NotFound
 from ..records import Contact, ContactInbox
 from ..sql import Op, dump_json, one, rows
+from . import webhooks
 from .tokens import haiku_name, secure_token, uuid4
 
 
@@ -126,6 +127,7 @@ def create_session(
         )  # fmt: skip
         assert row is not None
         contact = Contact.from_row(row)
+        yield from webhooks.contact_event("contact.created", contact.id, now)
     row = yield from one(
         "INSERT INTO contact_inboxes (contact_id, inbox_id, source_id, pubsub_token, "
         f"hmac_verified, created_at, updated_at) VALUES (?,?,?,?,?,?,?) "
@@ -226,4 +228,8 @@ def update_contact(
         _contact_type(new_email, new_phone, contact.contact_type), now, contact.id,
     )  # fmt: skip
     assert row is not None
-    return Contact.from_row(row)
+    updated = Contact.from_row(row)
+    changed = webhooks.contact_changes(contact, updated)
+    if changed:  # Chatwoot's webhook fires only when something changed
+        yield from webhooks.contact_event("contact.updated", updated.id, now, changed)
+    return updated

@@ -19,6 +19,7 @@ from client_sdk import protocol as p
 
 from ..records import Conversation, LoggedEvent
 from ..sql import Op, one, rows, scalar
+from . import webhooks
 
 
 def inbox_stream(inbox_id: int) -> str:
@@ -54,7 +55,9 @@ def contact_streams(conversation: Conversation) -> Op[list[str]]:
 
 
 def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[list[LoggedEvent]]:
-    """Append one event to every stream in ``streams`` (deduplicated, order kept)."""
+    """Append one event to every stream in ``streams`` (deduplicated, order kept). A
+    ``contact.*`` event also enqueues its account webhooks (message and conversation events
+    get theirs from ``notify``, which holds the records their payloads need)."""
     payload = p.encode(p.Event(event=name, data=data))
     event_id = yield from scalar(
         "INSERT INTO events (name, payload, created_at) VALUES (?, ?, ?) RETURNING id",
@@ -81,6 +84,10 @@ def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[li
                 created_at=now,
             )
         )  # fmt: skip
+    if name in webhooks.CONTACT_EVENTS:
+        contact_id = getattr(data, "id", None)
+        if isinstance(contact_id, int):
+            yield from webhooks.contact_event(name, contact_id, now)
     return logged
 
 

@@ -2,16 +2,24 @@
 
 Agents hear everything through the inbox stream; the contact's streams get messages that are
 neither private nor activity, and every conversation event.
+
+The same transaction writes the webhook deliveries of each event (§9): ``emit_*`` enqueue them
+in the outbox, so an event is logged exactly when its deliveries are.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from msgspec import UNSET
 
 from client_sdk import protocol as p
 
 from ... import presenters
 from ..records import Contact, ContactInbox, Conversation, LoggedEvent, Message
 from ..sql import Op, one, scalar
-from . import events
+from . import assignees, events, webhooks
 from .message_views import hydrate, load_senders
 
 UNREAD_CAP = 10
@@ -59,12 +67,84 @@ def emit_message(
     link: presenters.LinkBuilder,
     now: float,
     previous_changes: dict[str, list[object]] | None = None,
+    *,
+    inbox_callback: bool = True,
 ) -> Op[list[LoggedEvent]]:
+    """Log a message event and enqueue its webhooks; ``inbox_callback=False`` spares the API
+    inbox's webhook_url (the update that reports its own failed delivery, §9.4)."""
     data = yield from message_data(message, conversation, link, previous_changes)
     streams = [events.inbox_stream(conversation.inbox_id)]
     if not message.private and message.message_type != p.MESSAGE_TYPE_ACTIVITY:
         streams += yield from events.contact_streams(conversation)
-    return (yield from events.append(name, data, streams, now))
+    logged = yield from events.append(name, data, streams, now)
+    yield from message_webhooks(name, message, conversation, link, now, inbox_callback)
+    return logged
+
+
+def _webhook_sender(message: Message, account: p.WebhookAccount) -> Op[Any]:
+    if message.sender_type is None or message.sender_id is None:
+        return None
+    if message.sender_type == "Contact":
+        row = yield from one(
+            f"SELECT {Contact.COLUMNS} FROM contacts WHERE id = ?", message.sender_id
+        )
+        return webhooks.contact_shape(Contact.from_row(row), account) if row else None
+    if message.sender_type == "User":
+        row = yield from one("SELECT id, name, email FROM users WHERE id = ?", message.sender_id)
+        return p.WebhookUser(id=row[0], name=row[1], email=row[2]) if row else None
+    senders = yield from load_senders([message])
+    found = senders.get((message.sender_type, message.sender_id))
+    if isinstance(found, p.AgentBotSender):
+        return p.WebhookAgentBot(id=found.id, name=found.name)
+    return None
+
+
+def message_webhook_payload(
+    event: str, message: Message, conversation: Conversation, link: presenters.LinkBuilder
+) -> Op[p.WebhookMessage]:
+    """``message_created`` / ``message_updated`` as §9.2 gives it."""
+    account = yield from webhooks.account_ref(conversation.account_id)
+    inbox_name = yield from scalar("SELECT name FROM inboxes WHERE id = ?", conversation.inbox_id)
+    data = yield from conversation_data(conversation, link)
+    data.account_id = UNSET
+    sender = yield from _webhook_sender(message, account)
+    return p.WebhookMessage(
+        event=event, id=message.id, content=message.content, content_type=message.content_type,
+        content_attributes=message.content_attributes,
+        message_type=p.MESSAGE_TYPE_NAMES[message.message_type], private=message.private,
+        source_id=message.source_id, created_at=presenters.iso_required(message.created_at),
+        account=account, inbox=p.WebhookInboxRef(id=conversation.inbox_id, name=inbox_name or ""),
+        conversation=data, sender=sender,
+        attachments=[presenters.attachment(a, link) for a in message.attachments]
+        if message.attachments
+        else UNSET,
+    )  # fmt: skip
+
+
+def message_webhooks(
+    name: str,
+    message: Message,
+    conversation: Conversation,
+    link: presenters.LinkBuilder,
+    now: float,
+    inbox_callback: bool = True,
+) -> Op[list[str]]:
+    """Enqueue the deliveries of a message event: incoming, outgoing and template messages,
+    private notes included, never activity (§9.2). Returns the delivery ids."""
+    event = webhooks.WEBHOOK_EVENT_NAMES.get(name)
+    if event is None or message.message_type == p.MESSAGE_TYPE_ACTIVITY:
+        return []
+    targets = yield from webhooks.receivers(
+        conversation.account_id, conversation.inbox_id, event, now, inbox_callback=inbox_callback
+    )
+    if not targets:
+        return []
+    payload = yield from message_webhook_payload(event, message, conversation, link)
+    return (
+        yield from webhooks.enqueue(
+            conversation.account_id, targets, event, p.encode(payload), now, message_id=message.id
+        )
+    )
 
 
 def last_visible_message(
@@ -84,6 +164,9 @@ def last_visible_message(
 def conversation_data(
     conversation: Conversation, link: presenters.LinkBuilder
 ) -> Op[p.ConversationEventData]:
+    # meta.assignee / meta.team: loaded here so that every caller (the public side included)
+    # announces an assigned conversation as assigned.
+    yield from assignees.hydrate_conversation(conversation)
     session = yield from _session(conversation.contact_inbox_id)
     row = yield from one(
         f"SELECT {Contact.COLUMNS} FROM contacts WHERE id = ?", conversation.contact_id
@@ -103,11 +186,43 @@ def emit_conversation(
     now: float,
     *,
     to_contact: bool = True,
+    changed_attributes: list[dict[str, Any]] | None = None,
 ) -> Op[list[LoggedEvent]]:
     """A conversation event to the agents and, unless ``to_contact`` is False (``.read``,
-    assignments...), to the contact's sessions."""
+    assignments...), to the contact's sessions; and its webhooks. ``changed_attributes`` is
+    the ``conversation_updated`` webhook's list of
+    ``{"<attribute>": {"previous_value": ..., "current_value": ...}}``."""
     data = yield from conversation_data(conversation, link)
     streams = [events.inbox_stream(conversation.inbox_id)]
     if to_contact:
         streams += yield from events.contact_streams(conversation)
-    return (yield from events.append(name, data, streams, now))
+    logged = yield from events.append(name, data, streams, now)
+    yield from conversation_webhooks(name, conversation, data, now, changed_attributes)
+    return logged
+
+
+def conversation_webhooks(
+    name: str,
+    conversation: Conversation,
+    data: p.ConversationEventData,
+    now: float,
+    changed_attributes: list[dict[str, Any]] | None = None,
+) -> Op[list[str]]:
+    """Enqueue the deliveries of a conversation event: the push shape without ``account_id``,
+    plus ``event`` (and ``changed_attributes``, null on status changes as Chatwoot's)."""
+    event = webhooks.WEBHOOK_EVENT_NAMES.get(name)
+    if event is None or not event.startswith("conversation_"):
+        return []
+    targets = yield from webhooks.receivers(
+        conversation.account_id, conversation.inbox_id, event, now
+    )
+    if not targets:
+        return []
+    fields = msgspec.structs.asdict(data)
+    fields["account_id"] = UNSET
+    payload = p.WebhookConversation(**fields, event=event)
+    if event != "conversation_created":
+        payload.changed_attributes = changed_attributes
+    return (
+        yield from webhooks.enqueue(conversation.account_id, targets, event, p.encode(payload), now)
+    )
