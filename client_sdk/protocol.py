@@ -162,6 +162,14 @@ class PublicInbox(Struct, kw_only=True):
     working_hours_enabled: bool
     csat_survey_enabled: bool
     greeting_enabled: bool
+    # inboxgate additions for the web widget (Chatwoot's widget reads them from its page
+    # config instead): the offline notice, the CSAT style, and the pre-chat form, which lives
+    # in the channel's additional_attributes as on Chatwoot's web widget channel.
+    greeting_message: str | None = None
+    out_of_office_message: str | None = None
+    csat_display_type: str = "emoji"
+    pre_chat_form_enabled: bool = False
+    pre_chat_form_options: JSONObject = {}
 
 
 class PublicContact(Struct, kw_only=True):
@@ -377,8 +385,8 @@ class MessageEventData(Struct, kw_only=True):
     attachments: list[Attachment] | UnsetType = UNSET
     sender: Sender | UnsetType = UNSET
     previous_changes: JSONObject | UnsetType = UNSET
-    # The user who acted, when an agent did (agent replies, deletes).
-    performer: UserSender | UnsetType = UNSET
+    # The user or agent bot who acted, when one did (agent and bot replies, deletes).
+    performer: UserSender | AgentBotSender | UnsetType = UNSET
 
 
 class ContactInboxPush(Struct, kw_only=True):
@@ -1392,6 +1400,77 @@ class Event(Struct, kw_only=True):
 
     event: str
     data: Any
+
+
+# --------------------------------------------------------------------------------------------
+# Agent bots (reference agent §2.4, §3.6, §3.8, §4, §6) and agent typing
+# --------------------------------------------------------------------------------------------
+
+
+class AgentBotRequest(Struct, kw_only=True):
+    """Body of ``POST|PATCH .../agent_bots[/{id}]`` (account or platform), at the top level or
+    under ``agent_bot``; UNSET means "not given". ``account_id`` is read by the Platform API
+    only (none: a system bot, usable in every account)."""
+
+    name: str | UnsetType | None = UNSET
+    description: str | UnsetType | None = UNSET
+    outgoing_url: str | UnsetType | None = UNSET
+    avatar_url: str | UnsetType | None = UNSET
+    bot_type: str | UnsetType | None = UNSET
+    bot_config: JSONObject | UnsetType | None = UNSET
+    account_id: Any = UNSET
+
+
+class AgentBot(Struct, kw_only=True):
+    """An agent bot as the application API shows it. ``outgoing_url`` is absent for system
+    bots; ``access_token`` only in the answer that created or rotated it (only its hash is
+    kept); ``secret`` (signs the deliveries to ``outgoing_url``) only to administrators of
+    the bot's own account."""
+
+    id: int
+    name: str
+    description: str | None = None
+    thumbnail: str = ""
+    outgoing_url: str | UnsetType | None = UNSET
+    bot_type: str = "webhook"
+    bot_config: JSONObject = {}
+    account_id: int | None = None
+    access_token: str | UnsetType = UNSET
+    secret: str | UnsetType = UNSET
+    system_bot: bool = False
+
+
+class InboxAgentBot(Struct, kw_only=True):
+    """``GET .../inboxes/{id}/agent_bot``: the bot (no token), or ``{}`` without one."""
+
+    agent_bot: Any
+
+
+class SetAgentBotRequest(Struct, kw_only=True):
+    """``POST .../inboxes/{id}/set_agent_bot``: a bot id attaches, null detaches."""
+
+    agent_bot: Any = UNSET
+
+
+class PlatformAgentBot(Struct, kw_only=True):
+    """An agent bot as the Platform API shows it (with the real ``outgoing_url``, not
+    Chatwoot's name-in-the-url bug)."""
+
+    id: int
+    name: str
+    description: str | None = None
+    outgoing_url: str | None = None
+    account_id: int | None = None
+    thumbnail: str = ""
+    access_token: str | UnsetType = UNSET
+    secret: str
+
+
+class AgentTypingRequest(Struct, kw_only=True):
+    """Body of ``POST .../conversations/{id}/toggle_typing_status``."""
+
+    typing_status: str | None = None
+    is_private: Any = None
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,12 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from msgspec import UNSET
 
 from client_sdk import protocol as p
 
-from .store.records import Attachment, Contact, ContactInbox, Conversation, Inbox, Message, User
+from .store.records import (
+    AgentBot,
+    Attachment,
+    Contact,
+    ContactInbox,
+    Conversation,
+    Inbox,
+    Message,
+    Performer,
+    User,
+)
 
 # Builds the (signed) URL of an attachment; the attachments module provides it.
 LinkBuilder = Callable[[Attachment], str]
@@ -36,7 +47,9 @@ def epoch(ts: float | None) -> int:
     return int(ts) if ts is not None else 0
 
 
-def public_inbox(inbox: Inbox) -> p.PublicInbox:
+def public_inbox(inbox: Inbox, channel_attributes: dict[str, Any] | None = None) -> p.PublicInbox:
+    attributes = channel_attributes or {}
+    options = attributes.get("pre_chat_form_options")
     return p.PublicInbox(
         identifier=inbox.identifier,
         identity_validation_enabled=inbox.hmac_mandatory,
@@ -46,6 +59,11 @@ def public_inbox(inbox: Inbox) -> p.PublicInbox:
         working_hours_enabled=inbox.working_hours_enabled,
         csat_survey_enabled=inbox.csat_survey_enabled,
         greeting_enabled=inbox.greeting_enabled,
+        greeting_message=inbox.greeting_message,
+        out_of_office_message=inbox.out_of_office_message,
+        csat_display_type=inbox.csat_display_type,
+        pre_chat_form_enabled=attributes.get("pre_chat_form_enabled") is True,
+        pre_chat_form_options=options if isinstance(options, dict) else {},
     )
 
 
@@ -204,8 +222,18 @@ def message_event_data(
         else UNSET,
         sender=sender if sender is not None else UNSET,
         previous_changes=previous_changes if previous_changes is not None else UNSET,
-        performer=user_sender(message.performer) if message.performer is not None else UNSET,
+        performer=performer_sender(message.performer) if message.performer is not None else UNSET,
     )
+
+
+def agent_bot_sender(bot: AgentBot) -> p.AgentBotSender:
+    return p.AgentBotSender(id=bot.id, name=bot.name, avatar_url=bot.avatar_url or "")
+
+
+def performer_sender(performer: Performer) -> p.UserSender | p.AgentBotSender:
+    if isinstance(performer, AgentBot):
+        return agent_bot_sender(performer)
+    return user_sender(performer)
 
 
 def conversation_event_data(

@@ -40,9 +40,12 @@ async def test_show_inbox(env: Env) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json; charset=utf-8"
     body = r.json()
+    # Chatwoot's keys, plus the web widget's settings (documented in COMPATIBILITY.md).
     assert set(body) == {
         "identifier", "identity_validation_enabled", "name", "timezone", "working_hours",
         "working_hours_enabled", "csat_survey_enabled", "greeting_enabled",
+        "greeting_message", "out_of_office_message", "csat_display_type",
+        "pre_chat_form_enabled", "pre_chat_form_options",
     }  # fmt: skip
     assert body["identifier"] == env.inbox.identifier
     assert body["identity_validation_enabled"] is False

@@ -30,12 +30,15 @@ ACCOUNT = API + "/accounts/{account_id:int}"
 AgentHandler = Callable[[Request, Actor], Awaitable[Response]]
 
 
-def account_route(ctx: Context, path: str, handler: AgentHandler, methods: list[str]) -> Route:
-    """``ACCOUNT + path``, authenticated and scoped to the path's account."""
+def account_route(
+    ctx: Context, path: str, handler: AgentHandler, methods: list[str], *, bots: bool = False
+) -> Route:
+    """``ACCOUNT + path``, authenticated and scoped to the path's account. ``bots``: agent
+    bot tokens are accepted too (Chatwoot's allow-list, reference agent §1.3)."""
 
     async def endpoint(request: Request) -> Response:
         actor = await authenticate_in_account(
-            ctx.store, request.headers, request.path_params["account_id"]
+            ctx.store, request.headers, request.path_params["account_id"], bots=bots
         )
         try:
             return await handler(request, actor)
@@ -96,4 +99,7 @@ def agent_routes(ctx: Context) -> list[Route]:
     from .agent_webhooks import webhook_routes  # it builds on account_route, defined here
 
     routes += webhook_routes(ctx)
+    from .agent_bots import agent_bot_routes  # it builds on account_route, defined here
+
+    routes += agent_bot_routes(ctx)
     return routes

@@ -16,6 +16,7 @@ from ..http import Params, empty_response, int_param, json_response, read_params
 from ..services.agent_auth import Actor
 from ..services.agent_conversations import AgentConversationService
 from ..services.agent_messages import AgentMessageService
+from ..services.agent_typing import AgentTypingService
 from ..services.context import Context
 from .agent import account_route
 
@@ -49,6 +50,7 @@ def _closing(handler: Handler) -> Handler:
 def conversation_routes(ctx: Context) -> list[Route]:
     conversations = AgentConversationService(ctx)
     messages = AgentMessageService(ctx)
+    typing = AgentTypingService(ctx)
     s = ctx.settings
 
     async def params(request: Request) -> Params:
@@ -158,26 +160,34 @@ def conversation_routes(ctx: Context) -> list[Route]:
         )
         return json_response(view)
 
-    def route(path: str, handler: Handler, methods: list[str]) -> Route:
-        return account_route(ctx, path, _closing(handler), methods)
+    async def toggle_typing(request: Request, actor: Actor) -> Response:
+        conversation = await conversations.conversation(actor, _display_id(request))
+        req = (await params(request)).to(p.AgentTypingRequest)
+        await typing.toggle(actor, conversation, req, _base_url(request))
+        return empty_response()
+
+    def route(path: str, handler: Handler, methods: list[str], *, bots: bool = False) -> Route:
+        return account_route(ctx, path, _closing(handler), methods, bots=bots)
 
     return [
-        # Fixed paths before the {conversation_id} ones.
+        # Fixed paths before the {conversation_id} ones. ``bots=True``: the only routes an
+        # agent bot's token may use (Chatwoot's BOT_ACCESSIBLE_ENDPOINTS, reference §1.3).
         route(CONVERSATIONS, list_conversations, ["GET"]),
-        route(CONVERSATIONS, create, ["POST"]),
+        route(CONVERSATIONS, create, ["POST"], bots=True),
         route(CONVERSATIONS + "/meta", counts, ["GET"]),
         route(CONVERSATION, show, ["GET"]),
-        route(CONVERSATION, update, ["PATCH", "PUT"]),
+        route(CONVERSATION, update, ["PATCH", "PUT"], bots=True),
         route(CONVERSATION, delete, ["DELETE"]),
-        route(CONVERSATION + "/toggle_status", toggle_status, ["POST"]),
-        route(CONVERSATION + "/toggle_priority", toggle_priority, ["POST"]),
-        route(CONVERSATION + "/custom_attributes", custom_attributes, ["POST"]),
+        route(CONVERSATION + "/toggle_status", toggle_status, ["POST"], bots=True),
+        route(CONVERSATION + "/toggle_priority", toggle_priority, ["POST"], bots=True),
+        route(CONVERSATION + "/custom_attributes", custom_attributes, ["POST"], bots=True),
         route(CONVERSATION + "/update_last_seen", update_last_seen, ["POST"]),
-        route(CONVERSATION + "/assignments", assignments, ["POST"]),
+        route(CONVERSATION + "/toggle_typing_status", toggle_typing, ["POST"]),
+        route(CONVERSATION + "/assignments", assignments, ["POST"], bots=True),
         route(CONVERSATION + "/labels", labels, ["GET"]),
         route(CONVERSATION + "/labels", set_labels, ["POST"]),
         route(CONVERSATION + "/messages", list_messages, ["GET"]),
-        route(CONVERSATION + "/messages", create_message, ["POST"]),
+        route(CONVERSATION + "/messages", create_message, ["POST"], bots=True),
         route(MESSAGE, update_message, ["PATCH", "PUT"]),
         route(MESSAGE, delete_message, ["DELETE"]),
     ]

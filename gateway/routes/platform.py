@@ -19,6 +19,7 @@ from ..services.context import Context
 from ..services.platform import PlatformService
 from ..store.ops.platform import PlatformApp
 from .agent_admin import unwrap
+from .agent_bots import platform_bot_routes
 
 PLATFORM = "/platform/api/v1"
 UPDATE = ["PATCH", "PUT"]
@@ -100,4 +101,5 @@ def platform_routes(ctx: Context) -> list[Route]:
         route(user, show_user, ["GET"]),
         route(user, update_user, UPDATE),
         route(user + "/token", user_token, ["POST"]),
+        *platform_bot_routes(ctx, PLATFORM),
     ]

@@ -71,9 +71,11 @@ def public_routes(ctx: Context) -> list[BaseRoute]:
 
     async def show_inbox(request: Request) -> Response:
         from .. import presenters
+        from ..store.ops.agent_admin import get_inbox
 
         inbox = await ctx.inbox(request.path_params["inbox"])
-        return json_response(presenters.public_inbox(inbox))
+        admin = await ctx.store.read(get_inbox, inbox.account_id, inbox.id)
+        return json_response(presenters.public_inbox(inbox, admin.settings.channel_attributes))
 
     async def create_contact(request: Request) -> Response:
         req = (await params(request)).to(p.ContactCreateRequest)

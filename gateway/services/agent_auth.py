@@ -4,6 +4,11 @@ checked in Chatwoot's order (reference agent §1.2) with its exact error bodies.
 Tokens are stored as SHA-256 hashes and looked up by hash (an indexed equality on a digest: no
 timing signal about the token itself). Roles: ``administrator`` sees and manages every inbox of
 the account; ``agent`` only the inboxes they are a member of (§1.4).
+
+An agent bot's token (§1.3) is accepted only by the routes that say so (Chatwoot's
+``BOT_ACCESSIBLE_ENDPOINTS``; any other answers 401 "not authorized for bots", before the
+account is even looked at), in the bot's own account or one where an inbox has it. A bot has
+no role and reaches every conversation of the account (Chatwoot's policies pass any bot).
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from ..errors import (
     sign_in_required,
 )
 from ..store import Store
-from ..store.ops import platform, provisioning
-from ..store.records import Account, User
+from ..store.ops import agent_bots, platform, provisioning
+from ..store.records import Account, AgentBot, Performer, User
 
 ADMINISTRATOR = "administrator"
 AGENT = "agent"
@@ -34,15 +39,38 @@ def access_token(headers: Mapping[str, str]) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
+def not_for_bots() -> ApiError:
+    return ApiError.error(401, "Access to this endpoint is not authorized for bots")
+
+
+def bot_not_in_account() -> ApiError:
+    return ApiError.error(401, "Bot is not authorized to access this account")
+
+
+def _stand_in(bot: AgentBot) -> User:
+    """The ``user`` of a bot's Actor: id 0 belongs to no user, so what is computed "for the
+    requesting user" (team membership, "mine") finds nothing for a bot."""
+    return User(
+        id=0, name=bot.name, email="", pubsub_token="", availability="online",
+        created_at=bot.created_at,
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Actor:
-    """An authenticated user acting in one account."""
+    """An authenticated user (or agent bot: ``bot`` set) acting in one account."""
 
     user: User
     token: str  # as presented: the profile echoes it (only its hash is stored)
     account: Account | None = None
     role: str | None = None
     inbox_ids: tuple[int, ...] = ()
+    bot: AgentBot | None = None
+
+    @property
+    def performer(self) -> Performer:
+        """Who acts: the bot, or the user (message sender, activity texts, performer)."""
+        return self.bot if self.bot is not None else self.user
 
     @property
     def account_id(self) -> int:
@@ -67,28 +95,43 @@ class Actor:
             raise not_authorized()
 
 
-async def authenticate(store: Store, headers: Mapping[str, str]) -> Actor:
-    """The user behind the token, not yet scoped to an account (``/api/v1/profile``)."""
+async def authenticate(store: Store, headers: Mapping[str, str], *, bots: bool = False) -> Actor:
+    """The user (or, where ``bots`` allows, the agent bot) behind the token, not yet scoped
+    to an account (``/api/v1/profile``)."""
     token = access_token(headers)
     if token is None:
         raise sign_in_required()
     user = await store.read(provisioning.find_user_by_token, token)
-    if user is None:
+    if user is not None:
+        return Actor(user=user, token=token)
+    bot = await store.read(agent_bots.find_bot_by_token, token)
+    if bot is None:
         raise invalid_access_token()
-    return Actor(user=user, token=token)
+    if not bots:
+        raise not_for_bots()
+    return Actor(user=_stand_in(bot), token=token, bot=bot)
 
 
 async def authenticate_in_account(
-    store: Store, headers: Mapping[str, str], account_id: int
+    store: Store, headers: Mapping[str, str], account_id: int, *, bots: bool = False
 ) -> Actor:
-    """The user behind the token, as a member of ``account_id`` (401/404 as Chatwoot)."""
-    actor = await authenticate(store, headers)
+    """The user behind the token, as a member of ``account_id`` (401/404 as Chatwoot); or
+    the agent bot, where ``bots`` allows, when it may act in that account."""
+    actor = await authenticate(store, headers, bots=bots)
     found = await store.read(platform.account_with_status, account_id)
     if found is None:
         raise resource_not_found()
     account, status = found
     if status == "suspended":  # set through the Platform API
         raise ApiError.error(401, "Account is suspended")
+    if actor.bot is not None:
+        if not await store.read(agent_bots.bot_in_account, actor.bot, account_id):
+            raise bot_not_in_account()
+        inbox_ids = await store.read(agent_bots.account_inbox_ids, account_id)
+        return Actor(
+            user=actor.user, token=actor.token, account=account, inbox_ids=tuple(inbox_ids),
+            bot=actor.bot,
+        )  # fmt: skip
     role = await store.read(provisioning.user_role, account_id, actor.user.id)
     if role is None:
         raise not_account_member()

@@ -229,7 +229,8 @@ class AgentConversationService:
             message=new_message(req.message, []) if req.message is not None else None,
         )  # fmt: skip
         result = await self.ctx.store.write(
-            ops.create, actor.account_id, new, actor.user, self.ctx.settings.messages_per_minute,
+            ops.create, actor.account_id, new, actor.performer,
+            self.ctx.settings.messages_per_minute,
             self.link(base_url), self.ctx.now(),
         )  # fmt: skip
         self.ctx.emitted(result.events)
@@ -244,10 +245,12 @@ class AgentConversationService:
         status = _enum(req.status, STATUSES, "status") if req.status else None
         result = await self.ctx.store.write(
             changes.toggle_status, conversation.id, status, epoch_seconds(req.snoozed_until),
-            actor.user, actor.role == AGENT, self.link(base_url), self.ctx.now(),
+            actor.performer, actor.role == AGENT, self.link(base_url), self.ctx.now(),
         )  # fmt: skip
         self.ctx.emitted(result.events)
-        return agent_presenters.toggle_status(result.conversation)
+        # A bot opening its pending conversation is Chatwoot's bot_handoff!: success is null.
+        handoff = actor.bot is not None and conversation.status == "pending" and status == "open"
+        return agent_presenters.toggle_status(result.conversation, None if handoff else True)
 
     async def set_priority(
         self, actor: Actor, display_id: int, priority: str | None, base_url: str
@@ -255,7 +258,7 @@ class AgentConversationService:
         conversation = await self.conversation(actor, display_id)
         value = priority_value(priority)
         result = await self.ctx.store.write(
-            changes.set_priority, conversation.id, value, actor.user, self.link(base_url),
+            changes.set_priority, conversation.id, value, actor.performer, self.link(base_url),
             self.ctx.now(),
         )  # fmt: skip
         self.ctx.emitted(result.events)
@@ -309,7 +312,7 @@ class AgentConversationService:
                 if found is not None:
                     user, role = found
             result = await self.ctx.store.write(
-                changes.assign_user, conversation.id, user, actor.user, link, now
+                changes.assign_user, conversation.id, user, actor.performer, link, now
             )
             self.ctx.emitted(result.events)
             if user is None or role is None:
@@ -318,7 +321,7 @@ class AgentConversationService:
         if req.team_id is not UNSET:
             team = await self._team(actor, optional_id(req.team_id))
             result = await self.ctx.store.write(
-                changes.assign_team, conversation.id, team, actor.user, link, now
+                changes.assign_team, conversation.id, team, actor.performer, link, now
             )
             self.ctx.emitted(result.events)
             return agent_presenters.team_record(team) if team else None
@@ -329,7 +332,7 @@ class AgentConversationService:
     ) -> p.LabelsResponse:
         conversation = await self.conversation(actor, display_id)
         result = await self.ctx.store.write(
-            changes.set_labels, conversation.id, clean_labels(req.labels), actor.user,
+            changes.set_labels, conversation.id, clean_labels(req.labels), actor.performer,
             self.link(base_url), self.ctx.now(),
         )  # fmt: skip
         self.ctx.emitted(result.events)

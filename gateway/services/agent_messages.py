@@ -179,7 +179,7 @@ class AgentMessageService:
         new.attachments = saved
         try:
             result = await self.ctx.store.write(
-                ops.create_message, conversation.id, new, actor.user,
+                ops.create_message, conversation.id, new, actor.performer,
                 self.ctx.settings.messages_per_minute, self.link(base_url), self.ctx.now(),
             )  # fmt: skip
         except BaseException:
@@ -192,7 +192,7 @@ class AgentMessageService:
         self, actor: Actor, conversation: Conversation, message_id: int, base_url: str
     ) -> p.AgentMessage:
         result = await self.ctx.store.write(
-            ops.delete_message, conversation.id, message_id, actor.user, self.link(base_url),
+            ops.delete_message, conversation.id, message_id, actor.performer, self.link(base_url),
             self.ctx.now(),
         )  # fmt: skip
         self.ctx.emitted(result.events)
@@ -209,7 +209,7 @@ class AgentMessageService:
     ) -> p.AgentMessage:
         result = await self.ctx.store.write(
             ops.update_status, conversation.id, message_id, req.status, req.external_error,
-            actor.user, self.link(base_url), self.ctx.now(),
+            actor.performer, self.link(base_url), self.ctx.now(),
         )  # fmt: skip
         self.ctx.emitted(result.events)
         return result.view

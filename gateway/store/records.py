@@ -265,8 +265,9 @@ class Message(Struct, kw_only=True):
     created_at: float
     updated_at: float
     attachments: list[Attachment] = []
-    # Not a column: the agent whose action this event reports (the push payload's performer).
-    performer: User | None = None
+    # Not a column: the agent or bot whose action this event reports (the push payload's
+    # performer).
+    performer: User | AgentBot | None = None
 
     COLUMNS = (
         "id, account_id, inbox_id, conversation_id, content, message_type, content_type, "
@@ -319,3 +320,42 @@ class LoggedEvent(Struct, kw_only=True):
     name: str
     payload: bytes
     created_at: float
+
+
+class AgentBot(Struct, kw_only=True):
+    """An agent bot (reference agent §2.4); ``account_id`` None is a system bot."""
+
+    id: int
+    account_id: int | None
+    name: str
+    description: str | None
+    outgoing_url: str | None
+    bot_type: str
+    bot_config: dict[str, Any]
+    secret: str
+    avatar_url: str | None
+    created_at: float
+    updated_at: float
+
+    COLUMNS = (
+        "id, account_id, name, description, outgoing_url, bot_type, bot_config, secret, "
+        "avatar_url, created_at, updated_at"
+    )
+
+    @classmethod
+    def from_row(cls, r: Row) -> AgentBot:
+        return cls(
+            id=r[0], account_id=r[1], name=r[2], description=r[3], outgoing_url=r[4],
+            bot_type=r[5], bot_config=load_json(r[6], {}), secret=r[7], avatar_url=r[8],
+            created_at=r[9], updated_at=r[10],
+        )  # fmt: skip
+
+
+# Who acts through the agent API: a user, or an agent bot with its own token.
+Performer = User | AgentBot
+
+
+def viewer_id(performer: Performer) -> int:
+    """The user id that views computed "for the requesting user" (``team.is_member``) use:
+    none for a bot (user ids start at 1)."""
+    return performer.id if isinstance(performer, User) else 0

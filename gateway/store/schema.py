@@ -325,4 +325,47 @@ SQLITE_MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX webhook_deliveries_time ON webhook_deliveries (updated_at)",
         ],
     ),
+    (
+        6,
+        "agent bots",
+        [
+            # Reference agent §2.4, §2.7, §6. ``account_id`` NULL is a system bot (made through
+            # the Platform API, usable in any account). The token is kept as SHA-256, like
+            # users'; ``secret`` signs the deliveries to ``outgoing_url`` (Chatwoot 4.13).
+            """CREATE TABLE agent_bots (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                account_id INTEGER REFERENCES accounts(id),
+                name TEXT NOT NULL,
+                description TEXT,
+                outgoing_url TEXT,
+                bot_type TEXT NOT NULL DEFAULT 'webhook',
+                bot_config TEXT NOT NULL DEFAULT '{}',
+                access_token_hash TEXT NOT NULL UNIQUE,
+                secret TEXT NOT NULL,
+                avatar_url TEXT,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL)""",
+            "CREATE INDEX agent_bots_account ON agent_bots (account_id)",
+            # One bot per inbox; ``account_id`` lets a system bot act in the inbox's account.
+            """CREATE TABLE agent_bot_inboxes (
+                inbox_id INTEGER PRIMARY KEY REFERENCES inboxes(id),
+                agent_bot_id INTEGER NOT NULL REFERENCES agent_bots(id),
+                account_id INTEGER NOT NULL REFERENCES accounts(id),
+                status TEXT NOT NULL DEFAULT 'active',
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL)""",
+            "CREATE INDEX agent_bot_inboxes_bot ON agent_bot_inboxes (agent_bot_id, account_id)",
+        ],
+    ),
+    (
+        7,
+        "instance secrets",
+        [
+            # Secrets every node of a deployment must share (the key of stream ids and
+            # attachment links), kept where every node already looks: the database.
+            """CREATE TABLE instance_secrets (
+                name TEXT PRIMARY KEY,
+                value TEXT NOT NULL)""",
+        ],
+    ),
 ]

@@ -10,7 +10,7 @@ from typing import Any
 from msgspec import Struct
 
 from ... import presenters
-from ..records import Conversation, Inbox, LoggedEvent, Team, User
+from ..records import Conversation, Inbox, LoggedEvent, Performer, Team, User
 from ..sql import Op, dump_json, one, rows
 from . import agent_events as ev
 from .conversations import send_csat
@@ -34,7 +34,7 @@ def _update(conversation_id: int, sql: str, *params: object) -> Op[Conversation]
 def _assign(
     conversation: Conversation,
     assignee: User | None,
-    performer: User,
+    performer: Performer,
     link: presenters.LinkBuilder,
     now: float,
 ) -> Op[ChangeResult]:
@@ -53,7 +53,7 @@ def _assign(
     )  # fmt: skip
     if assignee is None:
         text = ev.UNASSIGNED.format(user=performer.name)
-    elif assignee.id == performer.id:
+    elif isinstance(performer, User) and assignee.id == performer.id:
         text = ev.SELF_ASSIGNED.format(user=performer.name)
     else:
         text = ev.ASSIGNED.format(assignee=assignee.name, user=performer.name)
@@ -65,7 +65,7 @@ def toggle_status(
     conversation_id: int,
     status: str | None,
     snoozed_until: float | None,
-    performer: User,
+    performer: Performer,
     self_assign: bool,
     link: presenters.LinkBuilder,
     now: float,
@@ -100,7 +100,7 @@ def toggle_status(
                 changed={"snoozed_until": (presenters.iso(before.snoozed_until),
                                            presenters.iso(until))},
             )  # fmt: skip
-    if status == "open" and self_assign:
+    if status == "open" and self_assign and isinstance(performer, User):
         assigned = yield from _assign(conversation, performer, performer, link, now)
         conversation = assigned.conversation
         logged += assigned.events
@@ -110,7 +110,7 @@ def toggle_status(
 def set_priority(
     conversation_id: int,
     priority: str | None,
-    performer: User,
+    performer: Performer,
     link: presenters.LinkBuilder,
     now: float,
 ) -> Op[ChangeResult]:
@@ -168,7 +168,7 @@ def update_last_seen(conversation_id: int, viewer: User, now: float) -> Op[Conve
 def assign_user(
     conversation_id: int,
     assignee: User | None,
-    performer: User,
+    performer: Performer,
     link: presenters.LinkBuilder,
     now: float,
 ) -> Op[ChangeResult]:
@@ -179,7 +179,7 @@ def assign_user(
 def assign_team(
     conversation_id: int,
     team: Team | None,
-    performer: User,
+    performer: Performer,
     link: presenters.LinkBuilder,
     now: float,
 ) -> Op[ChangeResult]:
@@ -212,7 +212,7 @@ def assign_team(
 def set_labels(
     conversation_id: int,
     labels: list[str],
-    performer: User,
+    performer: Performer,
     link: presenters.LinkBuilder,
     now: float,
 ) -> Op[ChangeResult]:

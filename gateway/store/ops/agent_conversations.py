@@ -11,9 +11,10 @@ from client_sdk import protocol as p
 
 from ... import presenters
 from ...errors import ApiError, NotFound
-from ..records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent, User
+from ..records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent, Performer, viewer_id
 from ..sql import Op, dump_json, one, rows, scalar
 from . import agent_events
+from .agent_bots import initial_status
 from .agent_messages import NewAgentMessage, add_message
 from .agent_views import render_conversation, render_conversations
 from .tokens import secure_token, uuid4
@@ -259,7 +260,7 @@ def _session(new: NewConversation, now: float) -> Op[ContactInbox]:
 def create(
     account_id: int,
     new: NewConversation,
-    performer: User,
+    performer: Performer,
     per_minute_limit: int,
     link: presenters.LinkBuilder,
     now: float,
@@ -274,13 +275,14 @@ def create(
         )
         if row is not None:
             existing = Conversation.from_row(row)
-            view = yield from render_conversation(existing, performer.id, link, now)
+            view = yield from render_conversation(existing, viewer_id(performer), link, now)
             return AgentConversationResult(conversation=existing, view=view)
     contact_row = yield from one(
         f"SELECT {Contact.COLUMNS} FROM contacts WHERE id = ?", session.contact_id
     )
     assert contact_row is not None
-    status = "resolved" if Contact.from_row(contact_row).blocked else new.status
+    blocked = Contact.from_row(contact_row).blocked
+    status = yield from initial_status(inbox.id, blocked, new.status)
     display_id = yield from scalar(
         "UPDATE accounts SET last_display_id = last_display_id + 1 WHERE id = ? "
         "RETURNING last_display_id",
@@ -314,5 +316,5 @@ def create(
         )
         conversation = added.conversation
         logged += added.events
-    view = yield from render_conversation(conversation, performer.id, link, now)
+    view = yield from render_conversation(conversation, viewer_id(performer), link, now)
     return AgentConversationResult(conversation=conversation, view=view, events=logged)

@@ -12,9 +12,10 @@ from client_sdk import protocol as p
 
 from ... import agent_presenters, presenters
 from ...errors import ApiError, NotFound
-from ..records import Attachment, Conversation, LoggedEvent, Message, User
+from ..records import AgentBot, Attachment, Conversation, LoggedEvent, Message, Performer
 from ..sql import Op, dump_json, one, rows, scalar
 from . import agent_events, notify
+from .agent_bots import reopened_status
 from .agent_views import render_messages
 from .assignees import account_user
 from .contacts import get_contact
@@ -108,14 +109,14 @@ def _update_conversation(sql: str, *params: object) -> Op[Conversation]:
 def add_message(
     conversation: Conversation,
     new: NewAgentMessage,
-    performer: User,
+    performer: Performer,
     per_minute_limit: int,
     link: presenters.LinkBuilder,
     now: float,
 ) -> Op[AgentMessageResult]:
     """Create a message and apply what follows it in Chatwoot: an incoming message reopens
-    the conversation; the first human reply stamps ``first_reply_created_at``; any human reply
-    ends the customer's wait."""
+    the conversation (back to pending when its inbox has a bot); the first human reply stamps
+    ``first_reply_created_at``; any human reply ends the customer's wait (a bot's does not)."""
     if per_minute_limit:
         recent = yield from scalar(
             "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND created_at > ?",
@@ -124,8 +125,10 @@ def add_message(
         if int(recent or 0) >= per_minute_limit:
             raise ApiError.error(422, "Validation failed: Too many messages")
     outgoing = new.message_type == p.MESSAGE_TYPE_OUTGOING
-    # Outgoing messages are the caller's; every other type is the contact's (reference §3.4.2).
-    sender = ("User", performer.id) if outgoing else ("Contact", conversation.contact_id)
+    # Outgoing messages are the caller's (a user or a bot); every other type is the contact's
+    # (reference §3.4.2).
+    caller = "AgentBot" if isinstance(performer, AgentBot) else "User"
+    sender = (caller, performer.id) if outgoing else ("Contact", conversation.contact_id)
     message = yield from insert_message(
         conversation, content=new.content, message_type=new.message_type, now=now,
         content_type=new.content_type, content_attributes=new.content_attributes,
@@ -142,11 +145,14 @@ def add_message(
             "SELECT blocked FROM contacts WHERE id = ?", conversation.contact_id
         )
         reopened = conversation.status in ("resolved", "snoozed") and not blocked
+        status = conversation.status
+        if reopened:
+            status = yield from reopened_status(conversation.inbox_id, conversation.status)
         conversation = yield from _update_conversation(
             "status = ?, snoozed_until = CASE WHEN ? THEN NULL ELSE snoozed_until END, "
             "last_activity_at = ?, waiting_since = COALESCE(waiting_since, ?), updated_at = ? "
             "WHERE id = ?",
-            "open" if reopened else conversation.status, reopened, now, now, now,
+            status, reopened, now, now, now,
             conversation.id,
         )  # fmt: skip
         yield from rows(
@@ -161,7 +167,7 @@ def add_message(
         logged += yield from agent_events.conversation_event(
             "conversation.status_changed", conversation, link, now
         )
-    if outgoing and not new.private:
+    if outgoing and not new.private and caller == "User":
         first = conversation.first_reply_created_at is None
         waited = conversation.waiting_since
         if first or waited is not None:
@@ -191,7 +197,7 @@ def add_message(
 def create_message(
     conversation_id: int,
     new: NewAgentMessage,
-    performer: User,
+    performer: Performer,
     per_minute_limit: int,
     link: presenters.LinkBuilder,
     now: float,
@@ -218,7 +224,7 @@ def _set(message: Message, sql: str, *params: object) -> Op[Message]:
 def delete_message(
     conversation_id: int,
     message_id: int,
-    performer: User,
+    performer: Performer,
     link: presenters.LinkBuilder,
     now: float,
 ) -> Op[AgentMessageResult]:
@@ -255,7 +261,7 @@ def update_status(
     message_id: int,
     status: str | None,
     external_error: str | None,
-    performer: User,
+    performer: Performer,
     link: presenters.LinkBuilder,
     now: float,
 ) -> Op[AgentMessageResult]:

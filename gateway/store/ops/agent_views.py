@@ -14,7 +14,7 @@ from ...errors import NotFound
 from ..records import Contact, ContactInbox, Conversation, Inbox, Message, Team, User
 from ..sql import Op, one, rows
 from .assignees import account_user
-from .message_views import hydrate
+from .message_views import hydrate, load_bot_senders
 from .notify import UNREAD_CAP
 
 
@@ -57,6 +57,7 @@ def load_agent_senders(messages: list[Message]) -> Op[ap.AgentSenders]:
         for r in result:
             user = User.from_row(r)
             senders[("User", user.id)] = ap.agent_user_sender(user)
+    senders.update((yield from load_bot_senders(messages)))
     return senders
 
 

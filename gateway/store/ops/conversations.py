@@ -13,6 +13,7 @@ from ...errors import NotFound
 from ..records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent, Message
 from ..sql import Op, dump_json, one, rows, scalar
 from . import notify
+from .agent_bots import initial_status
 from .message_views import all_visible_messages, hydrate, render_public
 from .messages import get_conversation, insert_message
 from .tokens import uuid4
@@ -113,6 +114,7 @@ def create(
             view = yield from public_view(existing, link)
             return ConversationResult(conversation=existing, view=view)
     blocked = yield from scalar("SELECT blocked FROM contacts WHERE id = ?", session.contact_id)
+    status = yield from initial_status(inbox.id, bool(blocked))
     display_id = yield from scalar(
         "UPDATE accounts SET last_display_id = last_display_id + 1 WHERE id = ? "
         "RETURNING last_display_id",
@@ -124,7 +126,7 @@ def create(
         "additional_attributes, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
         f"RETURNING {Conversation.COLUMNS}",
         inbox.account_id, inbox.id, session.contact_id, session.id, display_id, uuid4(),
-        "resolved" if blocked else "open", now, now, dump_json(custom_attributes), "{}", now,
+        status, now, now, dump_json(custom_attributes), "{}", now,
         now,
     )  # fmt: skip
     assert row is not None

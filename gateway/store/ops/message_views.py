@@ -5,7 +5,7 @@ from __future__ import annotations
 from client_sdk import protocol as p
 
 from ... import presenters
-from ..records import Attachment, Contact, Message, User
+from ..records import AgentBot, Attachment, Contact, Message, User
 from ..sql import Op, rows
 
 # Customers never see private notes or activity messages.
@@ -56,7 +56,21 @@ def load_senders(messages: list[Message]) -> Op[presenters.Senders]:
         for r in result:
             u = User.from_row(r)
             senders[("User", u.id)] = presenters.user_sender(u)
+    senders.update((yield from load_bot_senders(messages)))
     return senders
+
+
+def load_bot_senders(messages: list[Message]) -> Op[dict[tuple[str, int], p.AgentBotSender]]:
+    """Senders of the messages agent bots posted (a deleted bot's are left out)."""
+    bot_ids = sorted({m.sender_id for m in messages if m.sender_type == "AgentBot" and m.sender_id})
+    if not bot_ids:
+        return {}
+    result = yield from rows(
+        f"SELECT {AgentBot.COLUMNS} FROM agent_bots WHERE id IN ({_marks(len(bot_ids))})",
+        *bot_ids,
+    )
+    bots = (AgentBot.from_row(r) for r in result)
+    return {("AgentBot", b.id): presenters.agent_bot_sender(b) for b in bots}
 
 
 def render_public(

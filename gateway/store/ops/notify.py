@@ -23,6 +23,7 @@ from . import assignees, events, webhooks
 from .message_views import hydrate, load_senders
 
 UNREAD_CAP = 10
+BOT_STATUS_EVENTS = {"open": "conversation_opened", "resolved": "conversation_resolved"}
 
 
 def _session(contact_inbox_id: int) -> Op[ContactInbox]:
@@ -209,20 +210,28 @@ def conversation_webhooks(
     changed_attributes: list[dict[str, Any]] | None = None,
 ) -> Op[list[str]]:
     """Enqueue the deliveries of a conversation event: the push shape without ``account_id``,
-    plus ``event`` (and ``changed_attributes``, null on status changes as Chatwoot's)."""
+    plus ``event`` (and ``changed_attributes``, null on status changes as Chatwoot's). A
+    status change to open or resolved is also ``conversation_opened`` / ``_resolved``, which
+    only agent bots hear (reference agent §6.4)."""
     event = webhooks.WEBHOOK_EVENT_NAMES.get(name)
     if event is None or not event.startswith("conversation_"):
         return []
-    targets = yield from webhooks.receivers(
-        conversation.account_id, conversation.inbox_id, event, now
-    )
-    if not targets:
-        return []
     fields = msgspec.structs.asdict(data)
     fields["account_id"] = UNSET
-    payload = p.WebhookConversation(**fields, event=event)
-    if event != "conversation_created":
-        payload.changed_attributes = changed_attributes
-    return (
-        yield from webhooks.enqueue(conversation.account_id, targets, event, p.encode(payload), now)
-    )
+    names = [event]
+    if event == "conversation_status_changed" and data.status in BOT_STATUS_EVENTS:
+        names.append(BOT_STATUS_EVENTS[data.status])
+    ids: list[str] = []
+    for each in names:
+        targets = yield from webhooks.receivers(
+            conversation.account_id, conversation.inbox_id, each, now
+        )
+        if not targets:
+            continue
+        payload = p.WebhookConversation(**fields, event=each)
+        if each != "conversation_created":
+            payload.changed_attributes = changed_attributes
+        ids += yield from webhooks.enqueue(
+            conversation.account_id, targets, each, p.encode(payload), now
+        )
+    return ids

@@ -14,15 +14,16 @@ from msgspec import Struct
 
 from ... import presenters
 from ...errors import NotFound, ValidationFailed
-from ..records import LoggedEvent, Message
+from ..records import Conversation, LoggedEvent, Message
 from ..sql import Op, Row, dump_json, one, rows, scalar
-from . import notify
+from . import agent_events, notify
 from .message_views import hydrate
 from .messages import get_conversation
-from .webhooks import RECEIVER_INBOX
+from .webhooks import RECEIVER_BOT, RECEIVER_INBOX
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 MAX_ERROR_LENGTH = 1000
+BOT_FAILED = "Conversation was marked open by system due to an error with the agent bot."
 
 
 class Delivery(Struct, kw_only=True):
@@ -70,13 +71,17 @@ def next_due() -> Op[float | None]:
 
 
 def claim(now: float, limit: int, lease: float) -> Op[list[Delivery]]:
-    """Lease up to ``limit`` due deliveries, oldest due first, counting the attempt."""
+    """Lease up to ``limit`` due deliveries, oldest due first, counting the attempt.
+
+    The outer WHERE repeats "pending and due" on purpose: PostgreSQL re-checks it against the
+    row as committed by a concurrent claimer (another node) once that one's lock is released,
+    so the loser skips the row instead of leasing it a second time. SQLite has one writer."""
     result = yield from rows(
         "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ?, "
         "updated_at = ? WHERE id IN (SELECT id FROM webhook_deliveries "
         "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?) "
-        f"RETURNING {Delivery.COLUMNS}",
-        now + lease, now, now, limit,
+        f"AND status = 'pending' AND next_attempt_at <= ? RETURNING {Delivery.COLUMNS}",
+        now + lease, now, now, limit, now,
     )  # fmt: skip
     return sorted((Delivery.from_row(r) for r in result), key=lambda d: d.id)
 
@@ -117,17 +122,47 @@ def give_up(
 ) -> Op[list[LoggedEvent]]:
     """Dead-letter the delivery. When it carried a message to its API inbox's webhook_url,
     the message is marked failed with the error in ``content_attributes.external_error``
-    (§9.4), which agents and the contact hear as ``message.updated``."""
+    (§9.4), which agents and the contact hear as ``message.updated``; to an agent bot, its
+    pending conversation goes to the agents (reference agent §6.8)."""
     done = yield from rows(
         "UPDATE webhook_deliveries SET status = 'dead', last_error = ?, last_status_code = ?, "
         "updated_at = ? WHERE id = ? AND attempts = ? AND status = 'pending' RETURNING id",
         _clip(error), status_code, now, delivery.id, delivery.attempts,
     )  # fmt: skip
-    if not done or delivery.receiver != RECEIVER_INBOX or delivery.message_id is None:
+    if not done or delivery.message_id is None:
         return []
     if delivery.event not in ("message_created", "message_updated"):
         return []
+    if delivery.receiver == RECEIVER_BOT:
+        return (yield from _bot_failed(delivery.message_id, link, now))
+    if delivery.receiver != RECEIVER_INBOX:
+        return []
     return (yield from _mark_message_failed(delivery.message_id, error, link, now))
+
+
+def _bot_failed(message_id: int, link: presenters.LinkBuilder, now: float) -> Op[list[LoggedEvent]]:
+    """The agent bot never got a message: a conversation still waiting for the bot goes to the
+    agents (Chatwoot's fallback, reference agent §6.8)."""
+    conversation_id = yield from scalar(
+        "SELECT conversation_id FROM messages WHERE id = ?", message_id
+    )
+    if conversation_id is None:
+        return []
+    conversation = yield from get_conversation(conversation_id)
+    if conversation.status != "pending":
+        return []
+    row = yield from one(
+        "UPDATE conversations SET status = 'open', updated_at = ? WHERE id = ? "
+        f"RETURNING {Conversation.COLUMNS}",
+        now, conversation.id,
+    )  # fmt: skip
+    assert row is not None
+    conversation = Conversation.from_row(row)
+    logged = yield from agent_events.conversation_event(
+        "conversation.status_changed", conversation, link, now
+    )
+    logged += yield from agent_events.activity(conversation, BOT_FAILED, link, now)
+    return logged
 
 
 def _mark_message_failed(

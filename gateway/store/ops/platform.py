@@ -15,7 +15,7 @@ from ..sql import Op, Row, dump_json, load_json, one, rows, scalar
 from .provisioning import hash_token, user_accounts
 from .tokens import secure_token
 
-Permissible = Literal["Account", "User"]
+Permissible = Literal["Account", "User", "AgentBot"]
 
 
 class PlatformApp(Struct, kw_only=True):

@@ -43,8 +43,12 @@ INBOX_CALLBACK_EVENTS = frozenset(
         "conversation_updated",
     }
 )
+# What the inbox's agent bot hears at its outgoing_url: the inbox callback's events, and
+# Chatwoot's bot-only conversation_opened / conversation_resolved (reference agent §6.4).
+BOT_EVENTS = INBOX_CALLBACK_EVENTS | {"conversation_opened", "conversation_resolved"}
 RECEIVER_ACCOUNT = "account"
 RECEIVER_INBOX = "inbox"
+RECEIVER_BOT = "agent_bot"
 
 
 class Webhook(Struct, kw_only=True):
@@ -228,18 +232,27 @@ def receivers(
     account_id: int, inbox_id: int | None, event: str, now: float, *, inbox_callback: bool = True
 ) -> Op[list[Receiver]]:
     """Who must receive webhook ``event`` of ``inbox_id`` (None: an account-level event, such
-    as a contact's), in one query."""
+    as a contact's), in one query: account webhooks, the API inbox's webhook_url, and the
+    inbox's agent bot (signed with the bot's secret)."""
+    inbox_key = inbox_id if inbox_id is not None else -1
     result = yield from rows(
         "SELECT 'account', id, url, secret, subscriptions, inbox_id FROM webhooks "
         "WHERE account_id = ? "
         "UNION ALL SELECT 'inbox', i.id, i.webhook_url, s.secret, NULL, i.id FROM inboxes i "
         "LEFT JOIN inbox_webhook_secrets s ON s.inbox_id = i.id "
-        "WHERE i.id = ? AND i.webhook_url IS NOT NULL AND i.webhook_url <> ''",
-        account_id, inbox_id if inbox_id is not None else -1,
+        "WHERE i.id = ? AND i.webhook_url IS NOT NULL AND i.webhook_url <> '' "
+        "UNION ALL SELECT 'agent_bot', b.id, b.outgoing_url, b.secret, NULL, x.inbox_id "
+        "FROM agent_bot_inboxes x JOIN agent_bots b ON b.id = x.agent_bot_id "
+        "WHERE x.inbox_id = ? AND x.status = 'active' AND b.outgoing_url IS NOT NULL "
+        "AND b.outgoing_url <> ''",
+        account_id, inbox_key, inbox_key,
     )  # fmt: skip
     found: list[Receiver] = []
     for kind, key, url, secret, subscriptions, only_inbox in result:
-        if kind == RECEIVER_ACCOUNT:
+        if kind == RECEIVER_BOT:
+            if event in BOT_EVENTS:
+                found.append(Receiver(kind=kind, url=url, secret=secret, inbox_id=only_inbox))
+        elif kind == RECEIVER_ACCOUNT:
             if event not in load_json(subscriptions, []):
                 continue
             if only_inbox is not None and inbox_id is not None and only_inbox != inbox_id:
