@@ -269,7 +269,9 @@ class RateLimitMiddleware:
         client = scope.get("client")
         ip = client[0] if client else "unknown"
         if ip not in self.safelist:
-            allowed, retry = self.limiter.hit("ip:" + ip, self.limit, self.window, self.clock())
+            allowed, retry = await self.limiter.acquire(
+                "ip:" + ip, self.limit, self.window, self.clock()
+            )
             if not allowed:
                 exc = RateLimited(retry, f"Rate limit of {self.limit} requests per "
                                          f"{self.window} s exceeded for {ip}")  # fmt: skip

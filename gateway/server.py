@@ -8,10 +8,12 @@ client would never get Action Cable's ``{"type":"disconnect","reason":"server_re
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
+from uvicorn.supervisors import Multiprocess
 
 from .app import create_app
 from .realtime import Realtime
@@ -53,18 +55,56 @@ class GatewayServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+# Shared by the single-process server and every worker.
+CONFIG: dict[str, Any] = dict(
+    ws="websockets-sansio",
+    ws_max_size=WS_MAX_SIZE,
+    ws_per_message_deflate=False,
+    loop="uvloop",
+    http="httptools",
+    proxy_headers=True,
+    timeout_graceful_shutdown=10,
+)
+
+
 def run(settings: Settings, host: str, port: int) -> None:
     app = CableFirst(create_app(settings))
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        ws="websockets-sansio",
-        ws_max_size=WS_MAX_SIZE,
-        ws_per_message_deflate=False,
-        loop="uvloop",
-        http="httptools",
-        proxy_headers=True,
-        timeout_graceful_shutdown=10,
-    )
+    config = uvicorn.Config(app, host=host, port=port, **CONFIG)
     GatewayServer(config, app.realtime).run()
+
+
+class WorkerConfig(uvicorn.Config):
+    """Carries the parent's settings to every worker process (the config is what uvicorn hands
+    to a spawned worker), so workers run with exactly what ``serve`` resolved."""
+
+    def __init__(self, settings: Settings, host: str, port: int, workers: int) -> None:
+        super().__init__(
+            f"{__name__}:worker_app", factory=True, host=host, port=port, workers=workers,
+            **CONFIG,
+        )  # fmt: skip
+        self.settings = settings
+
+    def load(self) -> None:
+        global _worker_settings
+        _worker_settings = self.settings
+        super().load()
+
+
+_worker_settings: Settings | None = None
+
+
+def worker_app() -> CableFirst:
+    """The app of one worker process (uvicorn's factory)."""
+    return CableFirst(create_app(_worker_settings or Settings.from_env()))
+
+
+def run_workers(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Several processes on one port, sharing the database (PostgreSQL) and Redis.
+
+    uvicorn's supervisor runs a plain server per worker, so at shutdown its sockets are closed
+    with 1012 (service restart) before the hub can say ``server_restart``; clients reconnect
+    either way and resume from their offsets.
+    """
+    config = WorkerConfig(settings, host, port, workers)
+    sock = config.bind_socket()
+    Multiprocess(config, sockets=[sock]).run()

@@ -149,6 +149,27 @@ async def test_a_feed_gap_is_healed_and_nothing_is_sent_twice(env: Env) -> None:
         assert await message_offsets(socket, 1) == [("next", first + 2)]
 
 
+async def test_a_gap_before_any_delivery_is_healed_without_cutting_the_socket(env: Env) -> None:
+    """After a broker reconnect every stream gets a gap, mostly idle ones that have delivered
+    nothing yet: they are re-read from when they were listened to, not resynchronised."""
+    contact = await env.contact()
+    conversation = await env.conversation(contact["source_id"])
+    hub = env.app.state.realtime.hub
+    stream = events.session_stream(1)
+    env.clock.now += 60  # what the log held before is well before the subscription
+    async with connected(env, FakeSocket()) as socket:
+        await subscribe(socket, contact["pubsub_token"])
+        env.clock.now += 60
+        await env.store.write(
+            events.append, "message.created", {"content": "lost"}, [stream], env.clock()
+        )
+        hub._feed.mark_gap(stream)
+        [(content, lost)] = await message_offsets(socket, 1)
+        assert content == "lost"
+        await env.send(contact["source_id"], conversation["id"], content="next")
+        assert await message_offsets(socket, 1) == [("next", lost + 1)]
+
+
 @pytest.mark.parametrize("reads_again", [True, False])
 async def test_a_socket_that_stops_reading_is_dropped_as_too_slow(
     make_env: EnvFactory, reads_again: bool

@@ -11,7 +11,7 @@ import pytest
 from client_sdk import protocol as p
 from gateway.broker import BrokerMessage, MemoryBroker
 from gateway.cable import SessionSnapshot, SubscriptionState
-from gateway.realtime import MemorySessionCache, Presence, Publisher, Typing
+from gateway.realtime import MemoryPresence, MemorySessionCache, Publisher, Typing
 from gateway.store.records import LoggedEvent
 
 pytestmark = pytest.mark.anyio
@@ -69,24 +69,24 @@ async def test_session_cache_is_bounded_and_ttl_zero_disables_it() -> None:
 # ---- presence -----------------------------------------------------------------------------
 
 
-def test_presence_lists_who_was_seen_within_the_window() -> None:
+async def test_presence_lists_who_was_seen_within_the_window() -> None:
     clock = FakeClock()
-    presence = Presence(20, clock=clock)
-    presence.seen_user(1, 3, "online")
-    presence.seen_user(1, 7, "busy")
-    presence.seen_contact(1, 55)
-    presence.seen_user(2, 9, "online")  # another account
-    assert presence.for_contact(1) == p.PresenceEventData(
+    presence = MemoryPresence(20, clock=clock)
+    await presence.seen_user(1, 3, "online")
+    await presence.seen_user(1, 7, "busy")
+    await presence.seen_contact(1, 55)
+    await presence.seen_user(2, 9, "online")  # another account
+    assert await presence.for_contact(1) == p.PresenceEventData(
         account_id=1, users={"3": "online", "7": "busy"}
     )
-    assert presence.for_agent(1).contacts == {"55": "online"}
+    assert (await presence.for_agent(1)).contacts == {"55": "online"}
     clock.now += 15
-    presence.seen_user(1, 3, "online")
+    await presence.seen_user(1, 3, "online")
     clock.now += 10  # user 7 and contact 55 are now 25 s old
-    assert presence.for_agent(1) == p.PresenceEventData(
+    assert await presence.for_agent(1) == p.PresenceEventData(
         account_id=1, users={"3": "online"}, contacts={}
     )
-    encoded = msgspec.json.decode(p.encode(presence.for_contact(1)))
+    encoded = msgspec.json.decode(p.encode(await presence.for_contact(1)))
     assert encoded == {"account_id": 1, "users": {"3": "online"}}  # no "contacts" key
 
 

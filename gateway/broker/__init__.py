@@ -1,5 +1,6 @@
 """Fan-out of committed events between nodes: the :class:`Broker` interface and its
-implementations (in-process now; Redis behind the same interface later)."""
+implementations: :class:`MemoryBroker` (one process) and ``gateway.broker.redis.RedisBroker``
+(several nodes; imported from its module)."""
 
 from .base import (
     DEFAULT_FEED_QUEUE,

@@ -19,7 +19,7 @@ from ..settings import Settings
 from ..store import Store
 from .connection import Connection
 from .hub import Hub
-from .presence import Presence
+from .presence import MemoryPresence, Presence
 from .publisher import Publisher
 from .room import Grant, RoomChannel
 from .sessions import MemorySessionCache, SessionCache
@@ -29,6 +29,7 @@ __all__ = [
     "Connection",
     "Grant",
     "Hub",
+    "MemoryPresence",
     "MemorySessionCache",
     "Presence",
     "Publisher",
@@ -37,6 +38,12 @@ __all__ = [
     "SessionCache",
     "Typing",
 ]
+
+
+def _stream_ids(secret_key: str) -> StreamIds:
+    # Stream ids must be stable across restarts and nodes (clients send them back in history
+    # requests), so they derive from the deployment's secret key.
+    return StreamIds(hashlib.sha256(("inboxgate stream ids:" + secret_key).encode()).digest())
 
 
 class Realtime:
@@ -49,27 +56,29 @@ class Realtime:
         broker: Broker,
         *,
         sessions: SessionCache | None = None,
+        presence: Presence | None = None,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.broker = broker
         self.publisher = Publisher(broker)
-        self.presence = Presence(settings.presence_window)
+        self.presence = presence or MemoryPresence(settings.presence_window)
         self.typing = Typing(self.publisher.transient, settings.typing_timeout)
         room = RoomChannel(store, self.presence)
-        # Stream ids must be stable across restarts and nodes (clients send them back in
-        # history requests), so they derive from the deployment's secret key.
-        secret = hashlib.sha256(("inboxgate stream ids:" + settings.secret_key).encode()).digest()
         self.hub = Hub(
             broker=broker,
             store=store,
             room=room,
             sessions=sessions or MemorySessionCache(settings.cable_session_ttl),
-            stream_ids=StreamIds(secret),
+            stream_ids=_stream_ids(settings.secret_key),
             limits=limits,
             send_buffer_bytes=settings.cable_send_buffer_bytes,
             clock=clock,
         )
+
+    def use_secret_key(self, secret_key: str) -> None:
+        """Derive stream ids from ``secret_key`` (the database's, read before serving)."""
+        self.hub.stream_ids = _stream_ids(secret_key)
 
     async def typing_changed(
         self, key: Hashable, on: bool, streams: Sequence[str], on_payload: bytes, off: bytes

@@ -261,7 +261,7 @@ class Connection:
             elif isinstance(action, PerformRequested):
                 grant = self.grants.get(action.identifier)
                 if grant is not None:
-                    reply = self.hub.room.perform(grant, action.action, action.data)
+                    reply = await self.hub.room.perform(grant, action.action, action.data)
                     if reply is not None:
                         self._send_event(EncodedEvent(grant.own_stream, None, 0, reply))
             elif isinstance(action, SaveSession):
@@ -285,7 +285,8 @@ class Connection:
         if any(isinstance(a, HistoryRequested) for a in actions):
             self._hold(grant.streams)  # before Listen: live events wait behind the replay
         await self._run(actions)
-        self._send_event(EncodedEvent(grant.own_stream, None, 0, self.hub.room.joined(grant)))
+        joined = await self.hub.room.joined(grant)
+        self._send_event(EncodedEvent(grant.own_stream, None, 0, joined))
 
     async def _history(self, identifier: str, cursors: Sequence[HistoryCursor]) -> None:
         grant = self.grants.get(identifier)

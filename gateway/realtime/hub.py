@@ -34,6 +34,9 @@ log = logging.getLogger("inboxgate.cable")
 TICK_SECONDS = 0.25
 # The node feed is a doorbell; overflowing it costs a log read, never an event.
 FEED_QUEUE = 16_384
+# A stream that lost events before delivering any is re-read from shortly before it was first
+# listened to: events are stamped by the writing node's clock before its commit and publish.
+HEAL_SLACK_SECONDS = 5.0
 
 
 class Hub:
@@ -62,6 +65,7 @@ class Hub:
         self._connections: set[Connection] = set()
         self._listeners: dict[str, list[Connection]] = {}
         self._delivered: dict[str, tuple[str, int]] = {}  # stream -> (epoch, offset)
+        self._listened_at: dict[str, float] = {}
 
     # ---- state -----------------------------------------------------------------------------
 
@@ -121,6 +125,7 @@ class Hub:
             listeners = self._listeners.get(stream)
             if listeners is None:
                 self._listeners[stream] = [conn]
+                self._listened_at[stream] = self.clock()
                 if self._feed is not None:
                     self._feed.listen(stream)
             elif conn not in listeners:
@@ -135,6 +140,7 @@ class Hub:
             if not listeners:
                 del self._listeners[stream]
                 self._delivered.pop(stream, None)
+                self._listened_at.pop(stream, None)
                 if self._feed is not None:
                     self._feed.unlisten(stream)
 
@@ -169,22 +175,24 @@ class Hub:
 
     async def _heal(self, stream: str) -> None:
         """Messages of ``stream`` were lost on the way: replay what the log has after the last
-        delivered offset. Without one (nothing delivered yet) the listeners resynchronise."""
+        delivered offset or, with none yet, since the stream was first listened to (a Redis
+        reconnect gaps every stream, most of them idle: their sockets must not all be cut).
+        Connections skip what they already sent."""
         last = self._delivered.get(stream)
         if stream not in self._listeners:
             return
-        if last is None:
-            for conn in list(self._listeners.get(stream, ())):
-                conn.resync()
-            return
         try:
-            found = await self.store.read(events.read_stream, stream, last[1], FEED_QUEUE)
+            if last is None:
+                since = self._listened_at.get(stream, 0.0) - HEAL_SLACK_SECONDS
+                found = await self.store.read(events.read_stream_since, stream, since, FEED_QUEUE)
+            else:
+                found = await self.store.read(events.read_stream, stream, last[1], FEED_QUEUE)
         except StoreUnavailable:
             log.warning("could not heal stream %s: store unavailable", stream)
             for conn in list(self._listeners.get(stream, ())):
                 conn.resync()
             return
-        log.info("healed %s from the log: %d events after offset %d", stream, len(found), last[1])
+        log.info("healed %s from the log: %d events after %s", stream, len(found), last)
         for entry in found:
             current = self._delivered.get(stream)
             if current is not None and current[0] == entry.epoch and entry.offset <= current[1]:

@@ -84,26 +84,26 @@ class RoomChannel:
         )
         return Grant("user", user_id, account_id, streams, own, agent.availability)
 
-    def joined(self, grant: Grant) -> bytes:
+    async def joined(self, grant: Grant) -> bytes:
         """After the confirm: mark the subscriber present; returns the ``presence.update``
         payload for it."""
-        return self.update_presence(grant)
+        return await self.update_presence(grant)
 
-    def perform(self, grant: Grant, action: str, data: dict[str, Any]) -> bytes | None:
+    async def perform(self, grant: Grant, action: str, data: dict[str, Any]) -> bytes | None:
         """The ``message`` command; returns a payload for the performing subscription, if any."""
         if action == "update_presence":
-            return self.update_presence(grant)
+            return await self.update_presence(grant)
         log.debug("RoomChannel: ignored action %r", action)
         return None
 
-    def update_presence(self, grant: Grant) -> bytes:
+    async def update_presence(self, grant: Grant) -> bytes:
         """Chatwoot broadcasts this to the subscriber's whole token stream, so a contact with N
         tabs open causes N² frames; only the subscription that asked needs the answer (every
         tab refreshes its own presence every 20 s)."""
         if grant.kind == "contact":
-            self.presence.seen_contact(grant.account_id, grant.subject_id)
-            data = self.presence.for_contact(grant.account_id)
+            await self.presence.seen_contact(grant.account_id, grant.subject_id)
+            data = await self.presence.for_contact(grant.account_id)
         else:
-            self.presence.seen_user(grant.account_id, grant.subject_id, grant.availability)
-            data = self.presence.for_agent(grant.account_id)
+            await self.presence.seen_user(grant.account_id, grant.subject_id, grant.availability)
+            data = await self.presence.for_agent(grant.account_id)
         return p.encode(p.Event(event="presence.update", data=data))
