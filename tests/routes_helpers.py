@@ -10,6 +10,7 @@ Route test modules import the fixtures from here; they are registered under the 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store.ops import provisioning as prov
 from gateway.store.records import Inbox, LoggedEvent
+from tests.postgres_helpers import fresh_database
 
+STORE_ENGINE = os.environ.get("INBOXGATE_TEST_STORE", "sqlite")
 # 2026-01-10T12:00:00Z: a fixed, mid-day start so calendar-day arithmetic is predictable.
 T0 = 1_768_046_400.0
 PUBLIC = "/public/api/v1"
@@ -169,20 +172,33 @@ def make_env_fixture(tmp_path: Path) -> EnvFactory:
         counter += 1
         root = tmp_path / f"env{counter}"
         root.mkdir()
-        settings = settings_for(root, **overrides)
-        events: list[LoggedEvent] = []
-        clk = clock or Clock()
-        app = create_app(settings, clock=clk, on_events=events.extend)
-        async with app.router.lifespan_context(app):
-            store = app.state.ctx.store
-            account = await store.write(prov.create_account, "Acme", clk())
-            new = prov.NewInbox(account_id=account.id, name="Support API", **(inbox or {}))
-            created = await store.write(prov.create_inbox, new, clk())
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-                yield Env(app, c, settings, clk, account.id, created, events)
+        async with contextlib.AsyncExitStack() as stack:
+            # INBOXGATE_TEST_STORE=postgresql runs these route tests on a fresh PostgreSQL
+            # database each (CI does, to hold every operation to both engines' SQL).
+            if STORE_ENGINE == "postgresql" and "database_url" not in overrides:
+                overrides["database_url"] = await stack.enter_async_context(fresh_database())
+            async with _app_env(root, inbox, clock, overrides) as env:
+                yield env
 
     return factory
+
+
+@contextlib.asynccontextmanager
+async def _app_env(
+    root: Path, inbox: dict[str, Any] | None, clock: Clock | None, overrides: dict[str, Any]
+) -> AsyncIterator[Env]:
+    settings = settings_for(root, **overrides)
+    events: list[LoggedEvent] = []
+    clk = clock or Clock()
+    app = create_app(settings, clock=clk, on_events=events.extend)
+    async with app.router.lifespan_context(app):
+        store = app.state.ctx.store
+        account = await store.write(prov.create_account, "Acme", clk())
+        new = prov.NewInbox(account_id=account.id, name="Support API", **(inbox or {}))
+        created = await store.write(prov.create_inbox, new, clk())
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield Env(app, c, settings, clk, account.id, created, events)
 
 
 @pytest.fixture(name="env")

@@ -3,6 +3,7 @@ inbox whose ``webhook_url`` is set, plus a recording mock receiver."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,12 +16,14 @@ import pytest
 from client_sdk import protocol as p
 from gateway.attachments import FileStore
 from gateway.services.context import Context
-from gateway.store import SQLiteStore
+from gateway.store import SQLiteStore, Store
 from gateway.store.ops import outbox, webhooks
+from gateway.store.postgres import PostgresStore
 from gateway.store.records import LoggedEvent, Message
 from gateway.store.sql import Op, one
 from gateway.webhooks.worker import WebhookWorker
-from tests.routes_helpers import Clock, settings_for
+from tests.postgres_helpers import fresh_database
+from tests.routes_helpers import STORE_ENGINE, Clock, settings_for
 from tests.store_contract import T0, World, make_world
 
 ACCOUNT_HOOK = "http://receiver.test/account"
@@ -71,7 +74,11 @@ async def hooks_fixture(tmp_path: Path) -> AsyncIterator[Hooks]:
         webhook_backoff_max=100.0,
     )  # fmt: skip
     clock = Clock(T0)
-    async with SQLiteStore(tmp_path / "w.db", synchronous="normal", clock=clock) as store:
+    async with contextlib.AsyncExitStack() as stack:
+        store: Store = SQLiteStore(tmp_path / "w.db", synchronous="normal", clock=clock)
+        if STORE_ENGINE == "postgresql":  # as the route tests: INBOXGATE_TEST_STORE
+            store = PostgresStore(await stack.enter_async_context(fresh_database()), clock=clock)
+        await stack.enter_async_context(store)
         files = FileStore(tmp_path / "files", "key", 3600, 10**6)
         logged: list[LoggedEvent] = []
         ctx = Context(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from ..settings import Settings, SettingsError
-from .base import Store, StoreError, StoreUnavailable
+from .base import Store, StoreError, StoreUnavailable, UniqueViolation
 from .sqlite import SQLiteStore
 
-__all__ = ["SQLiteStore", "Store", "StoreError", "StoreUnavailable", "open_store"]
+__all__ = [
+    "SQLiteStore", "Store", "StoreError", "StoreUnavailable", "UniqueViolation", "open_store",
+]
 
 
 def open_store(settings: Settings) -> Store:
@@ -14,7 +16,8 @@ def open_store(settings: Settings) -> Store:
     url = settings.database_url
     if url.startswith("sqlite:///"):
         return SQLiteStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
-    raise SettingsError(
-        f"unsupported database URL {url!r}: this build supports sqlite:///PATH "
-        "(PostgreSQL arrives with the scale-out work)"
-    )
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore  # asyncpg is loaded only by those who use it
+
+        return PostgresStore(url)
+    raise SettingsError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")

@@ -14,6 +14,7 @@ from ...errors import Locked, NotFound, ValidationFailed
 from ..records import Attachment, Conversation, CsatResponse, LoggedEvent, Message
 from ..sql import Op, dump_json, one, rows, scalar
 from . import notify
+from .agent_bots import reopened_status
 from .message_views import get_message, hydrate, render_public
 
 CSAT_LOCK_ERROR = "You cannot update the CSAT survey after {days} days"
@@ -139,16 +140,26 @@ def create_incoming(
     logged: list[LoggedEvent] = []
     blocked = yield from scalar("SELECT blocked FROM contacts WHERE id = ?", contact_id)
     reopen = conversation.status in ("resolved", "snoozed") and not blocked
+    status = conversation.status
+    if reopen:
+        status = yield from reopened_status(conversation.inbox_id, conversation.status)
     row = yield from one(
-        "UPDATE conversations SET status = ?, last_activity_at = ?, "
+        # Activity times only move forward: concurrent writers (several nodes) may commit
+        # out of the order of their clocks.
+        "UPDATE conversations SET status = ?, "
+        "last_activity_at = CASE WHEN last_activity_at < ? THEN ? ELSE last_activity_at END, "
         "waiting_since = COALESCE(waiting_since, ?), updated_at = ?, "
         "snoozed_until = CASE WHEN ? THEN NULL ELSE snoozed_until END "
         f"WHERE id = ? RETURNING {Conversation.COLUMNS}",
-        "open" if reopen else conversation.status, now, now, now, reopen, conversation.id,
+        status, now, now, now, now, reopen, conversation.id,
     )  # fmt: skip
     assert row is not None
     conversation = Conversation.from_row(row)
-    yield from rows("UPDATE contacts SET last_activity_at = ? WHERE id = ?", now, contact_id)
+    yield from rows(
+        "UPDATE contacts SET last_activity_at = ? "
+        "WHERE id = ? AND (last_activity_at IS NULL OR last_activity_at < ?)",
+        now, contact_id, now,
+    )  # fmt: skip
     logged += yield from notify.emit_message("message.created", message, conversation, link, now)
     if reopen:
         logged += yield from notify.emit_conversation(

@@ -1,0 +1,290 @@
+"""The PostgreSQL store (asyncpg), for several gateway nodes sharing one database.
+
+Each write runs its operation in one READ COMMITTED transaction on a pooled connection and
+returns after COMMIT. What keeps concurrent writers on many nodes correct:
+
+- counters are bumped by a statement that locks their row until commit (``UPDATE accounts SET
+  last_display_id = last_display_id + 1 ... RETURNING``, the ``streams`` upsert), so display ids
+  and stream offsets are handed out one transaction at a time, unique and gap-free, and an
+  offset commits before the next one can be taken;
+- uniqueness (``echo_id`` per conversation, contact identity, source ids) is a constraint: the
+  loser of a race gets a unique violation, and the operation is run again from the start in a
+  fresh transaction, where it finds the winner's row (operations are sans-I/O generators, so a
+  re-run repeats no side effect);
+- serialization failures and deadlocks (two writers appending to the same streams in another
+  order) are retried the same way;
+- the webhook outbox is leased by an ``UPDATE ... RETURNING`` that re-checks the lease in its
+  WHERE clause, so a second claimer skips a row the first one took.
+
+Reads run in a READ ONLY REPEATABLE READ transaction: one snapshot for every query of the
+operation. Connection trouble (PostgreSQL down, restarting, unreachable, a timeout) becomes
+:class:`StoreUnavailable`, which the app answers with 503; every connect and statement has a
+bounded timeout so a request fails fast instead of hanging. A write that lost its connection
+before COMMIT is retried on a new connection (the server rolled it back); one that lost it
+during COMMIT is reported unavailable, as its outcome is unknown (clients retry with echo_id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from .base import Store, StoreUnavailable, UniqueViolation
+from .postgres_schema import POSTGRES_MIGRATIONS
+from .sql import Op
+
+T = TypeVar("T")
+Conn = asyncpg.Connection | PoolConnectionProxy
+
+# Any 64-bit constant: the key of the advisory lock that serialises migrations across nodes.
+MIGRATION_LOCK = 0x1B0C_6A7E_0001
+MAX_RETRIES = 8
+_MAX_CACHED_SQL = 8192
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.QueryCanceledError,  # statement_timeout
+)
+# Connecting also fails on a wrong password or a missing database: not this store's to fix,
+# but reported the same way (``inboxgate migrate`` prints it; the app answers 503).
+_CONNECT_ERRORS: tuple[type[BaseException], ...] = (
+    *_CONNECTION_ERRORS,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+_RETRYABLE: tuple[type[BaseException], ...] = (
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.UniqueViolationError,
+)
+
+_dollar_cache: dict[str, str] = {}
+
+
+def to_dollar(sql: str) -> str:
+    """``?`` placeholders as ``$1, $2, ...``; a ``?`` inside a quoted string, a quoted
+    identifier or a ``--`` comment stays as it is. Translated once per distinct SQL text."""
+    cached = _dollar_cache.get(sql)
+    if cached is not None:
+        return cached
+    out: list[str] = []
+    n = 0
+    quote = ""
+    i = 0
+    while i < len(sql):
+        ch = sql[i]
+        if quote:
+            out.append(ch)
+            if ch == quote or (quote == "\n" and ch == "\n"):
+                quote = ""  # a doubled quote ('') closes and reopens: still correct
+        elif ch in "'\"":
+            quote = ch
+            out.append(ch)
+        elif ch == "-" and sql.startswith("--", i):
+            quote = "\n"
+            out.append(ch)
+        elif ch == "?":
+            n += 1
+            out.append(f"${n}")
+        else:
+            out.append(ch)
+        i += 1
+    translated = "".join(out)
+    if len(_dollar_cache) < _MAX_CACHED_SQL:  # dynamic SQL is bounded, but stay bounded anyway
+        _dollar_cache[sql] = translated
+    return translated
+
+
+async def _run_op(conn: Conn, gen: Op[Any]) -> Any:
+    try:
+        query = next(gen)
+        while True:
+            records = await conn.fetch(to_dollar(query.sql), *query.params)
+            query = gen.send([tuple(r) for r in records])
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        gen.close()
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """Operations leave no session state behind (no SET, LISTEN or session locks), so the
+    pool's default RESET round trip on every release is pure cost."""
+
+
+class PostgresStore(Store):
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        connect_timeout: float = 3.0,
+        command_timeout: float = 10.0,
+        op_timeout: float = 15.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        # The whole of one write or read, retries included: the bound a caller waits.
+        self.op_timeout = op_timeout
+        self.clock = clock
+        self._pool: asyncpg.Pool | None = None
+        self._closed = True
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self.retries = 0  # operations re-run after a conflict or a lost connection
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if not self._closed:
+            return
+        await self.migrate()
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=1, max_size=self.pool_size, timeout=self.connect_timeout,
+                command_timeout=self.command_timeout, reset=_no_reset,
+                statement_cache_size=1024, server_settings={"application_name": "inboxgate"},
+            )  # fmt: skip
+        except _CONNECT_ERRORS as exc:
+            raise StoreUnavailable(f"postgresql unreachable: {exc}") from exc
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._idle.wait()  # operations already running finish and are acknowledged
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), self.op_timeout)
+            except _CONNECTION_ERRORS:  # TimeoutError among them
+                pool.terminate()
+
+    async def migrate(self) -> list[int]:
+        try:
+            conn = await asyncpg.connect(
+                self.url, timeout=self.connect_timeout, command_timeout=self.command_timeout
+            )
+        except _CONNECT_ERRORS as exc:
+            raise StoreUnavailable(f"postgresql unreachable: {exc}") from exc
+        try:
+            return await self._migrate(conn)
+        finally:
+            await conn.close()
+
+    async def _migrate(self, conn: asyncpg.Connection) -> list[int]:
+        # Nodes starting together queue here; the second finds every version applied.
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            applied = []
+            for version, name, statements in sorted(POSTGRES_MIGRATIONS, key=lambda m: m[0]):
+                if version in done:
+                    continue
+                async with conn.transaction():
+                    for statement in statements:
+                        await conn.execute(statement)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) "
+                        "VALUES ($1, $2, $3)",
+                        version, name, time.time(),
+                    )  # fmt: skip
+                applied.append(version)
+            return applied
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+    # -- operations ----------------------------------------------------------------------
+
+    async def write(self, op: Callable[..., Op[T]], *args: Any, **kwargs: Any) -> T:
+        result: T = await self._run(op, args, kwargs, write=True)
+        return result
+
+    async def read(self, op: Callable[..., Op[T]], *args: Any, **kwargs: Any) -> T:
+        result: T = await self._run(op, args, kwargs, write=False)
+        return result
+
+    async def _run(
+        self, op: Callable[..., Op[Any]], args: tuple[Any, ...], kwargs: dict[str, Any],
+        *, write: bool,
+    ) -> Any:  # fmt: skip
+        pool = self._pool
+        if self._closed or pool is None:
+            raise StoreUnavailable("the store is closed")
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            async with asyncio.timeout(self.op_timeout):
+                return await self._attempts(pool, op, args, kwargs, write)
+        except TimeoutError as exc:
+            raise StoreUnavailable("postgresql did not answer in time") from exc
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    async def _attempts(
+        self, pool: asyncpg.Pool, op: Callable[..., Op[Any]], args: tuple[Any, ...],
+        kwargs: dict[str, Any], write: bool,
+    ) -> Any:  # fmt: skip
+        attempt = 0
+        while True:
+            attempt += 1
+            committing = lost = False
+            try:
+                async with pool.acquire() as conn:
+                    if write:
+                        tx = conn.transaction()
+                    else:
+                        tx = conn.transaction(isolation="repeatable_read", readonly=True)
+                    try:
+                        await tx.start()
+                        result = await _run_op(conn, op(*args, **kwargs))
+                    except BaseException as exc:
+                        # "connection is closed" is an InterfaceError, as are mere misuses
+                        # (a wrong argument type): only the connection's state tells them apart.
+                        lost = isinstance(exc, asyncpg.InterfaceError) and conn.is_closed()
+                        with contextlib.suppress(*_CONNECTION_ERRORS, asyncpg.InterfaceError):
+                            await tx.rollback()
+                        raise
+                    committing = True
+                    await tx.commit()
+                    return result
+            except _RETRYABLE as exc:
+                # A re-run sees the winner of a unique race; one that still collides is the
+                # operation's own conflict, reported as it is.
+                unique = isinstance(exc, asyncpg.UniqueViolationError)
+                if unique and attempt >= 2:
+                    raise UniqueViolation(str(exc)) from exc
+                if attempt >= MAX_RETRIES:
+                    raise
+            except Exception as exc:
+                if not (lost or isinstance(exc, _CONNECTION_ERRORS)):
+                    raise
+                if (write and committing) or attempt >= 3:
+                    raise StoreUnavailable(f"postgresql unavailable: {exc!r}") from exc
+            self.retries += 1
+            # Jittered backoff so retrying writers do not collide again in lockstep.
+            await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
