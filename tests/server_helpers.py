@@ -70,8 +70,16 @@ class GatewayProcess:
     ``os.kill(server.pid, SIGKILL)`` is a real crash of the server.
     """
 
-    def __init__(self, root: Path, env: Mapping[str, str] | None = None, **overrides: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        serve_args: tuple[str, ...] = (),
+        **overrides: str,
+    ) -> None:
         self.root = root
+        self.serve_args = serve_args  # extra ``inboxgate serve`` options, e.g. ("--demo",)
         self.root.mkdir(parents=True, exist_ok=True)
         self.env = dict(env) if env is not None else server_env(root, **overrides)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -136,16 +144,17 @@ class GatewayProcess:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self, timeout: float = START_TIMEOUT) -> None:
-        """Start on a fresh free port and wait until ``/health`` answers."""
+    def start(self, timeout: float = START_TIMEOUT, *, port: int | None = None) -> None:
+        """Start on ``port`` (default: a fresh free port) and wait until ``/health`` answers.
+        A browser test restarts on the same port: the page keeps the gateway's URL."""
         if self.proc is not None and self.proc.poll() is None:
             raise ServerFailed("already running")
         for _attempt in range(3):  # another process may grab the port between probe and bind
-            self.port = free_port()
+            self.port = port or free_port()
             self.log_path = self.root / f"server-{self.starts}.log"
             self.starts += 1
             self._log = self.log_path.open("wb")
-            command = [*CLI, "serve", "--host", HOST, "--port", str(self.port)]
+            command = [*CLI, "serve", "--host", HOST, "--port", str(self.port), *self.serve_args]
             self.proc = subprocess.Popen(
                 command, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
