@@ -226,7 +226,9 @@ class AsyncOutbox:
         echo_id: str | None = None,
     ) -> OutboxEntry:
         """See :meth:`Outbox.add`."""
-        return await self._run(Outbox.add, source_id, conversation_id, content, attachments, echo_id)
+        return await self._run(
+            Outbox.add, source_id, conversation_id, content, attachments, echo_id
+        )
 
     async def get(self, echo_id: str) -> OutboxEntry | None:
         return await self._run(Outbox.get, echo_id)

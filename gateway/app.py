@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -31,16 +32,18 @@ from .http import (
 )
 from .ratelimit import MemoryRateLimiter, RateLimiter
 from .realtime import Realtime
+from .redis_shared import redis_broker, redis_shared
 from .routes.agent import agent_routes
 from .routes.cable import CableEndpoint
 from .routes.highlevel import highlevel_routes
 from .routes.platform import platform_routes
 from .routes.public import public_routes
+from .routes.static import static_routes
 from .services.agent_conversations import reopen_snoozed_forever
 from .services.context import Context, EventSink
 from .settings import Settings
 from .store import Store, StoreUnavailable, open_store
-from .store.ops import events
+from .store.ops import events, instance_secrets
 from .store.records import LoggedEvent
 from .webhooks.worker import WebhookWorker
 
@@ -112,7 +115,15 @@ def create_app(
     the realtime publisher), for tests and embedding."""
     settings = settings or Settings.from_env()
     store = store or open_store(settings)
-    realtime = Realtime(settings, store, broker or MemoryBroker(), clock=clock)
+    # With a Redis URL, what the nodes must share lives in Redis; otherwise in the process.
+    shared = redis_shared(settings) if settings.redis_url else None
+    if broker is None:
+        broker = redis_broker(settings) if settings.redis_url else MemoryBroker()
+    realtime = Realtime(
+        settings, store, broker, clock=clock,
+        sessions=shared.sessions if shared else None, presence=shared.presence if shared else None,
+    )  # fmt: skip
+    limiter = rate_limiter or (shared.limiter if shared else MemoryRateLimiter())
     files = FileStore(
         settings.data_dir / "attachments", settings.secret_key, settings.attachment_url_ttl,
         settings.max_attachment_bytes,
@@ -133,10 +144,23 @@ def create_app(
     webhooks = WebhookWorker(ctx)
     ctx.on_events = webhooks.chain(ctx.on_events)
 
+    async def use_database_secret_key() -> None:
+        """No key configured (PostgreSQL without INBOXGATE_SECRET_KEY): the database keeps the
+        deployment's, so every node sharing it signs links and keys stream ids alike. Read
+        before the first connection is served, when nothing has used a key yet."""
+        key = await store.write(
+            instance_secrets.get_or_create, instance_secrets.SECRET_KEY, secrets.token_urlsafe(32)
+        )
+        files.use_secret_key(key)
+        realtime.use_secret_key(key)
+        ctx.settings = ctx.settings.with_(secret_key=key)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
         try:
+            if not settings.secret_key:
+                await use_database_secret_key()
             async with anyio.create_task_group() as tasks:
                 if settings.event_retention_days:
                     tasks.start_soon(prune_events, store, settings.event_retention_days, clock)
@@ -148,6 +172,8 @@ def create_app(
                 tasks.cancel_scope.cancel()
         finally:
             await store.close()
+            if shared is not None:
+                await shared.client.aclose()
 
     cable = CableEndpoint(realtime.hub)
     routes = [
@@ -158,6 +184,7 @@ def create_app(
         *agent_routes(ctx),
         *platform_routes(ctx),
         *highlevel_routes(ctx),
+        *static_routes(settings),
     ]
     # CORS sits outside the limits (as rack-cors at position 0 in Chatwoot), so that a browser
     # can read a 413 or 429 answer too.
@@ -169,7 +196,7 @@ def create_app(
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
         Middleware(
             RateLimitMiddleware,
-            limiter=rate_limiter or MemoryRateLimiter(),
+            limiter=limiter,
             limit=settings.rate_limit_per_ip,
             window=settings.rate_limit_window,
             safelist=settings.rate_limit_safelist,

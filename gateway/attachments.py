@@ -48,6 +48,10 @@ class FileStore:
         self.root = root
         self.url_ttl = url_ttl
         self.max_bytes = max_bytes
+        self.use_secret_key(secret_key)
+
+    def use_secret_key(self, secret_key: str) -> None:
+        """Sign links with ``secret_key`` (the database's, once the app has read it)."""
         self._signer = URLSafeTimedSerializer(secret_key, salt="inboxgate.attachment")
 
     # -- writing -------------------------------------------------------------------------

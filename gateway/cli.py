@@ -22,7 +22,7 @@ import click
 
 from .errors import GatewayError, NotFound
 from .settings import Settings, SettingsError
-from .store import Store, StoreError, open_store
+from .store import Store, StoreError, UniqueViolation, open_store
 from .store.ops.provisioning import (
     NewInbox,
     add_inbox_member,
@@ -261,6 +261,8 @@ def demo_banner(info: DemoInfo, host: str, port: int, saved_at: Path | None = No
             "",
             "inboxgate demo",
             f"  public API (inbox):   {api}",
+            f"  web widget demo:      {base}/demo",
+            f"  agent console:        {base}/console   (sign in with the access token)",
             f"  account id:           {info.account_id}",
             f"  agent:                {info.user_email} (administrator)",
             f"  agent access token:   {info.access_token}   (header: api_access_token)",
@@ -303,22 +305,78 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
     if demo:
         info = provision_demo(settings)
         click.echo(demo_banner(info, host, port, settings.data_dir / DEMO_FILE))
-    if workers > 1:
+        settings = settings.with_(demo_inbox=info.inbox_identifier)
+    if workers > 1 and not settings.redis_url:
         # Each worker would deliver realtime events only to its own sockets: the in-process
         # broker does not cross processes. Several processes need the shared broker.
         raise click.UsageError(
-            "--workers > 1 needs a shared broker between processes (Redis); with the "
-            "in-process broker, run one worker per gateway"
+            "--workers > 1 needs a shared broker between processes (set INBOXGATE_REDIS_URL); "
+            "with the in-process broker, run one worker per gateway"
         )
-    from .server import run  # only this command needs uvicorn
+    if workers > 1 and settings.database_url.startswith("sqlite:"):
+        # One SQLite file takes one writer at a time: several writing processes would only
+        # queue on its lock. Several processes need PostgreSQL.
+        raise click.UsageError(
+            "--workers > 1 needs PostgreSQL (INBOXGATE_DATABASE_URL=postgresql://...); "
+            "with SQLite, run one worker"
+        )
+    from . import server  # only this command needs uvicorn
 
-    run(settings, host, port)
+    if workers > 1:
+        server.run_workers(settings, host, port, workers)
+    else:
+        server.run(settings, host, port)
 
 
 @main.command()
 def migrate() -> None:
     """Apply pending database migrations."""
     _report_migrations(_migrate(_settings()))
+
+
+@main.command()
+@click.argument("inbox_identifier")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="Gateway URL.")
+@click.option("--name", default=None, help="Your name, for a new contact session.")
+@click.option(
+    "--session",
+    "session_file",
+    type=click.Path(path_type=Path),
+    help="Keep the session in this file and resume it next time.",
+)
+@click.option(
+    "--outbox",
+    "outbox_file",
+    type=click.Path(path_type=Path),
+    help="Keep unsent messages in this SQLite file across runs.",
+)
+@click.option(
+    "--conversation",
+    "conversation_id",
+    type=int,
+    help="Continue this conversation (default: the session's last one, or a new one).",
+)
+def chat(
+    inbox_identifier: str,
+    url: str,
+    name: str | None,
+    session_file: Path | None,
+    outbox_file: Path | None,
+    conversation_id: int | None,
+) -> None:
+    """Chat with an inbox from this terminal, as a customer (built on client_sdk)."""
+    from client_sdk.chat import run  # the SDK; the gateway's other commands do not need it
+
+    raise SystemExit(
+        run(
+            url,
+            inbox_identifier,
+            name=name,
+            session_file=session_file,
+            outbox_file=outbox_file,
+            conversation_id=conversation_id,
+        )
+    )
 
 
 @main.group()
@@ -454,17 +512,17 @@ def user_create(
 
     async def work(store: Store) -> User:
         await _require_account(store, account_id)
-        if await store.read(find_user_by_email, email) is not None:
-            raise click.ClickException(f"a user with e-mail {email} already exists")
         for inbox_id in inbox_ids:
             inbox = await store.read(get_inbox, inbox_id)
             if inbox is None or inbox.account_id != account_id:
                 raise click.ClickException(f"inbox {inbox_id} not found in account {account_id}")
+        # The unique e-mail index decides, not a look-up first: a create racing this one (another
+        # shell, another node) is reported the same way on either engine.
         try:
             created = await store.write(
                 create_user, account_id, name.strip(), email, role, token, store.clock()
             )
-        except sqlite3.IntegrityError:  # lost a race with another create
+        except UniqueViolation:
             raise click.ClickException(f"a user with e-mail {email} already exists") from None
         for inbox_id in inbox_ids:
             await store.write(add_inbox_member, inbox_id, created.id, store.clock())

@@ -18,11 +18,18 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///./inboxgate.db"
+    # Several nodes or worker processes share realtime fan-out, cable sessions, presence and
+    # rate limits through Redis (redis://, rediss:// or unix://); empty: all in-process.
+    redis_url: str = ""
+    # Namespace of every Redis key and channel, so deployments can share one Redis.
+    redis_prefix: str = "inboxgate"
     data_dir: Path = Path("./data")
     # Public base URL used in attachment links; empty means "from the request's Host".
     public_url: str = ""
-    # Signs attachment URLs. Unset: generated once and kept in DATA_DIR/secret_key, so links
-    # survive restarts and every worker process signs alike.
+    # Signs attachment URLs and keys stream ids. Unset: generated once and kept, so links and
+    # ids survive restarts and every process signs alike: with SQLite in DATA_DIR/secret_key;
+    # with PostgreSQL in the database, so nodes sharing it need no other setting. Empty means
+    # "the database's": the app reads (or creates) it there when it starts.
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     # "full" survives power loss; "normal" survives a process crash (WAL) and is faster.
     sqlite_synchronous: str = "full"
@@ -58,6 +65,8 @@ class Settings:
     webhook_concurrency: int = 8
     # Receivers on loopback, private or link-local addresses are refused unless allowed.
     webhook_allow_private: bool = False
+    # Set by ``serve --demo`` (never from the environment): the inbox the /demo page chats with.
+    demo_inbox: str = ""
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -127,12 +136,23 @@ class Settings:
             raise SettingsError(
                 f"INBOXGATE_DATABASE_URL must be sqlite:///PATH or postgresql://..., got {url!r}"
             )
+        redis_url = get("REDIS_URL") or base.redis_url
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(
+                "INBOXGATE_REDIS_URL must be redis://, rediss:// or unix://... (it may hold a "
+                f"password, so only its scheme is shown: {redis_url.partition(':')[0]!r})"
+            )
         data_dir = Path(get("DATA_DIR") or base.data_dir)
+        secret_key = get("SECRET_KEY")
+        if secret_key is None:
+            secret_key = "" if url.startswith("postgres") else stored_secret_key(data_dir)
         return cls(
             database_url=url,
+            redis_url=redis_url,
+            redis_prefix=get("REDIS_PREFIX") or base.redis_prefix,
             data_dir=data_dir,
             public_url=(get("PUBLIC_URL") or "").rstrip("/"),
-            secret_key=get("SECRET_KEY") or stored_secret_key(data_dir),
+            secret_key=secret_key,
             sqlite_synchronous=sync,
             max_body_bytes=integer("MAX_BODY_BYTES", base.max_body_bytes),
             max_json_bytes=integer("MAX_JSON_BYTES", base.max_json_bytes),

@@ -25,7 +25,7 @@ import pytest
 
 from client_sdk import protocol as p
 from gateway.errors import Locked, NotFound, ValidationFailed
-from gateway.store import Store, StoreUnavailable
+from gateway.store import Store, StoreUnavailable, UniqueViolation
 from gateway.store.ops import (
     contacts,
     conversations,
@@ -274,6 +274,27 @@ class StoreContract:
             scalar, "SELECT access_token_hash FROM users WHERE id = ?", user.id
         )
         assert stored == prov.hash_token("s3cret") and "s3cret" not in stored
+
+    async def test_unique_violation_is_engine_neutral(self, store: Store) -> None:
+        account = await store.write(prov.create_account, "Acme", T0)
+        await store.write(prov.create_user, account.id, "A", "a@acme.test", "agent", "t-one", T0)
+        with pytest.raises(UniqueViolation):
+            await store.write(
+                prov.create_user, account.id, "B", "A@acme.test", "agent", "t-two", T0
+            )
+        # Concurrent creates of one e-mail: one wins, every other one is told the same way.
+        outcomes = await asyncio.gather(
+            *(
+                store.write(prov.create_user, account.id, "C", "c@acme.test", "agent", f"t{i}", T0)
+                for i in range(4)
+            ),
+            return_exceptions=True,
+        )
+        assert sum(not isinstance(o, BaseException) for o in outcomes) == 1
+        assert all(isinstance(o, UniqueViolation) for o in outcomes if isinstance(o, Exception))
+        # The failed writes left nothing behind (no account membership without its user).
+        assert await store.read(count_rows, "users") == 2
+        assert await store.read(count_rows, "account_users") == 2
 
     # -- contacts ----------------------------------------------------------------------------
 

@@ -7,7 +7,12 @@ from .base import Store, StoreError, StoreUnavailable, UniqueViolation
 from .sqlite import SQLiteStore
 
 __all__ = [
-    "SQLiteStore", "Store", "StoreError", "StoreUnavailable", "UniqueViolation", "open_store",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "UniqueViolation",
+    "open_store",
 ]
 
 

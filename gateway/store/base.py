@@ -2,7 +2,8 @@
 (``gateway.store.ops``) and passes the same contract suite (``tests/store_contract.py``).
 
 StoreError
-└── StoreUnavailable   the engine cannot be reached or is shutting down
+├── StoreUnavailable   the engine cannot be reached or is shutting down
+└── UniqueViolation    a write broke a unique constraint (another writer got there first)
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """The database cannot take the request now (closed, unreachable, overloaded)."""
+
+
+class UniqueViolation(StoreError):
+    """An operation inserted or updated a row that a unique constraint already holds. Both
+    engines raise this one type (not ``sqlite3.IntegrityError`` or asyncpg's
+    ``UniqueViolationError``), so callers catch a lost insert race the same way on either;
+    the engine's own exception is its ``__cause__``."""
 
 
 class Store(abc.ABC):

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .base import Store, StoreUnavailable
+from .base import Store, StoreUnavailable, UniqueViolation
 from .schema import SQLITE_MIGRATIONS
 from .sql import Op, Rows
 
@@ -43,6 +43,20 @@ def _run_op(conn: sqlite3.Connection, gen: Op[Any]) -> Any:
             query = gen.send(result)
     except StopIteration as stop:
         return stop.value
+
+
+# Extended result codes of a broken UNIQUE or PRIMARY KEY constraint (a foreign key or CHECK
+# failure is an IntegrityError too, but a bug, not a lost race: it stays as it is).
+_UNIQUE_ERRORS = ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+
+
+def _neutral(exc: Exception) -> Exception:
+    """The operation's failure as callers see it from every engine."""
+    if isinstance(exc, sqlite3.IntegrityError) and exc.sqlite_errorname in _UNIQUE_ERRORS:
+        neutral = UniqueViolation(str(exc))
+        neutral.__cause__ = exc
+        return neutral
+    return exc
 
 
 class _WriteJob:
@@ -248,7 +262,7 @@ class SQLiteStore(Store):
                 except Exception as exc:  # the operation's own failure: undo only its work
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
-                    outcomes.append((False, exc))
+                    outcomes.append((False, _neutral(exc)))
                 else:
                     conn.execute("RELEASE op")
                     outcomes.append((True, value))
