@@ -1,0 +1,267 @@
+"""Several nodes: what PostgreSQL + Redis and a hop between nodes cost, against one SQLite node.
+
+Three deployments, same machine, same run, same client:
+
+* ``sqlite``      - one ``inboxgate serve`` on SQLite with the in-process broker (the baseline);
+* ``pg+redis``    - node A of a two-node cluster on one PostgreSQL database and one private
+  ``redis-server``; the subscriber is on A, where the message is posted;
+* ``cross-node``  - the same cluster; the message is posted on A, the subscriber is on B, so
+  every event crosses Redis.
+
+For each: ``--rate`` messages per second for ``--seconds`` (50/s for 10 s), each POSTed on
+schedule whatever the previous one is doing; latency runs from just before the POST to the
+arrival of its ``message.created`` frame at the subscribed socket(s) (p50/p99/max). Then a burst
+of ``--burst`` messages (``--concurrency`` POSTs in flight): messages delivered per second. Last,
+the broker alone: ``--events`` events published one call each through a RedisBroker (node A) to
+another RedisBroker's feed (node B), against the same through the in-process broker.
+
+Ratios are to the SQLite baseline. Every frame is tracked: a lost or duplicated one is printed.
+
+    python -m benchmarks.cross_node [--rate 50] [--seconds 10] [--burst 1000] [--events 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvloop
+
+from gateway.broker import Broker, BrokerMessage, MemoryBroker
+from gateway.broker.redis import RedisBroker
+from tests.multinode_helpers import FAST, Cluster
+from tests.postgres_helpers import ADMIN_URL, create_database, drop_database, with_database
+from tests.redis_helpers import RedisServer
+from tests.server_helpers import GatewayProcess, server_env
+
+from .ws_fleet import BenchError, Fleet, close_sockets, open_sockets
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5))) - 1]
+
+
+class Channel:
+    """One contact's conversation: POST on ``post_node``, listen on ``listen_node``."""
+
+    def __init__(self, post_node: GatewayProcess, listen_node: GatewayProcess) -> None:
+        self.post_node, self.listen_node = post_node, listen_node
+        self.messages_url = ""
+        self.identifier = ""
+
+    def open(self, inbox: str) -> None:
+        api = self.post_node.url(f"/public/api/v1/inboxes/{inbox}")
+        with httpx.Client(timeout=10) as client:
+            contact = client.post(f"{api}/contacts", json={"name": "Bench"}).json()
+            conv = client.post(f"{api}/contacts/{contact['source_id']}/conversations").json()
+        self.messages_url = (
+            f"{api}/contacts/{contact['source_id']}/conversations/{conv['id']}/messages"
+        )
+        params = {"channel": "RoomChannel", "pubsub_token": contact["pubsub_token"]}
+        self.identifier = json.dumps(params, separators=(",", ":"))
+
+
+async def measure(channel: Channel, args: argparse.Namespace, label: str) -> dict[str, float]:
+    fleet = Fleet(args.sockets)
+    out: dict[str, float] = {}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
+        await open_sockets(fleet, args.sockets, channel.listen_node.port, channel.identifier, 30)
+
+        async def post(echo: str) -> None:
+            track = fleet.track(echo)
+            track.t0 = time.perf_counter()
+            r = await client.post(channel.messages_url, json={"content": echo, "echo_id": echo})
+            if r.status_code != 200:
+                raise BenchError(f"{label}: POST answered {r.status_code}: {r.text[:200]}")
+
+        try:
+            for i in range(5):  # warm-up: connections, caches, the first heal
+                await post(f"{label}-warm-{i}")
+            await asyncio.sleep(0.5)
+            # Paced: each POST leaves on schedule, so a slow one delays none of the others.
+            n = int(args.rate * args.seconds)
+            start = time.perf_counter() + 0.05
+            posts = []
+            for i in range(n):
+                delay = start + i / args.rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                posts.append(asyncio.create_task(post(f"{label}-paced-{i}")))
+            await asyncio.gather(*posts)
+            paced = [fleet.tracks[f"{label}-paced-{i}".encode()] for i in range(n)]
+            await wait_done(paced, 15)
+            delays = [d * 1000 for t in paced for d in t.delays]
+            out.update(p50=pct(delays, 50), p99=pct(delays, 99), max=max(delays, default=0.0))
+            out["missing"] = sum(t.remaining for t in paced)
+            # Burst: throughput with ``concurrency`` POSTs in flight.
+            gate = asyncio.Semaphore(args.concurrency)
+
+            async def gated(echo: str) -> None:
+                async with gate:
+                    await post(echo)
+
+            began = time.perf_counter()
+            await asyncio.gather(*(gated(f"{label}-burst-{i}") for i in range(args.burst)))
+            burst = [fleet.tracks[f"{label}-burst-{i}".encode()] for i in range(args.burst)]
+            await wait_done(burst, 30)
+            out["burst_rate"] = args.burst / (max(t.last for t in burst) - began)
+            out["missing"] += sum(t.remaining for t in burst)
+            out["duplicates"] = sum(t.duplicates for t in paced + burst)
+        finally:
+            close_sockets(fleet)
+            await asyncio.sleep(0.1)
+    return out
+
+
+async def wait_done(tracks: list[Any], timeout: float) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            for track in tracks:
+                await track.done.wait()
+    except TimeoutError:
+        pass  # counted as missing
+
+
+async def broker_rate(pair: Callable[[], Awaitable[tuple[Broker, Broker]]], events: int) -> float:
+    """Events per second from ``publish`` (one event per call, as one commit each) to the
+    other broker's feed."""
+    publisher, subscriber = await pair()
+    try:
+        feed = subscriber.open_feed(max_queue=events + 16)
+        feed.listen("session:1")
+        payload = b'{"event":"message.created","data":{' + b"x" * 1200 + b"}}"
+        got = 0
+        began = time.perf_counter()
+        for i in range(events):
+            await publisher.publish([BrokerMessage("session:1", "epoch", i + 1, payload)])
+        async with asyncio.timeout(60):
+            while got < events:
+                for item in await feed.receive():
+                    if not isinstance(item, BrokerMessage):
+                        raise BenchError(f"a gap in the broker benchmark: {item!r}")
+                    got += 1
+        return events / (time.perf_counter() - began)
+    finally:
+        await publisher.close()
+        if subscriber is not publisher:
+            await subscriber.close()
+
+
+async def memory_pair() -> tuple[Broker, Broker]:
+    broker = MemoryBroker()
+    await broker.start()
+    return broker, broker
+
+
+def redis_pair(url: str) -> Callable[[], Awaitable[tuple[Broker, Broker]]]:
+    async def pair() -> tuple[Broker, Broker]:
+        a, b = RedisBroker(url, prefix="bench-a"), RedisBroker(url, prefix="bench-a")
+        await a.start()
+        await b.start()
+        return a, b
+
+    return pair
+
+
+def run(args: argparse.Namespace, root: Path) -> dict[str, dict[str, float]]:
+    results: dict[str, dict[str, float]] = {}
+    baseline = GatewayProcess(root / "sqlite", server_env(root / "sqlite", **FAST))
+    try:
+        baseline.start()
+        inbox = baseline.provision_inbox(account="Bench", name="Bench")["identifier"]
+        channel = Channel(baseline, baseline)
+        channel.open(inbox)
+        print("sqlite: measuring", flush=True)
+        results["sqlite"] = uvloop.run(measure(channel, args, "sqlite"))
+    finally:
+        baseline.kill()
+    results["sqlite"]["broker_rate"] = uvloop.run(broker_rate(memory_pair, args.events))
+
+    redis = RedisServer(root)
+    database = asyncio.run(create_database())
+    nodes = Cluster(root / "cluster", with_database(ADMIN_URL, database), redis.url)
+    try:
+        redis.start()
+        nodes.start()
+        inbox = nodes.a.provision_inbox(account="Bench", name="Bench")["identifier"]
+        for label, listen in (("pg+redis", nodes.a), ("cross-node", nodes.b)):
+            channel = Channel(nodes.a, listen)
+            channel.open(inbox)
+            print(f"{label}: measuring", flush=True)
+            results[label] = uvloop.run(measure(channel, args, label))
+        nodes.kill()
+        rate = uvloop.run(broker_rate(redis_pair(redis.url), args.events))
+        results["cross-node"]["broker_rate"] = rate
+    finally:
+        nodes.kill()
+        redis.kill()
+        asyncio.run(drop_database(database))
+    return results
+
+
+ROWS = [
+    ("p50", "delivery latency p50, POST to socket (ms)", "{:.1f}"),
+    ("p99", "delivery latency p99 (ms)", "{:.1f}"),
+    ("max", "delivery latency max (ms)", "{:.1f}"),
+    ("burst_rate", "burst: messages delivered per second", "{:.0f}"),
+    ("broker_rate", "broker alone: events per second, publish to the other feed", "{:,.0f}"),
+    ("missing", "frames missing", "{:.0f}"),
+    ("duplicates", "frames duplicated", "{:.0f}"),
+]
+RATIO_KEYS = {"p50", "p99", "max", "burst_rate", "broker_rate"}
+COLUMNS = ["sqlite", "pg+redis", "cross-node"]
+
+
+def table(results: dict[str, dict[str, float]]) -> str:
+    head = "| metric | sqlite (baseline) | pg+redis, same node | ratio | cross-node | ratio |"
+    lines = [head, "|---|---:|---:|---:|---:|---:|"]
+    for key, label, fmt in ROWS:
+        base = results.get("sqlite", {}).get(key)
+        cells = [label, fmt.format(base) if base is not None else "n/a"]
+        for column in COLUMNS[1:]:
+            value = results.get(column, {}).get(key)
+            cells.append(fmt.format(value) if value is not None else "n/a")
+            ratio = key in RATIO_KEYS and value is not None and base
+            cells.append(f"{value / base:.2f}" if ratio and value is not None and base else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=50.0, help="paced messages per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="paced phase length")
+    parser.add_argument("--sockets", type=int, default=1, help="subscribed sockets")
+    parser.add_argument("--burst", type=int, default=1000, help="messages in the burst")
+    parser.add_argument("--concurrency", type=int, default=16, help="burst POSTs in flight")
+    parser.add_argument("--events", type=int, default=20000, help="broker-only events")
+    parser.add_argument("--keep", metavar="DIR", help="keep server logs in DIR")
+    args = parser.parse_args()
+    print(
+        f"cross-node benchmark: {args.rate:g} msg/s for {args.seconds:g} s, {args.sockets} "
+        f"socket(s); burst {args.burst} ({args.concurrency} in flight); broker {args.events} "
+        "events; PostgreSQL at the test server, a private redis-server",
+        flush=True,
+    )
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cross-node-") as tmp:
+        results = run(args, Path(args.keep) if args.keep else Path(tmp))
+    print(f"\ndone in {time.perf_counter() - started:.0f} s\n")
+    print(table(results))
+    print("\nratio = deployment / sqlite (latency: lower is better; rates: higher is)")
+
+
+if __name__ == "__main__":
+    main()
