@@ -143,7 +143,13 @@ class NodeListener:
             self.cable.ws.transport.abort()
 
     async def _session(self, cable: CableClient, node: int) -> None:
-        welcome = await cable.expect(cp.Welcome)
+        welcome = cp.decode_frame(await cable.ws.recv(), cable.encoding)
+        if isinstance(welcome, cp.Disconnect) and welcome.reconnect:
+            # The node could not re-check the session (its database is away) and kept it:
+            # come back with the same sid.
+            self.disconnects.append(welcome)
+            return
+        assert isinstance(welcome, cp.Welcome), welcome
         self.welcomes.append((node, welcome))
         ident = self.view.identifier
         restored = welcome.restored is True and ident in (welcome.restored_ids or [])

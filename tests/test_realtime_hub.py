@@ -18,6 +18,7 @@ import pytest
 from client_sdk import cable_protocol as cp
 from gateway.cable import SessionSnapshot, SubscriptionState
 from gateway.routes.cable import CableEndpoint
+from gateway.store import StoreUnavailable
 from gateway.store.ops import events
 from tests.cable_client import contact_identifier
 from tests.routes_helpers import (
@@ -238,3 +239,48 @@ async def test_a_restore_re_checks_credentials(env: Env) -> None:
         tasks.cancel_scope.cancel()
     socket.close()
     assert await hub.sessions.take("old-sid") is None  # single use
+
+
+async def test_a_restore_the_store_cannot_check_is_kept_for_a_retry(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    contact = await env.contact()
+    hub = env.app.state.realtime.hub
+    good = contact_identifier(contact["pubsub_token"])
+    snapshot = SessionSnapshot(
+        subscriptions=(
+            SubscriptionState(identifier=good, streams=("session:1",), principal="contact:1@1"),
+        )
+    )
+    await hub.sessions.put("old-sid", snapshot)
+    authorize = hub.room.authorize
+
+    async def database_down(params: dict[str, Any]) -> Any:
+        raise StoreUnavailable("database unreachable")
+
+    monkeypatch.setattr(hub.room, "authorize", database_down)
+    endpoint = CableEndpoint(hub)
+    socket = FakeSocket(query=b"sid=old-sid")
+    async with anyio.create_task_group() as tasks:
+        await socket._in_send.send({"type": "websocket.connect"})
+        tasks.start_soon(endpoint, socket.scope, socket.receive, socket.send)
+        await socket.next()  # accept
+        goodbye = await socket.next()
+        assert goodbye == cp.Disconnect(reason="server_restart", reconnect=True)
+        close = await socket.next()
+        assert close == {"type": "websocket.close", "code": 1013, "reason": "server_restart"}
+    socket.close()
+
+    # The database is back: the same sid restores, once.
+    monkeypatch.setattr(hub.room, "authorize", authorize)
+    socket = FakeSocket(query=b"sid=old-sid")
+    async with anyio.create_task_group() as tasks:
+        await socket._in_send.send({"type": "websocket.connect"})
+        tasks.start_soon(endpoint, socket.scope, socket.receive, socket.send)
+        await socket.next()  # accept
+        welcome = await socket.next()
+        assert isinstance(welcome, cp.Welcome)
+        assert (welcome.restored, welcome.restored_ids) == (True, [good])
+        tasks.cancel_scope.cancel()
+    socket.close()
+    assert await hub.sessions.take("old-sid") is None

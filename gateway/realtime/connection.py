@@ -59,6 +59,10 @@ RESTORE_HISTORY_WAIT = 5.0
 ABORT_AFTER = 10.0
 
 
+class RestoreDeferred(Exception):
+    """A session restore that the store could not re-check now (it is kept for a retry)."""
+
+
 class Connection:
     def __init__(self, hub: Hub, session: CableSession, send: Send) -> None:
         self.hub = hub
@@ -81,12 +85,25 @@ class Connection:
 
     async def serve(self, receive: Receive, restore: str | None) -> None:
         session = self.session
-        restored = await self._restore(restore) if restore and session.protocol.extended else None
+        deferred = False
+        try:
+            restored = (
+                await self._restore(restore) if restore and session.protocol.extended else None
+            )
+        except RestoreDeferred:
+            restored, deferred = None, True
         self.hub.register(self)
         try:
             async with anyio.create_task_group() as tasks:
                 self._scope = tasks.cancel_scope
                 tasks.start_soon(self._writer)
+                if deferred:
+                    # The database could not re-check the session, which is kept: a welcome
+                    # now would use it up for nothing. Come back later with the same sid.
+                    await self._run(
+                        session.disconnect("server_restart", reconnect=True, code=CLOSE_TRY_AGAIN)
+                    )
+                    return
                 now = self.hub.clock()
                 if restored:
                     self._hold([s for state in restored for s in state.streams])
@@ -315,20 +332,25 @@ class Connection:
         if snapshot is None:
             return None
         restored: list[SubscriptionState] = []
+        grants: dict[str, Grant] = {}
         for state in snapshot.subscriptions:
             try:
                 params = msgspec.json.decode(state.identifier)
                 grant = await self.hub.room.authorize(params) if isinstance(params, dict) else None
-            except (msgspec.DecodeError, StoreUnavailable):
+            except msgspec.DecodeError:
                 grant = None
+            except StoreUnavailable:
+                await self.hub.sessions.put(sid, snapshot)
+                raise RestoreDeferred(sid) from None
             if grant is None or grant.principal != state.principal:
                 continue
-            self.grants[state.identifier] = grant
+            grants[state.identifier] = grant
             restored.append(
                 SubscriptionState(
                     identifier=state.identifier, streams=grant.streams, principal=grant.principal
                 )
             )
+        self.grants.update(grants)
         return restored
 
 
