@@ -7,14 +7,16 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 import pytest
 import redis.asyncio as aioredis
 
 from gateway.broker import Broker, BrokerUnavailable, Gap
-from gateway.broker.redis import RedisBroker, redacted
+from gateway.broker.redis import MAX_LOST_STREAMS, RedisBroker, redacted
 from tests.broker_contract import BrokerContract, BrokerFactory, msg, take
+from tests.postgres_helpers import TcpProxy
 from tests.redis_helpers import (
     RedisServer,
     client_fixture,
@@ -242,6 +244,65 @@ async def test_an_undecodable_frame_gaps_every_stream(
             await client.publish(f"{prefix}:bus:1", b"\xc1 not msgpack")
             await broker.wait_idle()
             assert set(await take(feed, 2)) == {Gap("a"), Gap("b")}
+
+
+async def test_what_a_cut_off_node_published_is_announced_once_it_is_back(
+    redis_url: str, prefix: str
+) -> None:
+    """Node a loses Redis while node b keeps it (or got it back first): b has no reconnect of
+    its own to come, and if the stream goes quiet no later offset jump will show b what a
+    published meanwhile. Only a can tell b, once it is back."""
+    target = urlsplit(redis_url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    await proxy.start()
+    try:
+        behind_proxy = f"redis://127.0.0.1:{proxy.port}{target.path}"
+        async with (
+            RedisBroker(behind_proxy, prefix=prefix) as a,
+            RedisBroker(redis_url, prefix=prefix) as b,
+        ):
+            with a.open_feed() as local, b.open_feed() as remote:
+                local.listen("s")
+                remote.listen("s")
+                remote.listen("t")
+                await a.publish([msg("s", 1)])
+                assert await take(remote, 1) == [msg("s", 1)]
+                assert await take(local, 1) == [msg("s", 1)]
+                proxy.cut()
+                await eventually(lambda: not a.connected)
+                with pytest.raises(BrokerUnavailable):
+                    await a.publish([msg("s", 2), msg("t", 1, epoch=None)])
+                assert await take(local, 1) == [msg("s", 2)]
+                proxy.restore()
+                await eventually(lambda: a.connected)
+                assert await take(local, 1) == [Gap("s")]  # a's own re-subscribe
+                assert await take(remote, 1) == [Gap("s")]  # a's announcement
+                assert b.stats.reconnects == 0 and a.stats.lost_frames == 1
+                await b.wait_idle()
+                # Not "t": its event was transient, nothing in the log to re-read.
+                assert remote.receive_nowait() == []
+    finally:
+        await proxy.close()
+
+
+async def test_what_a_full_queue_refused_is_announced_once_it_drains(
+    redis_url: str, prefix: str
+) -> None:
+    async with (
+        RedisBroker(redis_url, prefix=prefix, max_pending=10) as a,
+        RedisBroker(redis_url, prefix=prefix) as b,
+    ):
+        with b.open_feed() as remote:
+            remote.listen("s")
+            remote.listen("t")
+            with pytest.raises(BrokerUnavailable):
+                await a.publish([msg("s", i) for i in range(1, 12)])
+            assert await take(remote, 1) == [Gap("s")]
+            # Too many streams to name: every node re-reads every stream it carries.
+            with pytest.raises(BrokerUnavailable):
+                await a.publish([msg(f"x{i}", 1) for i in range(MAX_LOST_STREAMS + 1)])
+            assert set(await take(remote, 2)) == {Gap("s"), Gap("t")}
+            assert a.stats.lost_frames == 2
 
 
 def test_urls_in_logs_hide_the_password() -> None:

@@ -13,8 +13,9 @@ for the dropped stream, so a slow consumer stalls nobody else.
 Implementations share the local fan-out here and only move messages between nodes. A Redis
 implementation keeps ONE subscriber connection per node and a fixed set of channels (``shard_of``
 a stream modulo N), filters locally, and calls ``_fanout.gap_all()`` after reconnecting, because
-whatever was published meanwhile is lost to it. Channel count never grows with the number of
-customers.
+whatever was published meanwhile is lost to it; a node that could not publish tells the others
+which streams to re-read (``_fanout.gap``) once it can. Channel count never grows with the
+number of customers.
 
 Exceptions::
 
@@ -262,6 +263,11 @@ class Fanout:
             if feeds:
                 for feed in feeds:
                     feed.offer(message)
+
+    def gap(self, stream: str) -> None:
+        """Messages of ``stream`` may have been lost upstream (another node said so)."""
+        for feed in self._index.get(stream, ()):
+            feed.mark_gap(stream)
 
     def gap_all(self) -> None:
         """Every stream of every feed may have lost messages (e.g. after a backend reconnect)."""

@@ -12,11 +12,15 @@
   whatever queued while a pipeline was in flight leaves together in the next one (at most
   ``max_batch`` messages per flush). Disconnected or queue full: BrokerUnavailable.
 - Loss is healed from the log. After the subscriber reconnects, every listened stream gets a
-  Gap (whatever was published meanwhile is lost to this node); a frame lost while both ends
-  stayed connected shows as an offset jump on the stream's next event, which the hub heals.
+  Gap (whatever was published meanwhile is lost to this node). Messages that this node could
+  not hand to Redis (disconnected, queue full, a failed flush) reached its own feeds only, and
+  the other nodes may have re-subscribed (and gapped) *before* they were committed: a stream
+  that then goes quiet would never show them an offset jump. So the node remembers those
+  streams and, once it can publish again, sends a ``lost`` frame naming them; every node gaps
+  them and re-reads the log.
 
-A frame is MessagePack ``[node, [[stream, epoch, offset, payload], ...], marker]``; ``marker``
-frames make a round trip for :meth:`RedisBroker.wait_idle`.
+A frame is MessagePack ``[node, [[stream, epoch, offset, payload], ...], marker, lost,
+lost_all]``; ``marker`` frames make a round trip for :meth:`RedisBroker.wait_idle`.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import logging
 import random
 import secrets
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -51,6 +55,11 @@ HEALTH_CHECK_SECONDS = 5.0
 RECONNECT_MIN = 0.05
 RECONNECT_MAX = 5.0
 CLOSE_FLUSH_SECONDS = 1.0
+CANCEL_AGAIN_SECONDS = 0.1
+# Beyond this many unsent streams, one "re-read every stream" frame is cheaper than naming them.
+MAX_LOST_STREAMS = 1024
+# A ``lost`` frame that failed is sent again this often while the subscriber is connected.
+LOST_RETRY_SECONDS = 1.0
 
 
 class _Frame(msgspec.Struct, array_like=True, frozen=True):
@@ -58,6 +67,8 @@ class _Frame(msgspec.Struct, array_like=True, frozen=True):
     node: str
     messages: list[BrokerMessage] = []
     marker: str = ""
+    lost: list[str] = []  # streams the sender failed to publish: re-read them from the log
+    lost_all: bool = False  # too many to name: re-read every stream
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -81,6 +92,7 @@ class RedisStats:
         self.flushes = 0  # pipelines sent
         self.dropped = 0  # messages lost to a failed flush (healed from the log)
         self.reconnects = 0  # subscriber reconnections (each one gaps every listened stream)
+        self.lost_frames = 0  # ``lost`` frames sent (each gaps streams on every node)
 
 
 class RedisBroker(Broker):
@@ -110,6 +122,8 @@ class RedisBroker(Broker):
         self._local_first = local_first
         self._pending: deque[BrokerMessage | _Marker] = deque()
         self._markers: dict[str, _Marker] = {}
+        self._unannounced: dict[str, None] = {}  # streams not carried to Redis nor announced
+        self._unannounced_all = False
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
         self._connected = False
@@ -167,6 +181,10 @@ class RedisBroker(Broker):
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
+            # A cancel that lands as redis-py's read timeout fires is taken for that timeout
+            # (asyncio.timeout on 3.11) and the reader reads on: cancel until it is gone.
+            while not (await asyncio.wait({task}, timeout=CANCEL_AGAIN_SECONDS))[0]:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
@@ -186,9 +204,12 @@ class RedisBroker(Broker):
         if self._local_first:
             self._fanout.dispatch(messages)
         if not self._connected:
+            self._note_lost(m.stream for m in messages if m.epoch is not None)
             raise BrokerUnavailable("Redis is unreachable")
         if len(self._pending) + len(messages) > self._max_pending:
             self.stats.dropped += len(messages)
+            self._note_lost(m.stream for m in messages if m.epoch is not None)
+            self._wake.set()  # announced once the queue has drained
             raise BrokerUnavailable("Redis publish queue full")
         self._pending.extend(messages)
         self._wake.set()
@@ -211,7 +232,11 @@ class RedisBroker(Broker):
 
     async def _flush_forever(self) -> None:
         while True:
-            await self._wake.wait()
+            # An announcement that failed while connected is retried without waiting for a
+            # publish: the stream it names may have gone quiet.
+            owed = self._connected and (self._unannounced or self._unannounced_all)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), LOST_RETRY_SECONDS if owed else None)
             self._wake.clear()
             while self._pending:
                 messages, markers = self._take()
@@ -219,10 +244,40 @@ class RedisBroker(Broker):
                     await self._flush(messages, markers)
                 except (RedisError, OSError) as exc:
                     self.stats.dropped += len(messages)
+                    self._note_lost(m.stream for m in messages if m.epoch is not None)
                     log.warning("Redis publish failed, %d events left to the log: %r",
                                 len(messages), exc)  # fmt: skip
                     for marker in markers:
                         _fail(marker, "Redis publish failed")
+            if self._connected:
+                await self._announce_lost()
+
+    def _note_lost(self, streams: Iterable[str]) -> None:
+        if self._unannounced_all:
+            return
+        self._unannounced.update(dict.fromkeys(streams))
+        if len(self._unannounced) > MAX_LOST_STREAMS:
+            self._unannounced_all = True
+            self._unannounced.clear()
+
+    async def _announce_lost(self) -> None:
+        """Tell every node to re-read the streams this node failed to publish. Sent after
+        those events were committed, so a node that hears it finds them in the log; a node
+        that does not (its subscriber is down) gaps every stream when it re-subscribes."""
+        if not (self._unannounced or self._unannounced_all):
+            return
+        assert self._pub is not None
+        streams, every = list(self._unannounced), self._unannounced_all
+        self._unannounced, self._unannounced_all = {}, False
+        frame = _Frame(self.node, lost=[] if every else streams, lost_all=every)
+        try:
+            await self._pub.publish(self.channels[0], _encode(frame))
+        except (RedisError, OSError) as exc:
+            log.warning("Redis publish failed, lost streams not yet announced: %r", exc)
+            self._unannounced_all = self._unannounced_all or every
+            self._note_lost(streams)
+            return
+        self.stats.lost_frames += 1
 
     def _take(self) -> tuple[list[BrokerMessage], list[_Marker]]:
         """The next flush: up to ``max_batch`` messages, ending early after a marker so that
@@ -302,6 +357,7 @@ class RedisBroker(Broker):
             self._fanout.gap_all()
         self._ever_connected = True
         self._ready.set()
+        self._wake.set()  # the flusher announces what was not published meanwhile
 
     def _lost(self, exc: BaseException) -> None:
         if self._connected:
@@ -324,6 +380,10 @@ class RedisBroker(Broker):
                     marker.done.set_result(None)
             if self._local_first:
                 return
+        if frame.lost_all:
+            self._fanout.gap_all()
+        for stream in frame.lost:
+            self._fanout.gap(stream)
         if frame.messages:
             self._fanout.dispatch(frame.messages)
 
