@@ -51,6 +51,10 @@ class Settings:
     # Per connection: frames waiting to be written beyond this are a slow consumer, which is
     # disconnected (reconnect: true) and catches up through history.
     cable_send_buffer_bytes: int = 1 * MB
+    # Every this many seconds the hub compares each listened stream with its log head and heals
+    # the ones behind: a broadcast lost with no later event to reveal it (a node killed between
+    # commit and publish) still arrives. 0 disables.
+    cable_reconcile_seconds: float = 5.0
     # Typing indicators clear themselves when not renewed for this long (the widget's 30 s).
     typing_timeout: int = 30
     # presence.update lists who was seen within this window (Chatwoot's PRESENCE_DURATION).
@@ -170,6 +174,7 @@ class Settings:
             cable_send_buffer_bytes=max(
                 4096, integer("CABLE_SEND_BUFFER_BYTES", base.cable_send_buffer_bytes)
             ),
+            cable_reconcile_seconds=number("CABLE_RECONCILE_SECONDS", base.cable_reconcile_seconds),
             typing_timeout=integer("TYPING_TIMEOUT", base.typing_timeout) or base.typing_timeout,
             presence_window=integer("PRESENCE_WINDOW", base.presence_window)
             or base.presence_window,

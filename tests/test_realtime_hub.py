@@ -284,3 +284,51 @@ async def test_a_restore_the_store_cannot_check_is_kept_for_a_retry(
         tasks.cancel_scope.cancel()
     socket.close()
     assert await hub.sessions.take("old-sid") is None
+
+
+async def test_a_lost_broadcast_with_nothing_after_it_is_reconciled(make_env: EnvFactory) -> None:
+    async with make_env(cable_reconcile_seconds=0.05) as env:
+        contact = await env.contact()
+        conversation = await env.conversation(contact["source_id"])
+        async with connected(env, FakeSocket()) as socket:
+            await subscribe(socket, contact["pubsub_token"])
+            await env.send(contact["source_id"], conversation["id"], content="one")
+            [(_, first)] = await message_offsets(socket, 1)
+            # Committed, never published, and the stream goes quiet: no offset jump will ever
+            # show the loss (a node killed between its commit and its publish).
+            stream = events.session_stream(1)
+            await env.store.write(
+                events.append, "message.created", {"content": "silent"}, [stream], env.clock()
+            )
+            env.clock.advance(2)
+            assert await message_offsets(socket, 1) == [("silent", first + 1)]
+
+
+async def test_reconcile_heals_only_streams_behind_their_log(env: Env) -> None:
+    hub = env.app.state.realtime.hub
+    first_contact = await env.contact()
+    conversation = await env.conversation(first_contact["source_id"])
+    early = await env.contact()
+    # An event older than the subscription is what the client had before: never "behind".
+    early_stream = events.session_stream(2)
+    await env.store.write(events.append, "x.before", {"content": "old"}, [early_stream], 0)
+    env.clock.advance(10)
+    async with connected(env, FakeSocket()) as one, connected(env, FakeSocket()) as two:
+        await subscribe(one, first_contact["pubsub_token"])
+        await subscribe(two, early["pubsub_token"])
+        await env.send(first_contact["source_id"], conversation["id"], content="seen")
+        [(_, first)] = await message_offsets(one, 1)
+        env.clock.advance(2)
+        assert await hub.reconcile() == []
+
+        stream = events.session_stream(1)
+        now = env.clock()
+        await env.store.write(events.append, "x.lost", {"content": "a"}, [stream], now)
+        await env.store.write(events.append, "x.lost", {"content": "b"}, [early_stream], now)
+        # Too young: its broadcast may still be on the way.
+        assert await hub.reconcile() == []
+        env.clock.advance(2)
+        assert sorted(await hub.reconcile()) == sorted([stream, early_stream])
+        assert await message_offsets(one, 1) == [("a", first + 1)]
+        assert await message_offsets(two, 1) == [("b", 2)]
+        assert await hub.reconcile() == []

@@ -73,6 +73,7 @@ class Realtime:
             stream_ids=_stream_ids(settings.secret_key),
             limits=limits,
             send_buffer_bytes=settings.cable_send_buffer_bytes,
+            reconcile_seconds=settings.cable_reconcile_seconds,
             clock=clock,
         )
 

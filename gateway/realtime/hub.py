@@ -5,7 +5,10 @@ One task reads the node's broker feed and hands each event, encoded once
 broker is only a doorbell, so the hub keeps, per stream, the last offset it delivered: an offset
 that jumps, or a :class:`~gateway.broker.Gap`, is healed by re-reading the log before going on,
 and an offset already delivered is skipped. A second task drives every connection's timers
-(pings, first-subscribe timeout, history waits, slow-consumer kills) on one shared tick.
+(pings, first-subscribe timeout, history waits, slow-consumer kills) on one shared tick. A third
+reconciles now and then: a lost broadcast shows as an offset jump only when a later event
+comes, so the log heads of the listened streams are compared with what was delivered, and a
+stream behind gets a Gap, healed like any other.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ FEED_QUEUE = 16_384
 # A stream that lost events before delivering any is re-read from shortly before it was first
 # listened to: events are stamped by the writing node's clock before its commit and publish.
 HEAL_SLACK_SECONDS = 5.0
+# Streams whose heads one reconcile query reads.
+RECONCILE_BATCH = 500
+# A head younger than this may still be on its way through the broker: not behind yet.
+RECONCILE_GRACE_SECONDS = 1.0
 
 
 class Hub:
@@ -50,6 +57,7 @@ class Hub:
         stream_ids: StreamIds,
         limits: Limits | None = None,
         send_buffer_bytes: int = 1 << 20,
+        reconcile_seconds: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.broker = broker
@@ -59,6 +67,7 @@ class Hub:
         self.stream_ids = stream_ids
         self.limits = limits or Limits()
         self.send_buffer_bytes = send_buffer_bytes
+        self.reconcile_seconds = reconcile_seconds
         self.clock = clock
         self.accepting = False
         self._feed: Feed | None = None
@@ -87,6 +96,8 @@ class Hub:
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._tick_forever)
+                if self.reconcile_seconds > 0:
+                    tasks.start_soon(self._reconcile_forever)
                 task_status.started()
                 try:
                     while True:
@@ -198,6 +209,41 @@ class Hub:
             if current is not None and current[0] == entry.epoch and entry.offset <= current[1]:
                 continue
             self._fan_out(entry)
+
+    async def reconcile(self) -> list[str]:
+        """Mark a Gap on every listened stream whose log head is past what was delivered (or,
+        with nothing delivered, that got an event after it was first listened to), so the feed
+        task heals it in order with the live events. Returns those streams."""
+        feed = self._feed
+        behind: list[str] = []
+        streams = list(self._listeners)
+        for start in range(0, len(streams), RECONCILE_BATCH):
+            heads = await self.store.read(
+                events.stream_heads, streams[start : start + RECONCILE_BATCH]
+            )
+            settled = self.clock() - RECONCILE_GRACE_SECONDS
+            for stream, (epoch, offset, created_at) in heads.items():
+                if stream not in self._listeners or created_at is None or created_at > settled:
+                    continue
+                last = self._delivered.get(stream)
+                if last is None:
+                    if created_at > self._listened_at.get(stream, settled):
+                        behind.append(stream)
+                elif last[0] != epoch or offset > last[1]:
+                    behind.append(stream)
+        if feed is not None:
+            for stream in behind:
+                log.info("stream %s is behind its log: healing", stream)
+                feed.mark_gap(stream)
+        return behind
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await anyio.sleep(self.reconcile_seconds)
+            try:
+                await self.reconcile()
+            except StoreUnavailable:
+                log.warning("reconcile skipped: store unavailable")
 
     # ---- timers ----------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ offset N and sees N+2 knows it missed one.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from client_sdk import protocol as p
 
@@ -95,6 +95,21 @@ def stream_position(stream: str) -> Op[tuple[str, int] | None]:
     """``(epoch, last offset)`` of a stream, or None if nothing was ever appended."""
     row = yield from one("SELECT epoch, last_offset FROM streams WHERE name = ?", stream)
     return (row[0], row[1]) if row else None
+
+
+def stream_heads(streams: Sequence[str]) -> Op[dict[str, tuple[str, int, float | None]]]:
+    """``(epoch, last offset, its created_at)`` of each of ``streams`` that has events, in one
+    query (``created_at`` None when the head entry was pruned)."""
+    if not streams:
+        return {}
+    marks = ", ".join("?" * len(streams))
+    found = yield from rows(
+        "SELECT s.name, s.epoch, s.last_offset, se.created_at FROM streams s "
+        "LEFT JOIN stream_entries se ON se.stream = s.name AND se.stream_offset = s.last_offset "
+        f"WHERE s.name IN ({marks})",
+        *streams,
+    )
+    return {r[0]: (r[1], r[2], r[3]) for r in found}
 
 
 def read_stream(stream: str, after: int = 0, limit: int = 1000) -> Op[list[LoggedEvent]]:
