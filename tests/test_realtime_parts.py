@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import anyio
@@ -160,3 +161,31 @@ async def test_transient_publish_on_a_closed_broker_is_dropped_quietly() -> None
     broker = MemoryBroker()
     publisher = Publisher(broker)
     await publisher.transient([BrokerMessage("s", None, 0, b"{}")])  # not started: no raise
+
+
+async def test_publisher_says_once_that_the_broker_is_down_and_once_that_it_is_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broker = MemoryBroker()  # not started yet: every publish is refused
+    publisher = Publisher(broker)
+    caplog.set_level(logging.WARNING, logger="inboxgate.cable")
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(publisher.run)
+        for offset in range(1, 4):
+            publisher.logged([logged("s", offset)])
+        with anyio.fail_after(5):
+            while publisher.unpublished < 3:
+                await anyio.sleep(0.01)
+        async with broker:
+            feed = broker.open_feed()
+            feed.listen("s")
+            publisher.logged([logged("s", 4)])
+            with anyio.fail_after(5):
+                got = [m.offset for m in await feed.receive() if isinstance(m, BrokerMessage)]
+            tasks.cancel_scope.cancel()
+    assert got == [4]
+    assert publisher.unpublished == 0
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2, said
+    assert said[0].startswith("broker unavailable")
+    assert said[1] == "broker back: 3 batches were left to the log"

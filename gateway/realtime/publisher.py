@@ -4,7 +4,9 @@
 Services call :meth:`Publisher.logged` right after a commit; it only queues. One task, owned by
 the lifespan, publishes in commit order. The queue is bounded: when it is full the batch is
 dropped with a warning, which loses nothing (the events are in the log) and heals on the next
-event of each stream, whose offset jump makes the hubs re-read the log.
+event of each stream, whose offset jump makes the hubs re-read the log, or at the hubs' next
+reconcile. While the broker is down every batch is left to the log the same way; that is said
+once when it starts and once when it ends, not once per commit.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Publisher:
         self._pending: deque[list[BrokerMessage]] = deque()
         self._wake: anyio.Event | None = None
         self.dropped = 0
+        self.unpublished = 0  # batches left to the log in the current broker outage
 
     def logged(self, entries: list[LoggedEvent]) -> None:
         """The services' event sink: queue what a commit appended. Never blocks."""
@@ -62,4 +65,12 @@ class Publisher:
             try:
                 await self.broker.publish(batch)
             except BrokerUnavailable as exc:
-                log.warning("broker unavailable, %d events left to the log: %s", len(batch), exc)
+                if not self.unpublished:
+                    log.warning(
+                        "broker unavailable, events left to the log until it is back: %s", exc
+                    )
+                self.unpublished += 1
+                continue
+            if self.unpublished:
+                log.warning("broker back: %d batches were left to the log", self.unpublished)
+                self.unpublished = 0
