@@ -200,7 +200,12 @@ async def test_a_redis_restart_gaps_streams_and_delivery_resumes(
             assert await take(local, 1) == [Gap("s")]
             await a.publish([msg("s", 3)])
             await a.wait_idle()
-            assert await take(remote, 1) == [msg("s", 3)]
+            # b may hear a's announcement of what it could not publish after its own
+            # re-subscribe: one more Gap then, before 3 (harmless, a re-read of the log).
+            remote_after = await take(remote, 1)
+            if remote_after == [Gap("s")]:
+                remote_after = await take(remote, 1)
+            assert remote_after == [msg("s", 3)]
             assert await take(local, 1) == [msg("s", 3)]
 
 
@@ -277,7 +282,9 @@ async def test_what_a_cut_off_node_published_is_announced_once_it_is_back(
                 await eventually(lambda: a.connected)
                 assert await take(local, 1) == [Gap("s")]  # a's own re-subscribe
                 assert await take(remote, 1) == [Gap("s")]  # a's announcement
-                assert b.stats.reconnects == 0 and a.stats.lost_frames == 1
+                # a counts the frame once its pipeline returns, which may be after b heard it.
+                await eventually(lambda: a.stats.lost_frames == 1)
+                assert b.stats.reconnects == 0
                 await b.wait_idle()
                 # Not "t": its event was transient, nothing in the log to re-read.
                 assert remote.receive_nowait() == []
