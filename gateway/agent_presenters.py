@@ -20,6 +20,7 @@ from .presenters import (
     epoch,
     iso,
     iso_required,
+    message_fields,
     user_sender,
 )
 from .store.records import Contact, ContactInbox, Conversation, Message, Team, User
@@ -107,33 +108,9 @@ def conversation_message(
     """The push shape of a message inside a conversation, with the seeds' extras."""
     sender = _sender(message, senders)
     return p.ConversationMessage(
-        id=message.id,
-        content=message.content,
-        account_id=message.account_id,
-        inbox_id=message.inbox_id,
-        conversation_id=conversation.display_id,
-        message_type=message.message_type,
-        created_at=epoch(message.created_at),
-        updated_at=iso_required(message.updated_at),
-        private=message.private,
-        status=message.status,
-        source_id=message.source_id,
-        content_type=message.content_type,
-        content_attributes=message.content_attributes,
-        sender_type=message.sender_type,
-        sender_id=message.sender_id,
-        processed_message_content=message.content,
+        **message_fields(message, conversation, session, link, unread_count),
         label_list=list(conversation.labels),
         created_at_exact=iso_required(message.created_at),
-        conversation=p.MessageConversationRef(
-            assignee_id=conversation.assignee_id,
-            unread_count=unread_count,
-            last_activity_at=epoch(conversation.last_activity_at),
-            contact_inbox=p.ContactInboxRef(source_id=session.source_id),
-        ),
-        attachments=[attachment(a, link) for a in message.attachments]
-        if message.attachments
-        else UNSET,
         sender=sender if sender is not None else UNSET,
     )
 

@@ -194,36 +194,50 @@ def message_event_data(
 ) -> p.MessageEventData:
     sender = _sender_of(message, senders)
     return p.MessageEventData(
-        id=message.id,
-        content=message.content,
-        account_id=message.account_id,
-        inbox_id=message.inbox_id,
-        conversation_id=conversation.display_id,
-        message_type=message.message_type,
-        created_at=epoch(message.created_at),
-        updated_at=iso_required(message.updated_at),
-        private=message.private,
-        status=message.status,
-        source_id=message.source_id,
-        content_type=message.content_type,
-        content_attributes=message.content_attributes,
-        sender_type=message.sender_type,
-        sender_id=message.sender_id,
-        processed_message_content=message.content,
-        conversation=p.MessageConversationRef(
+        **message_fields(message, conversation, session, link, unread_count),
+        echo_id=message.echo_id if message.echo_id is not None else UNSET,
+        sender=sender if sender is not None else UNSET,
+        previous_changes=previous_changes if previous_changes is not None else UNSET,
+        performer=performer_sender(message.performer) if message.performer is not None else UNSET,
+    )
+
+
+def message_fields(
+    message: Message,
+    conversation: Conversation,
+    session: ContactInbox | None,
+    link: LinkBuilder,
+    unread_count: int,
+) -> dict[str, Any]:
+    """The fields every push shape of a message has (the realtime event, the agent API's
+    conversation message); each Struct keeps its own key order."""
+    return {
+        "id": message.id,
+        "content": message.content,
+        "account_id": message.account_id,
+        "inbox_id": message.inbox_id,
+        "conversation_id": conversation.display_id,
+        "message_type": message.message_type,
+        "created_at": epoch(message.created_at),
+        "updated_at": iso_required(message.updated_at),
+        "private": message.private,
+        "status": message.status,
+        "source_id": message.source_id,
+        "content_type": message.content_type,
+        "content_attributes": message.content_attributes,
+        "sender_type": message.sender_type,
+        "sender_id": message.sender_id,
+        "processed_message_content": message.content,
+        "conversation": p.MessageConversationRef(
             assignee_id=conversation.assignee_id,
             unread_count=unread_count,
             last_activity_at=epoch(conversation.last_activity_at),
             contact_inbox=p.ContactInboxRef(source_id=session.source_id) if session else None,
         ),
-        echo_id=message.echo_id if message.echo_id is not None else UNSET,
-        attachments=[attachment(a, link) for a in message.attachments]
+        "attachments": [attachment(a, link) for a in message.attachments]
         if message.attachments
         else UNSET,
-        sender=sender if sender is not None else UNSET,
-        previous_changes=previous_changes if previous_changes is not None else UNSET,
-        performer=performer_sender(message.performer) if message.performer is not None else UNSET,
-    )
+    }
 
 
 def agent_bot_sender(bot: AgentBot) -> p.AgentBotSender:
