@@ -322,7 +322,7 @@ class RedisBroker(Broker):
                 self._lost(exc)
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped upstream
+                    await pubsub.aclose()
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, RECONNECT_MAX)
 
