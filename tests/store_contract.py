@@ -27,6 +27,7 @@ from client_sdk import protocol as p
 from gateway.errors import Locked, NotFound, ValidationFailed
 from gateway.store import Store, StoreUnavailable, UniqueViolation
 from gateway.store.ops import (
+    agent_contacts,
     contacts,
     conversations,
     csat,
@@ -127,15 +128,31 @@ async def make_session(
     inbox: Inbox,
     source_id: str | None = None,
     *,
-    verified: bool = False,
+    proved: str | None = None,
     now: float = T0,
     **fields: Any,
 ) -> tuple[ContactInbox, Contact]:
+    """A public-API session; ``proved`` is the identifier its HMAC proved (None: no proof)."""
     session, contact, _created = await store.write(
         contacts.create_session,
-        inbox.id, inbox.account_id, source_id, contacts.ContactFields(**fields), verified, now,
+        inbox.id, inbox.account_id, source_id, contacts.ContactFields(**fields), proved, now,
     )  # fmt: skip
     return session, contact
+
+
+def ghost_session() -> ContactInbox:
+    """A session record no row backs."""
+    return ContactInbox(
+        id=999_999, contact_id=999_999, inbox_id=1, source_id="ghost", pubsub_token="ghost",
+        hmac_verified=False, created_at=T0, updated_at=T0,
+    )  # fmt: skip
+
+
+async def agent_session(
+    store: Store, inbox: Inbox, contact: Contact, source_id: str
+) -> ContactInbox:
+    """An unverified session an agent made for a known contact (the agent API can)."""
+    return await store.write(agent_contacts.attach, contact, inbox, source_id, T0)
 
 
 async def make_world(store: Store, **inbox_opts: Any) -> World:
@@ -303,7 +320,7 @@ class StoreContract:
         session, contact, created = await store.write(
             contacts.create_session, w.inbox.id, w.account.id, None,
             contacts.ContactFields(name="Bob", email="Bob@X.test", custom_attributes={"a": 1}),
-            False, T0,
+            None, T0,
         )  # fmt: skip
         assert created
         assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}",
@@ -326,35 +343,47 @@ class StoreContract:
         w = await make_world(store)
         session, contact, created = await store.write(
             contacts.create_session, w.inbox.id, w.account.id, "device-1",
-            contacts.ContactFields(name="Mallory", email="m@x.test"), False, T0 + 5,
+            contacts.ContactFields(name="Mallory", email="m@x.test"), None, T0 + 5,
         )  # fmt: skip
         assert not created
         assert session == w.session
         assert contact == w.contact  # no attribute update on attach
 
-    async def test_reuse_by_identifier_then_email_then_phone(self, store: Store) -> None:
+    async def test_only_a_proved_identifier_selects_a_contact(self, store: Store) -> None:
         w = await make_world(store)
-        _, by_id = await make_session(store, w.inbox, "a1", identifier="user-1", name="Id")
+        _, by_id = await make_session(store, w.inbox, "a1", proved="user-1", name="Id")
         _, by_email = await make_session(store, w.inbox, "b1", email="mail@X.test")
         _, by_phone = await make_session(store, w.inbox, "c1", phone_number="+15550001")
         assert len({by_id.id, by_email.id, by_phone.id, w.contact.id}) == 4
+        assert by_id.identifier == "user-1"
 
-        s, c = await make_session(store, w.inbox, "a2", identifier="user-1", email="mail@x.test")
-        assert c.id == by_id.id and c.name == "Id"  # identifier wins over email
-        assert s.id != w.session.id and s.contact_id == by_id.id
+        s, c = await make_session(store, w.inbox, "a2", proved="user-1", email="mail@x.test")
+        assert c.id == by_id.id and c.name == "Id"  # the proved identifier, nothing else
+        assert s.id != w.session.id and s.contact_id == by_id.id and s.hmac_verified
+        # claims without proof: a contact of their own; what another holds stays a claim
         _, c = await make_session(
-            store, w.inbox, "b2", email="MAIL@x.TEST", phone_number="+15550001"
+            store, w.inbox, "x1", identifier="user-1", email="MAIL@x.TEST",
+            phone_number="+15550001",
+        )  # fmt: skip
+        assert c.id not in (by_id.id, by_email.id, by_phone.id)
+        assert (c.identifier, c.email, c.phone_number) == (None, None, None)
+        assert c.additional_attributes == {
+            "claimed_identifier": "user-1", "claimed_email": "mail@x.test",
+            "claimed_phone_number": "+15550001",
+        }  # fmt: skip
+        # a free e-mail or phone is kept; an unproved identifier never is
+        _, c = await make_session(
+            store, w.inbox, "x2", identifier="free-id", email="Free@x.test", phone_number="+155502"
         )
-        assert c.id == by_email.id  # email (case-insensitive) wins over phone
-        _, c = await make_session(store, w.inbox, "c2", phone_number="+15550001")
-        assert c.id == by_phone.id
-        # another inbox of the same account reuses too; another account does not
+        assert (c.identifier, c.email, c.phone_number) == (None, "free@x.test", "+155502")
+        assert c.additional_attributes == {"claimed_identifier": "free-id"}
+        # another inbox of the same account reuses a proved identifier; another account does not
         sales = await make_inbox(store, w.account.id, "Sales")
-        _, c = await make_session(store, sales, "a3", identifier="user-1")
+        _, c = await make_session(store, sales, "a3", proved="user-1")
         assert c.id == by_id.id
         other_account = await store.write(prov.create_account, "Other", T0)
         other_inbox = await make_inbox(store, other_account.id)
-        _, c = await make_session(store, other_inbox, "a1", identifier="user-1")
+        _, c = await make_session(store, other_inbox, "a1", proved="user-1")
         assert c.id != by_id.id and c.account_id == other_account.id
 
     async def test_default_name_is_a_haiku(self, store: Store) -> None:
@@ -365,36 +394,60 @@ class StoreContract:
 
     async def test_verified_on_create_and_sticky(self, store: Store) -> None:
         w = await make_world(store)
-        session, _ = await make_session(store, w.inbox, "v1", verified=True, identifier="u")
+        session, _ = await make_session(store, w.inbox, "v1", proved="u", identifier="u")
         assert session.hmac_verified
-        # attaching again with a verified claim verifies an existing session
-        again, _, created = await store.write(
+        # attaching again with a proof binds the existing session to the proved contact
+        again, contact, created = await store.write(
             contacts.create_session, w.inbox.id, w.account.id, "device-1",
-            contacts.ContactFields(), True, T0,
+            contacts.ContactFields(), "u", T0,
         )  # fmt: skip
         assert not created and again.id == w.session.id and again.hmac_verified
-        marked = await store.write(contacts.mark_verified, again.id, T0 + 1)
-        assert marked.hmac_verified
-        # sticky: unverified calls never reset it
+        assert again.contact_id == session.contact_id == contact.id
+        # sticky: unproved calls never reset it
         same, _, _ = await store.write(
             contacts.create_session, w.inbox.id, w.account.id, "device-1",
-            contacts.ContactFields(), False, T0 + 2,
+            contacts.ContactFields(), None, T0 + 2,
         )  # fmt: skip
         assert same.hmac_verified
         await store.write(
-            contacts.update_contact, same.id, contacts.ContactFields(name="X"), False, T0 + 3
+            contacts.update_contact, same.id, contacts.ContactFields(name="X"), None, T0 + 3
         )
         reread = await store.read(session_by_id, same.id)
         assert reread is not None and reread.hmac_verified
         with pytest.raises(NotFound):
-            await store.write(contacts.mark_verified, 999_999, T0)
+            await store.write(contacts.prove, 999_999, "u", T0)
+
+    async def test_prove_adopts_moves_or_creates(self, store: Store) -> None:
+        w = await make_world(store)
+        conv = (await new_conversation(store, w.inbox, w.session)).conversation
+        await send(store, conv, w.contact.id, "mine")
+        # an anonymous contact with one session adopts a free identifier
+        session, contact = await store.write(contacts.prove, w.session.id, "alice", T0 + 1)
+        assert contact.id == w.contact.id and contact.identifier == "alice"
+        assert session.hmac_verified
+        # proving another identifier moves this session and what it opened, nothing else
+        second = await agent_session(store, w.inbox, contact, "second-device")
+        other_conv = (await new_conversation(store, w.inbox, second)).conversation
+        session, bob = await store.write(contacts.prove, w.session.id, "bob", T0 + 2)
+        assert bob.id != contact.id and bob.identifier == "bob"
+        assert session.contact_id == bob.id and session.hmac_verified
+        moved = await store.read(get_conversation_row, conv.id)
+        assert moved is not None and moved.contact_id == bob.id
+        [msg] = await store.read(all_messages, conv.id)
+        assert msg.sender_id == bob.id
+        stayed = await store.read(get_conversation_row, other_conv.id)
+        assert stayed is not None and stayed.contact_id == contact.id
+        assert (await store.read(session_by_id, second.id)) == second
+        # proving an identifier someone holds moves the session to exactly that contact
+        session, back = await store.write(contacts.prove, w.session.id, "alice", T0 + 3)
+        assert back.id == contact.id and session.contact_id == contact.id
 
     async def test_update_contact_applies_fields(self, store: Store) -> None:
         w = await make_world(store)
         await store.write(
             contacts.update_contact, w.session.id,
             contacts.ContactFields(custom_attributes={"plan": "pro", "nested": {"a": 1, "b": 1}}),
-            False, T0,
+            None, T0,
         )  # fmt: skip
         updated = await store.write(
             contacts.update_contact, w.session.id,
@@ -402,7 +455,7 @@ class StoreContract:
                 name="", email="Alice@Acme.TEST", phone_number="+15551234567",
                 identifier="hijack", custom_attributes={"seats": 3, "nested": {"b": 2}},
             ),
-            True, T0 + 10,
+            None, T0 + 10,
         )  # fmt: skip
         assert updated.id == w.contact.id
         assert updated.name == "Alice"  # blank is ignored
@@ -414,72 +467,40 @@ class StoreContract:
         assert updated.updated_at == T0 + 10
         assert await store.read(contacts.get_contact, w.contact.id) == updated
         session = await store.read(session_by_id, w.session.id)
-        assert session is not None and session.hmac_verified
+        assert session is not None and not session.hmac_verified
         with pytest.raises(NotFound):
-            await store.write(contacts.update_contact, 999_999, contacts.ContactFields(), False, T0)
+            await store.write(contacts.update_contact, 999_999, contacts.ContactFields(), None, T0)
 
-    async def test_update_contact_merges_into_email_owner(self, store: Store) -> None:
-        w = await make_world(store)
-        base_session, base = await make_session(
-            store, w.inbox, "base-device", name="Base", email="owner@x.test",
-            custom_attributes={"plan": "pro", "deep": {"x": 1}},
-        )  # fmt: skip
-        mergee_session, mergee = await make_session(
-            store, w.inbox, "mergee-device", name="Mergee", phone_number="+15550009",
-            identifier="mergee-id",
-            custom_attributes={"plan": "free", "extra": 1, "deep": {"y": 2}},
-        )  # fmt: skip
-        conv = (await new_conversation(store, w.inbox, mergee_session)).conversation
-        msg = (await send(store, conv, mergee.id, "from mergee")).message
-
-        result = await store.write(
-            contacts.update_contact, mergee_session.id,
-            contacts.ContactFields(email="OWNER@x.test"), False, T0 + 5,
-        )  # fmt: skip
-        assert result.id == base.id
-        assert await store.read(contacts.get_contact, mergee.id) is None
-        assert result.name == "Base"  # base values win
-        assert result.email == "owner@x.test"
-        assert result.phone_number == "+15550009"  # mergee fills blanks
-        assert result.identifier == "mergee-id"
-        assert result.custom_attributes == {"plan": "pro", "extra": 1, "deep": {"x": 1, "y": 2}}
-        moved = await store.read(session_by_id, mergee_session.id)
-        assert moved is not None and moved.contact_id == base.id
-        assert (await store.read(session_by_id, base_session.id)) == base_session
-        conv_after = await store.read(get_conversation_row, conv.id)
-        assert conv_after is not None and conv_after.contact_id == base.id
-        [msg_after] = await store.read(all_messages, conv.id)
-        assert msg_after.id == msg.id and msg_after.sender_id == base.id
-
-    async def test_update_contact_merges_into_phone_owner(self, store: Store) -> None:
+    async def test_update_contact_never_merges(self, store: Store) -> None:
         w = await make_world(store)
         _, owner = await make_session(
-            store, w.inbox, "p", name="Phone", phone_number="+15550100", email="p@x.test"
-        )
+            store, w.inbox, "owner-device", name="Owner", email="owner@x.test",
+            phone_number="+15550100", custom_attributes={"plan": "pro"},
+        )  # fmt: skip
         updated = await store.write(
             contacts.update_contact, w.session.id,
-            contacts.ContactFields(phone_number="+15550100", name="Alice B"), False, T0,
+            contacts.ContactFields(email="OWNER@x.test", phone_number="+15550100", name="Al"),
+            None, T0 + 5,
         )  # fmt: skip
-        assert updated.id == owner.id
-        assert updated.name == "Alice B"  # the update's fields apply after the merge
-        assert updated.email == "p@x.test" and updated.phone_number == "+15550100"
-        assert await store.read(contacts.get_contact, w.contact.id) is None
-        moved = await store.read(session_by_id, w.session.id)
-        assert moved is not None and moved.contact_id == owner.id
-
-    async def test_phone_of_a_contact_with_another_email_is_dropped(self, store: Store) -> None:
-        w = await make_world(store)
-        _, owner = await make_session(
-            store, w.inbox, "p", name="Phone", phone_number="+15550100", email="p@x.test"
-        )
-        updated = await store.write(
-            contacts.update_contact, w.session.id,
-            contacts.ContactFields(email="alice@x.test", phone_number="+15550100"), False, T0,
-        )  # fmt: skip
-        assert updated.id == w.contact.id
-        assert updated.email == "alice@x.test"
-        assert updated.phone_number is None
+        assert updated.id == w.contact.id and updated.name == "Al"
+        assert (updated.email, updated.phone_number) == (None, None)
+        assert updated.additional_attributes == {
+            "claimed_email": "owner@x.test", "claimed_phone_number": "+15550100",
+        }  # fmt: skip
         assert await store.read(contacts.get_contact, owner.id) == owner
+        moved = await store.read(session_by_id, w.session.id)
+        assert moved is not None and moved.contact_id == w.contact.id
+
+    async def test_update_with_a_proof_binds_then_updates(self, store: Store) -> None:
+        w = await make_world(store)
+        _, owner = await make_session(store, w.inbox, "o", proved="user-1", name="Owner")
+        updated = await store.write(
+            contacts.update_contact, w.session.id, contacts.ContactFields(name="Owner B"),
+            "user-1", T0 + 5,
+        )  # fmt: skip
+        assert updated.id == owner.id and updated.name == "Owner B"
+        moved = await store.read(session_by_id, w.session.id)
+        assert moved is not None and moved.contact_id == owner.id and moved.hmac_verified
 
     # -- conversations -----------------------------------------------------------------------
 
@@ -519,10 +540,10 @@ class StoreContract:
     async def test_visibility_rules(self, store: Store) -> None:
         w = await make_world(store)
         sales = await make_inbox(store, w.account.id, "Sales")
-        s1, c1 = await make_session(store, w.inbox, "one", identifier="u-1")
-        s2, c2 = await make_session(store, w.inbox, "two", identifier="u-1")
-        s3, c3 = await make_session(store, sales, "three", identifier="u-1")
-        assert c1.id == c2.id == c3.id
+        _, c1 = await make_session(store, w.inbox, "zero", proved="u-1")
+        s1 = await agent_session(store, w.inbox, c1, "one")
+        s2 = await agent_session(store, w.inbox, c1, "two")
+        s3 = await agent_session(store, sales, c1, "three")
         conv1 = (await new_conversation(store, w.inbox, s1)).conversation
         conv2 = (await new_conversation(store, w.inbox, s2)).conversation
         conv3 = (await new_conversation(store, sales, s3)).conversation
@@ -536,20 +557,14 @@ class StoreContract:
             with pytest.raises(NotFound):
                 await store.read(conversations.conversation_for_session, s1, hidden.display_id)
 
-        verified = await store.write(contacts.mark_verified, s1.id, T0)
+        verified, contact = await store.write(contacts.prove, s1.id, "u-1", T0)
+        assert contact.id == c1.id and verified.hmac_verified
         listed = await store.read(conversations.list_for_session, verified, link)
         assert [v.id for v in listed] == [conv1.display_id, conv2.display_id, conv3.display_id]
         view = await store.read(conversations.view_for_session, verified, conv3.display_id, link)
         assert view.id == conv3.display_id and view.inbox_id == sales.id
         with pytest.raises(NotFound):
             await store.read(conversations.conversation_for_session, verified, stranger.display_id)
-        # message routes: any conversation of the contact
-        of_contact = await store.read(
-            conversations.conversation_of_contact, c1.id, conv2.display_id
-        )
-        assert of_contact == conv2
-        with pytest.raises(NotFound):
-            await store.read(conversations.conversation_of_contact, c1.id, stranger.display_id)
 
     async def test_lock_to_single_conversation_returns_the_last(self, store: Store) -> None:
         w = await make_world(store)
@@ -986,9 +1001,9 @@ class StoreContract:
 
     async def test_fan_out_to_verified_sessions(self, store: Store, world: World) -> None:
         sales = await make_inbox(store, world.account.id, "Sales")
-        v1, contact = await make_session(store, world.inbox, "v1", verified=True, identifier="u")
-        v2, _ = await make_session(store, sales, "v2", verified=True, identifier="u")
-        u1, _ = await make_session(store, world.inbox, "u1", identifier="u")
+        v1, contact = await make_session(store, world.inbox, "v1", proved="u")
+        v2, _ = await make_session(store, sales, "v2", proved="u")
+        u1 = await agent_session(store, world.inbox, contact, "u1")
         assert v1.contact_id == v2.contact_id == u1.contact_id
         s = {x.id: events.session_stream(x.id) for x in (v1, v2, u1)}
         inbox_s = events.inbox_stream(world.inbox.id)
@@ -1068,7 +1083,7 @@ class StoreContract:
 
     async def test_reads_fail_cleanly(self, store: Store) -> None:
         with pytest.raises(NotFound):
-            await store.read(conversations.conversation_of_contact, 1, 1)
+            await store.read(conversations.conversation_for_session, ghost_session(), 1)
         assert await store.read(prov.get_account, 1) is None  # the reader still works
 
     async def test_close_finishes_queued_writes(self, make_store: StoreFactory) -> None:

@@ -1,4 +1,5 @@
-"""Public API: the inbox (§3.1) and contacts (§3.2-3.4, §4): shapes, reuse, merge, HMAC."""
+"""Public API: the inbox (§3.1) and contacts (§3.2-3.4, §4): shapes, HMAC, and the trust model
+(a claim without proof never selects, merges into or reveals another contact)."""
 
 from __future__ import annotations
 
@@ -115,29 +116,56 @@ async def test_same_source_id_returns_same_session_unchanged(env: Env) -> None:
     assert first["source_id"] == "device-1"
 
 
-@pytest.mark.parametrize(
-    "first, second",
-    [
-        ({"identifier": "user-42", "name": "A"}, {"identifier": "user-42", "name": "B"}),
-        ({"email": "a@example.com"}, {"email": "A@EXAMPLE.com", "name": "B"}),
-        ({"phone_number": "+15550001111"}, {"phone_number": "+15550001111"}),
-    ],
-)
-async def test_create_reuses_contact_with_new_session(
-    env: Env, first: dict[str, Any], second: dict[str, Any]
-) -> None:
-    a = await env.contact(**first)
-    b = await env.contact(**second)
+async def test_create_with_a_proved_identifier_reuses_its_contact(env: Env) -> None:
+    proof = {"identifier": "user-42", "identifier_hash": env.hash("user-42")}
+    a = await env.contact(**proof, name="A")
+    b = await env.contact(**proof, name="B", email="b@example.com")
     assert b["id"] == a["id"]
     assert b["source_id"] != a["source_id"]
     assert b["pubsub_token"] != a["pubsub_token"]
-    assert b["name"] == a["name"]  # reused without updating attributes
+    assert (b["name"], b["email"]) == ("A", None)  # reused without updating attributes
+
+
+@pytest.mark.parametrize(
+    "claim, column",
+    [
+        ({"identifier": "user-42"}, "identifier"),
+        ({"email": "A@EXAMPLE.com"}, "email"),
+        ({"phone_number": "+15550001111"}, "phone_number"),
+    ],
+)
+async def test_a_claim_without_proof_never_selects_the_owner(
+    env: Env, claim: dict[str, Any], column: str
+) -> None:
+    proof = {"identifier": "user-42", "identifier_hash": env.hash("user-42")}
+    owner = await env.contact(
+        **proof, name="Owner", email="a@example.com", phone_number="+15550001111"
+    )
+    claimer = await env.contact(**claim, name="Mallory")
+    assert claimer["id"] != owner["id"]
+    assert claimer["name"] == "Mallory"
+    assert claimer["email"] is None and claimer["phone_number"] is None
+    record = (await env.client.patch(env.contact_url(claimer["source_id"]), json={})).json()
+    assert record["identifier"] is None
+    value = claim[column].lower() if column == "email" else claim[column]
+    assert record["additional_attributes"] == {f"claimed_{column}": value}
+    shown = (await env.client.get(env.contact_url(owner["source_id"]))).json()
+    assert shown["id"] == owner["id"] and shown["email"] == "a@example.com"
+
+
+async def test_an_unproved_identifier_is_only_a_claim_even_when_free(env: Env) -> None:
+    first = await env.contact(identifier="user-9")
+    second = await env.contact(identifier="user-9")
+    assert first["id"] != second["id"]
+    proof = {"identifier": "user-9", "identifier_hash": env.hash("user-9")}
+    real = await env.contact(**proof)
+    assert real["id"] not in (first["id"], second["id"])
 
 
 async def test_contacts_are_scoped_per_account_not_per_inbox(env: Env) -> None:
     other = await env.new_inbox(name="Second")
-    a = await env.contact(identifier="u1")
-    b = await env.contact(other, identifier="u1")
+    a = await env.contact(identifier="u1", identifier_hash=env.hash("u1"))
+    b = await env.contact(other, identifier="u1", identifier_hash=env.hash("u1", other))
     assert a["id"] == b["id"]
     # source_ids are scoped to their inbox
     r = await env.client.get(env.contact_url(a["source_id"], other))
@@ -275,14 +303,15 @@ async def _conversation_ids(env: Env, source_id: str) -> list[int]:
 
 
 async def test_hash_on_create_marks_session_verified(env: Env) -> None:
-    first = await env.contact(identifier="user-7")
+    proof = {"identifier": "user-7", "identifier_hash": env.hash("user-7")}
+    first = await env.contact(**proof)
     conv = await env.conversation(first["source_id"])
     plain = await env.contact(identifier="user-7")
-    assert plain["id"] == first["id"]
+    assert plain["id"] != first["id"]
     assert await _conversation_ids(env, plain["source_id"]) == []
     r = await env.client.get(env.conv_url(plain["source_id"], conv["id"]))
     assert (r.status_code, r.json()) == (404, NOT_FOUND)
-    verified = await env.contact(identifier="user-7", identifier_hash=env.hash("user-7"))
+    verified = await env.contact(**proof)
     assert verified["id"] == first["id"]
     assert await _conversation_ids(env, verified["source_id"]) == [conv["id"]]
     r = await env.client.get(env.conv_url(verified["source_id"], conv["id"]))
@@ -290,22 +319,59 @@ async def test_hash_on_create_marks_session_verified(env: Env) -> None:
 
 
 @pytest.mark.parametrize("method", ["GET", "PATCH"])
-async def test_hash_on_show_or_update_marks_session_verified(env: Env, method: str) -> None:
-    first = await env.contact(identifier="user-8")
-    conv = await env.conversation(first["source_id"])
-    other = await env.contact(identifier="user-8")
-    assert await _conversation_ids(env, other["source_id"]) == []
+async def test_proving_on_show_or_update_binds_the_session_to_that_contact(
+    env: Env, method: str
+) -> None:
     good = {"identifier": "user-8", "identifier_hash": env.hash("user-8")}
+    first = await env.contact(**good)
+    conv = await env.conversation(first["source_id"])
+    other = await env.contact(name="Visitor")
+    own = await env.conversation(other["source_id"])
+    assert await _conversation_ids(env, other["source_id"]) == [own["id"]]
     url = env.contact_url(other["source_id"])
     if method == "GET":
         r = await env.client.get(url, params=good)
     else:
         r = await env.client.patch(url, json=good)
     assert r.status_code == 200
-    assert await _conversation_ids(env, other["source_id"]) == [conv["id"]]
+    assert r.json()["id"] == first["id"]
+    # the session and the conversation it opened moved to the proved contact
+    assert await _conversation_ids(env, other["source_id"]) == [conv["id"], own["id"]]
+    assert await _conversation_ids(env, first["source_id"]) == [conv["id"], own["id"]]
     # sticky: a later call without a hash does not reset it
     assert (await env.client.get(url)).status_code == 200
-    assert await _conversation_ids(env, other["source_id"]) == [conv["id"]]
+    assert await _conversation_ids(env, other["source_id"]) == [conv["id"], own["id"]]
+
+
+async def test_an_anonymous_visitor_who_proves_a_new_identifier_keeps_their_contact(
+    env: Env,
+) -> None:
+    visitor = await env.contact(name="Visitor", identifier="user-5")
+    conv = await env.conversation(visitor["source_id"])
+    good = {"identifier": "user-5", "identifier_hash": env.hash("user-5")}
+    r = await env.client.patch(env.contact_url(visitor["source_id"]), json=good)
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["id"], body["identifier"]) == (visitor["id"], "user-5")
+    assert body["additional_attributes"] == {}  # the claim became the proved identifier
+    assert await _conversation_ids(env, visitor["source_id"]) == [conv["id"]]
+
+
+async def test_proving_another_identifier_moves_only_this_session(env: Env) -> None:
+    a = {"identifier": "user-a", "identifier_hash": env.hash("user-a")}
+    b = {"identifier": "user-b", "identifier_hash": env.hash("user-b")}
+    phone = await env.contact(**a)
+    laptop = await env.contact(**a)
+    phone_conv = await env.conversation(phone["source_id"])
+    laptop_conv = await env.conversation(laptop["source_id"])
+    r = await env.client.get(env.contact_url(laptop["source_id"]), params=b)
+    assert r.status_code == 200
+    moved = r.json()
+    assert moved["id"] != phone["id"]
+    assert await _conversation_ids(env, laptop["source_id"]) == [laptop_conv["id"]]
+    assert await _conversation_ids(env, phone["source_id"]) == [phone_conv["id"]]
+    again = await env.contact(**b)
+    assert again["id"] == moved["id"]
 
 
 # -- 3.3 show ---------------------------------------------------------------------------------
@@ -327,7 +393,9 @@ async def test_show_unknown_source_id_is_404(env: Env) -> None:
 
 
 async def test_update_returns_raw_contact_record(env: Env) -> None:
-    created = await env.contact(identifier="user-42", name="Alice")
+    created = await env.contact(
+        identifier="user-42", identifier_hash=env.hash("user-42"), name="Alice"
+    )
     r = await env.client.patch(
         env.contact_url(created["source_id"]),
         json={
@@ -362,7 +430,9 @@ async def test_put_is_update_too(env: Env) -> None:
 
 
 async def test_update_ignores_identifier_and_blank_values(env: Env) -> None:
-    created = await env.contact(identifier="orig", name="Alice", email="a@example.com")
+    created = await env.contact(
+        identifier="orig", identifier_hash=env.hash("orig"), name="Alice", email="a@example.com"
+    )
     r = await env.client.patch(
         env.contact_url(created["source_id"]),
         json={"identifier": "changed", "name": "", "email": ""},
@@ -386,53 +456,45 @@ async def test_update_deep_merges_custom_attributes(env: Env) -> None:
     }  # fmt: skip
 
 
-async def test_update_merges_into_email_owner(env: Env) -> None:
-    owner = await env.contact(name="Owner", email="owner@example.com", custom_attributes={"a": 1})
+@pytest.mark.parametrize(
+    "column, value", [("email", "OWNER@example.com"), ("phone_number", "+15550009999")]
+)
+async def test_update_never_merges_into_the_owner(env: Env, column: str, value: str) -> None:
+    owner = await env.contact(
+        name="Owner", email="owner@example.com", phone_number="+15550009999",
+        custom_attributes={"secret": 1},
+    )  # fmt: skip
     owner_conv = await env.conversation(owner["source_id"])
+    await env.send(owner["source_id"], owner_conv["id"], content="owner's secret")
     guest = await env.contact(name="Guest", custom_attributes={"b": 2})
     guest_conv = await env.conversation(guest["source_id"])
-    r = await env.client.patch(
-        env.contact_url(guest["source_id"]), json={"email": "OWNER@example.com"}
-    )
-    assert r.status_code == 200
-    merged = r.json()
-    assert merged["id"] == owner["id"]
-    assert merged["name"] == "Owner"  # base values win
-    assert merged["custom_attributes"] == {"a": 1, "b": 2}
-    # the guest session now belongs to the owner, and so does its conversation
-    shown = (await env.client.get(env.contact_url(guest["source_id"]))).json()
-    assert shown["id"] == owner["id"]
-    assert shown["source_id"] == guest["source_id"]
-    convs = (await env.client.get(env.contact_url(guest["source_id"]) + "/conversations")).json()
-    assert [c["id"] for c in convs] == [guest_conv["id"]]
-    assert convs[0]["contact"]["id"] == owner["id"]
-    # message routes see any conversation of the (merged) contact
-    r = await env.client.get(env.conv_url(guest["source_id"], owner_conv["id"]) + "/messages")
-    assert r.status_code == 200
-
-
-async def test_update_merges_into_phone_owner(env: Env) -> None:
-    owner = await env.contact(name="Owner", phone_number="+15550009999")
-    guest = await env.contact(name="Guest")
-    r = await env.client.patch(
-        env.contact_url(guest["source_id"]), json={"phone_number": "+15550009999"}
-    )
-    assert r.status_code == 200
-    assert r.json()["id"] == owner["id"]
-
-
-async def test_update_keeps_phone_of_owner_with_other_email(env: Env) -> None:
-    owner = await env.contact(phone_number="+15550008888", email="owner@example.com")
-    guest = await env.contact(name="Guest")
-    r = await env.client.patch(
-        env.contact_url(guest["source_id"]),
-        json={"phone_number": "+15550008888", "email": "guest@example.com"},
-    )
+    r = await env.client.patch(env.contact_url(guest["source_id"]), json={column: value})
     assert r.status_code == 200
     body = r.json()
     assert body["id"] == guest["id"] != owner["id"]
-    assert body["phone_number"] is None
-    assert body["email"] == "guest@example.com"
+    assert (body["name"], body["email"], body["phone_number"]) == ("Guest", None, None)
+    assert body["custom_attributes"] == {"b": 2}
+    assert body["additional_attributes"] == {f"claimed_{column}": value.lower()}
+    assert "secret" not in r.text
+    convs = (await env.client.get(env.contact_url(guest["source_id"]) + "/conversations")).json()
+    assert [c["id"] for c in convs] == [guest_conv["id"]]
+    r = await env.client.get(env.conv_url(guest["source_id"], owner_conv["id"]) + "/messages")
+    assert (r.status_code, r.json()) == (404, NOT_FOUND)
+    shown = (await env.client.get(env.contact_url(owner["source_id"]))).json()
+    assert (shown["id"], shown["email"]) == (owner["id"], "owner@example.com")
+
+
+async def test_update_sets_an_email_nobody_holds(env: Env) -> None:
+    guest = await env.contact(name="Guest")
+    url = env.contact_url(guest["source_id"])
+    r = await env.client.patch(
+        url, json={"email": "Guest@Example.com", "phone_number": "+15550008888"}
+    )
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["email"], body["phone_number"]) == ("guest@example.com", "+15550008888")
+    assert body["additional_attributes"] == {}
+    assert (await env.client.patch(url, json={"email": "guest@example.com"})).status_code == 200
 
 
 @pytest.mark.parametrize(

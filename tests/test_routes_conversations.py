@@ -142,25 +142,30 @@ async def test_list_is_a_bare_array(env: Env) -> None:
 
 
 async def test_unverified_session_sees_only_its_conversations(env: Env) -> None:
-    one = await env.contact(identifier="u-1")
+    proof = {"identifier": "u-1", "identifier_hash": env.hash("u-1")}
+    one = await env.contact(**proof)
     conv = await env.conversation(one["source_id"])
+    # the same contact, through a session an agent made for it: not verified
     two = await env.contact(identifier="u-1")
-    assert two["id"] == one["id"]
+    assert two["id"] != one["id"]
     assert await _list(env, two["source_id"]) == []
-    for suffix in ("", "/toggle_status", "/toggle_typing", "/update_last_seen"):
-        method = "GET" if suffix == "" else "POST"
+    for suffix in ("", "/toggle_status", "/toggle_typing", "/update_last_seen", "/messages"):
+        method = "GET" if suffix in ("", "/messages") else "POST"
         r = await env.client.request(method, env.conv_url(two["source_id"], conv["id"]) + suffix)
         assert (r.status_code, r.json()) == (404, NOT_FOUND), suffix
-    # message routes look up any conversation of the contact (as Chatwoot)
-    r = await env.client.get(env.conv_url(two["source_id"], conv["id"]) + "/messages")
-    assert r.status_code == 200
+    r = await env.client.post(
+        env.conv_url(two["source_id"], conv["id"]) + "/messages", json={"content": "x"}
+    )
+    assert (r.status_code, r.json()) == (404, NOT_FOUND)
 
 
 async def test_verified_session_sees_all_conversations_of_contact(env: Env) -> None:
     other_inbox = await env.new_inbox(name="Email")
-    one = await env.contact(identifier="u-2")
+    one = await env.contact(identifier="u-2", identifier_hash=env.hash("u-2"))
     c1 = await env.conversation(one["source_id"])
-    elsewhere = await env.contact(other_inbox, identifier="u-2")
+    elsewhere = await env.contact(
+        other_inbox, identifier="u-2", identifier_hash=env.hash("u-2", other_inbox)
+    )
     c2 = await env.conversation(elsewhere["source_id"], other_inbox)
     verified = await env.contact(identifier="u-2", identifier_hash=env.hash("u-2"))
     c3 = await env.conversation(verified["source_id"])
@@ -169,6 +174,8 @@ async def test_verified_session_sees_all_conversations_of_contact(env: Env) -> N
     r = await env.client.get(env.conv_url(verified["source_id"], c2["id"]))
     assert r.status_code == 200
     assert r.json()["inbox_id"] == other_inbox.id
+    r = await env.client.get(env.conv_url(verified["source_id"], c2["id"]) + "/messages")
+    assert r.status_code == 200
     # a conversation of another contact stays invisible
     stranger = await env.contact()
     c4 = await env.conversation(stranger["source_id"])

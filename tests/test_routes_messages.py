@@ -9,6 +9,9 @@ from typing import Any
 import itsdangerous
 import pytest
 
+from gateway.store.ops import conversations as conv_ops
+from gateway.store.ops import message_views
+from gateway.store.ops import messages as msg_ops
 from tests.routes_helpers import (  # noqa: F401 - fixtures
     MESSAGE_KEYS,
     NOT_FOUND,
@@ -35,7 +38,7 @@ def _messages_url(env: Env, source_id: str, cid: int) -> str:
 
 
 async def test_create_message_shape(env: Env) -> None:
-    contact = await env.contact(name="Alice", identifier="u-1")
+    contact = await env.contact(name="Alice", identifier="u-1", identifier_hash=env.hash("u-1"))
     conv = await env.conversation(contact["source_id"])
     r = await env.client.post(
         _messages_url(env, contact["source_id"], conv["id"]),
@@ -116,13 +119,20 @@ async def test_flood_guard(make_env: EnvFactory) -> None:
         await env.send(source_id, other, content="fine")
 
 
-async def test_message_routes_reach_any_conversation_of_the_contact(env: Env) -> None:
+async def test_message_routes_reach_what_the_session_proved(env: Env) -> None:
     other = await env.new_inbox(name="Other")
-    a = await env.contact(identifier="u-9")
-    b = await env.contact(other, identifier="u-9")
+    a = await env.contact(identifier="u-9", identifier_hash=env.hash("u-9"))
+    b = await env.contact(other, identifier="u-9", identifier_hash=env.hash("u-9", other))
     conv_b = await env.conversation(b["source_id"], other)
     msg = await env.send(a["source_id"], conv_b["id"], content="cross-inbox")
     assert msg["conversation_id"] == conv_b["id"]
+    # an unproved claim of the same identifier reaches none of it
+    claimer = await env.contact(identifier="u-9")
+    for method, body in (("GET", None), ("POST", {"content": "hi"})):
+        r = await env.client.request(
+            method, _messages_url(env, claimer["source_id"], conv_b["id"]), json=body
+        )
+        assert (r.status_code, r.json()) == (404, NOT_FOUND)
     # a conversation of somebody else is not reachable
     _stranger, stranger_cid = await env.session()
     r = await env.client.post(_messages_url(env, a["source_id"], stranger_cid), json={})
@@ -442,6 +452,32 @@ async def test_update_message_of_another_conversation_is_404(env: Env) -> None:
         json={"submitted_values": {"value": 1}},
     )
     assert (r.status_code, r.json()) == (404, NOT_FOUND)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [{"private": True, "message_type": 1}, {"private": False, "message_type": 2}],
+    ids=["private-note", "activity"],
+)
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+async def test_private_and_activity_messages_do_not_exist_for_the_contact(
+    env: Env, kind: dict[str, Any], method: str
+) -> None:
+    source_id = (await env.contact())["source_id"]
+    created = await env.conversation(source_id)
+    cid = created["id"]
+    conversation = await env.store.read(conv_ops.conversation_by_uuid, created["uuid"])
+    hidden = await env.store.write(
+        msg_ops.insert_message, conversation, content="internal: refund approved",
+        content_attributes={"k": "v"}, now=env.clock(), **kind,
+    )  # fmt: skip
+    url = f"{_messages_url(env, source_id, cid)}/{hidden.id}"
+    r = await env.client.request(method, url, json={"submitted_values": {"value": "x"}})
+    assert (r.status_code, r.json()) == (404, NOT_FOUND)
+    assert "refund" not in r.text
+    stored = await env.store.read(message_views.get_message, conversation.id, hidden.id)
+    assert stored is not None and stored.content_attributes == {"k": "v"}  # unchanged
+    assert [m["id"] for m in await env.messages(source_id, cid)] == []
 
 
 async def test_undeclared_message_methods_are_404(env: Env) -> None:

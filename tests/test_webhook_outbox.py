@@ -150,7 +150,7 @@ async def test_public_api_contacts_fire_contact_webhooks(hooks: Hooks) -> None:
     await make_session(hooks.store, hooks.world.inbox, "d2")  # known session: nothing new
     fields = contacts.ContactFields(name="Bea", email="bea@example.test")
     for _ in range(2):  # the second update changes nothing: no webhook
-        await hooks.store.write(contacts.update_contact, session.id, fields, False, T0 + 1)
+        await hooks.store.write(contacts.update_contact, session.id, fields, None, T0 + 1)
     found = await hooks.deliveries()
     assert [d.event for d in found] == ["contact_created", "contact_created", "contact_updated"]
     created, _, updated = (body(d) for d in found)

@@ -1,4 +1,5 @@
-"""Contacts on the public API (§3.2-3.4, §4): sessions, HMAC identity, identify and merge."""
+"""Contacts on the public API (§3.2-3.4, §4): sessions and HMAC identity, under the trust
+model of ``store.ops.contacts``."""
 
 from __future__ import annotations
 
@@ -29,6 +30,19 @@ def _fields(
     )
 
 
+def proved_identifier(
+    inbox: Inbox, identifier: str | None, identifier_hash: str | None
+) -> str | None:
+    """The identifier this request proved with its HMAC, None when it proved none (a blank
+    identifier proves nobody). Raises HmacFailed for a wrong or, where mandatory, missing
+    hash."""
+    verified = identity.verify(
+        inbox.hmac_token, identifier, identifier_hash, mandatory=inbox.hmac_mandatory
+    )
+    claimed = (identifier or "").strip()
+    return claimed if verified and claimed and claimed == identifier else None
+
+
 class ContactService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -45,14 +59,12 @@ class ContactService:
 
     async def create(self, inbox_identifier: str, req: p.ContactCreateRequest) -> p.PublicContact:
         inbox = await self.ctx.inbox(inbox_identifier)
-        verified = identity.verify(
-            inbox.hmac_token, req.identifier, req.identifier_hash, mandatory=inbox.hmac_mandatory
-        )
+        proved = proved_identifier(inbox, req.identifier, req.identifier_hash)
         validation.length("source_id", req.source_id, validation.MAX_SOURCE_ID)
         fields = _fields(req, with_identifier=True)
         session, contact, _created = await self.ctx.store.write(
             ops.create_session, inbox.id, inbox.account_id, (req.source_id or "").strip() or None,
-            fields, verified, self.ctx.now(),
+            fields, proved, self.ctx.now(),
         )  # fmt: skip
         return presenters.public_contact(session, contact)
 
@@ -64,22 +76,20 @@ class ContactService:
         identifier_hash: str | None,
     ) -> p.PublicContact:
         inbox, session, contact = await self.session(inbox_identifier, source_id)
-        verified = identity.verify(
-            inbox.hmac_token, identifier, identifier_hash, mandatory=inbox.hmac_mandatory
-        )
-        if verified and not session.hmac_verified:
-            session = await self.ctx.store.write(ops.mark_verified, session.id, self.ctx.now())
+        proved = proved_identifier(inbox, identifier, identifier_hash)
+        if proved is not None and not (session.hmac_verified and contact.identifier == proved):
+            session, contact = await self.ctx.store.write(
+                ops.prove, session.id, proved, self.ctx.now()
+            )
         return presenters.public_contact(session, contact)
 
     async def update(
         self, inbox_identifier: str, source_id: str, req: p.ContactUpdateRequest
     ) -> p.Contact:
         inbox, session, _contact = await self.session(inbox_identifier, source_id)
-        verified = identity.verify(
-            inbox.hmac_token, req.identifier, req.identifier_hash, mandatory=inbox.hmac_mandatory
-        )
+        proved = proved_identifier(inbox, req.identifier, req.identifier_hash)
         fields = _fields(req, with_identifier=False)
         contact = await self.ctx.store.write(
-            ops.update_contact, session.id, fields, verified, self.ctx.now()
+            ops.update_contact, session.id, fields, proved, self.ctx.now()
         )
         return presenters.contact_record(contact)

@@ -49,20 +49,13 @@ class ConversationService:
     async def _member(
         self, inbox_identifier: str, source_id: str, display_id: int
     ) -> tuple[Inbox, ContactInbox, Contact, Conversation]:
+        """Every conversation route resolves through the session: what it proved is what it
+        reaches (its own conversations, or its verified contact's), never more."""
         inbox, session, contact = await self.contacts.session(inbox_identifier, source_id)
         conversation = await self.ctx.store.read(
             conv_ops.conversation_for_session, session, display_id
         )
         return inbox, session, contact, conversation
-
-    async def _of_contact(
-        self, inbox_identifier: str, source_id: str, display_id: int
-    ) -> tuple[ContactInbox, Contact, Conversation]:
-        _inbox, session, contact = await self.contacts.session(inbox_identifier, source_id)
-        conversation = await self.ctx.store.read(
-            conv_ops.conversation_of_contact, contact.id, display_id
-        )
-        return session, contact, conversation
 
     # -- conversations -------------------------------------------------------------------
 
@@ -160,9 +153,7 @@ class ConversationService:
         after: int | None,
         base_url: str,
     ) -> list[p.PublicMessage]:
-        _session, _contact, conversation = await self._of_contact(
-            inbox_identifier, source_id, display_id
-        )
+        *_, conversation = await self._member(inbox_identifier, source_id, display_id)
 
         def page() -> Any:
             found = yield from message_views.visible_messages(
@@ -182,7 +173,7 @@ class ConversationService:
         uploads: list[UploadFile],
         base_url: str,
     ) -> p.PublicMessage:
-        _session, contact, conversation = await self._of_contact(
+        _inbox, _session, contact, conversation = await self._member(
             inbox_identifier, source_id, display_id
         )
         validation.content(req.content)
@@ -223,9 +214,7 @@ class ConversationService:
         req: p.MessageUpdateRequest,
         base_url: str,
     ) -> p.PublicMessage:
-        _session, _contact, conversation = await self._of_contact(
-            inbox_identifier, source_id, display_id
-        )
+        *_, conversation = await self._member(inbox_identifier, source_id, display_id)
         values = submitted_values(req)
         link = self._link(base_url)
         result = await self.ctx.store.write(

@@ -38,17 +38,6 @@ def conversation_for_session(session: ContactInbox, display_id: int) -> Op[Conve
     return Conversation.from_row(row)
 
 
-def conversation_of_contact(contact_id: int, display_id: int) -> Op[Conversation]:
-    """Message routes: any conversation of the contact in the account (as Chatwoot)."""
-    row = yield from one(
-        f"SELECT {Conversation.COLUMNS} FROM conversations WHERE contact_id = ? AND display_id = ?",
-        contact_id, display_id,
-    )  # fmt: skip
-    if row is None:
-        raise NotFound("conversation")
-    return Conversation.from_row(row)
-
-
 def conversation_by_uuid(uuid: str) -> Op[Conversation | None]:
     row = yield from one(f"SELECT {Conversation.COLUMNS} FROM conversations WHERE uuid = ?", uuid)
     return Conversation.from_row(row) if row else None

@@ -81,11 +81,17 @@ def render_public(
     return [presenters.public_message(m, display_id, senders, link) for m in messages]
 
 
-def get_message(conversation_id: int, message_id: int) -> Op[Message | None]:
-    result = yield from rows(
-        f"SELECT {Message.COLUMNS} FROM messages WHERE id = ? AND conversation_id = ?",
-        message_id, conversation_id,
-    )  # fmt: skip
+def get_message(
+    conversation_id: int, message_id: int, *, customer_visible: bool = False
+) -> Op[Message | None]:
+    """A message of the conversation; ``customer_visible`` hides private notes and activity
+    messages, which do not exist for a contact on any public route."""
+    where = "id = ? AND conversation_id = ?"
+    params: list[object] = [message_id, conversation_id]
+    if customer_visible:
+        where += f" AND {VISIBLE}"
+        params.append(False)
+    result = yield from rows(f"SELECT {Message.COLUMNS} FROM messages WHERE {where}", *params)
     if not result:
         return None
     messages = yield from hydrate([Message.from_row(result[0])])

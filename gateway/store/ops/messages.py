@@ -213,7 +213,7 @@ def update_submitted_values(
     """Replace ``content_attributes.submitted_values`` (§3.13); for a CSAT message also record
     the response at once. ``submitted_values`` is already validated plain data (or None)."""
     conversation = yield from get_conversation(conversation_id)
-    message = yield from get_message(conversation.id, message_id)
+    message = yield from get_message(conversation.id, message_id, customer_visible=True)
     if message is None:
         raise NotFound("message")
     if (
