@@ -358,4 +358,15 @@ POSTGRES_MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 value TEXT NOT NULL)""",
         ],
     ),
+    (
+        8,
+        "trust model: verified sessions prove again",
+        [
+            # Before the trust model a valid hash for any identifier verified a session on
+            # whatever contact it was on, which a claimed e-mail could have picked. Nothing
+            # tells those sessions from sound ones, so every session proves again (the widget
+            # sends the hash when it loads; an SDK client with its next contact call).
+            "UPDATE contact_inboxes SET hmac_verified = FALSE WHERE hmac_verified",
+        ],
+    ),
 ]
