@@ -1,4 +1,5 @@
-"""Attachment files: stored on local disk, served back through expiring signed URLs.
+"""Attachment files: stored on local disk, served back through expiring signed URLs (inline
+only for what a browser shows without running it: gateway.file_types).
 
 Files are written in a worker thread (the event loop never waits on disk) *before* the message
 transaction; if the transaction does not create a message (validation error, a repeated
@@ -17,6 +18,7 @@ from pathlib import Path
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from .errors import NotFound, PayloadTooLarge
+from .file_types import HEAD_BYTES, OCTET_STREAM, stored_type
 from .store.ops.messages import NewAttachment
 from .store.records import Attachment
 
@@ -56,17 +58,21 @@ class FileStore:
 
     # -- writing -------------------------------------------------------------------------
 
-    def _write(self, source: object, file_name: str) -> tuple[str, int]:
+    def _write(self, source: object, file_name: str) -> tuple[str, int, bytes]:
+        """Copy ``source`` to a new file: ``(storage key, size, its first bytes)``."""
         day = time.strftime("%Y/%m/%d", time.gmtime())
         key = f"{day}/{secrets.token_hex(16)}-{_safe_name(file_name)}"
         path = self.root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         size = 0
+        head = b""
         read = getattr(source, "read")  # noqa: B009 - a binary file-like
         try:
             with open(path, "wb") as out:
                 while chunk := read(CHUNK):
                     size += len(chunk)
+                    if len(head) < HEAD_BYTES:
+                        head += chunk[: HEAD_BYTES - len(head)]
                     if size > self.max_bytes:
                         raise PayloadTooLarge(
                             f"Attachment {file_name!r} is larger than {self.max_bytes} bytes",
@@ -78,17 +84,19 @@ class FileStore:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        return key, size
+        return key, size, head
 
     async def save(self, source: object, file_name: str, content_type: str) -> NewAttachment:
-        """Copy a binary file-like ``source`` to disk, off the event loop."""
-        key, size = await asyncio.to_thread(self._write, source, file_name)
+        """Copy a binary file-like ``source`` to disk, off the event loop. ``file_type``
+        follows the client's ``content_type`` as Chatwoot's does; the stored content type (how
+        the file is served) is what its first bytes bear out (gateway.file_types)."""
+        key, size, head = await asyncio.to_thread(self._write, source, file_name)
         ext = Path(file_name).suffix.lstrip(".").lower() or None
         return NewAttachment(
             file_type=file_type_for(content_type),
             extension=ext,
             file_name=_safe_name(file_name),
-            content_type=content_type or "application/octet-stream",
+            content_type=stored_type(content_type or OCTET_STREAM, head),
             file_size=size,
             storage_key=key,
         )

@@ -39,6 +39,7 @@ from .store.ops.provisioning import (
     user_role,
 )
 from .store.records import Account, Inbox, User
+from .webhooks import guard
 
 T = TypeVar("T")
 
@@ -116,6 +117,20 @@ def _check_url(value: str | None, option: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise click.BadParameter(f"{value!r} is not an http(s) URL", param_hint=option)
     return value
+
+
+def _check_reachable(url: str | None, option: str, settings: Settings) -> None:
+    """The webhooks' address guard, as the API applies it when such a URL is saved."""
+    if url is None:
+        return
+    try:
+        asyncio.run(guard.check_saved(url, allow_private=settings.webhook_allow_private))
+    except guard.UrlRefused as exc:
+        raise click.BadParameter(
+            f"{url!r} is not allowed: {exc} (INBOXGATE_WEBHOOK_ALLOW_PRIVATE=1 allows "
+            "loopback and private addresses)",
+            param_hint=option,
+        ) from None
 
 
 def _check_origin(value: str) -> str:
@@ -454,6 +469,7 @@ def inbox_create(
         allowed_origins=[_check_origin(o) for o in allowed_origins],
     )
     settings = _settings()
+    _check_reachable(new.webhook_url, "--webhook-url", settings)
 
     async def work(store: Store) -> Inbox:
         await _require_account(store, account_id)

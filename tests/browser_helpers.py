@@ -30,6 +30,7 @@ import pytest
 from playwright.sync_api import (
     Browser,
     BrowserContext,
+    ConsoleMessage,
     Dialog,
     Page,
     expect,
@@ -152,15 +153,21 @@ def agent_api(server: GatewayProcess, demo: Demo, method: str, path: str, **kw: 
 
 
 def watch_errors(page: Page) -> Page:
-    """Record the page's uncaught errors and any dialog (an injected ``alert`` would be one)."""
+    """Record the page's uncaught errors, any dialog (an injected ``alert`` would be one) and
+    anything its Content-Security-Policy refused (a page that needs what its policy forbids)."""
     errors: list[str] = []
 
     def on_dialog(dialog: Dialog) -> None:
         errors.append("dialog: " + dialog.message)
         dialog.dismiss()
 
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            errors.append("csp: " + message.text)
+
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("dialog", on_dialog)
+    page.on("console", on_console)
     page.errors = errors  # type: ignore[attr-defined]
     return page
 

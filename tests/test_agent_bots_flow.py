@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
+from gateway.store.ops import agent_bots as bot_ops
 from gateway.store.ops import outbox
 from gateway.store.ops import provisioning as prov
 from gateway.store.records import LoggedEvent
@@ -182,8 +183,12 @@ async def settled(env: Env) -> list[outbox.Delivery]:
 async def test_unreachable_bot_hands_off(env: Env) -> None:
     # The app's own worker makes the attempt (a test giving up on a delivery itself would race
     # it for the row). A loopback receiver is refused by the SSRF guard without any network, so
-    # the first attempt is final.
-    await attached_bot(env, UNREACHABLE)
+    # the first attempt is final. The API refuses such a URL when it is saved, so it is written
+    # straight to the store: a URL saved while private addresses were allowed.
+    bot = await attached_bot(env)
+    await env.store.write(
+        bot_ops.update_bot, bot["id"], bot_ops.BotChanges(outgoing_url=UNREACHABLE), env.clock()
+    )
     source_id, display_id = await env.session(name="Alice")
     await env.send(source_id, display_id, content="hello?")
     found = await settled(env)

@@ -241,7 +241,9 @@ async def test_multipart_message_with_two_attachments(env: Env) -> None:
     got = await env.client.get(doc["data_url"])
     assert got.status_code == 200
     assert got.content == PDF
-    assert got.headers["content-disposition"].startswith("attachment")
+    assert got.headers["content-type"] == "application/pdf"
+    assert got.headers["content-disposition"].startswith("inline")  # the browser's viewer
+    assert got.headers["content-security-policy"].startswith("sandbox")
     # the list shows the same attachments
     listed = await env.messages(source_id, cid)
     assert [a["id"] for a in listed[-1]["attachments"]] == [image["id"], doc["id"]]

@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute, Route
 
 from client_sdk import protocol as p
 
+from .. import file_types
 from ..http import Params, empty_response, int_param, json_response, read_params
 from ..services.contacts import ContactService
 from ..services.context import Context
@@ -156,11 +157,10 @@ def public_routes(ctx: Context) -> list[BaseRoute]:
 
     async def attachment(request: Request) -> Response:
         path, content_type, file_name = ctx.files.resolve(request.path_params["token"])
-        inline = content_type.split("/")[0] in ("image", "audio", "video")
-        disposition = "inline" if inline else "attachment"
+        media_type, disposition = file_types.serving(content_type)
         return FileResponse(
-            path, media_type=content_type, filename=file_name, content_disposition_type=disposition,
-            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=300"},
+            path, media_type=media_type, filename=file_name, content_disposition_type=disposition,
+            headers=dict(file_types.ATTACHMENT_HEADERS),
         )  # fmt: skip
 
     update = ["PATCH", "PUT"]

@@ -9,7 +9,8 @@ to the platform app that made it.
 
 Departures from Chatwoot, for safety: ``set_agent_bot`` attaches only the account's bots and
 system bots (Chatwoot takes any bot id); a platform app creates bots only in accounts it may
-reach, and sees only the bots it created.
+reach, and sees only the bots it created; an ``outgoing_url`` on a loopback or private address
+is refused when saved (422), as a webhook's is.
 """
 
 from __future__ import annotations
@@ -53,6 +54,18 @@ def _url(value: str | None, attribute: str) -> str | None:
         label = attribute.replace("_", " ").capitalize()
         raise ValidationFailed(f"{label} is invalid", [attribute]) from None
     return value
+
+
+async def reachable(ctx: Context, changes: ops.BotChanges) -> None:
+    """The bot's outgoing_url receives the events, so it passes the webhooks' address guard
+    when it is saved (no loopback or private networks unless the setting allows them)."""
+    url = changes.outgoing_url
+    if not isinstance(url, str):
+        return  # unchanged or cleared
+    try:
+        await guard.check_saved(url, allow_private=ctx.settings.webhook_allow_private)
+    except guard.UrlRefused as exc:
+        raise ValidationFailed(f"Outgoing url is not allowed: {exc}", ["outgoing_url"]) from None
 
 
 def bot_changes(req: p.AgentBotRequest, creating: bool) -> ops.BotChanges:
@@ -124,6 +137,7 @@ class AgentBotService:
     async def create(self, actor: Actor, req: p.AgentBotRequest) -> p.AgentBot:
         actor.require_administrator()
         changes = bot_changes(req, creating=True)
+        await reachable(self.ctx, changes)
         token = new_token()
         bot = await self.ctx.store.write(
             ops.create_bot, actor.account_id, changes, token, self.ctx.now()
@@ -133,6 +147,7 @@ class AgentBotService:
     async def update(self, actor: Actor, bot_id: int, req: p.AgentBotRequest) -> p.AgentBot:
         await self._own(actor, bot_id)
         changes = bot_changes(req, creating=False)
+        await reachable(self.ctx, changes)
         bot = await self.ctx.store.write(ops.update_bot, bot_id, changes, self.ctx.now())
         return bot_view(bot, actor.account_id, secret=True)
 
@@ -195,6 +210,7 @@ class PlatformBotService:
             await self.ctx.store.read(platform_ops.get_account, account_id)
             if not await self.ctx.store.read(platform_ops.permitted, app.id, "Account", account_id):
                 raise non_permissible()
+        await reachable(self.ctx, changes)
         token = new_token()
         bot = await self.ctx.store.write(
             ops.create_app_bot, app.id, account_id, changes, token, self.ctx.now()
@@ -209,6 +225,7 @@ class PlatformBotService:
     ) -> p.PlatformAgentBot:
         await self._bot(app, bot_id)
         changes = bot_changes(req, creating=False)
+        await reachable(self.ctx, changes)
         bot = await self.ctx.store.write(ops.update_bot, bot_id, changes, self.ctx.now())
         return platform_bot_view(bot)
 

@@ -1,6 +1,7 @@
 """The SSRF guard: webhook URLs must be http(s) and reach public addresses only.
 
-A URL is checked when a webhook is created or changed, and again at every delivery, where the
+A URL is checked when a webhook, an inbox's webhook_url or an agent bot's outgoing_url is
+saved (the API, the Platform API, the command line), and again at every delivery, where the
 request is then sent to the very address that passed (the hostname still goes in ``Host`` and
 in TLS SNI), so a DNS answer that changes between check and connect (rebinding) cannot steer a
 delivery into the private network. ``INBOXGATE_WEBHOOK_ALLOW_PRIVATE=1`` turns the address
@@ -12,6 +13,7 @@ UrlRefused
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
@@ -62,14 +64,39 @@ def parse(url: str) -> SplitResult:
     return parts
 
 
+# NAT64's well-known prefix (RFC 6052): the last 32 bits are the IPv4 address it reaches.
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# IPv6 ranges refused outright, whatever Python's tables say (they differ between versions):
+# local-use NAT64 (RFC 8215, its IPv4 may sit anywhere), IPv4-compatible (deprecated, ::a.b.c.d),
+# IPv4-translated (SIIT, ::ffff:0:a.b.c.d) and site-local (deprecated fec0::/10).
+REFUSED_V6 = tuple(
+    ipaddress.IPv6Network(net)
+    for net in ("64:ff9b:1::/48", "::/96", "::ffff:0:0:0/96", "fec0::/10")
+)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries to: IPv4-mapped, 6to4 or NAT64 (well-known)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def is_public(address: IPAddress) -> bool:
     """True for globally routable unicast addresses: not loopback, private (RFC 1918, ULA),
-    link-local (cloud metadata), shared (CGNAT), reserved, multicast or unspecified."""
+    link-local (cloud metadata), shared (CGNAT), reserved, multicast or unspecified. An IPv6
+    address that carries an IPv4 one (mapped, 6to4, NAT64) is judged as that IPv4 address."""
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
+        embedded = embedded_ipv4(address)
         if embedded is not None:
             return is_public(embedded)
-        if address.teredo is not None:
+        if address.teredo is not None or address.is_reserved:
+            return False
+        if any(address in net for net in REFUSED_V6):
             return False
     return address.is_global and not address.is_multicast
 
@@ -80,6 +107,16 @@ async def system_resolver(host: str, port: int) -> list[str]:
     except OSError as exc:
         raise UrlUnresolvable(f"cannot resolve {host}: {exc}") from None
     return [str(info[4][0]) for info in infos]
+
+
+async def check_saved(
+    url: str, *, allow_private: bool, resolver: Resolver = system_resolver
+) -> None:
+    """The check when a URL is saved (a webhook, an inbox's webhook_url, a bot's outgoing_url):
+    :func:`check`, except that a name without an address now passes, since every delivery
+    checks again. Raises UrlRefused."""
+    with contextlib.suppress(UrlUnresolvable):
+        await check(url, allow_private=allow_private, resolver=resolver)
 
 
 def _literal(host: str) -> IPAddress | None:
