@@ -281,9 +281,13 @@ class Hub:
             now = self.clock()
             for conn in list(self._connections):
                 conn.tick(now)
-            if self._slow_at is not None and now - self._slow_at >= SLOW_QUIET_SECONDS:
-                self._slow_at = None
-                self._slow.recovered(
-                    None, "no websocket client too slow for %d s (%d disconnected)",
-                    int(SLOW_QUIET_SECONDS),
-                )  # fmt: skip
+            self.check_slow_consumers(now)
+
+    def check_slow_consumers(self, now: float) -> None:
+        """Close a bout of slow consumers once none was dropped for a while (one line)."""
+        if self._slow_at is not None and now - self._slow_at >= SLOW_QUIET_SECONDS:
+            self._slow_at = None
+            self._slow.recovered(
+                None, "no websocket client too slow for %d s (%d disconnected)",
+                int(SLOW_QUIET_SECONDS),
+            )  # fmt: skip
