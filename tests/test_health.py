@@ -4,6 +4,7 @@ told to reconnect, on a real server."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -47,7 +48,10 @@ async def test_health_and_ready(env: Env) -> None:
     assert r.headers["content-type"] == "application/json; charset=utf-8"
 
 
-async def test_ready_follows_postgresql_down_and_back(tmp_path: Path) -> None:
+async def test_ready_follows_postgresql_down_and_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="inboxgate")
     target = urllib.parse.urlsplit(ADMIN_URL)
     proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
     await proxy.start()
@@ -67,6 +71,8 @@ async def test_ready_follows_postgresql_down_and_back(tmp_path: Path) -> None:
                     assert body["checks"]["redis"] == "not configured"
                     assert body["checks"]["draining"] is False
                     assert (await http.get("/health")).status_code == 200  # still alive
+                    for _ in range(3):
+                        assert (await http.get("/ready")).status_code == 503
                     proxy.restore()
                     with anyio.fail_after(10):
                         while (r := await http.get("/ready")).status_code != 200:
@@ -74,6 +80,13 @@ async def test_ready_follows_postgresql_down_and_back(tmp_path: Path) -> None:
                     assert r.json()["checks"]["database"] == "ok"
     finally:
         await proxy.close()
+    # Said once when it went and once when it came back, however often it was tried.
+    said = [r.getMessage() for r in caplog.records if r.name == "inboxgate.store"]
+    assert len(said) == 2, said
+    assert said[0].startswith("database unavailable: ")
+    assert said[1].startswith("database available again (")
+    probes = [r.getMessage() for r in caplog.records if r.name == "inboxgate.health"]
+    assert len(probes) == 2 and probes[1].startswith("database answers again (")
 
 
 async def test_ready_follows_redis_down_and_back(tmp_path: Path) -> None:

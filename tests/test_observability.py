@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -281,3 +283,63 @@ async def test_event_loop_lag_is_measured(env: Env) -> None:
     assert sample("inboxgate_event_loop_lag_seconds_bucket", le="0.25") < sample(
         "inboxgate_event_loop_lag_seconds_count"
     )
+
+
+# -- documentation ---------------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def exported_names() -> set[str]:
+    from prometheus_client import Counter, Gauge, Histogram
+
+    from gateway import metrics
+
+    found = set()
+    for value in vars(metrics).values():
+        if isinstance(value, Counter):
+            found.add(value._name + "_total")
+        elif isinstance(value, Gauge | Histogram):
+            found.add(value._name)
+    return found
+
+
+def test_every_metric_is_documented_and_the_dashboard_uses_real_ones() -> None:
+    names = exported_names()
+    documented = set(re.findall(r"^\| `(inboxgate_\w+)` \|", (DOCS / "metrics.md").read_text(),
+                                re.MULTILINE))  # fmt: skip
+    assert documented == names
+    dashboard = json.loads((DOCS / "grafana-dashboard.json").read_text())
+    used = {
+        re.sub(r"_(bucket|sum|count)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        for name in re.findall(r"inboxgate_\w+", target["expr"])
+    }
+    assert used and used <= names, used - names
+    assert len(used) >= 25  # nearly every metric has a panel
+
+
+@pytest.mark.slow
+def test_a_served_gateway_writes_json_lines(tmp_path: Path) -> None:
+    """``inboxgate serve`` with INBOXGATE_LOG_FORMAT=json: uvicorn's lines and the gateway's
+    access line are JSON objects; uvicorn's own access log is off."""
+    from tests.server_helpers import gateway_server
+
+    with gateway_server(
+        tmp_path, INBOXGATE_LOG_FORMAT="json", INBOXGATE_ACCESS_LOG="1", INBOXGATE_NODE_ID="n-1"
+    ) as server:
+        inbox = server.provision_inbox()
+        path = f"/public/api/v1/inboxes/{inbox['identifier']}"
+        r = httpx.get(server.url(path), headers={"x-request-id": "served-1"})
+        assert (r.status_code, r.headers["x-request-id"]) == (200, "served-1")
+        server.stop()
+        lines = [json.loads(x) for x in server.log().splitlines() if x.startswith("{")]
+    loggers = {line["logger"] for line in lines}
+    assert "uvicorn.error" in loggers and "uvicorn.access" not in loggers
+    [access] = [line for line in lines if line.get("request_id") == "served-1"]
+    assert access["logger"] == "inboxgate.access" and access["node"] == "n-1"
+    assert (access["route"], access["status"], access["client_ip"]) == (
+        "/public/api/v1/inboxes/{inbox}", 200, "127.0.0.1",
+    )  # fmt: skip
+    assert access["duration_ms"] > 0 and access["time"].endswith("Z")
