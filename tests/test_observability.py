@@ -96,6 +96,11 @@ async def test_metrics_count_requests_by_route_template(env: Env) -> None:
     assert counted == before + 3
     assert source_id not in text and env.inbox.identifier not in text  # never the raw path
     assert "inboxgate_http_request_duration_seconds_bucket" in text
+    # Rails' optional .json suffix is the same route.
+    inbox_route = {"route": "/public/api/v1/inboxes/{inbox}", "method": "GET", "status": "200"}
+    shown = sample("inboxgate_http_requests_total", **inbox_route)
+    assert (await env.client.get(env.base + ".json")).status_code == 200
+    assert sample("inboxgate_http_requests_total", **inbox_route) == shown + 1
     # A path that matches no route is counted under one label, whatever it is.
     unmatched = sample("inboxgate_http_requests_total", route="unmatched", method="GET",
                        status="404")  # fmt: skip
