@@ -20,9 +20,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from client_sdk import protocol as p
 
+from . import metrics
 from .attachments import FileStore
 from .broker import Broker, MemoryBroker
 from .errors import GatewayError
+from .health import Health
 from .http import (
     BodyLimitMiddleware,
     PublicCorsMiddleware,
@@ -30,6 +32,8 @@ from .http import (
     error_response,
     json_response,
 )
+from .logs import current_request_id
+from .observability import Observability, monitor, node_sampler
 from .ratelimit import MemoryRateLimiter, RateLimiter
 from .realtime import Realtime
 from .redis_shared import redis_broker, redis_shared
@@ -79,7 +83,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(exc)
+    response = error_response(exc)
+    request_id = current_request_id()  # answered outside the observability layer
+    if request_id is not None:
+        response.headers["X-Request-Id"] = request_id
+    return response
 
 
 PRUNE_EVERY_SECONDS = 3600.0
@@ -94,12 +102,8 @@ async def prune_events(store: Store, retention_days: int, clock: Callable[[], fl
             if dropped:
                 log.info("pruned %d event log entries older than %d days", dropped, retention_days)
         except StoreUnavailable:
-            log.warning("event log pruning skipped: store unavailable")
+            log.info("event log pruning skipped: store unavailable")
         await anyio.sleep(PRUNE_EVERY_SECONDS)
-
-
-async def health(request: Request) -> Response:
-    return json_response({"status": "ok"})
 
 
 def create_app(
@@ -143,6 +147,8 @@ def create_app(
     # Webhooks: the worker is woken by every commit that logged an event.
     webhooks = WebhookWorker(ctx)
     ctx.on_events = webhooks.chain(ctx.on_events)
+    health = Health(store, shared.client if shared else None)
+    sample = node_sampler(realtime, webhooks)
 
     async def use_database_secret_key() -> None:
         """No key configured (PostgreSQL without INBOXGATE_SECRET_KEY): the database keeps the
@@ -167,17 +173,19 @@ def create_app(
                 await tasks.start(realtime.run)
                 tasks.start_soon(reopen_snoozed_forever, ctx)
                 await tasks.start(webhooks.run)
+                tasks.start_soon(monitor, sample)
                 yield
-                await realtime.hub.drain()
+                # Not ready first, then the websockets (GatewayServer did both already).
+                await health.drain(realtime.hub)
                 tasks.cancel_scope.cancel()
         finally:
             await store.close()
             if shared is not None:
                 await shared.client.aclose()
+            metrics.process_exiting()
 
     cable = CableEndpoint(realtime.hub)
     routes = [
-        Route("/health", health, methods=["GET"]),
         WebSocketRoute("/cable", cable),
         Route("/cable", cable),
         *public_routes(ctx),
@@ -188,8 +196,12 @@ def create_app(
     ]
     # CORS sits outside the limits (as rack-cors at position 0 in Chatwoot), so that a browser
     # can read a 413 or 429 answer too.
+    # /health, /ready and /metrics are answered by the observability layer, before the limits.
+    # It sits inside JsonSuffixMiddleware, which copies the scope: the router marks the route
+    # on the scope that the layer holds.
     middleware = [
         Middleware(JsonSuffixMiddleware),
+        Middleware(Observability, settings=settings, health=health, sample=sample),
         Middleware(
             PublicCorsMiddleware, origins=settings.cors_origins, inbox_origins=ctx.inbox_origins
         ),
@@ -217,4 +229,5 @@ def create_app(
     app.state.ctx = ctx
     app.state.realtime = realtime
     app.state.webhooks = webhooks
+    app.state.health = health
     return app

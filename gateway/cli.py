@@ -338,9 +338,22 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
     from . import server  # only this command needs uvicorn
 
     if workers > 1:
-        server.run_workers(settings, host, port, workers)
+        _run_workers(settings, host, port, workers)
     else:
         server.run(settings, host, port)
+
+
+def _run_workers(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Workers share one metrics directory, so that a scrape of any of them shows the sum
+    (prometheus_client's multiprocess mode); it is emptied first, as counters start at 0."""
+    from . import metrics, server
+
+    path, created = metrics.prepare_multiprocess_dir()
+    try:
+        server.run_workers(settings, host, port, workers)
+    finally:
+        if created:
+            metrics.remove_multiprocess_dir(path)
 
 
 @main.command()

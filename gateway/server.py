@@ -16,6 +16,8 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.supervisors import Multiprocess
 
 from .app import create_app
+from .health import Health
+from .logs import logging_config
 from .realtime import Realtime
 from .routes.cable import CableEndpoint
 from .settings import Settings
@@ -36,6 +38,7 @@ class CableFirst:
     def __init__(self, app: Starlette) -> None:
         self.app = app
         self.realtime: Realtime = app.state.realtime
+        self.health: Health = app.state.health
         self.cable = CableEndpoint(self.realtime.hub)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -46,12 +49,17 @@ class CableFirst:
 
 
 class GatewayServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, realtime: Realtime) -> None:
+    def __init__(
+        self, config: uvicorn.Config, realtime: Realtime, health: Health, drain_seconds: float = 0
+    ) -> None:
         super().__init__(config)
         self.realtime = realtime
+        self.health = health
+        self.drain_seconds = drain_seconds
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        await self.realtime.hub.drain()
+        # Still listening: /ready answers 503 for the drain delay, then the websockets move.
+        await self.health.drain(self.realtime.hub, self.drain_seconds)
         await super().shutdown(sockets)
 
 
@@ -67,10 +75,16 @@ CONFIG: dict[str, Any] = dict(
 )
 
 
+def logging_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn logs through the gateway's formatter; its access log is off (the gateway's own,
+    ``INBOXGATE_ACCESS_LOG``, says more for less)."""
+    return {"log_config": logging_config(settings), "access_log": False}
+
+
 def run(settings: Settings, host: str, port: int) -> None:
     app = CableFirst(create_app(settings))
-    config = uvicorn.Config(app, host=host, port=port, **CONFIG)
-    GatewayServer(config, app.realtime).run()
+    config = uvicorn.Config(app, host=host, port=port, **CONFIG, **logging_options(settings))
+    GatewayServer(config, app.realtime, app.health, settings.drain_seconds).run()
 
 
 class WorkerConfig(uvicorn.Config):
@@ -80,7 +94,7 @@ class WorkerConfig(uvicorn.Config):
     def __init__(self, settings: Settings, host: str, port: int, workers: int) -> None:
         super().__init__(
             f"{__name__}:worker_app", factory=True, host=host, port=port, workers=workers,
-            **CONFIG,
+            **CONFIG, **logging_options(settings),
         )  # fmt: skip
         self.settings = settings
 

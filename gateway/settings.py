@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 MB = 1024 * 1024
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class SettingsError(ValueError):
@@ -69,6 +71,21 @@ class Settings:
     webhook_concurrency: int = 8
     # Receivers on loopback, private or link-local addresses are refused unless allowed.
     webhook_allow_private: bool = False
+    # Operations (docs/operations.md). Prometheus metrics at ``metrics_path``; a token, when
+    # set, is required as ``Authorization: Bearer``. Off: no /metrics and no HTTP timing.
+    metrics_enabled: bool = True
+    metrics_path: str = "/metrics"
+    metrics_token: str = ""
+    # Logs: "text" or "json" (one object per line), at this level; the access log is one line
+    # per request through the same formatter (off by default: it costs a line per request).
+    log_format: str = "text"
+    log_level: str = "info"
+    access_log: bool = False
+    # Names this node in JSON log lines; empty means the host name.
+    node_id: str = ""
+    # At shutdown /ready answers 503 this long before websockets are told to reconnect, so a
+    # load balancer stops sending new clients first.
+    drain_seconds: float = 0.0
     # Set by ``serve --demo`` (never from the environment): the inbox the /demo page chats with.
     demo_inbox: str = ""
 
@@ -147,6 +164,19 @@ class Settings:
                 f"password, so only its scheme is shown: {redis_url.partition(':')[0]!r})"
             )
         data_dir = Path(get("DATA_DIR") or base.data_dir)
+        metrics_path = get("METRICS_PATH") or base.metrics_path
+        if not metrics_path.startswith("/") or metrics_path in ("/", "/health", "/ready"):
+            raise SettingsError(
+                f"INBOXGATE_METRICS_PATH must be a path like /metrics, got {metrics_path!r}"
+            )
+        log_format = (get("LOG_FORMAT") or base.log_format).lower()
+        if log_format not in LOG_FORMATS:
+            raise SettingsError(f"INBOXGATE_LOG_FORMAT must be text or json, got {log_format!r}")
+        log_level = (get("LOG_LEVEL") or base.log_level).lower()
+        if log_level not in LOG_LEVELS:
+            raise SettingsError(
+                f"INBOXGATE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}"
+            )
         secret_key = get("SECRET_KEY")
         if secret_key is None:
             secret_key = "" if url.startswith("postgres") else stored_secret_key(data_dir)
@@ -186,6 +216,14 @@ class Settings:
             webhook_concurrency=integer("WEBHOOK_CONCURRENCY", base.webhook_concurrency)
             or base.webhook_concurrency,
             webhook_allow_private=flag("WEBHOOK_ALLOW_PRIVATE", base.webhook_allow_private),
+            metrics_enabled=flag("METRICS", base.metrics_enabled),
+            metrics_path=metrics_path,
+            metrics_token=get("METRICS_TOKEN") or "",
+            log_format=log_format,
+            log_level=log_level,
+            access_log=flag("ACCESS_LOG", base.access_log),
+            node_id=get("NODE_ID") or "",
+            drain_seconds=number("DRAIN_SECONDS", base.drain_seconds),
         )
 
 

@@ -295,6 +295,7 @@ async def test_create_app_takes_every_shared_part_from_redis(
         for i in range(4):  # one client, alternating between the two nodes
             transport = httpx.ASGITransport(app=nodes[i % 2], client=("203.0.113.9", 1234))
             async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-                statuses.append((await http.get("/health")).status_code)
-        assert statuses == [200, 200, 200, 429]
+                # Any API path (probes are not rate limited): an unknown inbox is a 404.
+                statuses.append((await http.get("/public/api/v1/inboxes/x")).status_code)
+        assert statuses == [404, 404, 404, 429]
     assert not any(app.state.realtime.broker.running for app in nodes)

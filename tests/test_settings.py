@@ -69,3 +69,37 @@ def test_secret_key_is_generated_once_and_shared(tmp_path: Path) -> None:
         {"INBOXGATE_DATA_DIR": str(tmp_path), "INBOXGATE_SECRET_KEY": "k" * 32}
     )
     assert explicit.secret_key == "k" * 32
+
+
+def test_operations_settings(tmp_path: Path) -> None:
+    base = {"INBOXGATE_DATA_DIR": str(tmp_path)}
+    s = Settings.from_env(base)
+    assert (s.metrics_enabled, s.metrics_path, s.metrics_token) == (True, "/metrics", "")
+    assert (s.log_format, s.log_level, s.access_log, s.drain_seconds) == ("text", "info", False, 0)
+    s = Settings.from_env(
+        {
+            **base,
+            "INBOXGATE_METRICS": "0",
+            "INBOXGATE_METRICS_PATH": "/internal/metrics",
+            "INBOXGATE_METRICS_TOKEN": "t0ken",
+            "INBOXGATE_LOG_FORMAT": "JSON",
+            "INBOXGATE_LOG_LEVEL": "Warning",
+            "INBOXGATE_ACCESS_LOG": "1",
+            "INBOXGATE_NODE_ID": "node-a",
+            "INBOXGATE_DRAIN_SECONDS": "2.5",
+        }
+    )
+    assert (s.metrics_enabled, s.metrics_path, s.metrics_token) == (
+        False, "/internal/metrics", "t0ken",
+    )  # fmt: skip
+    assert (s.log_format, s.log_level, s.access_log) == ("json", "warning", True)
+    assert (s.node_id, s.drain_seconds) == ("node-a", 2.5)
+    for name, value, needle in [
+        ("INBOXGATE_METRICS_PATH", "metrics", "a path like /metrics"),
+        ("INBOXGATE_METRICS_PATH", "/ready", "a path like /metrics"),
+        ("INBOXGATE_LOG_FORMAT", "xml", "text or json"),
+        ("INBOXGATE_LOG_LEVEL", "loud", "one of debug"),
+        ("INBOXGATE_DRAIN_SECONDS", "-1", "finite number"),
+    ]:
+        with pytest.raises(SettingsError, match=needle):
+            Settings.from_env({**base, name: value})

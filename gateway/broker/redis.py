@@ -42,6 +42,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from .. import metrics
+from ..logs import StateLog
 from .base import Broker, BrokerMessage, BrokerUnavailable, shard_of
 
 log = logging.getLogger("inboxgate.broker")
@@ -131,6 +133,7 @@ class RedisBroker(Broker):
         self._pub: aioredis.Redis | None = None
         self._sub: aioredis.Redis | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._flush_state = StateLog(log)
 
     @property
     def subscriber_name(self) -> str:
@@ -141,6 +144,11 @@ class RedisBroker(Broker):
     def connected(self) -> bool:
         """The subscriber is connected (so publishing is possible)."""
         return self._connected
+
+    @property
+    def pending(self) -> int:
+        """Messages queued for the flusher."""
+        return len(self._pending)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -245,10 +253,16 @@ class RedisBroker(Broker):
                 except (RedisError, OSError) as exc:
                     self.stats.dropped += len(messages)
                     self._note_lost(m.stream for m in messages if m.epoch is not None)
-                    log.warning("Redis publish failed, %d events left to the log: %r",
-                                len(messages), exc)  # fmt: skip
+                    if not self._flush_state.failing(
+                        None, "Redis publish failed, events left to the log until it works: %r",
+                        exc,
+                    ):  # fmt: skip
+                        log.debug("Redis publish failed again, %d events left to the log: %r",
+                                  len(messages), exc)  # fmt: skip
                     for marker in markers:
                         _fail(marker, "Redis publish failed")
+                else:
+                    self._flush_state.recovered(None, "Redis publish works again (%d failures)")
             if self._connected:
                 await self._announce_lost()
 
@@ -347,13 +361,16 @@ class RedisBroker(Broker):
                 # The client library reconnected and resubscribed on its own: whatever was
                 # published in between is lost to this node.
                 self.stats.reconnects += 1
+                metrics.BROKER_RECONNECTS.inc()
                 self._fanout.gap_all()
 
     def _subscribed(self) -> None:
         self._connected = True
         if self._ever_connected:
             self.stats.reconnects += 1
-            log.info("Redis subscriber reconnected: re-reading listened streams from the log")
+            metrics.BROKER_RECONNECTS.inc()
+            # Said once, as the loss was (``_lost``): the end of the outage.
+            log.warning("Redis subscriber reconnected: re-reading listened streams from the log")
             self._fanout.gap_all()
         self._ever_connected = True
         self._ready.set()

@@ -27,6 +27,7 @@ from starlette.types import Receive, Send
 
 from client_sdk.cable_protocol import WireFrame
 
+from .. import metrics
 from ..cable import (
     CLOSE_TRY_AGAIN,
     Action,
@@ -57,6 +58,14 @@ log = logging.getLogger("inboxgate.cable")
 RESTORE_HISTORY_WAIT = 5.0
 # A slow consumer that does not even take its goodbye within this long is cut.
 ABORT_AFTER = 10.0
+_CONFIRMED = metrics.CABLE_SUBSCRIBES.labels("confirmed")
+_REJECTED = metrics.CABLE_SUBSCRIBES.labels("rejected")
+_SUBSCRIBE_UNAVAILABLE = metrics.CABLE_SUBSCRIBES.labels("unavailable")
+_RESTORED = metrics.CABLE_RESTORES.labels("restored")
+_RESTORE_UNKNOWN = metrics.CABLE_RESTORES.labels("unknown")
+_RESTORE_DEFERRED = metrics.CABLE_RESTORES.labels("deferred")
+_HISTORY_SERVED = metrics.CABLE_HISTORY.labels("served")
+_HISTORY_REJECTED = metrics.CABLE_HISTORY.labels("rejected")
 
 
 class RestoreDeferred(Exception):
@@ -92,6 +101,7 @@ class Connection:
             )
         except RestoreDeferred:
             restored, deferred = None, True
+            _RESTORE_DEFERRED.inc()
         self.hub.register(self)
         try:
             async with anyio.create_task_group() as tasks:
@@ -113,6 +123,7 @@ class Connection:
                 tasks.cancel_scope.cancel()
         finally:
             self.hub.unregister(self)
+            self._ungrant_all()
             self.listening.clear()
             if session.protocol.extended and not session.closed and self.grants:
                 # Dropped by the network: keep the session for a restore (its TTL from now).
@@ -135,20 +146,33 @@ class Connection:
 
     async def _writer(self) -> None:
         send = self._send
-        while True:
-            while not self._out:
-                self._wake = anyio.Event()
-                await self._wake.wait()
-            item = self._out.popleft()
-            if isinstance(item, Close):
-                self._out_bytes = 0
-                await send({"type": "websocket.close", "code": item.code, "reason": item.reason})
-                return
-            self._out_bytes -= len(item)
-            if isinstance(item, str):
-                await send({"type": "websocket.send", "text": item})
-            else:
-                await send({"type": "websocket.send", "bytes": item})
+        # Counted per burst, not per frame: the metrics cost nothing per frame of a fan-out.
+        frames = size = 0
+        try:
+            while True:
+                while not self._out:
+                    if frames:
+                        _count_sent(frames, size)
+                        frames = size = 0
+                    self._wake = anyio.Event()
+                    await self._wake.wait()
+                item = self._out.popleft()
+                if isinstance(item, Close):
+                    self._out_bytes = 0
+                    await send(
+                        {"type": "websocket.close", "code": item.code, "reason": item.reason}
+                    )
+                    return
+                self._out_bytes -= len(item)
+                if isinstance(item, str):
+                    await send({"type": "websocket.send", "text": item})
+                else:
+                    await send({"type": "websocket.send", "bytes": item})
+                frames += 1
+                size += len(item)
+        finally:
+            if frames:
+                _count_sent(frames, size)
 
     # ---- called by the hub -----------------------------------------------------------------
 
@@ -185,9 +209,7 @@ class Connection:
     def too_slow(self) -> None:
         if self.session.closed:
             return
-        log.info(
-            "cable %s: send buffer over %d bytes, disconnecting", self.session.sid, self._limit
-        )
+        self.hub.slow_consumer(self.session.sid)
         self._out.clear()
         self._out_bytes = 0
         self._held.clear()
@@ -284,21 +306,24 @@ class Connection:
             elif isinstance(action, SaveSession):
                 await self.hub.sessions.put(action.sid, action.snapshot)
             elif isinstance(action, Unsubscribed):
-                self.grants.pop(action.identifier, None)
+                self._ungrant(action.identifier)
 
     async def _subscribe(self, identifier: str, params: dict[str, Any]) -> None:
         try:
             grant = await self.hub.room.authorize(params)
         except StoreUnavailable:
+            _SUBSCRIBE_UNAVAILABLE.inc()
             await self._run(self.session.disconnect("unavailable", reconnect=True, code=1011))
             return
         if grant is None:
+            _REJECTED.inc()
             await self._run(self.session.subscription_rejected(identifier))
             return
         actions = self.session.subscription_confirmed(identifier, grant.streams, grant.principal)
         if not actions:
             return  # unsubscribed meanwhile
-        self.grants[identifier] = grant
+        _CONFIRMED.inc()
+        self._grant({identifier: grant})
         if any(isinstance(a, HistoryRequested) for a in actions):
             self._hold(grant.streams)  # before Listen: live events wait behind the replay
         await self._run(actions)
@@ -313,6 +338,7 @@ class Connection:
         except StoreUnavailable:
             found = None
         if found is None:
+            _HISTORY_REJECTED.inc()
             await self._run(self.session.history_rejected(identifier))
         else:
             replay: list[EncodedEvent] = []
@@ -322,6 +348,8 @@ class Connection:
                     continue
                 self._sent[entry.stream] = (entry.epoch, entry.offset)
                 replay.append(EncodedEvent.of(entry))
+            _HISTORY_SERVED.inc()
+            metrics.CABLE_HISTORY_EVENTS.inc(len(replay))
             await self._run(self.session.history_served(identifier, replay))
         self._release(streams)
 
@@ -330,6 +358,7 @@ class Connection:
         now (a deleted contact or a removed agent restores nothing); None if no such session."""
         snapshot = await self.hub.sessions.take(sid)
         if snapshot is None:
+            _RESTORE_UNKNOWN.inc()
             return None
         restored: list[SubscriptionState] = []
         grants: dict[str, Grant] = {}
@@ -350,8 +379,34 @@ class Connection:
                     identifier=state.identifier, streams=grant.streams, principal=grant.principal
                 )
             )
-        self.grants.update(grants)
+        self._grant(grants)
+        _RESTORED.inc()
         return restored
+
+    # ---- subscriptions (a gauge over every connection) -----------------------------------
+
+    def _grant(self, grants: dict[str, Grant]) -> None:
+        added = sum(1 for identifier in grants if identifier not in self.grants)
+        self.grants.update(grants)
+        if added:
+            self.hub.subscriptions += added
+            metrics.CABLE_SUBSCRIPTIONS.inc(added)
+
+    def _ungrant(self, identifier: str) -> None:
+        if self.grants.pop(identifier, None) is not None:
+            self.hub.subscriptions -= 1
+            metrics.CABLE_SUBSCRIPTIONS.dec()
+
+    def _ungrant_all(self) -> None:
+        """The socket ended: its subscriptions end (a restore counts them again)."""
+        if self.grants:
+            self.hub.subscriptions -= len(self.grants)
+            metrics.CABLE_SUBSCRIPTIONS.dec(len(self.grants))
+
+
+def _count_sent(frames: int, size: int) -> None:
+    metrics.CABLE_FRAMES.inc(frames)
+    metrics.CABLE_BYTES.inc(size)
 
 
 def _replay(cursors: tuple[HistoryCursor, ...]) -> Op[list[LoggedEvent] | None]:

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskStatus
 
+from .. import metrics
 from ..broker import Broker, BrokerClosed, BrokerMessage, Delivery, Feed, Gap
 from ..cable import EncodedEvent, Limits, StreamIds
+from ..logs import StateLog
 from ..store import Store, StoreUnavailable
 from ..store.ops import events
 from ..store.records import LoggedEvent
@@ -44,6 +46,10 @@ HEAL_SLACK_SECONDS = 5.0
 RECONCILE_BATCH = 500
 # A head younger than this may still be on its way through the broker: not behind yet.
 RECONCILE_GRACE_SECONDS = 1.0
+# Slow consumers are reported when the first is dropped, and again once none was for this long.
+SLOW_QUIET_SECONDS = 60.0
+_HEALED = metrics.CABLE_GAPS.labels("healed")
+_UNHEALED = metrics.CABLE_GAPS.labels("unavailable")
 
 
 class Hub:
@@ -75,6 +81,9 @@ class Hub:
         self._listeners: dict[str, list[Connection]] = {}
         self._delivered: dict[str, tuple[str, int]] = {}  # stream -> (epoch, offset)
         self._listened_at: dict[str, float] = {}
+        self.subscriptions = 0  # confirmed, over every connection (kept by the connections)
+        self._slow = StateLog(log)
+        self._slow_at: float | None = None
 
     # ---- state -----------------------------------------------------------------------------
 
@@ -126,10 +135,23 @@ class Hub:
 
     def register(self, conn: Connection) -> None:
         self._connections.add(conn)
+        metrics.CABLE_CONNECTIONS.inc()
 
     def unregister(self, conn: Connection) -> None:
-        self._connections.discard(conn)
+        if conn in self._connections:
+            self._connections.discard(conn)
+            metrics.CABLE_CONNECTIONS.dec()
         self.unlisten(conn, list(conn.listening))
+
+    def slow_consumer(self, sid: str) -> None:
+        """A connection was dropped as too slow: counted, and said once per bout."""
+        metrics.CABLE_SLOW.inc()
+        self._slow_at = self.clock()
+        if not self._slow.failing(
+            None, "websocket clients too slow, disconnecting them (first: %s, send buffer over "
+            "%d bytes); they resume from history", sid, self.send_buffer_bytes,
+        ):  # fmt: skip
+            log.debug("cable %s: too slow, disconnected", sid)
 
     def listen(self, conn: Connection, streams: Sequence[str]) -> None:
         for stream in streams:
@@ -137,6 +159,7 @@ class Hub:
             if listeners is None:
                 self._listeners[stream] = [conn]
                 self._listened_at[stream] = self.clock()
+                metrics.CABLE_STREAMS.inc()
                 if self._feed is not None:
                     self._feed.listen(stream)
             elif conn not in listeners:
@@ -150,6 +173,7 @@ class Hub:
             listeners.remove(conn)
             if not listeners:
                 del self._listeners[stream]
+                metrics.CABLE_STREAMS.dec()
                 self._delivered.pop(stream, None)
                 self._listened_at.pop(stream, None)
                 if self._feed is not None:
@@ -199,11 +223,15 @@ class Hub:
             else:
                 found = await self.store.read(events.read_stream, stream, last[1], FEED_QUEUE)
         except StoreUnavailable:
-            log.warning("could not heal stream %s: store unavailable", stream)
+            # The store says when it goes down; one line per stream would be thousands.
+            _UNHEALED.inc()
+            log.debug("could not heal stream %s: store unavailable", stream)
             for conn in list(self._listeners.get(stream, ())):
                 conn.resync()
             return
-        log.info("healed %s from the log: %d events after %s", stream, len(found), last)
+        _HEALED.inc()
+        metrics.CABLE_HEALED_EVENTS.inc(len(found))
+        log.debug("healed %s from the log: %d events after %s", stream, len(found), last)
         for entry in found:
             current = self._delivered.get(stream)
             if current is not None and current[0] == entry.epoch and entry.offset <= current[1]:
@@ -243,7 +271,7 @@ class Hub:
             try:
                 await self.reconcile()
             except StoreUnavailable:
-                log.warning("reconcile skipped: store unavailable")
+                log.debug("reconcile skipped: store unavailable")  # the store said it
 
     # ---- timers ----------------------------------------------------------------------------
 
@@ -253,3 +281,13 @@ class Hub:
             now = self.clock()
             for conn in list(self._connections):
                 conn.tick(now)
+            self.check_slow_consumers(now)
+
+    def check_slow_consumers(self, now: float) -> None:
+        """Close a bout of slow consumers once none was dropped for a while (one line)."""
+        if self._slow_at is not None and now - self._slow_at >= SLOW_QUIET_SECONDS:
+            self._slow_at = None
+            self._slow.recovered(
+                None, "no websocket client too slow for %d s (%d disconnected)",
+                int(SLOW_QUIET_SECONDS),
+            )  # fmt: skip

@@ -12,18 +12,23 @@ once when it starts and once when it ends, not once per commit.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 
 import anyio
 from anyio.abc import TaskStatus
 
+from .. import metrics
 from ..broker import Broker, BrokerMessage, BrokerUnavailable, to_messages
 from ..store.records import LoggedEvent
 
 log = logging.getLogger("inboxgate.cable")
 
 MAX_PENDING_BATCHES = 10_000
+_PUBLISHED = metrics.BROKER_PUBLISHES.labels("published")
+_UNAVAILABLE = metrics.BROKER_PUBLISHES.labels("unavailable")
+_DROPPED = metrics.BROKER_PUBLISHES.labels("dropped")
 
 
 class Publisher:
@@ -32,18 +37,24 @@ class Publisher:
         self._max = max_pending
         # A plain deque, not a memory stream: an app that is built but never run (tests, the
         # CLI) holds no resource that would need closing.
-        self._pending: deque[list[BrokerMessage]] = deque()
+        self._pending: deque[tuple[float, list[BrokerMessage]]] = deque()  # (queued at, batch)
         self._wake: anyio.Event | None = None
         self.dropped = 0
         self.unpublished = 0  # batches left to the log in the current broker outage
+
+    @property
+    def pending(self) -> int:
+        """Batches waiting to be published."""
+        return len(self._pending)
 
     def logged(self, entries: list[LoggedEvent]) -> None:
         """The services' event sink: queue what a commit appended. Never blocks."""
         if len(self._pending) >= self._max:
             self.dropped += 1
+            _DROPPED.inc()
             log.warning("publish queue full: %d events left to the log to heal", len(entries))
             return
-        self._pending.append(to_messages(entries))
+        self._pending.append((time.perf_counter(), to_messages(entries)))
         if self._wake is not None:
             self._wake.set()
 
@@ -61,7 +72,7 @@ class Publisher:
                 self._wake = anyio.Event()
                 await self._wake.wait()
             self._wake = None
-            batch = self._pending.popleft()
+            queued_at, batch = self._pending.popleft()
             try:
                 await self.broker.publish(batch)
             except BrokerUnavailable as exc:
@@ -70,7 +81,10 @@ class Publisher:
                         "broker unavailable, events left to the log until it is back: %s", exc
                     )
                 self.unpublished += 1
+                _UNAVAILABLE.inc()
                 continue
+            _PUBLISHED.inc()
+            metrics.BROKER_LAG.observe(time.perf_counter() - queued_at)
             if self.unpublished:
                 log.warning("broker back: %d batches were left to the log", self.unpublished)
                 self.unpublished = 0

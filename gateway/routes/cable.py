@@ -11,6 +11,7 @@ from starlette.types import Receive, Scope, Send
 from client_sdk import cable_protocol as cp
 
 from ..cable import CableSession, restore_sid
+from ..metrics import CABLE_CONNECTS as CONNECTS
 from ..realtime import Connection, Hub
 
 
@@ -38,6 +39,7 @@ class CableEndpoint:
             await send({"type": "websocket.close", "code": 1002})
             return
         await send({"type": "websocket.accept", "subprotocol": protocol.name})
+        CONNECTS.inc()
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         header_sid = next(
             (v.decode("latin-1") for k, v in headers if k == b"x-anycable-restore-sid"), None

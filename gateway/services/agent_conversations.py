@@ -25,7 +25,7 @@ from ..store.ops import agent_views, assignees, teams
 from ..store.ops.messages import NewAttachment
 from ..store.records import Conversation, Team, User
 from .agent_auth import AGENT, Actor
-from .agent_messages import new_message
+from .agent_messages import count_created, new_message
 from .context import Context
 
 log = logging.getLogger("inboxgate")
@@ -233,6 +233,8 @@ class AgentConversationService:
             self.ctx.settings.messages_per_minute,
             self.link(base_url), self.ctx.now(),
         )  # fmt: skip
+        if new.message is not None:
+            count_created(actor.performer, new.message.message_type)
         self.ctx.emitted(result.events)
         return result.view
 

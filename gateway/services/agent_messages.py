@@ -15,11 +15,11 @@ from starlette.datastructures import UploadFile
 
 from client_sdk import protocol as p
 
-from .. import presenters, validation
+from .. import metrics, presenters, validation
 from ..errors import ApiError, ValidationFailed
 from ..store.ops import agent_messages as ops
 from ..store.ops.messages import NewAttachment
-from ..store.records import Attachment, Conversation
+from ..store.records import AgentBot, Attachment, Conversation, Performer
 from .agent_auth import Actor
 from .context import Context
 
@@ -37,6 +37,15 @@ ACTION_KEYS = ("text", "type", "payload", "uri")
 
 def invalid(message: str) -> ApiError:
     return ApiError.error(422, message)
+
+
+def count_created(performer: Performer, message_type: int) -> None:
+    """A message created through the agent API: an incoming one is a customer's, posted by
+    an integrator (an API channel); the others are the bot's or the agent's."""
+    if message_type == p.MESSAGE_TYPE_INCOMING:
+        metrics.message_created("api")
+    else:
+        metrics.message_created("bot" if isinstance(performer, AgentBot) else "agent")
 
 
 def _symbols(keys: list[str]) -> str:
@@ -185,6 +194,7 @@ class AgentMessageService:
         except BaseException:
             await self.ctx.files.discard(saved)
             raise
+        count_created(actor.performer, new.message_type)
         self.ctx.emitted(result.events)
         return result.view
 

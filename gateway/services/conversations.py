@@ -9,7 +9,7 @@ from starlette.datastructures import UploadFile
 
 from client_sdk import protocol as p
 
-from .. import presenters, validation
+from .. import metrics, presenters, validation
 from ..errors import ValidationFailed
 from ..store.ops import conversations as conv_ops
 from ..store.ops import events, message_views, notify
@@ -198,7 +198,9 @@ class ConversationService:
         except BaseException:
             await self.ctx.files.discard(saved)
             raise
-        if not result.created:
+        if result.created:
+            metrics.message_created("public")
+        else:
             await self.ctx.files.discard(
                 saved
             )  # a retried send: the original already has its files

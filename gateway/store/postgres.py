@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from typing import Any, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from .. import metrics
+from ..logs import StateLog
 from .base import Store, StoreUnavailable, UniqueViolation
 from .postgres_schema import POSTGRES_MIGRATIONS
 from .sql import Op
@@ -71,6 +74,13 @@ _RETRYABLE: tuple[type[BaseException], ...] = (
 )
 
 _dollar_cache: dict[str, str] = {}
+log = logging.getLogger("inboxgate.store")
+_READ = metrics.STORE_READ.labels("postgresql")
+_WRITE = metrics.STORE_WRITE.labels("postgresql")
+_COMMIT = metrics.STORE_COMMIT.labels("postgresql")
+_BATCH = metrics.STORE_WRITE_BATCH.labels("postgresql")
+_UNAVAILABLE = metrics.STORE_UNAVAILABLE.labels("postgresql")
+_RETRIES = metrics.STORE_RETRIES.labels("postgresql")
 
 
 def to_dollar(sql: str) -> str:
@@ -147,6 +157,7 @@ class PostgresStore(Store):
         self._inflight = 0
         self._idle = asyncio.Event()
         self.retries = 0  # operations re-run after a conflict or a lost connection
+        self._availability = StateLog(log)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -235,15 +246,28 @@ class PostgresStore(Store):
             raise StoreUnavailable("the store is closed")
         self._inflight += 1
         self._idle.clear()
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.op_timeout):
-                return await self._attempts(pool, op, args, kwargs, write)
+                result = await self._attempts(pool, op, args, kwargs, write)
         except TimeoutError as exc:
-            raise StoreUnavailable("postgresql did not answer in time") from exc
+            failure = StoreUnavailable("postgresql did not answer in time")
+            self._unavailable(failure)
+            raise failure from exc
+        except StoreUnavailable as exc:
+            self._unavailable(exc)
+            raise
         finally:
             self._inflight -= 1
             if self._inflight == 0:
                 self._idle.set()
+            (_WRITE if write else _READ).observe(time.perf_counter() - started)
+        self._availability.recovered(None, "database available again (%d failed operations)")
+        return result
+
+    def _unavailable(self, exc: StoreUnavailable) -> None:
+        _UNAVAILABLE.inc()
+        self._availability.failing(None, "database unavailable: %s", exc)
 
     async def _attempts(
         self, pool: asyncpg.Pool, op: Callable[..., Op[Any]], args: tuple[Any, ...],
@@ -260,6 +284,7 @@ class PostgresStore(Store):
                     else:
                         tx = conn.transaction(isolation="repeatable_read", readonly=True)
                     try:
+                        began = time.perf_counter()
                         await tx.start()
                         result = await _run_op(conn, op(*args, **kwargs))
                     except BaseException as exc:
@@ -271,6 +296,9 @@ class PostgresStore(Store):
                         raise
                     committing = True
                     await tx.commit()
+                    if write:
+                        _COMMIT.observe(time.perf_counter() - began)
+                        _BATCH.observe(1)
                     return result
             except _RETRYABLE as exc:
                 # A re-run sees the winner of a unique race; one that still collides is the
@@ -286,5 +314,6 @@ class PostgresStore(Store):
                 if (write and committing) or attempt >= 3:
                     raise StoreUnavailable(f"postgresql unavailable: {exc!r}") from exc
             self.retries += 1
+            _RETRIES.inc()
             # Jittered backoff so retrying writers do not collide again in lockstep.
             await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
@@ -24,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .. import metrics
+from ..logs import StateLog
 from .base import Store, StoreUnavailable, UniqueViolation
 from .schema import SQLITE_MIGRATIONS
 from .sql import Op, Rows
@@ -32,6 +35,12 @@ T = TypeVar("T")
 
 MAX_BATCH = 512
 MAX_PENDING_WRITES = 10_000
+log = logging.getLogger("inboxgate.store")
+_READ = metrics.STORE_READ.labels("sqlite")
+_WRITE = metrics.STORE_WRITE.labels("sqlite")
+_COMMIT = metrics.STORE_COMMIT.labels("sqlite")
+_BATCH = metrics.STORE_WRITE_BATCH.labels("sqlite")
+_UNAVAILABLE = metrics.STORE_UNAVAILABLE.labels("sqlite")
 
 
 def _run_op(conn: sqlite3.Connection, gen: Op[Any]) -> Any:
@@ -109,6 +118,7 @@ class SQLiteStore(Store):
         self._closed = True
         self.batches = 0
         self.batched_ops = 0
+        self._commits = StateLog(log)  # used by the writer thread only
 
     # -- connections ---------------------------------------------------------------------
 
@@ -202,19 +212,27 @@ class SQLiteStore(Store):
         if self._closed or self._pending is None:
             raise StoreUnavailable("the store is closed")
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         async with self._pending:
             if self._closed:  # closed while this write waited for a slot: the writer is gone
                 raise StoreUnavailable("the store is closed")
             future: asyncio.Future[T] = loop.create_future()
             self._jobs.put(_WriteJob(op, args, kwargs, loop, future))
             # The writer resolves the future only after COMMIT: awaiting it is the durability ack.
-            return await asyncio.shield(future)
+            try:
+                return await asyncio.shield(future)
+            finally:
+                _WRITE.observe(time.perf_counter() - started)
 
     async def read(self, op: Callable[..., Op[T]], *args: Any, **kwargs: Any) -> T:
         if self._closed or self._reader_pool is None:
             raise StoreUnavailable("the store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader_pool, self._read_sync, op, args, kwargs)
+        started = time.perf_counter()
+        try:
+            return await loop.run_in_executor(self._reader_pool, self._read_sync, op, args, kwargs)
+        finally:
+            _READ.observe(time.perf_counter() - started)
 
     def _read_sync(
         self, op: Callable[..., Op[T]], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -253,6 +271,7 @@ class SQLiteStore(Store):
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_WriteJob]) -> None:
         outcomes: list[tuple[bool, Any]] = []
+        started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in batch:
@@ -272,6 +291,12 @@ class SQLiteStore(Store):
                 conn.execute("ROLLBACK")
             failure = StoreUnavailable(f"sqlite commit failed: {exc}")
             outcomes = [(False, failure)] * len(batch)
+            _UNAVAILABLE.inc(len(batch))
+            self._commits.failing(None, "database unavailable: %s", failure)
+        else:
+            _COMMIT.observe(time.perf_counter() - started)
+            _BATCH.observe(len(batch))
+            self._commits.recovered(None, "database available again (%d failed commits)")
         self.batches += 1
         self.batched_ops += len(batch)
         for job, (ok, value) in zip(batch, outcomes, strict=True):

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 
 import anyio
 import httpx
 from anyio.abc import TaskGroup, TaskStatus
 
+from .. import metrics
+from ..logs import StateLog
 from ..services.context import Context
 from ..store import StoreUnavailable
 from ..store.ops import outbox
@@ -32,6 +35,11 @@ log = logging.getLogger("inboxgate.webhooks")
 # a clock that jumped).
 POLL_SECONDS = 5.0
 PRUNE_EVERY_SECONDS = 3600.0
+# The outbox's pending count (a gauge) is read this often, not per round.
+COUNT_EVERY_SECONDS = 10.0
+_DELIVERED = metrics.WEBHOOK_DELIVERIES.labels("delivered")
+_FAILED = metrics.WEBHOOK_DELIVERIES.labels("failed")
+_DEAD = metrics.WEBHOOK_DELIVERIES.labels("dead")
 
 
 class WebhookWorker:
@@ -52,9 +60,19 @@ class WebhookWorker:
         self._woken = False
         self._inflight = 0
         self._last_prune = 0.0
+        self._last_count = -COUNT_EVERY_SECONDS
         self.delivered = 0
         self.failed_attempts = 0
         self.dead = 0
+        # Per receiver URL: failing is said once when it starts and once when it answers
+        # again; so is its first dead letter, the further ones go to info.
+        self._failing = StateLog(log)
+        self._dead_letters = StateLog(log)
+
+    @property
+    def inflight(self) -> int:
+        """Deliveries being sent now."""
+        return self._inflight
 
     # -- waking --------------------------------------------------------------------------
 
@@ -108,6 +126,7 @@ class WebhookWorker:
                 try:
                     delay = await self._round(client, tasks)
                     await self._maybe_prune()
+                    await self._maybe_count()
                 except StoreUnavailable:
                     delay = 1.0
                 except Exception:  # never let one bad round end the app's task group
@@ -142,8 +161,9 @@ class WebhookWorker:
         try:
             await self.deliver(client, delivery)
         except StoreUnavailable:
-            log.warning("outcome of webhook delivery %s not recorded: store unavailable",
-                        delivery.uuid)  # fmt: skip
+            # The store says when it goes down; the delivery is due again after its lease.
+            log.info("outcome of webhook delivery %s not recorded: store unavailable",
+                     delivery.uuid)  # fmt: skip
         except Exception:
             log.exception("webhook delivery %s failed unexpectedly", delivery.uuid)
         finally:
@@ -163,6 +183,13 @@ class WebhookWorker:
 
     async def deliver(self, client: httpx.AsyncClient, delivery: outbox.Delivery) -> bool:
         """One attempt of a claimed delivery, and its outcome recorded. True if delivered."""
+        started = time.perf_counter()
+        try:
+            return await self._attempt(client, delivery)
+        finally:
+            metrics.WEBHOOK_DURATION.observe(time.perf_counter() - started)
+
+    async def _attempt(self, client: httpx.AsyncClient, delivery: outbox.Delivery) -> bool:
         try:
             target = await guard.check(
                 delivery.url,
@@ -196,6 +223,8 @@ class WebhookWorker:
         if status is not None and 200 <= status < 300:
             await self.ctx.store.write(outbox.delivered, delivery, status, self.ctx.now())
             self.delivered += 1
+            _DELIVERED.inc()
+            self._answered(delivery.url)
             return True
         await self._failed(delivery, error, status, permanent=False)
         return False
@@ -205,16 +234,28 @@ class WebhookWorker:
     ) -> None:
         now = self.ctx.now()
         self.failed_attempts += 1
+        url = delivery.url
         if permanent or delivery.attempts >= self.settings.webhook_max_attempts:
             link = self.ctx.files.link_builder(self.settings.public_url)
             logged = await self.ctx.store.write(outbox.give_up, delivery, error, status, link, now)
             self.dead += 1
-            log.warning(
-                "webhook delivery %s (%s to %s) is dead after %d attempts: %s",
-                delivery.uuid, delivery.event, delivery.url, delivery.attempts, error,
-            )  # fmt: skip
+            _DEAD.inc()
+            self._failing.failing(url, "webhook deliveries to %s are failing: %s", url, error)
+            if not self._dead_letters.failing(
+                url, "webhook delivery %s (%s to %s) is dead after %d attempts: %s (further "
+                "dead letters for this URL are logged at info until it answers again)",
+                delivery.uuid, delivery.event, url, delivery.attempts, error,
+            ):  # fmt: skip
+                log.info(
+                    "webhook delivery %s (%s to %s) is dead after %d attempts: %s",
+                    delivery.uuid, delivery.event, url, delivery.attempts, error,
+                )  # fmt: skip
             self.ctx.emitted(logged)
             return
+        _FAILED.inc()
+        self._failing.failing(
+            url, "webhook deliveries to %s are failing (%s); retrying with backoff", url, error
+        )
         delay = signing.backoff(
             delivery.attempts,
             self.settings.webhook_backoff_base,
@@ -222,10 +263,24 @@ class WebhookWorker:
             self.rand,
         )
         await self.ctx.store.write(outbox.retry, delivery, error, status, now + delay, now)
-        log.info(
+        log.debug(
             "webhook delivery %s attempt %d failed (%s); retrying in %.1f s",
             delivery.uuid, delivery.attempts, error, delay,
         )  # fmt: skip
+
+    def _answered(self, url: str) -> None:
+        """A 2xx from ``url``: if it was failing, say once that it is back."""
+        if not self._failing.is_failing(url):
+            return
+        self._dead_letters.forget(url)
+        self._failing.recovered(url, "webhook receiver %s answers again (%d failed attempts)", url)
+
+    async def _maybe_count(self) -> None:
+        now = time.monotonic()
+        if now - self._last_count < COUNT_EVERY_SECONDS:
+            return
+        self._last_count = now
+        metrics.WEBHOOK_QUEUE.set(await self.ctx.store.read(outbox.pending_count))
 
     async def _maybe_prune(self) -> None:
         days = self.settings.event_retention_days

@@ -70,6 +70,12 @@ def next_due() -> Op[float | None]:
     return float(due) if due is not None else None
 
 
+def pending_count() -> Op[int]:
+    """Deliveries not yet delivered nor dead (a metric: the outbox's depth)."""
+    count = yield from scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'")
+    return int(count or 0)
+
+
 def claim(now: float, limit: int, lease: float) -> Op[list[Delivery]]:
     """Lease up to ``limit`` due deliveries, oldest due first, counting the attempt.
 
