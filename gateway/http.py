@@ -171,8 +171,8 @@ def error_response(exc: Exception) -> Response:
     if isinstance(exc, NotFound):
         return json_response(p.StatusError(status=404, error="Not Found"), 404)
     if isinstance(exc, ValidationFailed):
-        body = p.ValidationError(message=exc.message, attributes=exc.attributes)
-        return json_response(body, 422, _retry_after(exc.retry_after))
+        invalid = p.ValidationError(message=exc.message, attributes=exc.attributes)
+        return json_response(invalid, 422, _retry_after(exc.retry_after))
     if isinstance(exc, Locked):
         return json_response(p.PlainError(error=exc.error), 422)
     if isinstance(exc, HmacFailed):
