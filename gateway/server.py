@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.supervisors import Multiprocess
 
 from .app import create_app
+from .connections import ConnectionGuard, GuardedHttpProtocol, connection_cap
 from .realtime import Realtime
 from .routes.cable import CableEndpoint
 from .settings import Settings
@@ -61,28 +62,49 @@ CONFIG: dict[str, Any] = dict(
     ws_max_size=WS_MAX_SIZE,
     ws_per_message_deflate=False,
     loop="uvloop",
-    http="httptools",
-    proxy_headers=True,
+    # uvicorn's httptools protocol, with a deadline for request headers and a connection cap.
+    http=GuardedHttpProtocol,
     timeout_graceful_shutdown=10,
 )
 
 
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """X-Forwarded-For/-Proto are believed only from the configured proxies. uvicorn's own
+    default believes any loopback peer (or its FORWARDED_ALLOW_IPS variable), which lets
+    anything on the host pick the address it is rate-limited as."""
+    trusted = list(settings.forwarded_allow_ips)
+    if "*" in trusted:
+        trusted = ["*"]  # uvicorn trusts everyone only for exactly "*"
+    return dict(proxy_headers=bool(trusted), forwarded_allow_ips=trusted)
+
+
+class GatewayConfig(uvicorn.Config):
+    """uvicorn's config for these settings. It is what uvicorn hands to a spawned worker, so
+    the settings and the connection guard travel with it."""
+
+    def __init__(self, app: Any, settings: Settings, **options: Any) -> None:
+        super().__init__(app, **CONFIG, **proxy_options(settings), **options)
+        self.settings = settings
+        self.connection_guard = ConnectionGuard(
+            connection_cap(settings.max_connections), settings.header_timeout
+        )
+
+
 def run(settings: Settings, host: str, port: int) -> None:
     app = CableFirst(create_app(settings))
-    config = uvicorn.Config(app, host=host, port=port, **CONFIG)
+    config = GatewayConfig(app, settings, host=host, port=port)
     GatewayServer(config, app.realtime).run()
 
 
-class WorkerConfig(uvicorn.Config):
-    """Carries the parent's settings to every worker process (the config is what uvicorn hands
-    to a spawned worker), so workers run with exactly what ``serve`` resolved."""
+class WorkerConfig(GatewayConfig):
+    """Carries the parent's settings to every worker process, so workers run with exactly what
+    ``serve`` resolved."""
 
     def __init__(self, settings: Settings, host: str, port: int, workers: int) -> None:
         super().__init__(
-            f"{__name__}:worker_app", factory=True, host=host, port=port, workers=workers,
-            **CONFIG,
+            f"{__name__}:worker_app", settings, factory=True, host=host, port=port,
+            workers=workers,
         )  # fmt: skip
-        self.settings = settings
 
     def load(self) -> None:
         global _worker_settings
