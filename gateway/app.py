@@ -30,7 +30,7 @@ from .http import (
     error_response,
     json_response,
 )
-from .ratelimit import MemoryRateLimiter, RateLimiter
+from .ratelimit import IpLimit, MemoryRateLimiter, RateLimiter
 from .realtime import Realtime
 from .redis_shared import redis_broker, redis_shared
 from .routes.agent import agent_routes
@@ -175,7 +175,12 @@ def create_app(
             if shared is not None:
                 await shared.client.aclose()
 
-    cable = CableEndpoint(realtime.hub)
+    upgrades = IpLimit(
+        limiter, prefix="cable:", what="websocket connections",
+        limit=settings.cable_connects_per_ip, window=settings.rate_limit_window,
+        safelist=settings.rate_limit_safelist, clock=clock,
+    )  # fmt: skip
+    cable = CableEndpoint(realtime.hub, upgrades)
     routes = [
         Route("/health", health, methods=["GET"]),
         WebSocketRoute("/cable", cable),
@@ -216,5 +221,6 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.realtime = realtime
+    app.state.cable = cable
     app.state.webhooks = webhooks
     return app

@@ -37,7 +37,7 @@ class CableFirst:
     def __init__(self, app: Starlette) -> None:
         self.app = app
         self.realtime: Realtime = app.state.realtime
-        self.cable = CableEndpoint(self.realtime.hub)
+        self.cable: CableEndpoint = app.state.cable
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope.get("path") == "/cable":
