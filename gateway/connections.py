@@ -30,6 +30,7 @@ from client_sdk import protocol as p
 
 log = logging.getLogger("inboxgate.connections")
 
+DEFAULT_HEADER_TIMEOUT = 10.0
 # File descriptors kept out of the cap for what the process opens itself: the listening
 # socket, database and Redis connections, attachment files, logs, webhook deliveries.
 FD_RESERVE = 64
@@ -140,7 +141,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         guard: ConnectionGuard | None = getattr(config, "connection_guard", None)
-        self.guard = guard or ConnectionGuard(connection_cap(0), 10.0)
+        if guard is None:  # a plain uvicorn config (the benchmark baseline): the defaults
+            guard = ConnectionGuard(connection_cap(0), DEFAULT_HEADER_TIMEOUT)
+            config.__dict__["connection_guard"] = guard  # one guard per server, not per socket
+        self.guard = guard
         self.header_timer: asyncio.TimerHandle | None = None
         self.in_headers = False
         self.refused = False

@@ -9,6 +9,7 @@ Short settings keep each test to a few seconds; every socket is on loopback and 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -17,13 +18,16 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from uvicorn.server import ServerState
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from gateway.connections import ConnectionGuard, connection_cap
+from gateway.connections import ConnectionGuard, GuardedHttpProtocol, connection_cap
 from tests.server_helpers import HOST, GatewayProcess, gateway_server
 
 TIMEOUT = 1.0
@@ -172,3 +176,18 @@ def test_guard_logs_each_change_of_state_once(caplog: pytest.LogCaptureFixture) 
         "connection limit reached",
     ]
     assert "4 were refused" in said[1]
+
+
+def test_a_plain_uvicorn_config_gets_one_default_guard() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("not called")
+
+    config = uvicorn.Config(app, http=GuardedHttpProtocol)
+    loop = asyncio.new_event_loop()
+    try:
+        first, second = (GuardedHttpProtocol(config, ServerState(), {}, loop) for _ in range(2))
+    finally:
+        loop.close()
+    assert first.guard is second.guard
+    assert first.guard.max_connections == connection_cap(0)
+    assert first.guard.header_timeout == 10.0
