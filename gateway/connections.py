@@ -7,7 +7,8 @@ of them came: a socket that sends nothing, or a header byte every few seconds (s
 holds a file descriptor for good, and 1,100 of them took a server with the common limit of
 1,024 offline. :class:`GuardedHttpProtocol` (uvicorn's httptools protocol) gives each request
 ``header_timeout`` seconds, counted from the connection's start or the previous response, to
-complete its headers; and answers a connection over the cap with a ``503`` and closes it.
+complete its headers, and ``MAX_HEADER_BYTES`` for them; and answers a connection over the cap
+with a ``503`` and closes it.
 
 The cap counts every open HTTP and websocket connection of the process (uvicorn's own set):
 ``limit_concurrency`` is no help, as it answers only requests whose headers arrived, so idle
@@ -31,17 +32,19 @@ from client_sdk import protocol as p
 log = logging.getLogger("inboxgate.connections")
 
 DEFAULT_HEADER_TIMEOUT = 10.0
+# The request line and headers of one request (Puma allows 112 KiB, nginx 32 KiB): httptools
+# sets no limit, and one endless header line would grow in memory until the deadline.
+MAX_HEADER_BYTES = 64 * 1024
 # File descriptors kept out of the cap for what the process opens itself: the listening
 # socket, database and Redis connections, attachment files, logs, webhook deliveries.
 FD_RESERVE = 64
 # An unlimited descriptor limit still needs a finite cap.
 FD_UNLIMITED = 1 << 20
-# A refused connection is kept this long at most: the 503 answers its request once that
-# starts to arrive (a response before the request confuses some clients), then the rest of
-# the request is read and dropped until the client closes (closing on unread data would
-# reset the connection, and the client could lose the 503). Only so many linger at once:
-# they hold descriptors of the reserve too.
-REFUSAL_LINGER = 1.0
+# After a refusal (503, 408, 431) the rest of the request is read and dropped for this long
+# at most, or until the client closes: closing on unread data would reset the connection, and
+# the client could lose the answer. Connections over the cap linger only so many at once: they
+# hold descriptors of the reserve.
+LINGER = 1.0
 
 
 def fd_limit() -> int:
@@ -99,6 +102,10 @@ class ConnectionGuard:
             "The server has too many open connections; retry shortly",
             {"retry-after": str(retry_after)},
         )  # fmt: skip
+        self.too_large = _response(
+            431, "Request Header Fields Too Large",
+            f"The request headers are larger than {MAX_HEADER_BYTES} bytes", {},
+        )  # fmt: skip
         self.timeout = _response(
             408, "Request Timeout",
             f"The request headers did not arrive within {header_timeout:g} s", {},
@@ -147,9 +154,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.guard = guard
         self.header_timer: asyncio.TimerHandle | None = None
         self.in_headers = False
-        self.refused = False
+        # Whether what arrives now is a request's line and headers (or nothing yet), and how
+        # many bytes of them came.
+        self.reading_headers = True
+        self.header_bytes = 0
+        self.refused = False  # over the cap: never counted, never parsed
+        self.draining = False  # answered: what else arrives is dropped
+        self.pending: bytes | None = None  # the 503, sent when the request starts to arrive
         self.lingers = False
-        self.answered = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if not self.guard.admit(len(self.connections)):
@@ -159,12 +171,20 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        if not self.refused:
-            super().data_received(data)
-        elif not self.answered:
-            self.answered = True
-            self.transport.write(self.guard.refusal)
-            self.transport.write_eof()
+        if self.draining:
+            if self.pending is not None:
+                self.transport.write(self.pending)
+                self.transport.write_eof()
+                self.pending = None
+            return
+        reading = self.reading_headers
+        super().data_received(data)
+        if reading and self.reading_headers and not self.transport.is_closing():
+            # Only chunks wholly within the headers count: a chunk that completes them may
+            # carry a body, and is at most one read (256 KiB) anyway.
+            self.header_bytes += len(data)
+            if self.header_bytes > MAX_HEADER_BYTES:
+                self._goodbye(self.guard.too_large)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -181,14 +201,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._arm()  # a no-op for a first request: its time runs from the connection's start
 
     def on_headers_complete(self) -> None:
-        self.in_headers = False
+        self.in_headers = self.reading_headers = False
+        self.header_bytes = 0
         self._disarm()
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.reading_headers = True  # the next request, if any
+
     def _refuse(self, transport: asyncio.Transport) -> None:
-        """Answer 503 when the request starts to arrive, then half-close and drop the rest,
-        for at most ``REFUSAL_LINGER`` seconds in all."""
-        self.refused = True
+        """Answer 503 when the request starts to arrive (a response before the request
+        confuses some clients), then drop the rest; ``LINGER`` seconds in all."""
+        self.refused = self.draining = True
         self.transport = transport
         if self.guard.lingering >= self.guard.max_lingering or not transport.can_write_eof():
             # A flood: the descriptors matter more than a clean goodbye.
@@ -197,7 +222,20 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         self.guard.lingering += 1
         self.lingers = True
-        self.header_timer = self.loop.call_later(REFUSAL_LINGER, transport.close)
+        self.pending = self.guard.refusal
+        self.header_timer = self.loop.call_later(LINGER, transport.close)
+
+    def _goodbye(self, response: bytes) -> None:
+        """Answer, half-close, and drop what else arrives until the client closes or
+        ``LINGER`` passes."""
+        self._disarm()
+        self.draining = True
+        self.transport.write(response)
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self.header_timer = self.loop.call_later(LINGER, self.transport.close)
 
     def _arm(self) -> None:
         if self.header_timer is None:
@@ -217,5 +255,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._arm()
             return
         if self.in_headers:
-            self.transport.write(self.guard.timeout)
-        self.transport.close()
+            self._goodbye(self.guard.timeout)
+        else:
+            self.transport.close()  # nothing came: nobody to tell

@@ -54,6 +54,14 @@ def read_until_closed(sock: socket.socket, within: float) -> bytes:
     return data
 
 
+def read_response(sock: socket.socket) -> bytes:
+    """One /health response on a kept-alive connection."""
+    data = b""
+    while not data.endswith(b'{"status":"ok"}'):
+        data += sock.recv(4096)
+    return data
+
+
 class Trickle(threading.Thread):
     """Sends one header line every 0.2 s (slowloris) until the server hangs up, at most 50."""
 
@@ -79,10 +87,7 @@ def test_idle_and_slow_connections_are_closed_while_others_are_served(tmp_path: 
             slow.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n")
             # a keep-alive connection whose *second* request trickles in
             kept_alive.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
-            first = b""
-            while not first.endswith(b'{"status":"ok"}'):
-                first += kept_alive.recv(4096)
-            assert first.startswith(b"HTTP/1.1 200 ")
+            assert read_response(kept_alive).startswith(b"HTTP/1.1 200 ")
             kept_alive.sendall(b"GET /health HTTP/1.1\r\n")
             trickles = [Trickle(slow), Trickle(kept_alive)]
             for trickle in trickles:
@@ -106,6 +111,29 @@ def test_idle_and_slow_connections_are_closed_while_others_are_served(tmp_path: 
                 # a websocket is past its headers: it stays open however long it idles
                 assert cable.ping().wait(timeout=5)
                 assert httpx.get(server.url("/health"), timeout=5).status_code == 200
+
+
+def test_oversized_headers_are_refused_but_bodies_are_not_counted(tmp_path: Path) -> None:
+    with gateway_server(tmp_path) as server, httpx.Client(timeout=5) as client:
+        fine = {f"X-Fill-{i}": "a" * 1000 for i in range(30)}  # 30 KiB of headers
+        assert client.get(server.url("/health"), headers=fine).status_code == 200
+        inbox = server.provision_inbox()["identifier"]
+        contacts = server.url(f"/public/api/v1/inboxes/{inbox}/contacts")
+        big = client.post(contacts, json={"name": "Ann", "padding": "x" * 900_000})
+        assert big.status_code == 200  # a body of 900 KB, read whole: bodies are not headers
+
+        one_line = b"X-Fill: " + b"a" * 100_000 + b"\r\n"
+        many_lines = b"".join(b"X-Fill-%d: %s\r\n" % (i, b"a" * 1000) for i in range(100))
+        for headers in (one_line, many_lines):
+            with sockets(server.port, 1) as (sock,):
+                # the second request of a keep-alive connection is held to it too
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+                assert read_response(sock).startswith(b"HTTP/1.1 200 OK\r\n")
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n" + headers)
+                answer = read_until_closed(sock, SLACK)
+                assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+                assert b"larger than 65536 bytes" in answer
+        assert client.get(server.url("/health")).status_code == 200
 
 
 def wait_for_status(server: GatewayProcess, status: int, within: float = 5.0) -> httpx.Response:
