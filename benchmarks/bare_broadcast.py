@@ -13,8 +13,9 @@ for an ``actioncable-v1-json`` client to connect and subscribe, and a publish ro
   handler, which answers ``{"delivered":N}`` when the loop is done.
 * ``GET /health``: 200.
 
-Served by uvicorn with the options ``inboxgate serve`` uses (uvloop, httptools, the
-websockets sans-I/O implementation, no per-message deflate, proxy headers)::
+Served by uvicorn with the options ``inboxgate serve`` uses (uvloop, httptools with the
+gateway's connection guard, the websockets sans-I/O implementation, no per-message deflate, no
+proxy headers)::
 
     python -m benchmarks.bare_broadcast --port 8001
 """
@@ -155,6 +156,8 @@ def main() -> None:
     args = parser.parse_args()
     import uvicorn
 
+    from gateway.connections import GuardedHttpProtocol
+
     uvicorn.run(
         app,
         host=args.host,
@@ -162,8 +165,8 @@ def main() -> None:
         ws="websockets-sansio",
         ws_per_message_deflate=False,
         loop="uvloop",
-        http="httptools",
-        proxy_headers=True,
+        http=GuardedHttpProtocol,
+        proxy_headers=False,
     )
 
 

@@ -34,7 +34,7 @@ from .http import (
 )
 from .logs import current_request_id
 from .observability import Observability, monitor, node_sampler
-from .ratelimit import MemoryRateLimiter, RateLimiter
+from .ratelimit import IpLimit, MemoryRateLimiter, RateLimiter
 from .realtime import Realtime
 from .redis_shared import redis_broker, redis_shared
 from .routes.agent import agent_routes
@@ -184,7 +184,12 @@ def create_app(
                 await shared.client.aclose()
             metrics.process_exiting()
 
-    cable = CableEndpoint(realtime.hub)
+    upgrades = IpLimit(
+        limiter, prefix="cable:", what="websocket connections",
+        limit=settings.cable_connects_per_ip, window=settings.rate_limit_window,
+        safelist=settings.rate_limit_safelist, clock=clock,
+    )  # fmt: skip
+    cable = CableEndpoint(realtime.hub, upgrades)
     routes = [
         WebSocketRoute("/cable", cable),
         Route("/cable", cable),
@@ -228,6 +233,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.realtime = realtime
+    app.state.cable = cable
     app.state.webhooks = webhooks
     app.state.health = health
     return app

@@ -6,6 +6,7 @@ GatewayError
 ├── NotFound              404  unknown inbox, contact session, conversation, message
 ├── PayloadTooLarge       413  body or file over the configured limit
 ├── ValidationFailed      422  {"message", "attributes"}: wrong type, too long, too many messages
+│                              (the flood guard's adds a Retry-After header)
 ├── Locked                422  {"error"}: the CSAT 14-day lock
 ├── RateLimited           429  Retry-After seconds
 ├── ServiceUnavailable    503  the store cannot take writes right now
@@ -58,10 +59,14 @@ class PayloadTooLarge(GatewayError):
 class ValidationFailed(GatewayError):
     status = 422
 
-    def __init__(self, message: str, attributes: list[str]) -> None:
+    def __init__(
+        self, message: str, attributes: list[str], *, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.attributes = attributes
+        # Set when waiting helps (the flood guard): answered as a Retry-After header.
+        self.retry_after = retry_after
 
 
 class Locked(GatewayError):
@@ -93,10 +98,13 @@ class ApiError(GatewayError):
     """An agent-API or platform-API error whose body is given exactly (reference agent §1.2):
     Chatwoot's bodies differ per condition (``{"error"}``, ``{"errors": [...]}``)."""
 
-    def __init__(self, status: int, body: dict[str, object]) -> None:
+    def __init__(
+        self, status: int, body: dict[str, object], *, retry_after: int | None = None
+    ) -> None:
         super().__init__(str(body))
         self.status = status
         self.body = body
+        self.retry_after = retry_after
 
     @classmethod
     def error(cls, status: int, message: str) -> ApiError:

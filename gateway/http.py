@@ -171,7 +171,8 @@ def error_response(exc: Exception) -> Response:
     if isinstance(exc, NotFound):
         return json_response(p.StatusError(status=404, error="Not Found"), 404)
     if isinstance(exc, ValidationFailed):
-        return json_response(p.ValidationError(message=exc.message, attributes=exc.attributes), 422)
+        invalid = p.ValidationError(message=exc.message, attributes=exc.attributes)
+        return json_response(invalid, 422, _retry_after(exc.retry_after))
     if isinstance(exc, Locked):
         return json_response(p.PlainError(error=exc.error), 422)
     if isinstance(exc, HmacFailed):
@@ -197,10 +198,14 @@ def error_response(exc: Exception) -> Response:
         body = p.DetailedError(status=503, error="Service Unavailable", description=exc.description)
         return json_response(body, 503, {"Retry-After": "1"})
     if isinstance(exc, ApiError):
-        return json_response(exc.body, exc.status)
+        return json_response(exc.body, exc.status, _retry_after(exc.retry_after))
     if isinstance(exc, GatewayError):
         return json_response(p.StatusError(status=exc.status, error=str(exc)), exc.status)
     return json_response(p.StatusError(status=500, error="Internal Server Error"), 500)
+
+
+def _retry_after(seconds: int | None) -> dict[str, str] | None:
+    return None if seconds is None else {"Retry-After": str(seconds)}
 
 
 # -- middlewares (pure ASGI: no per-request task overhead) -----------------------------------

@@ -13,10 +13,14 @@ import itertools
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from starlette.types import Scope
+
+from .errors import RateLimited
 
 log = logging.getLogger("inboxgate")
 
@@ -25,6 +29,49 @@ class RateLimiter(Protocol):
     async def acquire(self, key: str, limit: int, window: int, now: float) -> tuple[bool, int]:
         """Count one request for ``key``; ``(allowed, retry_after_seconds)``."""
         ...
+
+
+class IpLimit:
+    """``limit`` of one kind of request (``what``) per client IP per ``window`` seconds, counted
+    in ``limiter`` under keys starting with ``prefix``; safelisted IPs are not counted. The IP
+    is the ASGI scope's client: the peer, or what a trusted proxy forwarded (uvicorn's proxy
+    headers, INBOXGATE_FORWARDED_ALLOW_IPS), never a header read here."""
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        *,
+        prefix: str,
+        what: str,
+        limit: int,
+        window: int,
+        safelist: tuple[str, ...],
+        clock: Callable[[], float],
+    ) -> None:
+        self.limiter = limiter
+        self.prefix = prefix
+        self.what = what
+        self.limit = limit
+        self.window = window
+        self.safelist = frozenset(safelist)
+        self.clock = clock
+
+    async def check(self, scope: Scope) -> RateLimited | None:
+        """Count this request; the error to answer when it is one too many, else None."""
+        if not self.limit:
+            return None
+        client = scope.get("client")
+        ip = client[0] if client else "unknown"
+        if ip in self.safelist:
+            return None
+        allowed, retry = await self.limiter.acquire(
+            self.prefix + ip, self.limit, self.window, self.clock()
+        )
+        if allowed:
+            return None
+        return RateLimited(
+            retry, f"Rate limit of {self.limit} {self.what} per {self.window} s exceeded for {ip}"
+        )
 
 
 def _retry_after(previous: int, current: int, limit: int, window: int, elapsed: float) -> int:

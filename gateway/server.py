@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.supervisors import Multiprocess
 
 from .app import create_app
+from .connections import ConnectionGuard, GuardedHttpProtocol, connection_cap
 from .health import Health
 from .logs import logging_config
 from .realtime import Realtime
@@ -39,7 +40,7 @@ class CableFirst:
         self.app = app
         self.realtime: Realtime = app.state.realtime
         self.health: Health = app.state.health
-        self.cable = CableEndpoint(self.realtime.hub)
+        self.cable: CableEndpoint = app.state.cable
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope.get("path") == "/cable":
@@ -69,8 +70,8 @@ CONFIG: dict[str, Any] = dict(
     ws_max_size=WS_MAX_SIZE,
     ws_per_message_deflate=False,
     loop="uvloop",
-    http="httptools",
-    proxy_headers=True,
+    # uvicorn's httptools protocol, with a deadline for request headers and a connection cap.
+    http=GuardedHttpProtocol,
     timeout_graceful_shutdown=10,
 )
 
@@ -81,22 +82,45 @@ def logging_options(settings: Settings) -> dict[str, Any]:
     return {"log_config": logging_config(settings), "access_log": False}
 
 
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """X-Forwarded-For/-Proto are believed only from the configured proxies. uvicorn's own
+    default believes any loopback peer (or its FORWARDED_ALLOW_IPS variable), which lets
+    anything on the host pick the address it is rate-limited as."""
+    trusted = list(settings.forwarded_allow_ips)
+    if "*" in trusted:
+        trusted = ["*"]  # uvicorn trusts everyone only for exactly "*"
+    return dict(proxy_headers=bool(trusted), forwarded_allow_ips=trusted)
+
+
+class GatewayConfig(uvicorn.Config):
+    """uvicorn's config for these settings. It is what uvicorn hands to a spawned worker, so
+    the settings and the connection guard travel with it."""
+
+    def __init__(self, app: Any, settings: Settings, **options: Any) -> None:
+        super().__init__(
+            app, **CONFIG, **proxy_options(settings), **logging_options(settings), **options
+        )
+        self.settings = settings
+        self.connection_guard = ConnectionGuard(
+            connection_cap(settings.max_connections), settings.header_timeout
+        )
+
+
 def run(settings: Settings, host: str, port: int) -> None:
     app = CableFirst(create_app(settings))
-    config = uvicorn.Config(app, host=host, port=port, **CONFIG, **logging_options(settings))
+    config = GatewayConfig(app, settings, host=host, port=port)
     GatewayServer(config, app.realtime, app.health, settings.drain_seconds).run()
 
 
-class WorkerConfig(uvicorn.Config):
-    """Carries the parent's settings to every worker process (the config is what uvicorn hands
-    to a spawned worker), so workers run with exactly what ``serve`` resolved."""
+class WorkerConfig(GatewayConfig):
+    """Carries the parent's settings to every worker process, so workers run with exactly what
+    ``serve`` resolved."""
 
     def __init__(self, settings: Settings, host: str, port: int, workers: int) -> None:
         super().__init__(
-            f"{__name__}:worker_app", factory=True, host=host, port=port, workers=workers,
-            **CONFIG, **logging_options(settings),
+            f"{__name__}:worker_app", settings, factory=True, host=host, port=port,
+            workers=workers,
         )  # fmt: skip
-        self.settings = settings
 
     def load(self) -> None:
         global _worker_settings

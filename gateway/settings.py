@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -43,6 +44,18 @@ class Settings:
     rate_limit_per_ip: int = 3000
     rate_limit_window: int = 60
     rate_limit_safelist: tuple[str, ...] = ()
+    # Websocket upgrades on /cable per client IP per rate-limit window; over it is a 429 before
+    # the upgrade. 0 disables.
+    cable_connects_per_ip: int = 300
+    # Client addresses (IPs or networks, or "*") whose X-Forwarded-For / X-Forwarded-Proto are
+    # believed: the reverse proxies in front. Empty: nobody's, the peer address is the client.
+    forwarded_allow_ips: tuple[str, ...] = ()
+    # Connections. One that has not sent complete request headers this many seconds after it
+    # opened (or after its previous response) is closed.
+    header_timeout: float = 10.0
+    # Open connections (HTTP and websocket) per process; one more is answered 503 and closed.
+    # 0: derived from the process's file descriptor limit (gateway.connections).
+    max_connections: int = 0
     messages_per_minute: int = 200
     cors_origins: tuple[str, ...] = ("*",)
     csat_lock_days: int = 14
@@ -146,6 +159,26 @@ class Settings:
                 return default
             return tuple(p.strip() for p in raw.split(",") if p.strip())
 
+        def addresses(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+            # Normalised as uvicorn compares them: it would silently never match a network
+            # written with host bits (10.0.0.1/8) or a misspelt address.
+            normalised = []
+            for value in listing(name, default):
+                try:
+                    if value != "*":
+                        value = str(
+                            ipaddress.ip_network(value, strict=False)
+                            if "/" in value
+                            else ipaddress.ip_address(value)
+                        )
+                except ValueError:
+                    raise SettingsError(
+                        f"INBOXGATE_{name} must list IP addresses, networks (CIDR) or *, "
+                        f"got {value!r}"
+                    ) from None
+                normalised.append(value)
+            return tuple(normalised)
+
         base = cls()
         sync = (get("SQLITE_SYNCHRONOUS") or base.sqlite_synchronous).lower()
         if sync not in ("full", "normal"):
@@ -196,6 +229,10 @@ class Settings:
             rate_limit_per_ip=integer("RATE_LIMIT_PER_IP", base.rate_limit_per_ip),
             rate_limit_window=integer("RATE_LIMIT_WINDOW", base.rate_limit_window) or 60,
             rate_limit_safelist=listing("RATE_LIMIT_SAFELIST", base.rate_limit_safelist),
+            cable_connects_per_ip=integer("CABLE_CONNECTS_PER_IP", base.cable_connects_per_ip),
+            forwarded_allow_ips=addresses("FORWARDED_ALLOW_IPS", base.forwarded_allow_ips),
+            header_timeout=number("HEADER_TIMEOUT", base.header_timeout) or base.header_timeout,
+            max_connections=integer("MAX_CONNECTIONS", base.max_connections),
             messages_per_minute=integer("MESSAGES_PER_MINUTE", base.messages_per_minute),
             cors_origins=listing("CORS_ORIGINS", base.cors_origins),
             csat_lock_days=integer("CSAT_LOCK_DAYS", base.csat_lock_days),

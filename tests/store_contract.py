@@ -630,6 +630,10 @@ class StoreContract:
             await send(store, conv, world.contact.id, "too many", limit=3, now=T0 + 10)
         assert info.value.message == "Too many messages"
         assert info.value.attributes == ["base"]
+        assert info.value.retry_after == 50  # the message of T0 leaves the minute at T0+60
+        with pytest.raises(ValidationFailed) as info:  # a lowered limit: two must leave
+            await send(store, conv, world.contact.id, "too many", limit=2, now=T0 + 10)
+        assert info.value.retry_after == 51
         assert len(await store.read(all_messages, conv.id)) == 3
         unguarded = await send(store, conv, world.contact.id, limit=0, now=T0 + 11)
         assert unguarded.created  # limit 0 disables the guard

@@ -220,6 +220,9 @@ async def test_flood_guard(make_env: EnvFactory) -> None:
         await staff.agent_api.post(url, json={"content": "2"})
         r = await staff.agent_api.request("POST", url, json={"content": "3"})
         assert (r.status_code, r.json()) == (422, {"error": "Validation failed: Too many messages"})
+        # "1" and "2" fill the minute; the first leaves it 60 s after it was sent (the clock
+        # has not moved)
+        assert r.headers["retry-after"] == "60"
 
 
 async def test_attachments(env: Env, staff: Staff) -> None:

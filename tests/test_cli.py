@@ -326,4 +326,42 @@ def test_server_config_uses_the_sansio_websockets_without_deflate(
     config = configs[0]
     assert config.ws == "websockets-sansio"
     assert config.ws_per_message_deflate is False
-    assert (config.loop, config.http) == ("uvloop", "httptools")
+    assert (config.loop, config.http) == ("uvloop", server.GuardedHttpProtocol)
+
+
+def test_server_config_believes_forwarded_headers_only_from_configured_proxies(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway import server
+
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")  # uvicorn's own variable is not consulted
+    configs: list[Any] = []
+    monkeypatch.setattr(server.GatewayServer, "run", lambda self: configs.append(self.config))
+    server.run(settings, "127.0.0.1", 9002)
+    proxies = settings.with_(forwarded_allow_ips=("10.0.0.0/8", "127.0.0.1"))
+    server.run(proxies, "127.0.0.1", 9002)
+    server.run(settings.with_(forwarded_allow_ips=("*", "10.0.0.1")), "127.0.0.1", 9002)
+    default, configured, everyone = configs
+    assert default.proxy_headers is False
+    assert (configured.proxy_headers, configured.forwarded_allow_ips) == (
+        True, ["10.0.0.0/8", "127.0.0.1"],
+    )  # fmt: skip
+    assert everyone.forwarded_allow_ips == ["*"]
+
+
+def test_server_config_carries_the_connection_limits(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway import connections, server
+
+    configs: list[Any] = []
+    monkeypatch.setattr(server.GatewayServer, "run", lambda self: configs.append(self.config))
+    server.run(settings.with_(max_connections=50, header_timeout=2.5), "127.0.0.1", 9002)
+    server.run(settings, "127.0.0.1", 9002)
+    configured, derived = (c.connection_guard for c in configs)
+    assert (configured.max_connections, configured.header_timeout) == (50, 2.5)
+    assert derived.max_connections == connections.connection_cap(0)
+    assert derived.header_timeout == 10.0
+    workers = server.WorkerConfig(settings.with_(max_connections=7), "127.0.0.1", 9003, 2)
+    assert workers.connection_guard.max_connections == 7
+    assert workers.http is server.GuardedHttpProtocol

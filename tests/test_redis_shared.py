@@ -18,7 +18,7 @@ from client_sdk import protocol as p
 from gateway.app import create_app
 from gateway.broker.redis import RedisBroker
 from gateway.cable import SessionSnapshot, SubscriptionState
-from gateway.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from gateway.ratelimit import IpLimit, MemoryRateLimiter, RedisRateLimiter
 from gateway.realtime import MemoryPresence
 from gateway.realtime.redis_presence import RedisPresence
 from gateway.realtime.redis_sessions import RedisSessionCache
@@ -200,6 +200,29 @@ async def test_two_nodes_share_one_rate_limit(
     assert [ok for ok, _retry in results] == [True] * 5 + [False] * 3
     assert all(retry > 0 for ok, retry in results if not ok)
     assert await a.acquire("ip:b", 5, 60, t + 8) == (True, 0)  # per key
+
+
+async def test_two_nodes_share_one_upgrade_limit_apart_from_the_request_limit(
+    client: aioredis.Redis, other: aioredis.Redis, prefix: str
+) -> None:
+    def upgrades(redis: aioredis.Redis) -> IpLimit:
+        return IpLimit(
+            RedisRateLimiter(redis, prefix=prefix), prefix="cable:", what="websocket connections",
+            limit=2, window=60, safelist=("10.0.0.9",), clock=lambda: 1000 * 60.0,
+        )  # fmt: skip
+
+    a, b = upgrades(client), upgrades(other)
+    scope = {"type": "websocket", "client": ("10.0.0.1", 5000)}
+    assert await a.check(scope) is None
+    assert await b.check(scope) is None
+    refused = await a.check(scope)
+    assert refused is not None and refused.retry_after >= 1
+    assert refused.description.endswith("exceeded for 10.0.0.1")
+    # the request limit of the same address has its own count
+    requests = RedisRateLimiter(client, prefix=prefix)
+    assert await requests.acquire("ip:10.0.0.1", 2, 60, 1000 * 60.0) == (True, 0)
+    safe = {"type": "websocket", "client": ("10.0.0.9", 5000)}
+    assert [await b.check(safe) for _ in range(4)] == [None] * 4
 
 
 @given(

@@ -107,6 +107,9 @@ async def test_flood_guard(make_env: EnvFactory) -> None:
         r = await env.client.post(_messages_url(env, source_id, cid), json={"content": "x"})
         assert r.status_code == 422
         assert r.json() == {"message": "Too many messages", "attributes": ["base"]}
+        # Chatwoot's 422, plus when to come back: the first message (T0) leaves the minute
+        # at T0+60, and it is T0+3
+        assert r.headers["retry-after"] == "57"
         # a retried echo_id is not a new message: the flood guard does not apply to it
         again = await env.send(source_id, cid, content="0", echo_id="e0")
         assert again["id"] == sent[0]["id"]
@@ -114,6 +117,9 @@ async def test_flood_guard(make_env: EnvFactory) -> None:
         await env.send(source_id, cid, content="later")
         r = await env.client.post(_messages_url(env, source_id, cid), json={"content": "x"})
         assert r.status_code == 422  # T0+1, T0+2 and "later" are within the minute
+        assert r.headers["retry-after"] == "1"  # T0+1 leaves it at T0+61
+        env.clock.advance(1)
+        await env.send(source_id, cid, content="after waiting as told")
         # another conversation has its own budget
         other = (await env.conversation(source_id))["id"]
         await env.send(source_id, other, content="fine")

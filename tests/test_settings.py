@@ -19,6 +19,24 @@ def test_defaults_are_chatwoot_limits(tmp_path: Path) -> None:
     assert s.max_attachment_bytes == 40 * 1024 * 1024
     assert s.cors_origins == ("*",)
     assert s.sqlite_synchronous == "full"
+    assert s.header_timeout == 10.0
+    assert s.max_connections == 0  # derived from the file descriptor limit
+    assert s.cable_connects_per_ip == 300
+    assert s.forwarded_allow_ips == ()  # X-Forwarded-For is believed from nobody
+
+
+def test_forwarded_allow_ips_are_normalised_as_uvicorn_compares_them(tmp_path: Path) -> None:
+    s = Settings.from_env(
+        {
+            "INBOXGATE_DATA_DIR": str(tmp_path),
+            "INBOXGATE_FORWARDED_ALLOW_IPS": "127.0.0.1, 10.1.2.3/8,::1,*",
+            "INBOXGATE_HEADER_TIMEOUT": "2.5",
+            "INBOXGATE_MAX_CONNECTIONS": "500",
+            "INBOXGATE_CABLE_CONNECTS_PER_IP": "0",
+        }
+    )
+    assert s.forwarded_allow_ips == ("127.0.0.1", "10.0.0.0/8", "::1", "*")
+    assert (s.header_timeout, s.max_connections, s.cable_connects_per_ip) == (2.5, 500, 0)
 
 
 def test_values_are_read_and_parsed(tmp_path: Path) -> None:
@@ -46,6 +64,9 @@ def test_values_are_read_and_parsed(tmp_path: Path) -> None:
         ("INBOXGATE_MAX_ATTACHMENTS", "-1", "must be >= 0"),
         ("INBOXGATE_SQLITE_SYNCHRONOUS", "off", "full or normal"),
         ("INBOXGATE_DATABASE_URL", "mysql://x", "sqlite:///PATH"),
+        ("INBOXGATE_FORWARDED_ALLOW_IPS", "proxy.internal", "IP addresses, networks"),
+        ("INBOXGATE_HEADER_TIMEOUT", "soon", "must be a number"),
+        ("INBOXGATE_MAX_CONNECTIONS", "-5", "must be >= 0"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str, needle: str) -> None:

@@ -11,15 +11,19 @@ from starlette.types import Receive, Scope, Send
 from client_sdk import cable_protocol as cp
 
 from ..cable import CableSession, restore_sid
+from ..http import error_response
 from ..metrics import CABLE_CONNECTS as CONNECTS
+from ..ratelimit import IpLimit
 from ..realtime import Connection, Hub
 
 
 class CableEndpoint:
-    """An ASGI app for ``/cable``."""
+    """An ASGI app for ``/cable``. ``upgrades`` limits the websocket upgrades of one client IP:
+    one too many is answered ``429`` with ``Retry-After`` instead of the upgrade."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, upgrades: IpLimit | None = None) -> None:
         self.hub = hub
+        self.upgrades = upgrades
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
@@ -32,6 +36,13 @@ class CableEndpoint:
         protocol = cp.select_subprotocol(offered)
         first = await receive()
         if first["type"] != "websocket.connect":
+            return
+        refused = await self.upgrades.check(scope) if self.upgrades else None
+        if refused is not None:
+            if "websocket.http.response" in scope.get("extensions", {}):
+                await error_response(refused)(scope, receive, send)
+            else:  # a server without the denial extension: its plain 403
+                await send({"type": "websocket.close", "code": 1008})
             return
         if protocol is None or not self.hub.accepting:
             # A client that offered only protocols we do not speak would abort on any answer

@@ -20,7 +20,7 @@ from .agent_views import render_messages
 from .assignees import account_user
 from .contacts import get_contact
 from .message_views import get_message, hydrate
-from .messages import NewAttachment, get_conversation, insert_message
+from .messages import NewAttachment, flood_guard, get_conversation, insert_message
 
 DELETED_CONTENT = "This message was deleted"
 BEFORE_LIMIT = 20
@@ -117,13 +117,11 @@ def add_message(
     """Create a message and apply what follows it in Chatwoot: an incoming message reopens
     the conversation (back to pending when its inbox has a bot); the first human reply stamps
     ``first_reply_created_at``; any human reply ends the customer's wait (a bot's does not)."""
-    if per_minute_limit:
-        recent = yield from scalar(
-            "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND created_at > ?",
-            conversation.id, now - 60.0,
-        )  # fmt: skip
-        if int(recent or 0) >= per_minute_limit:
-            raise ApiError.error(422, "Validation failed: Too many messages")
+    retry_after = yield from flood_guard(conversation.id, per_minute_limit, now)
+    if retry_after is not None:
+        raise ApiError(
+            422, {"error": "Validation failed: Too many messages"}, retry_after=retry_after
+        )
     outgoing = new.message_type == p.MESSAGE_TYPE_OUTGOING
     # Outgoing messages are the caller's (a user or a bot); every other type is the contact's
     # (reference §3.4.2).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,6 +107,33 @@ def _find_echo(conversation_id: int, echo_id: str) -> Op[Message | None]:
     return (yield from hydrate([Message.from_row(row)]))[0]
 
 
+FLOOD_WINDOW = 60.0
+
+
+def flood_guard(conversation_id: int, per_minute_limit: int, now: float) -> Op[int | None]:
+    """Chatwoot's flood guard: ``None`` while the conversation has fewer than
+    ``per_minute_limit`` messages in the last minute, else the seconds until one more fits
+    (when the oldest message that keeps it full leaves the minute), for ``Retry-After``."""
+    if not per_minute_limit:
+        return None
+    since = now - FLOOD_WINDOW
+    recent = yield from scalar(
+        "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND created_at > ?",
+        conversation_id, since,
+    )  # fmt: skip
+    excess = int(recent or 0) - per_minute_limit
+    if excess < 0:
+        return None
+    freeing = yield from scalar(
+        "SELECT created_at FROM messages WHERE conversation_id = ? AND created_at > ? "
+        "ORDER BY created_at LIMIT 1 OFFSET ?",
+        conversation_id, since, excess,
+    )  # fmt: skip
+    if freeing is None:  # raced with a delete: the window is already freer
+        return 1
+    return max(1, math.ceil(float(freeing) + FLOOD_WINDOW - now))
+
+
 def create_incoming(
     conversation_id: int,
     contact_id: int,
@@ -126,13 +154,9 @@ def create_incoming(
             return MessageResult(
                 message=original, conversation=conversation, created=False, view=view
             )
-    if per_minute_limit:
-        recent = yield from scalar(
-            "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND created_at > ?",
-            conversation.id, now - 60.0,
-        )  # fmt: skip
-        if int(recent or 0) >= per_minute_limit:
-            raise ValidationFailed("Too many messages", ["base"])
+    retry_after = yield from flood_guard(conversation.id, per_minute_limit, now)
+    if retry_after is not None:
+        raise ValidationFailed("Too many messages", ["base"], retry_after=retry_after)
     message = yield from insert_message(
         conversation, content=content, message_type=p.MESSAGE_TYPE_INCOMING, now=now,
         sender_type="Contact", sender_id=contact_id, echo_id=echo_id, attachments=attachments,
