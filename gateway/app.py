@@ -25,6 +25,7 @@ from .broker import Broker, MemoryBroker
 from .errors import GatewayError
 from .http import (
     BodyLimitMiddleware,
+    NulPathMiddleware,
     PublicCorsMiddleware,
     RateLimitMiddleware,
     error_response,
@@ -189,6 +190,7 @@ def create_app(
     # CORS sits outside the limits (as rack-cors at position 0 in Chatwoot), so that a browser
     # can read a 413 or 429 answer too.
     middleware = [
+        Middleware(NulPathMiddleware),
         Middleware(JsonSuffixMiddleware),
         Middleware(
             PublicCorsMiddleware, origins=settings.cors_origins, inbox_origins=ctx.inbox_origins

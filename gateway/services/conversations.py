@@ -187,6 +187,8 @@ class ConversationService:
         )
         validation.content(req.content)
         validation.length("echo_id", req.echo_id, validation.MAX_ECHO_ID)
+        if not uploads and not (req.content or "").strip():
+            raise ValidationFailed("Content can't be blank", ["content"])  # see COMPATIBILITY.md
         limit = self.ctx.settings.max_attachments
         if len(uploads) > limit:
             raise ValidationFailed(f"Too many attachments (maximum is {limit})", ["attachments"])
