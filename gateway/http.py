@@ -91,9 +91,12 @@ class Params:
 
     def to(self, struct: type[S]) -> S:
         try:
-            return msgspec.convert(self.values, struct, strict=False)
+            converted = msgspec.convert(self.values, struct, strict=False)
         except msgspec.ValidationError as exc:
             raise _validation_error(exc) from None
+        # Lenient conversion reads "99999999999999999999" into an ``int`` field: bound again.
+        inputs.check_bag(msgspec.to_builtins(converted))
+        return converted
 
 
 def _validation_error(exc: msgspec.ValidationError) -> ValidationFailed:

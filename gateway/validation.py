@@ -34,8 +34,9 @@ def content(value: str | None) -> None:
         )
 
 
-def attributes_size(value: dict[str, Any] | None, attribute: str = "custom_attributes") -> None:
-    """An attribute map as it is to be stored: at most :data:`MAX_ATTRIBUTES_BYTES` of JSON."""
+def attributes_size(value: Any, attribute: str = "custom_attributes") -> None:
+    """An attribute map (or a message's ``submitted_values``) as it is to be stored: at most
+    :data:`MAX_ATTRIBUTES_BYTES` of JSON."""
     if value and len(msgspec.json.encode(value)) > MAX_ATTRIBUTES_BYTES:
         label = attribute.replace("_", " ").capitalize()
         raise ValidationFailed(

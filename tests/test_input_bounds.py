@@ -159,6 +159,16 @@ async def test_agent_updates_cannot_grow_contact_attributes(env: Env) -> None:
         assert r.json()["attributes"] == [name]
 
 
+async def test_submitted_values_are_bounded(env: Env) -> None:
+    source_id, cid = await env.session()
+    message = await env.send(source_id, cid, content="pick")
+    url = env.conv_url(source_id, cid) + f"/messages/{message['id']}"
+    values = [{"title": f"t{i}", "value": "v" * 1400} for i in range(12)]
+    r = await env.client.patch(url, json={"submitted_values": values})
+    assert (r.status_code, r.json()["attributes"]) == (422, ["submitted_values"])
+    assert (await env.client.patch(url, json={"submitted_values": values[:2]})).status_code == 200
+
+
 async def test_form_text_is_bounded_as_a_whole(env: Env) -> None:
     """Starlette bounds each multipart text part (1 MiB), not their sum; JSON has 1 MiB."""
     source_id, cid = await env.session()

@@ -35,7 +35,9 @@ def submitted_values(req: p.MessageUpdateRequest) -> Any:
             validation.length(
                 "feedback_message", answer.feedback_message, validation.MAX_CSAT_FEEDBACK
             )
-    return msgspec.to_builtins(req.submitted_values)
+    values = msgspec.to_builtins(req.submitted_values)
+    validation.attributes_size(values, "submitted_values")
+    return values
 
 
 class ConversationService:
