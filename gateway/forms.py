@@ -9,6 +9,8 @@ is a 400 naming it, and the text of a form is bounded as a whole, like a JSON bo
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from urllib.parse import unquote_to_bytes
 
 from python_multipart.multipart import parse_options_header
@@ -50,8 +52,10 @@ def parse_urlencoded(data: bytes, max_fields: int = MAX_FIELDS) -> list[tuple[st
 class _StrictMultiPartParser(MultiPartParser):
     """Starlette's parser, with UTF-8 names and text parts, and a bound on all text parts."""
 
-    def __init__(self, headers: Headers, request: Request, *, max_text: int, **limits: int) -> None:
-        super().__init__(headers, request.stream(), **limits)
+    def __init__(
+        self, headers: Headers, stream: AsyncGenerator[bytes], *, max_text: int, **limits: int
+    ) -> None:
+        super().__init__(headers, stream, **limits)
         self.max_text = max_text
         self.text_bytes = 0
 
@@ -90,10 +94,11 @@ async def read_multipart(
 ) -> FormData:
     """The multipart body of ``request``, parsed once; ``request.close()`` closes its files
     (it is cached where ``request.form()`` would cache it)."""
-    parser = _StrictMultiPartParser(
-        request.headers, request, max_text=max_text, max_files=max_files,
-        max_fields=MAX_FIELDS, max_part_size=max_part,
-    )  # fmt: skip
-    form = await parser.parse()
+    async with aclosing(request.stream()) as stream:  # as Request.form() reads it
+        parser = _StrictMultiPartParser(
+            request.headers, stream, max_text=max_text, max_files=max_files,
+            max_fields=MAX_FIELDS, max_part_size=max_part,
+        )  # fmt: skip
+        form = await parser.parse()
     request._form = form  # Request.close() closes the spooled files of this form
     return form
