@@ -27,6 +27,7 @@ from .errors import GatewayError
 from .health import Health
 from .http import (
     BodyLimitMiddleware,
+    NulPathMiddleware,
     PublicCorsMiddleware,
     RateLimitMiddleware,
     error_response,
@@ -205,6 +206,7 @@ def create_app(
     # It sits inside JsonSuffixMiddleware, which copies the scope: the router marks the route
     # on the scope that the layer holds.
     middleware = [
+        Middleware(NulPathMiddleware),
         Middleware(JsonSuffixMiddleware),
         Middleware(Observability, settings=settings, health=health, sample=sample),
         Middleware(

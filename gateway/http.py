@@ -14,12 +14,14 @@ from typing import Any, TypeVar
 
 import msgspec
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from client_sdk import protocol as p
 
+from . import inputs
 from .errors import (
     ApiError,
     BadRequest,
@@ -32,6 +34,7 @@ from .errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from .forms import parse_urlencoded, read_multipart
 from .ratelimit import RateLimiter
 from .store import StoreUnavailable
 
@@ -88,9 +91,12 @@ class Params:
 
     def to(self, struct: type[S]) -> S:
         try:
-            return msgspec.convert(self.values, struct, strict=False)
+            converted = msgspec.convert(self.values, struct, strict=False)
         except msgspec.ValidationError as exc:
             raise _validation_error(exc) from None
+        # Lenient conversion reads "99999999999999999999" into an ``int`` field: bound again.
+        inputs.check_bag(msgspec.to_builtins(converted))
+        return converted
 
 
 def _validation_error(exc: msgspec.ValidationError) -> ValidationFailed:
@@ -104,61 +110,88 @@ def _validation_error(exc: msgspec.ValidationError) -> ValidationFailed:
 async def read_params(
     request: Request, *, max_json: int, max_files: int, max_form_part: int = 1024 * 1024
 ) -> Params:
+    """Query, form, multipart or JSON parameters in one bag, checked by
+    :func:`gateway.inputs.check_bag` whatever carried them; ``max_json`` bounds a JSON body and
+    the text of a form alike."""
     values: dict[str, Any] = {}
-    for key, value in request.query_params.multi_items():
+    for key, value in parse_urlencoded(request.scope.get("query_string", b"")):
         _assign(values, key, value)
+    files = await _read_body(request, values, max_json, max_files, max_form_part)
+    inputs.check_bag(values)
+    for upload in files:
+        inputs.check_text("attachments", upload.filename or "", inputs.MAX_KEY)
+        inputs.check_text("attachments", upload.content_type or "", inputs.MAX_KEY)
+    return Params(values, files)
+
+
+async def _read_body(
+    request: Request, values: dict[str, Any], max_json: int, max_files: int, max_form_part: int
+) -> list[UploadFile]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     files: list[UploadFile] = []
-    if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+    if content_type == "multipart/form-data":
         try:
-            form = await request.form(
-                max_files=max_files + 1, max_fields=1000, max_part_size=max_form_part
+            form = await read_multipart(
+                request, max_files=max_files + 1, max_text=max_json, max_part=max_form_part
             )
-        except PayloadTooLarge:
-            raise  # a streamed body over the limit (BodyLimitMiddleware), not a malformed one
-        except Exception as exc:  # starlette raises its own HTTPException/MultiPartException
-            detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
-            if "Too many files" in str(detail):
+        except MultiPartException as exc:
+            if "Too many files" in exc.message:
                 raise ValidationFailed(
                     f"Too many attachments (maximum is {max_files})", ["attachments"]
                 ) from None
-            raise BadRequest(f"Malformed form body: {detail}") from None
+            raise BadRequest(f"Malformed form body: {exc.message}") from None
         for key, item in form.multi_items():
             if isinstance(item, UploadFile):
                 files.append(item)
             else:
                 _assign(values, key, item)
-        return Params(values, files)
+        return files
     body = await request.body()
+    if content_type == "application/x-www-form-urlencoded":
+        if len(body) > max_json:
+            raise PayloadTooLarge(f"Form body is larger than {max_json} bytes")
+        for key, item in parse_urlencoded(body):
+            _assign(values, key, item)
+        return files
     if not body.strip():
-        return Params(values, files)
+        return files
     is_json = content_type == "application/json" or content_type.endswith("+json")
     if not is_json and content_type:
-        return Params(values, files)  # Rails ignores bodies it has no parser for
+        return files  # Rails ignores bodies it has no parser for
     if len(body) > max_json:
         raise PayloadTooLarge(f"JSON body is larger than {max_json} bytes")
     try:
-        decoded = msgspec.json.decode(body)
+        decoded = inputs.decode_json(body)
     except msgspec.DecodeError as exc:
         if not is_json:
-            return Params(values, files)  # no Content-Type and not JSON: ignored, as Rails
+            return files  # no Content-Type and not JSON: ignored, as Rails
         raise BadRequest(f"Malformed JSON body: {exc}") from None
     if not isinstance(decoded, dict):
         if not is_json:
-            return Params(values, files)
+            return files
         raise BadRequest("The JSON body must be an object")
     values.update(decoded)
-    return Params(values, files)
+    return files
 
 
 def int_param(value: str, what: str) -> int:
-    """Path ids: Rails' find_by with a non-numeric id finds nothing."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise NotFound(what) from None
-    if number < 0 or number > 2**62:
+    """Path ids: Rails' find_by with a non-numeric id finds nothing; neither does one written
+    any other way than ASCII digits, nor one past 2**63-1 (see :func:`inputs.parse_id`)."""
+    number = inputs.parse_id(value)
+    if number is None:
         raise NotFound(what)
+    return number
+
+
+def query_int(params: Params, name: str, what: str) -> int | None:
+    """An optional numeric parameter (``before``, ``after``): absent or blank is None,
+    anything but ASCII digits within 2**63-1 a 422 naming it."""
+    raw = params.values.get(name)
+    if raw is None or raw == "":
+        return None
+    number = inputs.parse_id(raw)
+    if number is None:
+        raise ValidationFailed(f"{name.capitalize()} must be {what}", [name])
     return number
 
 
@@ -213,6 +246,24 @@ def _retry_after(seconds: int | None) -> dict[str, str] | None:
 
 async def _send_response(response: Response, scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
+
+
+class NulPathMiddleware:
+    """A path with a NUL character names nothing: 404 before any lookup (the CORS check's
+    inbox lookup included), as PostgreSQL refuses NUL in text and would answer 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and "\x00" in scope.get("path", ""):
+            if scope["type"] == "http":
+                response = json_response(p.StatusError(status=404, error="Not Found"), 404)
+                await _send_response(response, scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import msgspec
+
 from .errors import ValidationFailed
+from .inputs import parse_id
 
 MAX_CONTENT = 150_000
 MAX_CUSTOM_STRING = 1500
@@ -14,6 +17,11 @@ MAX_NAME = 255
 MAX_ECHO_ID = 255
 MAX_SOURCE_ID = 255
 MAX_CSAT_FEEDBACK = 10_000
+MAX_EMAIL = 254  # RFC 5321's longest forward path, less its brackets
+# The most a contact or conversation keeps in one attribute map (custom or additional), as
+# compact JSON. Every write is held to it: a request's map, and what a merge into the stored
+# map makes of it, so that repeated updates with new keys cannot grow a profile without end.
+MAX_ATTRIBUTES_BYTES = 16 * 1024
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -26,7 +34,18 @@ def content(value: str | None) -> None:
         )
 
 
+def attributes_size(value: Any, attribute: str = "custom_attributes") -> None:
+    """An attribute map (or a message's ``submitted_values``) as it is to be stored: at most
+    :data:`MAX_ATTRIBUTES_BYTES` of JSON."""
+    if value and len(msgspec.json.encode(value)) > MAX_ATTRIBUTES_BYTES:
+        label = attribute.replace("_", " ").capitalize()
+        raise ValidationFailed(
+            f"{label} are too large (maximum is {MAX_ATTRIBUTES_BYTES} bytes of JSON)", [attribute]
+        )
+
+
 def custom_attributes(value: dict[str, Any] | None) -> None:
+    attributes_size(value)
     for key, item in (value or {}).items():
         if isinstance(item, str) and len(item) > MAX_CUSTOM_STRING:
             raise ValidationFailed(
@@ -41,6 +60,8 @@ def custom_attributes(value: dict[str, Any] | None) -> None:
 
 
 def email(value: str | None) -> None:
+    if value and len(value.strip()) > MAX_EMAIL:
+        raise ValidationFailed(f"Email is too long (maximum is {MAX_EMAIL} characters)", ["email"])
     if value and not _EMAIL.match(value.strip()):
         raise ValidationFailed("Email Invalid email", ["email"])
 
@@ -65,8 +86,8 @@ def csat_rating(value: object) -> int:
         rating = None
     elif isinstance(value, int):
         rating = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        rating = int(value.strip())
+    elif isinstance(value, str):
+        rating = parse_id(value.strip())  # ASCII digits: int("²") raises
     if rating is None or not 1 <= rating <= 5:
         raise ValidationFailed("Rating must be an integer from 1 to 5", ["rating"])
     return rating

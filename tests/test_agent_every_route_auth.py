@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from starlette.routing import Route
 
+from gateway.routes.agent import ACCOUNT
 from gateway.store.ops import provisioning as prov
 from tests.admin_helpers import ADMIN_TOKEN, admin, auth, make_user
 from tests.routes_helpers import Env, anyio_backend_fixture, env_fixture, make_env_fixture
@@ -27,7 +28,7 @@ SIGN_IN = {"errors": ["You need to sign in or sign up before continuing."]}
 INVALID = {"error": "Invalid Access Token"}
 NOT_MEMBER = {"error": "You are not authorized to access this account"}
 OUTSIDER_TOKEN = "outsider-token-0123456789a"
-ACCOUNT_PREFIX = "/api/v1/accounts/{account_id:int}"
+ACCOUNT_PREFIX = ACCOUNT
 PLATFORM_PREFIX = "/platform/api/v1"
 PARAM = re.compile(r"{([a-z_]+)(?::[a-z]+)?}")
 

@@ -68,13 +68,21 @@ async def test_create_message_shape(env: Env) -> None:
     }
 
 
-async def test_empty_content_is_allowed(env: Env) -> None:
+async def test_blank_message_is_422(env: Env) -> None:
+    """Chatwoot creates a message with neither content nor a file; a deliberate departure
+    (COMPATIBILITY.md): it shows nothing to anyone."""
     source_id, cid = await env.session()
-    r = await env.client.post(_messages_url(env, source_id, cid))
-    assert r.status_code == 200
-    assert r.json()["content"] is None
-    r = await env.client.post(_messages_url(env, source_id, cid), json={"content": ""})
-    assert (r.status_code, r.json()["content"]) == (200, "")
+    url = _messages_url(env, source_id, cid)
+    blank = {"message": "Content can't be blank", "attributes": ["content"]}
+    for body in (None, {}, {"content": ""}, {"content": " \n\t"}, {"echo_id": "e-1"}):
+        r = await env.client.post(url, json=body)
+        assert (r.status_code, r.json()) == (422, blank), body
+    r = await env.client.post(url, data={"content": ""})
+    assert (r.status_code, r.json()) == (422, blank)
+    assert await env.messages(source_id, cid) == []
+    files = [("attachments[]", ("a.png", PNG, "image/png"))]
+    r = await env.client.post(url, data={"content": ""}, files=files)
+    assert r.status_code == 200  # a file alone is a message
 
 
 async def test_content_length_limit(env: Env) -> None:
@@ -163,7 +171,8 @@ async def test_repeated_echo_id_returns_the_original(env: Env) -> None:
     other = await env.send(source_id, cid, content="hi", echo_id="e-2")
     assert other["id"] != first["id"]
     cid2 = (await env.conversation(source_id))["id"]
-    assert (await env.send(source_id, cid2, echo_id="e-1"))["id"] not in (first["id"], other["id"])
+    again = await env.send(source_id, cid2, content="hi", echo_id="e-1")
+    assert again["id"] not in (first["id"], other["id"])
 
 
 async def test_repeated_echo_id_discards_duplicate_files(env: Env) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Literal, NamedTuple
 
 from client_sdk import protocol as p
 
+from ..inputs import parse_id
 from ..store import Store
 from ..store.ops import events, grants
 from .presence import Presence
@@ -42,14 +43,9 @@ def _blank(value: object) -> bool:
 
 
 def _int(value: object) -> int | None:
-    """An id as clients send it: a JSON number or a decimal string."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit() and len(value) < 19:
-        return int(value)
-    return None
+    """An id as clients send it: a JSON number or a string of ASCII digits (``isdigit``
+    would take an Arabic-Indic 1 for user 1), within 64 bits."""
+    return parse_id(value)
 
 
 class RoomChannel:
@@ -62,7 +58,7 @@ class RoomChannel:
         token = params.get("pubsub_token")
         if params.get("channel") != CHANNEL or not isinstance(token, str) or not token:
             return None
-        if len(token) > 128:
+        if len(token) > 128 or "\x00" in token:  # PostgreSQL text cannot hold a NUL
             return None
         if _blank(params.get("user_id")):
             contact = await self.store.read(grants.contact_by_pubsub_token, token)

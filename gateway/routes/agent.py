@@ -20,12 +20,15 @@ from client_sdk import protocol as p
 from .. import presenters
 from ..errors import NotFound, resource_not_found
 from ..http import json_response
+from ..inputs import parse_id
 from ..services.agent_auth import Actor, authenticate, authenticate_in_account
 from ..services.context import Context
 from ..store.ops import provisioning
 
 API = "/api/v1"
-ACCOUNT = API + "/accounts/{account_id:int}"
+# Not ``{account_id:int}``: Starlette's int convertor takes any number of digits, and
+# ``int()`` of 5000 of them raises (a 500); the id is read by ``inputs.parse_id`` instead.
+ACCOUNT = API + "/accounts/{account_id}"
 
 AgentHandler = Callable[[Request, Actor], Awaitable[Response]]
 
@@ -37,9 +40,11 @@ def account_route(
     bot tokens are accepted too (Chatwoot's allow-list, reference agent §1.3)."""
 
     async def endpoint(request: Request) -> Response:
-        actor = await authenticate_in_account(
-            ctx.store, request.headers, request.path_params["account_id"], bots=bots
-        )
+        account_id = parse_id(request.path_params["account_id"])
+        if account_id is None:  # no such account, once the token is known to be good
+            await authenticate(ctx.store, request.headers, bots=bots)
+            raise resource_not_found()
+        actor = await authenticate_in_account(ctx.store, request.headers, account_id, bots=bots)
         try:
             return await handler(request, actor)
         except NotFound:

@@ -13,6 +13,7 @@ from client_sdk import protocol as p
 
 from ..errors import param_missing
 from ..http import Params, empty_response, int_param, json_response, read_params
+from ..inputs import page_number
 from ..services.agent_admin import AgentAdminService, InboxAdminService
 from ..services.agent_auth import Actor
 from ..services.agent_contacts import ContactAdminService
@@ -39,10 +40,7 @@ def nulls(value: Any) -> Any:
 
 
 def page_of(params: Params) -> int:
-    try:
-        return max(int(params.values.get("page") or 1), 1)
-    except (TypeError, ValueError):
-        return 1
+    return page_number(params.values.get("page"))
 
 
 def include_inboxes(params: Params) -> bool:

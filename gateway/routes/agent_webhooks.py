@@ -47,9 +47,13 @@ def webhook_routes(ctx: Context) -> list[Route]:
 
     async def deliveries(request: Request, actor: Actor) -> Response:
         actor.require_administrator()
-        status = request.query_params.get("status") or None
-        raw_webhook = request.query_params.get("webhook_id") or None
+        got = await read_params(request, max_json=ctx.settings.max_json_bytes, max_files=0)
+        values = got.values
+        status = values.get("status") or None
+        raw_webhook = values.get("webhook_id") or None
         webhook_id = int_param(raw_webhook, "webhook") if raw_webhook is not None else None
+        if status is not None and not isinstance(status, str):
+            status = None
         return json_response(await service.deliveries(actor.account_id, status, webhook_id))
 
     async def redeliver(request: Request, actor: Actor) -> Response:

@@ -9,11 +9,11 @@ from starlette.routing import Route
 
 from client_sdk import protocol as p
 
+from .. import inputs
+from ..errors import BadRequest, ValidationFailed
 from ..http import json_response
 from ..services.context import Context
 from ..services.highlevel import HighLevelService, bad_request, bearer
-
-_decoder = msgspec.json.Decoder(p.HighLevelConversationRequest)
 
 
 def highlevel_routes(ctx: Context) -> list[Route]:
@@ -21,9 +21,11 @@ def highlevel_routes(ctx: Context) -> list[Route]:
 
     async def create(request: Request) -> Response:
         body = await request.body()
-        try:
-            req = _decoder.decode(body or b"{}")
-        except msgspec.DecodeError:
+        try:  # bounded as every body (gateway.inputs): no deep nesting, no NUL
+            decoded = inputs.decode_json(body or b"{}")
+            inputs.check_value("body", decoded)
+            req = msgspec.convert(decoded, p.HighLevelConversationRequest)
+        except (msgspec.DecodeError, BadRequest, ValidationFailed):
             raise bad_request() from None
         result = await service.create_conversation(
             bearer(request.headers.get("authorization")), request.headers.get("version"), req,

@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 from client_sdk import protocol as p
 
 from .. import file_types
-from ..http import Params, empty_response, int_param, json_response, read_params
+from ..http import Params, empty_response, int_param, json_response, query_int, read_params
 from ..services.contacts import ContactService
 from ..services.context import Context
 from ..services.conversations import ConversationService
@@ -26,18 +26,6 @@ CONVERSATION = CONTACT + "/conversations/{conversation_id}"
 
 def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
-
-
-def _int_or_none(params: Params, name: str) -> int | None:
-    raw = params.values.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        from ..errors import ValidationFailed
-
-        raise ValidationFailed(f"{name.capitalize()} must be a message id", [name]) from None
 
 
 def _closing(handler: Handler) -> Handler:
@@ -128,7 +116,8 @@ def public_routes(ctx: Context) -> list[BaseRoute]:
     async def list_messages(request: Request) -> Response:
         got = await params(request)
         found = await conversations.messages(
-            *ids(request), _int_or_none(got, "before"), _int_or_none(got, "after"),
+            *ids(request), query_int(got, "before", "a message id"),
+            query_int(got, "after", "a message id"),
             _base_url(request),
         )  # fmt: skip
         return json_response(found)

@@ -14,7 +14,7 @@ from msgspec import UNSET
 from client_sdk import protocol as p
 
 from .. import admin_presenters as present
-from .. import validation
+from .. import inputs, validation
 from ..errors import ApiError, ValidationFailed, param_missing, resource_not_found
 from ..store.ops import agent_admin as ops
 from ..store.ops.provisioning import NewInbox
@@ -142,10 +142,8 @@ def _reply_window(attributes: dict[str, Any]) -> int | None:
     raw = attributes.get("agent_reply_time_window")
     if raw in (None, ""):
         return None
-    try:
-        hours = int(raw)
-    except (TypeError, ValueError):
-        hours = 0
+    # ASCII digits within 64 bits, as every number (``int()`` takes "1_0" and 10**30 alike)
+    hours = inputs.parse_id(raw) or 0
     if hours <= 0:
         raise ValidationFailed(
             "Additional attributes agent_reply_time_window must be greater than 0",

@@ -37,6 +37,12 @@ def contact_changes(req: p.AgentContactRequest) -> ops.ContactChanges:
         ("phone_number", lambda: validation.phone_number(phone or None)),
         ("identifier", lambda: validation.length("identifier", identifier or None, 255)),
         ("custom_attributes", lambda: validation.custom_attributes(req.custom_attributes or {})),
+        (
+            "additional_attributes",
+            lambda: validation.attributes_size(
+                req.additional_attributes or {}, "additional_attributes"
+            ),
+        ),
     ]
     for attribute, check in checks:
         try:

@@ -16,7 +16,7 @@ from msgspec import UNSET
 
 from client_sdk import protocol as p
 
-from .. import agent_presenters, presenters, validation
+from .. import agent_presenters, inputs, presenters, validation
 from ..errors import ApiError, NotFound
 from ..store import StoreUnavailable
 from ..store.ops import agent_conversation_changes as changes
@@ -42,13 +42,8 @@ def record_id(value: Any, what: str) -> int | None:
     nothing (Rails' ``find``), so it is a 404."""
     if value is None or value == "":
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
-    else:
-        raise NotFound(what)
-    if number > 2**62:
+    number = inputs.parse_id(value)
+    if number is None:
         raise NotFound(what)
     return number
 
@@ -74,7 +69,7 @@ def epoch_seconds(value: Any) -> float | None:
     seconds: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and inputs.ascii_digits(value.strip()):
         seconds = float(value.strip())
     if seconds is None or not 0 <= seconds <= MAX_EPOCH:
         raise ApiError.error(422, "invalid date")
@@ -83,7 +78,7 @@ def epoch_seconds(value: Any) -> float | None:
 
 def timestamp(value: Any) -> float | None:
     """``snoozed_until`` of create: an ISO time (or epoch seconds)."""
-    if isinstance(value, str) and value and not value.strip().isdigit():
+    if isinstance(value, str) and value and not inputs.ascii_digits(value.strip()):
         try:
             parsed = datetime.fromisoformat(value.strip())
         except ValueError:
@@ -114,7 +109,6 @@ def conversation_filter(params: dict[str, Any]) -> ops.ConversationFilter:
     labels = params.get("labels") or []
     if isinstance(labels, str):
         labels = [labels]
-    page = _text(params, "page")
     within = _text(params, "updated_within")
     return ops.ConversationFilter(
         status=None if status == "all" else status,
@@ -127,9 +121,9 @@ def conversation_filter(params: dict[str, Any]) -> ops.ConversationFilter:
         q=_text(params, "q"),
         source_id=_text(params, "source_id"),
         conversation_type=_text(params, "conversation_type"),
-        updated_within=float(within) if within and within.isdigit() else None,
+        updated_within=float(within) if within and inputs.ascii_digits(within) else None,
         sort_by=_text(params, "sort_by") or "last_activity_at_desc",
-        page=int(page) if page and page.isdigit() and int(page) > 0 else 1,
+        page=inputs.page_number(params.get("page")),
     )
 
 
@@ -211,6 +205,7 @@ class AgentConversationService:
         actor.require_inbox(target.inbox.id)
         status = _enum(req.status or "open", STATUSES, "status")
         validation.custom_attributes(req.custom_attributes)
+        validation.attributes_size(req.additional_attributes, "additional_attributes")
         validation.length("source_id", req.source_id, validation.MAX_SOURCE_ID)
         assignee = optional_id(req.assignee_id)
         if (

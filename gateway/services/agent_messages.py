@@ -15,8 +15,8 @@ from starlette.datastructures import UploadFile
 
 from client_sdk import protocol as p
 
-from .. import metrics, presenters, validation
-from ..errors import ApiError, ValidationFailed
+from .. import inputs, metrics, presenters, validation
+from ..errors import ApiError, BadRequest, ValidationFailed
 from ..store.ops import agent_messages as ops
 from ..store.ops.messages import NewAttachment
 from ..store.records import AgentBot, Attachment, Conversation, Performer
@@ -88,16 +88,22 @@ def _content_attributes(value: Any) -> dict[str, Any]:
         return {}
     if isinstance(value, str):
         try:
-            value = msgspec.json.decode(value)
+            value = inputs.decode_json(value, "content_attributes")
+            inputs.check_value("content_attributes", value)
         except msgspec.DecodeError:
             raise invalid(f"unexpected token at '{value[:100]}'") from None
+        except (BadRequest, ValidationFailed) as exc:
+            raise invalid(str(exc)) from None
     if not isinstance(value, dict):
         raise invalid("Validation failed: Content attributes must be an object")
     return value
 
 
-def new_message(req: p.AgentMessageInput, attachments: list[NewAttachment]) -> ops.NewAgentMessage:
-    """Validate a message create; raises 422 ``{"error"}`` with Chatwoot's wording."""
+def new_message(
+    req: p.AgentMessageInput, attachments: list[NewAttachment], *, files: int = 0
+) -> ops.NewAgentMessage:
+    """Validate a message create (``files``: uploads still to be saved as ``attachments``);
+    raises 422 ``{"error"}`` with Chatwoot's wording."""
     message_type = req.message_type or "outgoing"
     if message_type not in p.MESSAGE_TYPE_NAMES:
         raise invalid(f"'{message_type}' is not a valid message_type")
@@ -116,6 +122,11 @@ def new_message(req: p.AgentMessageInput, attachments: list[NewAttachment]) -> o
         )
     attributes = _content_attributes(req.content_attributes)
     check_content_attributes(content_type, attributes)
+    blank = not (req.content or "").strip()
+    if content_type == "text" and blank and not attachments and not files:
+        # Chatwoot does not require content (an input_select or cards message carries its
+        # items instead), but a text message with neither content nor a file shows nothing.
+        raise invalid("Validation failed: Content can't be blank")
     if req.external_created_at not in (None, ""):
         attributes["external_created_at"] = req.external_created_at
     return ops.NewAgentMessage(
@@ -126,12 +137,12 @@ def new_message(req: p.AgentMessageInput, attachments: list[NewAttachment]) -> o
 
 
 def _int(value: Any, name: str) -> int | None:
-    if value in (None, ""):
+    if value is None or value == "":
         return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed(f"{name.capitalize()} must be a message id", [name]) from None
+    number = inputs.parse_id(value)
+    if number is None:
+        raise ValidationFailed(f"{name.capitalize()} must be a message id", [name])
+    return number
 
 
 def _as_new(att: Attachment) -> NewAttachment:
@@ -183,7 +194,7 @@ class AgentMessageService:
         uploads: list[UploadFile],
         base_url: str,
     ) -> p.AgentMessage:
-        new = new_message(req, [])
+        new = new_message(req, [], files=len(uploads))
         saved = await self.save_uploads(uploads)
         new.attachments = saved
         try:

@@ -35,7 +35,9 @@ def submitted_values(req: p.MessageUpdateRequest) -> Any:
             validation.length(
                 "feedback_message", answer.feedback_message, validation.MAX_CSAT_FEEDBACK
             )
-    return msgspec.to_builtins(req.submitted_values)
+    values = msgspec.to_builtins(req.submitted_values)
+    validation.attributes_size(values, "submitted_values")
+    return values
 
 
 class ConversationService:
@@ -178,6 +180,8 @@ class ConversationService:
         )
         validation.content(req.content)
         validation.length("echo_id", req.echo_id, validation.MAX_ECHO_ID)
+        if not uploads and not (req.content or "").strip():
+            raise ValidationFailed("Content can't be blank", ["content"])  # see COMPATIBILITY.md
         limit = self.ctx.settings.max_attachments
         if len(uploads) > limit:
             raise ValidationFailed(f"Too many attachments (maximum is {limit})", ["attachments"])

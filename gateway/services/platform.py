@@ -68,6 +68,7 @@ def _required(attribute: str, value: str | UnsetType | None) -> str:
 
 
 def _account_changes(req: p.PlatformAccountRequest, creating: bool) -> ops.AccountChanges:
+    validation.attributes_size(req.custom_attributes)
     changes = ops.AccountChanges(
         features=req.features, limits=req.limits, custom_attributes=req.custom_attributes
     )
@@ -89,6 +90,7 @@ def _account_changes(req: p.PlatformAccountRequest, creating: bool) -> ops.Accou
 
 
 def _user_changes(req: p.PlatformUserRequest, creating: bool) -> ops.UserChanges:
+    validation.attributes_size(req.custom_attributes)
     changes = ops.UserChanges(
         password_hash=_password(req.password), custom_attributes=req.custom_attributes
     )

@@ -11,7 +11,9 @@ from msgspec import UNSET, Struct, UnsetType
 
 from client_sdk import protocol as p
 
+from ... import validation
 from ...errors import NotFound, ValidationFailed
+from ...inputs import parse_id
 from ...presenters import LinkBuilder
 from ..records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent
 from ..sql import Op, dump_json, one, rows, scalar
@@ -87,9 +89,10 @@ def list_contacts(
             for column in ("name", "email", "phone_number", "identifier")
         ]
         params += [_like(query)] * len(matches)
-        if query.isdigit():
+        contact_id = parse_id(query)
+        if contact_id is not None:
             matches.append("c.id = ?")
-            params.append(int(query))
+            params.append(contact_id)
         where = "c.account_id = ? AND (" + " OR ".join(matches) + ")"
     total = yield from scalar(f"SELECT COUNT(*) FROM contacts c WHERE {where}", *params)
     result = yield from rows(
@@ -238,6 +241,8 @@ def update_contact(
     additional = contact.additional_attributes
     if changes.additional_attributes is not UNSET:
         additional = {**additional, **changes.additional_attributes}
+    validation.attributes_size(custom)  # merged: repeated updates cannot grow them past it
+    validation.attributes_size(additional, "additional_attributes")
     row = yield from one(
         "UPDATE contacts SET name = ?, email = ?, phone_number = ?, identifier = ?, blocked = ?, "
         "custom_attributes = ?, additional_attributes = ?, contact_type = ?, updated_at = ? "

@@ -14,6 +14,7 @@ from typing import Any
 
 from msgspec import Struct
 
+from ... import validation
 from ...errors import NotFound
 from ..records import Contact, ContactInbox
 from ..sql import Op, dump_json, one, rows, scalar
@@ -278,6 +279,7 @@ def update_contact(
     if phone != contact.phone_number:
         phone = yield from _keep(contact.account_id, contact.id, "phone_number", phone, claims)
     custom = _deep_merge(contact.custom_attributes, fields.custom_attributes or {})
+    validation.attributes_size(custom)  # merged: repeated updates cannot grow them past it
     new_email = email or contact.email
     new_phone = phone or contact.phone_number
     row = yield from one(

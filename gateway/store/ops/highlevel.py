@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import uuid4
 
+from ...inputs import parse_id
 from ..records import Contact, ContactInbox, Inbox
 from ..sql import Op, one
 from .tokens import secure_token
@@ -12,20 +13,22 @@ from .tokens import secure_token
 def location_inbox(location_id: str) -> Op[Inbox | None]:
     """A location is an inbox identifier, or an account id whose oldest inbox is its default."""
     row = yield from one(f"SELECT {Inbox.COLUMNS} FROM inboxes WHERE identifier = ?", location_id)
-    if row is None and location_id.isdigit() and len(location_id) < 19:
+    account_id = parse_id(location_id)
+    if row is None and account_id is not None:
         row = yield from one(
             f"SELECT {Inbox.COLUMNS} FROM inboxes WHERE account_id = ? ORDER BY id LIMIT 1",
-            int(location_id),
+            account_id,
         )
     return Inbox.from_row(row) if row else None
 
 
 def account_contact(account_id: int, contact_id: str) -> Op[Contact | None]:
-    if not contact_id.isdigit() or len(contact_id) >= 19:
+    number = parse_id(contact_id)
+    if number is None:
         return None
     row = yield from one(
         f"SELECT {Contact.COLUMNS} FROM contacts WHERE id = ? AND account_id = ?",
-        int(contact_id), account_id,
+        number, account_id,
     )  # fmt: skip
     return Contact.from_row(row) if row else None
 
