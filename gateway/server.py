@@ -2,7 +2,8 @@
 
 uvicorn's own shutdown closes every websocket with code 1012 before the app hears of it, so a
 client would never get Action Cable's ``{"type":"disconnect","reason":"server_restart",
-"reconnect":true}``. :class:`GatewayServer` drains the cable hub first.
+"reconnect":true}``. :class:`GatewayServer` drains the cable hub first, in the single process
+and in every worker of ``--workers N`` (uvicorn's supervisor, with :class:`WorkerProcess`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
-from uvicorn.supervisors import Multiprocess
+from uvicorn.supervisors import Multiprocess, multiprocess
 
 from .app import create_app
 from .realtime import Realtime
@@ -46,12 +47,20 @@ class CableFirst:
 
 
 class GatewayServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, realtime: Realtime) -> None:
+    """uvicorn's server, telling every /cable client ``server_restart`` before it stops.
+
+    ``realtime`` is None in a worker process: there the app is built by :func:`worker_app`
+    only once the server loads it, and found then.
+    """
+
+    def __init__(self, config: uvicorn.Config, realtime: Realtime | None = None) -> None:
         super().__init__(config)
         self.realtime = realtime
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        await self.realtime.hub.drain()
+        realtime = self.realtime or _worker_realtime
+        if realtime is not None:
+            await realtime.hub.drain()
         await super().shutdown(sockets)
 
 
@@ -91,20 +100,44 @@ class WorkerConfig(uvicorn.Config):
 
 
 _worker_settings: Settings | None = None
+# The realtime core of this worker process's app, for its GatewayServer's shutdown.
+_worker_realtime: Realtime | None = None
 
 
 def worker_app() -> CableFirst:
     """The app of one worker process (uvicorn's factory)."""
-    return CableFirst(create_app(_worker_settings or Settings.from_env()))
+    global _worker_realtime
+    app = CableFirst(create_app(_worker_settings or Settings.from_env()))
+    _worker_realtime = app.realtime
+    return app
+
+
+class WorkerProcess(multiprocess.Process):
+    """One worker of uvicorn's supervisor, running a :class:`GatewayServer` instead of a plain
+    uvicorn server, so a SIGTERM to the supervisor reaches every worker's /cable clients as
+    ``server_restart`` rather than a bare close 1012."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = GatewayServer(self.config)
+        return self._server
 
 
 def run_workers(settings: Settings, host: str, port: int, workers: int) -> None:
     """Several processes on one port, sharing the database (PostgreSQL) and Redis.
 
-    uvicorn's supervisor runs a plain server per worker, so at shutdown its sockets are closed
-    with 1012 (service restart) before the hub can say ``server_restart``; clients reconnect
-    either way and resume from their offsets.
+    SIGTERM (or SIGINT) to this supervisor process is passed to every worker, each of which
+    tells its websockets ``server_restart`` before it stops; the supervisor exits once they have.
     """
     config = WorkerConfig(settings, host, port, workers)
     sock = config.bind_socket()
-    Multiprocess(config, sockets=[sock]).run()
+    # The supervisor builds workers from its module's ``Process`` at every spawn site (start,
+    # a dead worker's replacement, SIGHUP's restart, SIGTTIN); this process runs nothing else,
+    # so point that name at ours for the supervisor's lifetime.
+    plain = multiprocess.Process
+    multiprocess.Process = WorkerProcess  # type: ignore[misc]
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        multiprocess.Process = plain  # type: ignore[misc]
