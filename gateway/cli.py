@@ -310,7 +310,14 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    envvar="INBOXGATE_PORT",  # the port without changing the command (the quickstart's test)
+    show_envvar=True,
+)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--demo", is_flag=True, help="Provision a demo account, inbox and agent first.")
 def serve(host: str, port: int, workers: int, demo: bool) -> None:

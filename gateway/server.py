@@ -2,7 +2,8 @@
 
 uvicorn's own shutdown closes every websocket with code 1012 before the app hears of it, so a
 client would never get Action Cable's ``{"type":"disconnect","reason":"server_restart",
-"reconnect":true}``. :class:`GatewayServer` drains the cable hub first.
+"reconnect":true}``. :class:`GatewayServer` drains the cable hub first, in the single process
+and in every worker of ``--workers N`` (uvicorn's supervisor, with :class:`WorkerProcess`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
-from uvicorn.supervisors import Multiprocess
+from uvicorn.supervisors import Multiprocess, multiprocess
 
 from .app import create_app
 from .connections import ConnectionGuard, GuardedHttpProtocol, connection_cap
@@ -50,17 +51,25 @@ class CableFirst:
 
 
 class GatewayServer(uvicorn.Server):
+    """uvicorn's server: on shutdown ``/ready`` turns 503 for the drain delay, then every
+    /cable client is told ``server_restart``, then uvicorn stops.
+
+    ``app`` is None in a worker process: there the app is built by :func:`worker_app` only
+    once the server loads it, and found then.
+    """
+
     def __init__(
-        self, config: uvicorn.Config, realtime: Realtime, health: Health, drain_seconds: float = 0
+        self, config: uvicorn.Config, app: CableFirst | None = None, drain_seconds: float = 0
     ) -> None:
         super().__init__(config)
-        self.realtime = realtime
-        self.health = health
+        self.app = app
         self.drain_seconds = drain_seconds
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        # Still listening: /ready answers 503 for the drain delay, then the websockets move.
-        await self.health.drain(self.realtime.hub, self.drain_seconds)
+        app = self.app or _worker_app
+        if app is not None:
+            # Still listening: /ready answers 503 for the drain delay, then the websockets move.
+            await app.health.drain(app.realtime.hub, self.drain_seconds)
         await super().shutdown(sockets)
 
 
@@ -109,7 +118,7 @@ class GatewayConfig(uvicorn.Config):
 def run(settings: Settings, host: str, port: int) -> None:
     app = CableFirst(create_app(settings))
     config = GatewayConfig(app, settings, host=host, port=port)
-    GatewayServer(config, app.realtime, app.health, settings.drain_seconds).run()
+    GatewayServer(config, app, settings.drain_seconds).run()
 
 
 class WorkerConfig(GatewayConfig):
@@ -129,20 +138,46 @@ class WorkerConfig(GatewayConfig):
 
 
 _worker_settings: Settings | None = None
+# The realtime core of this worker process's app, for its GatewayServer's shutdown.
+_worker_app: CableFirst | None = None
 
 
 def worker_app() -> CableFirst:
     """The app of one worker process (uvicorn's factory)."""
-    return CableFirst(create_app(_worker_settings or Settings.from_env()))
+    global _worker_app
+    _worker_app = CableFirst(create_app(_worker_settings or Settings.from_env()))
+    return _worker_app
+
+
+class WorkerProcess(multiprocess.Process):
+    """One worker of uvicorn's supervisor, running a :class:`GatewayServer` instead of a plain
+    uvicorn server, so a SIGTERM to the supervisor reaches every worker's /cable clients as
+    ``server_restart`` rather than a bare close 1012."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            drain = getattr(self.config, "settings", None)
+            self._server = GatewayServer(
+                self.config, drain_seconds=drain.drain_seconds if drain is not None else 0
+            )
+        return self._server
 
 
 def run_workers(settings: Settings, host: str, port: int, workers: int) -> None:
     """Several processes on one port, sharing the database (PostgreSQL) and Redis.
 
-    uvicorn's supervisor runs a plain server per worker, so at shutdown its sockets are closed
-    with 1012 (service restart) before the hub can say ``server_restart``; clients reconnect
-    either way and resume from their offsets.
+    SIGTERM (or SIGINT) to this supervisor process is passed to every worker, each of which
+    tells its websockets ``server_restart`` before it stops; the supervisor exits once they have.
     """
     config = WorkerConfig(settings, host, port, workers)
     sock = config.bind_socket()
-    Multiprocess(config, sockets=[sock]).run()
+    # The supervisor builds workers from its module's ``Process`` at every spawn site (start,
+    # a dead worker's replacement, SIGHUP's restart, SIGTTIN); this process runs nothing else,
+    # so point that name at ours for the supervisor's lifetime.
+    plain = multiprocess.Process
+    multiprocess.Process = WorkerProcess  # type: ignore[misc]
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        multiprocess.Process = plain  # type: ignore[misc]

@@ -277,7 +277,7 @@ class Console:
 
 
 def screenshot(page: Page, name: str) -> Path:
-    """Write docs/screenshots/NAME.png (linked from the README)."""
+    """Write docs/screenshots/NAME.png (linked from the README and docs/widget.md)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path))

@@ -3,7 +3,7 @@
 * :class:`Cluster`: gateway processes (uvicorn subprocesses, see :mod:`tests.server_helpers`)
   on their own ports, sharing one PostgreSQL database, one Redis (a private ``redis-server``
   in the tests, never the machine's) and one ``INBOXGATE_SECRET_KEY``. The schema is applied
-  once with ``inboxgate migrate``, as the README's two-node setup does.
+  once with ``inboxgate migrate``, as the two-node setup of docs/deployment.md does.
 * :class:`NodeListener`: a contact's /cable client that reconnects forever, like
   @anycable/core: session restore with its sid when it can, else a fresh subscribe with its
   positions; when its node refuses connections it goes to the next node, as a load balancer

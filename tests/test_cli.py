@@ -309,6 +309,21 @@ def test_serve_migrates_provisions_and_starts_uvicorn(
     assert run_settings.database_url == settings.database_url
 
 
+def test_serve_takes_its_port_from_inboxgate_port_unless_given(
+    invoke: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway import server
+
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(server, "run", lambda *a: calls.append(a))
+    demo = invoke("serve --demo", INBOXGATE_PORT="9003")
+    assert demo.exit_code == 0 and "http://127.0.0.1:9003/demo" in demo.stdout
+    assert invoke("serve --port 9004", INBOXGATE_PORT="9003").exit_code == 0
+    assert [port for (_, _, port) in calls] == [9003, 9004]
+    refused = invoke("serve", INBOXGATE_PORT="http")
+    assert refused.exit_code == 2 and "INBOXGATE_PORT" in refused.output
+
+
 def test_serve_refuses_several_workers_with_the_in_process_broker(invoke: Any) -> None:
     result = invoke("serve --workers 2")
     assert result.exit_code == 2

@@ -223,20 +223,20 @@ def client_hash(inbox: dict[str, Any], identifier: str) -> str:
     return identifier_hash(inbox["hmac_token"], identifier)
 
 
-def readme_examples() -> list[str]:
-    """The Python blocks of the README's SDK section."""
-    text = (Path(__file__).parent.parent / "README.md").read_text()
-    section = text.split("## SDK: the customer side in Python", 1)[1].split("\n## ", 1)[0]
+def sdk_doc_examples() -> list[str]:
+    """The Python blocks of the SDK manual's examples (docs/sdk.md)."""
+    text = (Path(__file__).parent.parent / "docs" / "sdk.md").read_text()
+    section = text.split("\n## Examples\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
 
 
-def test_readme_examples_compile_and_the_csat_one_runs(
+def test_sdk_doc_examples_compile_and_the_csat_one_runs(
     server: GatewayProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    examples = readme_examples()
+    examples = sdk_doc_examples()
     assert len(examples) == 3
     for n, source in enumerate(examples):
-        compile(source, f"README example {n}", "exec")
+        compile(source, f"docs/sdk.md example {n}", "exec")
     inbox = server.provision_inbox(account=f"Docs {uuid.uuid4().hex[:6]}", csat=True)
     csat = examples[2].replace("https://chat.example.com", server.base_url)
     namespace: dict[str, Any] = {}

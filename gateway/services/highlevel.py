@@ -1,11 +1,11 @@
 """A GoHighLevel-compatible conversation create (seed 004), for integrations written against
 GoHighLevel's Conversations API: ``POST /conversations/`` with a Bearer token.
 
-Mapping (README "GoHighLevel-compatible conversation create"): the Bearer token is an inboxgate
-user's access token; ``locationId`` is an inbox identifier, or an account id meaning that
-account's default (oldest) inbox; ``contactId`` is a contact id of that account. The user must
-have access to the inbox. The conversation is created exactly as a Chatwoot one would be
-(events, webhooks), and ``conversation.id`` is its display id.
+Mapping (docs/agent-api.md, "GoHighLevel-compatible conversation create"): the Bearer token
+is an inboxgate user's access token; ``locationId`` is an inbox identifier, or an account id
+meaning that account's default (oldest) inbox; ``contactId`` is a contact id of that account.
+The user must have access to the inbox. The conversation is created exactly as a Chatwoot one
+would be (events, webhooks), and ``conversation.id`` is its display id.
 """
 
 from __future__ import annotations
