@@ -53,16 +53,16 @@ class HostSite:
     loopback gateway, which a real site on the internet never meets.)"""
 
     def __init__(self) -> None:
-        pages = self.pages = {}  # type: dict[str, bytes]
+        pages = self.pages = {}  # type: dict[str, tuple[bytes, str]]
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                page = pages.get(self.path)
-                self.send_response(200 if page is not None else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(page or b"")))
+                page, content_type = pages.get(self.path, (b"", "text/plain"))
+                self.send_response(200 if self.path in pages else 404)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(page)))
                 self.end_headers()
-                self.wfile.write(page or b"")
+                self.wfile.write(page)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet test output
@@ -71,10 +71,10 @@ class HostSite:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="host-site")
 
-    def page(self, body: str) -> str:
+    def page(self, body: str, content_type: str = "text/html; charset=utf-8") -> str:
         """Serve ``body`` at a new path; returns its URL."""
         path = f"/page-{len(self.pages)}"
-        self.pages[path] = body.encode()
+        self.pages[path] = (body.encode(), content_type)
         return f"http://{HOST}:{self.server.server_port}{path}"
 
     def __enter__(self) -> HostSite:
