@@ -582,8 +582,20 @@ def user_create(
             f"({role} of account {account_id})",
             f"  access token: {token}",
             "  (shown only once: send it as the api_access_token header)",
+            f"  pubsub_token: {created.pubsub_token}",
+            f'  (subscribes on /cable: {{"channel":"RoomChannel","pubsub_token":"...",'
+            f'"account_id":{account_id},"user_id":{created.id}}})',
+            f"  hears: {_heard_inboxes(role, inbox_ids)}",
         ],
     )
+
+
+def _heard_inboxes(role: str, inbox_ids: tuple[int, ...]) -> str:
+    if role == "administrator":
+        return "every inbox of the account"
+    if not inbox_ids:
+        return "no inbox yet (add one with --inbox, or through the agent API's inbox members)"
+    return "inbox " + ", ".join(str(i) for i in inbox_ids)
 
 
 @main.group("platform-app")

@@ -12,9 +12,16 @@
   var accountId = null;
   var cable = null;
   var positions = {};
-  var conversations = {}; // display id -> conversation (list shape)
+  var conversations = {}; // display id -> conversation (list shape), every one seen
+  var listed = {}; // display id -> true: the conversations the current view holds
+  var view = {status: "all", query: "", page: 0, more: false, loading: null, error: "", seq: 0};
   var current = null; // display id of the open conversation
   var shown = {}; // message id -> element, for the open conversation
+  var older = {more: false, loading: false}; // older messages of the open conversation
+  var searchTimer = null;
+  var PAGE = 25; // the agent API's conversations per page
+  var CONTACTS_PAGE = 15; // contacts per page of the contacts search
+  var MESSAGES_PAGE = 20; // messages per page of the agent API (latest 20, 20 before an id)
   var ratings = {}; // display id -> csat_survey_response
   var typingTimer = null;
 
@@ -28,7 +35,10 @@
     (children || []).forEach(function (child) { if (child) el.appendChild(child); });
     return el;
   }
+  /* Only a non-empty http(s) URL: a missing or empty one would resolve to the gateway's own
+   * address (new URL(undefined, BASE) is BASE + "/undefined"), a broken image or link. */
   function safeUrl(value) {
+    if (typeof value !== "string" || !value.trim()) return null;
     try {
       var url = new URL(value, BASE);
       return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
@@ -59,7 +69,7 @@
       $("app").hidden = false;
       $("who").textContent = me.available_name || me.name;
       connect();
-      return loadConversations();
+      return resetList();
     }, function (err) {
       token = null;
       sessionStorage.removeItem(TOKEN_KEY);
@@ -86,7 +96,7 @@
     cable.subscribe({channel: "RoomChannel", pubsub_token: profile.pubsub_token, account_id: accountId, user_id: profile.id}, {
       positions: positions,
       onMessage: onEvent,
-      onResync: function () { loadConversations().then(function () { if (current) openConversation(current); }); }
+      onResync: function () { resetList().then(function () { if (current) openConversation(current); }); }
     });
   }
 
@@ -131,23 +141,91 @@
   }
 
   // -- the conversation list -------------------------------------------------------------------
+  /* One view at a time: every conversation of a status, a page of 25 at a time (newest activity
+   * first), or the conversations of the contacts whose name or e-mail match a search, a page of
+   * contacts (the agent API's contacts search) at a time. */
 
-  function loadConversations() {
-    return api("GET", account("/conversations?status=all")).then(function (body) {
-      body.data.payload.forEach(function (c) {
-        conversations[c.id] = c;
-        noteRating(c.id, c.last_non_activity_message);
-      });
+  function resetList() {
+    view.seq += 1;
+    view.page = 0;
+    view.more = false;
+    view.loading = null;
+    view.error = "";
+    listed = {};
+    renderList();
+    return loadMore();
+  }
+
+  function loadMore() {
+    if (view.loading) return view.loading;
+    var seq = view.seq;
+    var page = view.page + 1;
+    var fetched = view.query ? searchPage(view.query, page) : listPage(view.status, page);
+    view.error = "";
+    view.loading = fetched.then(function (found) {
+      if (seq !== view.seq) return; // the agent changed the search or filter meanwhile
+      view.page = page;
+      view.more = found.more;
+      found.conversations.forEach(function (c) { remember(c); listed[c.id] = true; });
+      view.loading = null;
+      renderList();
+    }, function (err) {
+      if (seq !== view.seq) return;
+      view.loading = null;
+      view.error = "Could not load conversations (" + err.message + ").";
       renderList();
     });
+    renderList();
+    return view.loading;
+  }
+
+  function listPage(status, page) {
+    return api("GET", account("/conversations?status=" + encodeURIComponent(status) + "&page=" + page)).then(function (body) {
+      var found = body.data.payload;
+      return {conversations: found, more: found.length >= PAGE && page * PAGE < body.data.meta.all_count};
+    });
+  }
+
+  function searchPage(query, page) {
+    var path = "/contacts/search?include_contact_inboxes=false&q=" + encodeURIComponent(query) + "&page=" + page;
+    return api("GET", account(path)).then(function (body) {
+      return Promise.all(body.payload.map(function (contact) {
+        return api("GET", account("/contacts/" + contact.id + "/conversations")).then(function (r) { return r.payload; });
+      })).then(function (lists) {
+        return {conversations: [].concat.apply([], lists),
+          more: body.payload.length >= CONTACTS_PAGE && page * CONTACTS_PAGE < (body.meta.count || 0)};
+      });
+    });
+  }
+
+  function remember(c) {
+    conversations[c.id] = c;
+    noteRating(c.id, c.last_non_activity_message);
+    (c.messages || []).forEach(function (m) { noteRating(c.id, m); });
   }
 
   function fetchConversation(id) {
     return api("GET", account("/conversations/" + id)).then(function (c) {
-      conversations[c.id] = c;
-      (c.messages || []).forEach(function (m) { noteRating(c.id, m); });
+      remember(c);
+      if (!view.query && withinLoaded(c)) listed[c.id] = true; // searches show their results only
       renderList();
     }, function () {});
+  }
+
+  function newer(a, b) {
+    return (a.last_activity_at || 0) - (b.last_activity_at || 0) || a.id - b.id;
+  }
+
+  /* A conversation heard of live joins the list when it sorts among the pages loaded so far;
+   * one older than them (an event replayed on connect) waits for "Load more", where it is. */
+  function withinLoaded(c) {
+    if (!view.more) return true;
+    var last = null;
+    Object.keys(listed).forEach(function (k) {
+      var other = conversations[k];
+      if (other && (!last || newer(other, last) < 0)) last = other;
+    });
+    return !last || newer(c, last) >= 0;
   }
 
   function noteRating(conversationId, m) {
@@ -157,12 +235,15 @@
     ratings[conversationId] = values.csat_survey_response || ratings[conversationId] || "pending";
   }
 
+  function visible(c) {
+    return listed[c.id] && (view.status === "all" || c.status === view.status);
+  }
+
   function renderList() {
     var list = $("conversations");
     list.textContent = "";
-    Object.keys(conversations).map(function (k) { return conversations[k]; }).sort(function (a, b) {
-      return (b.last_activity_at || 0) - (a.last_activity_at || 0) || b.id - a.id;
-    }).forEach(function (c) {
+    var items = Object.keys(conversations).map(function (k) { return conversations[k]; }).filter(visible);
+    items.sort(function (a, b) { return newer(b, a); }).forEach(function (c) {
       var sender = (c.meta || {}).sender || {};
       var last = c.last_non_activity_message || {};
       var rating = ratings[c.id];
@@ -174,6 +255,7 @@
           h("strong", {text: sender.name || "Contact #" + c.id}),
           unread ? h("span", {"class": "unread", "aria-label": unread + " unread", text: String(unread)}) : null
         ]),
+        sender.email ? h("span", {"class": "email", text: sender.email}) : null,
         h("span", {"class": "preview", text: last.content || (last.attachments ? "Attachment" : "")}),
         h("span", {"class": "row small"}, [
           h("span", {"class": "status status-" + c.status, text: c.status}),
@@ -181,14 +263,38 @@
         ])
       ])]));
     });
+    list.setAttribute("aria-busy", view.loading ? "true" : "false");
+    $("more-conversations").hidden = !view.more || !!view.loading;
+    $("list-note").textContent = view.loading ? "Loading\u2026" : view.error || (items.length ? "" :
+      view.query ? "No conversation of a contact matching \u201C" + view.query + "\u201D." : "No conversations.");
   }
+
+  function applyFilters() {
+    clearTimeout(searchTimer);
+    var query = $("search").value.trim();
+    var status = $("status-filter").value;
+    if (query === view.query && status === view.status) return;
+    view.query = query;
+    view.status = status;
+    resetList();
+  }
+
+  $("filters").addEventListener("submit", function (e) { e.preventDefault(); applyFilters(); });
+  $("search").addEventListener("input", function () {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(applyFilters, 300);
+  });
+  $("status-filter").addEventListener("change", applyFilters);
+  $("more-conversations").addEventListener("click", function () { loadMore(); });
 
   // -- one conversation ------------------------------------------------------------------------
 
   function openConversation(id) {
     current = id;
     shown = {};
+    older = {more: false, loading: false};
     $("messages").textContent = "";
+    $("older").hidden = true;
     $("typing").hidden = true;
     $("empty").hidden = true;
     $("detail").hidden = false;
@@ -196,12 +302,42 @@
     renderList();
     return api("GET", account("/conversations/" + id + "/messages")).then(function (body) {
       if (current !== id) return;
+      older.more = body.payload.length >= MESSAGES_PAGE;
+      $("older").hidden = !older.more; // before the messages, which scroll to the newest
       body.payload.forEach(function (m) { noteRating(id, m); show(m); });
       markRead(id);
       renderList();
       $("reply-text").focus();
     });
   }
+
+  /* The 20 messages before the oldest one shown (the agent API's ``before``), kept in view: the
+   * scroll position stays on the message the agent was reading. */
+  function loadOlder() {
+    var ids = Object.keys(shown).map(Number);
+    if (!current || older.loading || !older.more || !ids.length) return;
+    var id = current;
+    older.loading = true;
+    $("older").disabled = true;
+    api("GET", account("/conversations/" + id + "/messages?before=" + Math.min.apply(null, ids))).then(function (body) {
+      if (current !== id) return;
+      var scroller = $("scroller");
+      var fromBottom = scroller.scrollHeight - scroller.scrollTop;
+      body.payload.forEach(function (m) { noteRating(id, m); show(m, true); });
+      scroller.scrollTop = scroller.scrollHeight - fromBottom;
+      older = {more: body.payload.length >= MESSAGES_PAGE, loading: false};
+      $("older").hidden = !older.more;
+      $("older").disabled = false;
+    }, function () {
+      older.loading = false;
+      $("older").disabled = false;
+    });
+  }
+
+  $("older").addEventListener("click", loadOlder);
+  $("scroller").addEventListener("scroll", function () {
+    if ($("scroller").scrollTop < 40) loadOlder();
+  });
 
   function renderHead() {
     var c = conversations[current];
@@ -217,14 +353,22 @@
     api("POST", account("/conversations/" + id + "/update_last_seen")).catch(function () {});
   }
 
-  function show(m) {
+  /* In id order (older pages arrive after newer messages); ``keepScroll`` for an older page,
+   * which must not jump to the newest message. */
+  function show(m, keepScroll) {
     var el = render(m);
     var old = shown[m.id];
     var box = $("messages");
     if (old) box.replaceChild(el, old);
-    else box.appendChild(el);
+    else {
+      var next = null;
+      for (var i = 0; i < box.children.length && !next; i++) {
+        if (Number(box.children[i].getAttribute("data-id")) > m.id) next = box.children[i];
+      }
+      box.insertBefore(el, next);
+    }
     shown[m.id] = el;
-    box.scrollTop = box.scrollHeight;
+    if (!keepScroll) $("scroller").scrollTop = $("scroller").scrollHeight;
   }
 
   function render(m) {
@@ -239,7 +383,7 @@
       if (!url) return;
       el.appendChild(a.file_type === "image" ?
         h("a", {href: url, target: "_blank", rel: "noopener noreferrer"}, [h("img", {src: url, alt: "Image attachment"})]) :
-        h("a", {href: url, target: "_blank", rel: "noopener noreferrer", text: "Attachment (" + a.file_type + ")"}));
+        h("a", {href: url, target: "_blank", rel: "noopener noreferrer", text: "Attachment (" + (a.file_type || "file") + ")"}));
     });
     var attrs = m.content_attributes || {};
     if (m.content_type === "input_csat") {

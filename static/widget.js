@@ -71,7 +71,10 @@
     svg.appendChild(shape);
     return svg;
   }
+  /* Only a non-empty http(s) URL: a missing or empty one would resolve to the gateway's own
+   * address (new URL(undefined, BASE) is BASE + "/undefined"), a broken image or link. */
   function safeUrl(value) {
+    if (typeof value !== "string" || !value.trim()) return null;
     try {
       var url = new URL(value, BASE);
       return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
@@ -394,7 +397,10 @@
     if (!mine) el.appendChild(h("span", {"class": "ig-sender", text: m.sender ? (m.sender.available_name || m.sender.name) : inbox ? inbox.name : ""}));
     var bubble = h("div", {"class": "ig-bubble"});
     if (m.content) bubble.appendChild(h("p", {"class": "ig-text", text: m.content}));
-    (m.attachments || []).forEach(function (a) { bubble.appendChild(renderAttachment(a)); });
+    (m.attachments || []).forEach(function (a) {
+      var shown = renderAttachment(a); // none for an attachment without a usable URL
+      if (shown) bubble.appendChild(shown);
+    });
     var kind = m.content_type;
     if (kind === "input_select") bubble.appendChild(renderSelect(m, attrs));
     else if (kind === "cards") bubble.appendChild(renderCards(attrs));

@@ -40,7 +40,6 @@ from playwright.sync_api import (
 from tests.server_helpers import HOST, GatewayProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 HOST_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>Shop</title></head>
 <body><h1>A shop</h1><p>Somebody's website with the chat widget on it.</p>
@@ -55,16 +54,16 @@ class HostSite:
     loopback gateway, which a real site on the internet never meets.)"""
 
     def __init__(self) -> None:
-        pages = self.pages = {}  # type: dict[str, bytes]
+        pages = self.pages = {}  # type: dict[str, tuple[bytes, str]]
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                page = pages.get(self.path)
-                self.send_response(200 if page is not None else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(page or b"")))
+                page, content_type = pages.get(self.path, (b"", "text/plain"))
+                self.send_response(200 if self.path in pages else 404)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(page)))
                 self.end_headers()
-                self.wfile.write(page or b"")
+                self.wfile.write(page)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet test output
@@ -73,10 +72,10 @@ class HostSite:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="host-site")
 
-    def page(self, body: str) -> str:
+    def page(self, body: str, content_type: str = "text/html; charset=utf-8") -> str:
         """Serve ``body`` at a new path; returns its URL."""
         path = f"/page-{len(self.pages)}"
-        self.pages[path] = body.encode()
+        self.pages[path] = (body.encode(), content_type)
         return f"http://{HOST}:{self.server.server_port}{path}"
 
     def __enter__(self) -> HostSite:
@@ -150,6 +149,31 @@ def agent_api(server: GatewayProcess, demo: Demo, method: str, path: str, **kw: 
     )
     response.raise_for_status()
     return response.json() if response.content else None
+
+
+class Customer:
+    """A customer of the demo inbox through the public API (no browser): one contact, one
+    conversation. Seeds what the browser tests and the screenshots look at."""
+
+    def __init__(self, server: GatewayProcess, demo: Demo, name: str, email: str) -> None:
+        self.http = httpx.Client(
+            base_url=server.url(f"/public/api/v1/inboxes/{demo.inbox}"), timeout=10
+        )
+        contact = self._post("/contacts", {"name": name, "email": email})
+        self.source_id: str = contact["source_id"]
+        self.conversation: int = self._post(f"/contacts/{self.source_id}/conversations", {})["id"]
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        response = self.http.post(path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def says(self, text: str) -> int:
+        path = f"/contacts/{self.source_id}/conversations/{self.conversation}/messages"
+        return int(self._post(path, {"content": text})["id"])
+
+    def close(self) -> None:
+        self.http.close()
 
 
 def watch_errors(page: Page) -> Page:
@@ -264,6 +288,26 @@ class Console:
         item.click()
         expect(self.page.locator("#detail")).to_be_visible()
 
+    @property
+    def names(self) -> Any:
+        """The contact names of the listed conversations, newest activity first."""
+        return self.page.locator("#conversations .conversation strong")
+
+    def wait_listed(self) -> None:
+        expect(self.page.locator("#conversations")).to_have_attribute(
+            "aria-busy", "false", timeout=TIMEOUT_MS
+        )
+
+    def search(self, text: str) -> None:
+        """Search (Enter: at once, without the typing pause) and wait for the results."""
+        self.page.fill("#search", text)
+        self.page.press("#search", "Enter")
+        self.wait_listed()
+
+    def filter_status(self, status: str) -> None:
+        self.page.select_option("#status-filter", status)
+        self.wait_listed()
+
     def reply(self, text: str, *, private: bool = False) -> None:
         self.page.set_checked("#private", private)
         self.page.fill("#reply-text", text)
@@ -276,9 +320,10 @@ class Console:
         expect(self.page.locator("#messages .text")).to_have_text(expected, timeout=TIMEOUT_MS)
 
 
-def screenshot(page: Page, name: str) -> Path:
-    """Write docs/screenshots/NAME.png (linked from the README and docs/widget.md)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+def screenshot(page: Page, name: str, directory: Path) -> Path:
+    """Write DIRECTORY/NAME.png. Tests pass their ``tmp_path``: only ``python -m
+    tests.screenshots`` refreshes the README's pictures in docs/screenshots."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.png"
     page.screenshot(path=str(path))
     return path

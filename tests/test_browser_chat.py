@@ -45,7 +45,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayP
 
 
 def test_customer_chats_with_agent_and_markup_stays_text(
-    browser: Browser, site: HostSite, gateway: tuple[GatewayProcess, Demo]
+    browser: Browser, site: HostSite, gateway: tuple[GatewayProcess, Demo], tmp_path: Path
 ) -> None:
     server, demo = gateway
     customer = Widget.on_host_page(browser.new_context(), site, server, demo.inbox)
@@ -97,7 +97,7 @@ def test_customer_chats_with_agent_and_markup_stays_text(
             "Sorry about that, let me check.", "Found it: it ships tomorrow.", "Great, thanks!",
         ]
     )  # fmt: skip
-    screenshot(customer.page, "widget-desktop")
+    screenshot(customer.page, "widget-desktop", tmp_path)
     no_page_errors(customer.page, agent.page)
 
 
@@ -135,7 +135,7 @@ def test_reload_and_second_tab_keep_the_conversation(
 
 
 def test_csat_from_the_widget_is_seen_in_the_console(
-    browser: Browser, site: HostSite, gateway: tuple[GatewayProcess, Demo]
+    browser: Browser, site: HostSite, gateway: tuple[GatewayProcess, Demo], tmp_path: Path
 ) -> None:
     server, demo = gateway
     customer = Widget.on_host_page(browser.new_context(), site, server, demo.inbox)
@@ -163,7 +163,7 @@ def test_csat_from_the_widget_is_seen_in_the_console(
         "Rating: 4/5 \u2014 \u201cQuick and kind <script>x</script>\u201d", timeout=TIMEOUT_MS
     )
     expect(agent.conversation(0).locator(".rating")).to_have_text("\u2605 4/5")
-    screenshot(agent.page, "console")
+    screenshot(agent.page, "console", tmp_path)
     no_page_errors(customer.page, agent.page)
 
 

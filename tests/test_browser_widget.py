@@ -64,7 +64,7 @@ def _conversations(server: GatewayProcess, demo: Demo) -> list[dict[str, Any]]:
 
 
 def test_phone_width_pre_chat_form_and_offline_notice(
-    browser: Browser, site: HostSite, gateway: tuple[GatewayProcess, Demo]
+    browser: Browser, site: HostSite, gateway: tuple[GatewayProcess, Demo], tmp_path: Path
 ) -> None:
     server, demo = gateway
     closed = [{"day_of_week": d, "closed_all_day": True} for d in range(7)]
@@ -111,7 +111,7 @@ def test_phone_width_pre_chat_form_and_offline_notice(
     expect(page.locator(".ig-input")).to_be_focused()
     customer.send("Is the shop open on Sunday?")
     customer.expect_texts(["Is the shop open on Sunday?"])
-    screenshot(page, "widget-phone")
+    screenshot(page, "widget-phone", tmp_path)
 
     mine = [c for c in _conversations(server, demo) if c["inbox_id"] == inbox["id"]]
     assert [c["meta"]["sender"]["email"] for c in mine] == ["grace@example.com"]
@@ -185,7 +185,7 @@ def test_agent_message_types_and_attachments(
     expect(image).to_have_count(1, timeout=TIMEOUT_MS)
     assert image.evaluate("img => img.complete && img.naturalWidth") == 2  # served, decoded
 
-    screenshot(page, "widget-messages")
+    screenshot(page, "widget-messages", tmp_path)
 
     stored = {m["id"]: m for m in agent_api(server, demo, "GET", path)["payload"]}
     assert stored[select]["content_attributes"]["submitted_values"] == [
@@ -245,3 +245,105 @@ def test_identity_verification_and_javascript_api(
     seen = page.evaluate("window.seen")
     assert (seen.count("open"), seen.count("close"), seen.count("error")) == (2, 1, 1)
     no_page_errors(page)
+
+
+def _without_length(response: Any) -> dict[str, str]:
+    """The headers of a fetched response, for a fulfilled one with another body."""
+    return {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+
+
+def test_missing_urls_show_no_image_and_request_nothing(
+    browser: Browser, site: HostSite, gateway: tuple[GatewayProcess, Demo], tmp_path: Path
+) -> None:
+    """Cards without a media_url, a link action without a uri, an article without a link, and
+    attachments whose data_url or thumb_url is missing: no <img> without a picture behind it,
+    and no request to the gateway's "/undefined" (or to its root, for an empty URL)."""
+    server, demo = gateway
+    customer = Widget.on_host_page(browser.new_context(), site, server, demo.inbox)
+    page = customer.page
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    customer.open()
+    customer.send("Show me the plans")
+    customer.expect_texts(["Show me the plans"])
+    upload = tmp_path / "receipt.png"
+    upload.write_bytes(PNG)
+    page.set_input_files(".ig-file", str(upload))
+    expect(page.locator(".ig-mine[data-id] .ig-image img")).to_have_count(1, timeout=TIMEOUT_MS)
+    conversation = max(c["id"] for c in _conversations(server, demo))
+    path = f"/conversations/{conversation}/messages"
+    choose = [{"type": "postback", "text": "Choose", "payload": "plan"}]
+    cards = [  # Chatwoot requires actions on every card
+        {"title": "Basic", "description": "Empty media_url", "media_url": "", "actions": choose},
+        {"title": "Pro", "description": "No media_url", "actions": [{"type": "link", "text": "?"}]},
+        {"title": "Team", "description": "Blank media_url", "media_url": "  ", "actions": choose},
+    ]
+    article = {"title": "No link", "description": "Nowhere"}
+    for body in (
+        {"content": "Our plans", "content_type": "cards", "content_attributes": {"items": cards}},
+        {"content": "Read this", "content_type": "article",
+         "content_attributes": {"items": [article]}},
+    ):  # fmt: skip
+        agent_api(server, demo, "POST", path, json=body)
+    expect(page.locator(".ig-card")).to_have_count(3, timeout=TIMEOUT_MS)
+
+    # What another server (or an older gateway) may send: the picture without its thumb_url,
+    # and attachments with no URL at all. The widget reads them on its next load.
+    def strip_urls(route: Any) -> None:
+        response = route.fetch()
+        listed = response.json()
+        for conv in listed:
+            for message in conv.get("messages", []):
+                if message.get("attachments"):
+                    for attachment in message["attachments"]:
+                        attachment.pop("thumb_url", None)
+                    message["attachments"] += [{"file_type": "image"}, {"file_type": "file"}]
+        route.fulfill(response=response, headers=_without_length(response), json=listed)
+
+    page.route("**/contacts/*/conversations", strip_urls)
+    customer.reload()
+    customer.open()
+    expect(page.locator(".ig-card")).to_have_count(3, timeout=TIMEOUT_MS)
+    assert page.locator(".ig-card img").count() == 0
+    expect(page.locator(".ig-card a")).to_have_count(0)  # the link without a uri
+    expect(page.locator(".ig-card button")).to_have_text(["Choose", "Choose"])
+    expect(page.locator(".ig-articles a")).to_have_count(0)
+    expect(page.locator(".ig-articles strong")).to_have_text("No link")
+    image = page.locator(".ig-messages img")
+    expect(image).to_have_count(1)  # the real picture, through its data_url
+    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    assert image.evaluate("img => img.naturalWidth") == 2
+    root = server.url("/")
+    assert [u for u in requested if "undefined" in u or u == root] == []
+
+    # The console: an agent-side message whose attachments have no URL.
+    agent = Console.signed_in(browser.new_context(), server, demo.token)
+    agent_requests: list[str] = []
+    agent.page.on("request", lambda request: agent_requests.append(request.url))
+
+    def add_urlless(route: Any) -> None:
+        response = route.fetch()
+        body = response.json()
+        last = body["payload"][-1]
+        files = [{"file_type": "image"}, {"file_type": "file", "data_url": ""}]
+        body["payload"].append(
+            {
+                **last,
+                "id": last["id"] + 1000,
+                "content": "Files without links",
+                "attachments": files,
+            }
+        )
+        route.fulfill(response=response, headers=_without_length(response), json=body)
+
+    agent.page.route(f"**/conversations/{conversation}/messages", add_urlless)
+    agent.page.locator(f'#conversations .conversation[data-id="{conversation}"]').click()
+    expect(agent.page.locator("#messages .text").last).to_have_text(
+        "Files without links", timeout=TIMEOUT_MS
+    )
+    expect(agent.page.locator("#messages img")).to_have_count(1)  # the real picture
+    agent.page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    broken = "Array.from(document.images).filter(i => !i.naturalWidth).length"
+    assert agent.page.evaluate(broken) == 0
+    assert [u for u in agent_requests if "undefined" in u or u == root] == []
+    no_page_errors(page, agent.page)

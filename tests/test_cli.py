@@ -168,6 +168,34 @@ def test_user_create_summary(invoke: Any) -> None:
     assert "access token:" in result.stdout
 
 
+def test_user_create_summary_prints_what_the_readme_promises(
+    invoke: Any, settings: Settings
+) -> None:
+    from gateway.store.ops.provisioning import find_user_by_token
+
+    account_id = make_account(invoke)
+    inbox_id = int(as_json(invoke(f"inbox create --account {account_id} --name Web --json"))["id"])
+    result = invoke(
+        f"user create --account {account_id} --email bob@example.com --name Bob --inbox {inbox_id}"
+    )
+    assert result.exit_code == 0, result.output
+    fields = dict(
+        line.strip().split(": ", 1) for line in result.stdout.splitlines() if line.startswith("  ")
+    )
+    token = fields["access token"]
+    user = cli._run(settings, lambda store: store.read(find_user_by_token, token))
+    assert user is not None
+    # The pubsub_token printed is the user's own, which subscribes the agent on /cable.
+    assert fields["pubsub_token"] == user.pubsub_token
+    assert f'"account_id":{account_id},"user_id":{user.id}' in result.stdout
+    assert fields["hears"] == f"inbox {inbox_id}"
+
+    admin = invoke(
+        f"user create --account {account_id} --email a@b.co --name A --role administrator"
+    )
+    assert "  hears: every inbox of the account" in admin.stdout
+
+
 def test_user_create_json_token_authenticates(invoke: Any, settings: Settings) -> None:
     from gateway.store.ops.provisioning import find_user_by_token, user_role
 
