@@ -69,6 +69,9 @@ class Settings:
     webhook_concurrency: int = 8
     # Receivers on loopback, private or link-local addresses are refused unless allowed.
     webhook_allow_private: bool = False
+    # /openapi.json and the /docs page that renders it (docs/api.md). They describe the code,
+    # not the deployment's data; off hides them.
+    api_docs: bool = True
     # Set by ``serve --demo`` (never from the environment): the inbox the /demo page chats with.
     demo_inbox: str = ""
 
@@ -186,6 +189,7 @@ class Settings:
             webhook_concurrency=integer("WEBHOOK_CONCURRENCY", base.webhook_concurrency)
             or base.webhook_concurrency,
             webhook_allow_private=flag("WEBHOOK_ALLOW_PRIVATE", base.webhook_allow_private),
+            api_docs=flag("API_DOCS", base.api_docs),
         )
 
 
