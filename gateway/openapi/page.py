@@ -181,8 +181,9 @@ def render(doc: dict[str, Any]) -> str:
             by_tag.setdefault(tag, []).append(_operation(method, path, operation, doc))
             anchor = escape(operation.get("operationId", ""))
             toc.setdefault(tag, []).append(
-                f'<li><a href="#op-{anchor}"><span class="method {escape(method)}">'
-                f"{escape(method.upper())}</span> {escape(path)}</a></li>"
+                f'<li><a href="#op-{anchor}" title="{escape(path)}"><span class="method '
+                f'{escape(method)}">{escape(method.upper())}</span> '
+                f"{_text(operation.get('summary')) or escape(path)}</a></li>"
             )
     nav = "".join(
         f'<li><a href="#tag-{_slug(tag)}">{escape(tag)}</a><ul>{"".join(links)}</ul></li>'
