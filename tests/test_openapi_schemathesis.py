@@ -11,7 +11,7 @@ The run must show no 5xx at all and no failed check, except the checks in ``EXCL
 with the reason it cannot hold for a Chatwoot-compatible API). Reproduce by hand::
 
     pytest tests/test_openapi_schemathesis.py -s   # prints the figures
-    INBOXGATE_OPENAPI_MAX_EXAMPLES=50 INBOXGATE_OPENAPI_SEED=7 pytest ... -s   # a wider run
+    INBOXGATE_OPENAPI_MAX_EXAMPLES=60 INBOXGATE_OPENAPI_SEED=7 pytest ... -s   # a wider run
 """
 
 from __future__ import annotations
@@ -331,3 +331,46 @@ def test_the_gateway_conforms_to_its_own_openapi_document(live: Live, tmp_path: 
         f"{check} on {operation} x{n}:\n{report.details[(check, operation, first)]}"
         for (check, operation, first), n in sorted(report.failures.items())
     )
+
+
+# -- the report machinery can fail ----------------------------------------------------------
+
+
+def test_the_report_counts_failures_and_excuses_only_the_known_classes(tmp_path: Path) -> None:
+    def interaction(status: int, uri: str, body: str = "") -> dict[str, Any]:
+        encoded = {"$base64": base64.b64encode(body.encode()).decode()}
+        return {"request": {"method": "GET", "uri": uri, "body": encoded},
+                "response": {"status_code": status}}  # fmt: skip
+
+    def failed(name: str, message: str) -> list[dict[str, Any]]:
+        failure = {"operation": "GET /x", "message": message}
+        return [{"name": name, "status": "failure", "failure_info": {"failure": failure}}]
+
+    recorder = {
+        "label": "GET /x",
+        "interactions": {
+            "a": interaction(500, "http://h/api/v1/accounts/12345678901234567890/x"),
+            "b": interaction(500, "http://h/x", '{"inbox_id": 1}'),
+            "c": interaction(200, "http://h/x"),
+            "d": interaction(500, "http://h/x", '{"user_ids": [123456789012345678901]}'),
+        },
+        "cases": {"a": {}, "b": {}, "c": {}, "d": {}},
+        "checks": {
+            "a": failed("not_a_server_error", "Server error"),
+            "b": failed("not_a_server_error", "Server error"),
+            "c": failed("response_schema_conformance", '1 is not of type "string"\n\nmore'),
+            "d": failed("not_a_server_error", "Server error"),
+        },
+    }
+    path = tmp_path / "report.ndjson"
+    path.write_text(json.dumps({"ScenarioFinished": {"recorder": recorder}}) + "\n")
+    report = Report()
+    report.read(path)
+    assert report.cases == {"GET /x": 4}
+    assert report.server_errors == ["500 GET http://h/x"]
+    assert [line.split("]")[0] for line in report.known] == ["[huge integers"] * 2
+    assert report.failures == {
+        ("not_a_server_error", "GET /x", "Server error"): 1,
+        ("response_schema_conformance", "GET /x", '1 is not of type "string"'): 1,
+    }
+    assert "schema violations: 1" in report.summary()
