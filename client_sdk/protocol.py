@@ -326,6 +326,12 @@ class PlainError(Struct, kw_only=True):
     error: str
 
 
+class ErrorList(Struct, kw_only=True):
+    """``{"errors": ["..."]}``: the agent API's 401 without a token (Devise's body)."""
+
+    errors: list[str]
+
+
 class RequestErrorItem(Struct, kw_only=True):
     field: str
     message: str

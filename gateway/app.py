@@ -35,6 +35,7 @@ from .http import (
 )
 from .logs import current_request_id
 from .observability import Observability, monitor, node_sampler
+from .openapi import api_docs_routes
 from .ratelimit import IpLimit, MemoryRateLimiter, RateLimiter
 from .realtime import Realtime
 from .redis_shared import redis_broker, redis_shared
@@ -199,6 +200,7 @@ def create_app(
         *platform_routes(ctx),
         *highlevel_routes(ctx),
         *static_routes(settings),
+        *api_docs_routes(settings),
     ]
     # CORS sits outside the limits (as rack-cors at position 0 in Chatwoot), so that a browser
     # can read a 413 or 429 answer too.

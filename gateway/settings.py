@@ -99,6 +99,9 @@ class Settings:
     # At shutdown /ready answers 503 this long before websockets are told to reconnect, so a
     # load balancer stops sending new clients first.
     drain_seconds: float = 0.0
+    # /openapi.json and the /docs page that renders it (docs/api.md). They describe the code,
+    # not the deployment's data; off hides them.
+    api_docs: bool = True
     # Set by ``serve --demo`` (never from the environment): the inbox the /demo page chats with.
     demo_inbox: str = ""
 
@@ -261,6 +264,7 @@ class Settings:
             access_log=flag("ACCESS_LOG", base.access_log),
             node_id=get("NODE_ID") or "",
             drain_seconds=number("DRAIN_SECONDS", base.drain_seconds),
+            api_docs=flag("API_DOCS", base.api_docs),
         )
 
 
