@@ -68,6 +68,26 @@ HIGHLEVEL_HELP = (
     "an account id: its oldest inbox), contactId a contact id of that account."
 )
 
+READY = {
+    "type": "object",
+    "properties": {
+        "status": {"enum": ["ok", "unavailable"]},
+        "checks": {
+            "type": "object",
+            "properties": {
+                "database": {"type": "string"}, "redis": {"type": "string"},
+                "draining": {"type": "boolean"},
+            },
+            "required": ["database", "redis", "draining"],
+        },
+    },
+    "required": ["status", "checks"],
+}  # fmt: skip
+READY_HELP = (
+    "200 when ready. 503 with the same body when not: each check says `ok`, `not configured` "
+    "or `error: ...`, and `draining` is true from SIGTERM on (docs/operations.md)."
+)
+
 OTHER_OPERATIONS = [
     *ops("POST", "/conversations/", "highlevel_conversation_create",
          "Create a conversation (GoHighLevel-compatible)", "GoHighLevel", Auth.HIGHLEVEL,
@@ -78,7 +98,14 @@ OTHER_OPERATIONS = [
          "GoHighLevel", Auth.HIGHLEVEL, body=p.HighLevelConversationRequest,
          response=p.HighLevelConversationResponse, headers=(VERSION,),
          description=HIGHLEVEL_HELP),
-    *ops("GET", "/health", "health", "The process is up", "Operations", Auth.NONE,
+    *ops("GET", "/health", "health", "The process is up (liveness)", "Operations", Auth.NONE,
          response={"type": "object", "properties": {"status": {"const": "ok"}},
                    "required": ["status"]}),
+    *ops("GET", "/ready", "ready",
+         "The node can serve: database and Redis answer, not draining (readiness; 503 if not)",
+         "Operations", Auth.NONE, response=READY, description=READY_HELP),
 ]  # fmt: skip
+
+# The operating layer (gateway/observability.py) answers these before any route: a test
+# holds them to it instead of to the router.
+PROBES = ("/health", "/ready")

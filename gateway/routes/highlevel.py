@@ -13,7 +13,7 @@ from .. import inputs
 from ..errors import BadRequest, ValidationFailed
 from ..http import json_response
 from ..services.context import Context
-from ..services.highlevel import HighLevelService, bad_request, bearer
+from ..services.highlevel import HighLevelService, bad_request, bearer, unprocessable
 
 
 def highlevel_routes(ctx: Context) -> list[Route]:
@@ -25,7 +25,11 @@ def highlevel_routes(ctx: Context) -> list[Route]:
             decoded = inputs.decode_json(body or b"{}")
             inputs.check_value("body", decoded)
             req = msgspec.convert(decoded, p.HighLevelConversationRequest)
-        except (msgspec.DecodeError, BadRequest, ValidationFailed):
+        except ValidationFailed as exc:
+            # JSON that parses but holds what no id can (NUL, an integer past 64 bits): a 422
+            # naming it, as for any other id the service cannot use.
+            raise unprocessable(exc.message) from None
+        except (msgspec.DecodeError, BadRequest):
             raise bad_request() from None
         result = await service.create_conversation(
             bearer(request.headers.get("authorization")), request.headers.get("version"), req,
