@@ -152,6 +152,9 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
             "uvicorn.error": {"level": level},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            # asyncpg's pool warns, with a traceback, at every failed reconnect of its idle
+            # connections; the store already says "database unavailable" once per outage.
+            "asyncpg.pool": {"level": "ERROR"},
         },
         "root": {"handlers": ["stderr"], "level": "WARNING"},
     }

@@ -9,8 +9,9 @@ import logging
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.logs import StateLog
+from gateway.logs import StateLog, logging_config
 from gateway.realtime.hub import SLOW_QUIET_SECONDS
+from gateway.settings import Settings
 from tests.routes_helpers import Clock
 from tests.store_contract import new_conversation
 from tests.webhook_helpers import Hooks, hooks_fixture, prov_set_webhook_url
@@ -142,3 +143,15 @@ def hub_tick(hub: object) -> None:
 
     assert isinstance(hub, Hub)
     hub.check_slow_consumers(hub.clock())
+
+
+def test_asyncpg_pool_retries_are_not_logged_per_retry() -> None:
+    """During a PostgreSQL outage asyncpg's pool warned, with a traceback, at every reconnect
+    of its idle connections (seen against a stopped server): the store's one "database
+    unavailable" line says it instead."""
+    config = logging_config(Settings())
+    logger = logging.Logger("asyncpg.pool")
+    logger.setLevel(config["loggers"]["asyncpg.pool"]["level"])
+    assert not logger.isEnabledFor(logging.WARNING)
+    assert logger.isEnabledFor(logging.ERROR)
+    assert config["loggers"]["inboxgate"]["level"] == "INFO"
