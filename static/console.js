@@ -167,6 +167,11 @@
       view.page = page;
       view.more = found.more;
       found.conversations.forEach(function (c) { remember(c); listed[c.id] = true; });
+      if (!view.query) { // what was heard of live meanwhile joins once it sorts among the pages
+        Object.keys(conversations).forEach(function (k) {
+          if (!listed[k] && withinLoaded(conversations[k])) listed[k] = true;
+        });
+      }
       view.loading = null;
       renderList();
     }, function (err) {
@@ -217,8 +222,10 @@
   }
 
   /* A conversation heard of live joins the list when it sorts among the pages loaded so far;
-   * one older than them (an event replayed on connect) waits for "Load more", where it is. */
+   * one older than them (an event replayed on connect) waits for "Load more", where it is.
+   * Before the first page nothing is known to sort against: it waits for that page. */
   function withinLoaded(c) {
+    if (view.page === 0) return false; // the first page decides (events replayed on connect can come first)
     if (!view.more) return true;
     var last = null;
     Object.keys(listed).forEach(function (k) {
