@@ -5,8 +5,8 @@
                                             # (under a minute)
     python -m benchmarks --only http,chat   # a subset: http, store, fanout, cross-node, chat
     python -m benchmarks --out /tmp/bench   # write /tmp/bench/benchmarks.md and its charts
-    python -m benchmarks --profile          # also a py-spy flame graph of the POST load
-    python -m benchmarks --profile before   # ... named flame-post-before.svg
+    python -m benchmarks --profile          # also py-spy flame graphs: POST load, chat workload
+    python -m benchmarks --profile before   # ... named flame-post-before.svg, flame-chat-...
 
 The markdown goes to ``OUT/benchmarks.md`` (only between its results markers), the charts and
 the flame graph to ``OUT/benchmarks/``, the raw figures to ``OUT/benchmarks/results.json``.
@@ -40,7 +40,7 @@ def log(text: str) -> None:
     print(text, flush=True)
 
 
-def plan(quick: bool) -> dict[str, Callable[[Path], dict[str, Any]]]:
+def plan(quick: bool, chat_flame: Path | None) -> dict[str, Callable[[Path], dict[str, Any]]]:
     """What each benchmark runs in this mode; each gets a scratch directory."""
     fan: tuple[int, int, int, list[int]]  # sockets, messages, burst, memory curve steps
     cross: tuple[float, float, int, int]  # rate, seconds, burst, broker events
@@ -54,6 +54,7 @@ def plan(quick: bool) -> dict[str, Callable[[Path], dict[str, Any]]]:
         chat = chat_load.Config()
         store_writes, fan = 4000, (1000, 200, 50, [100, 250, 500])
         cross = (50.0, 10.0, 1000, 20000)
+    chat.flame = chat_flame
     return {
         "http": lambda root: http_load.run(http, root, log),
         "store": lambda root: suites.store(store_writes, 64, log),
@@ -99,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": report.machine(),
         "load_before": list(os.getloadavg()),
     }
-    runs = plan(args.quick)
+    suffix = f"-{args.profile}" if args.profile else ""
+    chat_flame = charts_dir / f"flame-chat{suffix}.svg" if args.profile is not None else None
+    runs = plan(args.quick, chat_flame)
     failures = 0
     with tempfile.TemporaryDirectory(prefix="inboxgate-bench-") as tmp:
         scratch = args.keep or Path(tmp)
@@ -118,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"== {name}: {results[name]['elapsed_s']:.1f} s")
         if args.profile is not None:
             log("== profile")
-            svg = charts_dir / (f"flame-post-{args.profile}.svg" if args.profile else
-                                "flame-post.svg")  # fmt: skip
+            svg = charts_dir / f"flame-post{suffix}.svg"
             root = scratch / "profile"
             root.mkdir(parents=True, exist_ok=True)
             seconds = 4 if args.quick else 15

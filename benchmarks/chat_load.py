@@ -40,6 +40,8 @@ class Config:
     seconds: float = 10.0
     connections: int = 128  # the posters' keep-alive connections
     warmup: bool = True
+    # After the measured phases: one more at the first rate under py-spy, into this SVG.
+    flame: Path | None = None
 
 
 def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any]:
@@ -56,6 +58,7 @@ def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any
     gateway = GatewayProcess(root / "gateway", env)
     gateway.start()
     procs.pin(gateway.pid, server_cpus)
+    log(f"  [chat] inboxgate: pid {gateway.pid} on port {gateway.port}")
     identifiers = [c.identifier() for c in s.customers] + [a.identifier() for a in s.agents]
     listen_spec = root / "listen.json"
     listen_spec.write_text(json.dumps({
@@ -124,6 +127,9 @@ def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any
             and not r["aborted"] and r["achieved_rate"] >= 0.95 * r["rate"]
         ]  # fmt: skip
         out["held_rate"] = max(held) if held else 0
+        if config.flame is not None:
+            out["flame"] = flame(listener, poster, gateway.pid, first, config, root, load_cpus)
+            log(f"flame graph: {config.flame}")
         listener.send("quit")
         poster.send("quit")
     finally:
@@ -132,6 +138,28 @@ def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any
                 maybe.kill()
         gateway.kill()
     return out
+
+
+def flame(
+    listener: procs.Child,
+    poster: procs.Child,
+    server_pid: int,
+    first: int,
+    config: Config,
+    root: Path,
+    cpus: set[int],
+) -> dict[str, Any]:
+    """A flame graph of the server at the first rate; py-spy slows it, so not measured."""
+    assert config.flame is not None
+    rate = config.rates[0]
+    spy = procs.flame_graph(server_pid, config.flame, config.seconds, root / "py-spy.log", cpus)
+    with procs.started(spy):
+        time.sleep(0.5)  # py-spy attaches
+        r = phase(listener, poster, server_pid, "f", rate, config.seconds, first, config)
+        assert spy.popen is not None
+        spy.popen.wait(timeout=config.seconds + 30)
+    return {"svg": config.flame.name, "rate": rate, "seconds": config.seconds,
+            "p99_ms": r["p99_ms"]}  # fmt: skip
 
 
 def phase(

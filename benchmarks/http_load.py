@@ -24,7 +24,6 @@ import json
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -235,11 +234,6 @@ def measure_server(
     return out
 
 
-def tool(name: str) -> str | None:
-    """A command installed beside this Python (the venv's bin), else on the PATH."""
-    return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-
-
 def start_gateway(root: Path, server_cpus: set[int], customers: int) -> tuple[GatewayProcess, Seed]:
     env = server_env(root, **GATEWAY_ENV)
     s = seed(env, customers=customers)
@@ -270,7 +264,7 @@ def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any
     floors: list[tuple[str, list[str]]] = []
     port = free_port()
     floors.append(("uvicorn floor", procs.python("benchmarks.floors", "http", "--port", str(port))))
-    granian = tool("granian")
+    granian = procs.tool("granian")
     if config.granian and granian:
         floors.append((
             "granian floor",
@@ -296,8 +290,7 @@ def profile(
     root: Path, svg: Path, seconds: int, connections: int, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """A py-spy flame graph of the gateway under the POST load (wrk or the loadgen)."""
-    pyspy = tool("py-spy")
-    if pyspy is None:
+    if procs.tool("py-spy") is None:
         return {"skipped": "py-spy is not installed (pip install py-spy)"}
     server_cpus, load_cpus = procs.cores()
     gateway, s = start_gateway(root / "profile", server_cpus, POST_CONVERSATIONS + 1)
@@ -305,12 +298,7 @@ def profile(
     driver = Driver(Config(), targets, root, load_cpus)
     with procs.started(gateway):
         warm_up(gateway.port, targets)
-        svg.parent.mkdir(parents=True, exist_ok=True)
-        spy = procs.Child(
-            [pyspy, "record", "--pid", str(gateway.pid), "--duration", str(seconds), "--rate",
-             "200", "--format", "flamegraph", "--output", str(svg)],
-            root / "py-spy.log", cpus=load_cpus,
-        )  # fmt: skip
+        spy = procs.flame_graph(gateway.pid, svg, seconds, root / "py-spy.log", load_cpus)
         with procs.started(spy):
             time.sleep(0.5)  # py-spy attaches
             load = driver.run(gateway.port, "POST message", connections, seconds)

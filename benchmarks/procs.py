@@ -170,6 +170,28 @@ def started(*children: Any) -> Iterator[None]:
             child.kill()
 
 
+def tool(name: str) -> str | None:
+    """A command installed beside this Python (the venv's bin), else on the PATH."""
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+
+
+def flame_graph(pid: int, svg: Path, seconds: float, log_path: Path, cpus: set[int]) -> Child:
+    """py-spy sampling ``pid`` for ``seconds`` into an SVG flame graph (wait for the child).
+
+    Only the thread holding the GIL is sampled: the Python work that competes for the one
+    core; idle pool threads (which py-spy does not always recognise as idle) and SQLite's
+    GIL-free waits on disk stay out of the picture."""
+    pyspy = tool("py-spy")
+    if pyspy is None:
+        raise BenchError("py-spy is not installed (pip install py-spy)")
+    svg.parent.mkdir(parents=True, exist_ok=True)
+    return Child(
+        [pyspy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+         "--rate", "200", "--gil", "--format", "flamegraph", "--output", str(svg)],
+        log_path, cpus=cpus,
+    )  # fmt: skip
+
+
 def python(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 

@@ -319,6 +319,12 @@ def chat_section(r: dict[str, Any]) -> list[str]:
             f"({m['per_socket_kib']:.1f} KiB per socket).",
         ]
     lines += [f"Note: {n}" for n in r.get("notes", [])]
+    f = r.get("flame")
+    if f:
+        lines += [
+            f"Flame graph (py-spy, one more {f['rate']:g} msg/s phase of {f['seconds']:g} s, not "
+            f"measured above): [benchmarks/{f['svg']}](benchmarks/{f['svg']})."
+        ]
     lines += ["", "![Chat latency against posting rate](benchmarks/chat-latency.png)", ""]
     return lines
 
@@ -331,7 +337,8 @@ def profile_section(r: dict[str, Any]) -> list[str]:
     link = f"[benchmarks/{r['svg']}](benchmarks/{r['svg']})"
     return [
         *lines,
-        f"py-spy, {r['seconds']} s of the POST load at {r['connections']} connections "
+        f"py-spy (the GIL holder), {r['seconds']} s of the POST load at {r['connections']} "
+        "connections "
         f"({r['rps']:.0f} req/s while sampled): {link}.",
         "",
     ]
