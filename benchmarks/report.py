@@ -139,7 +139,8 @@ def header(r: dict[str, Any]) -> list[str]:
     )  # fmt: skip
     lines += [""]
     lines += table(list(v), [list(v.values())], "l" * len(v))
-    lines += [""] + [f"{name}: {why}." for name, why in r.get("not_run", {}).items()]
+    for name, why in r.get("not_run", {}).items():
+        lines += ["", f"{name}: {why}."]
     lines += [
         "",
         "The machine is shared: other work was running (see the load average), so absolute "
@@ -182,14 +183,35 @@ def http_section(r: dict[str, Any]) -> list[str]:
             row += [num(x.get("rps")), ratio(g.get("rps"), x.get("rps"))]
         rows.append(row)
     lines += table(head, rows)
+    lines += ["", "By connection count (requests/s, p99 ms; ratio of requests/s to the floor):", ""]
+    for request in [q for q in gw if len(gw[q]) > 1]:
+        rows = []
+        for conns in sorted(gw[request], key=int):
+            g, f = gw[request][conns], floor.get(request, {}).get(conns, {})
+            row = [
+                f"{request}, {conns} conn.",
+                num(g["rps"]),
+                num(g["p99_ms"], "{:.1f}"),
+                num(f.get("rps")),
+                num(f.get("p99_ms"), "{:.1f}"),
+                ratio(g["rps"], f.get("rps")),
+            ]
+            if gran:
+                x = gran.get(request, {}).get(conns, {})
+                row += [num(x.get("rps")), num(x.get("p99_ms"), "{:.1f}")]
+            rows.append(row)  # fmt: skip
+        sweep_head = ["", "inboxgate req/s", "p99", "floor req/s", "p99", "ratio"]
+        if gran:
+            sweep_head += ["granian req/s", "p99"]
+        lines += [*table(sweep_head, rows), ""]
     errors = sum(x["errors"] for s in servers.values() for q in s.values() for x in q.values())
-    lines += ["", f"Failed requests (non-2xx, socket errors, timeouts): {errors}.", ""]
+    lines += [f"Failed requests (non-2xx, socket errors, timeouts): {errors}.", ""]
     lines += [
         "![POST requests/s and p99 against connections](benchmarks/http-post.png)",
         "![GET requests/s and p99 against connections](benchmarks/http-get.png)",
         "",
     ]
-    lines += [f"Note: {n}" for n in r.get("notes", [])]
+    lines += [f"- {n}" for n in r.get("notes", [])]
     return lines
 
 
@@ -296,7 +318,8 @@ def chat_section(r: dict[str, Any]) -> list[str]:
         "",
     ]
     rows = [
-        [f"{x['rate']:g}", num(x["achieved_rate"]), num(x["p50_ms"], "{:.1f}"),
+        [f"{x['rate']:g}", num(x["achieved_rate"]) + (" (cut short)" if x["aborted"] else ""),
+         num(x["p50_ms"], "{:.1f}"),
          num(x["p99_ms"], "{:.1f}"), num(x["max_ms"], "{:.1f}"), num(x["ack_p99_ms"], "{:.1f}"),
          str(x["lost"]), str(x["duplicated"]), str(x["failed"]), num(x["server_cpu"]),
          num(x["load_cpu"])]
@@ -311,19 +334,21 @@ def chat_section(r: dict[str, Any]) -> list[str]:
         "",
         "Highest rate held at p99 <= 10 ms (nothing lost or duplicated): "
         + (f"**{held:g} msg/s**." if held else "**none** of the rates measured."),
+        "",
     ]
+    lines += [f"- {n}" for n in r.get("notes", [])]
     if m:
         lines += [
-            f"Memory: {m['sockets']:,} subscribed sockets opened in {m['open_s']:.1f} s; server "
-            f"RSS {m['rss_before_mib']:.0f} -> {m['rss_after_mib']:.0f} MiB "
+            f"- Memory: {m['sockets']:,} subscribed sockets opened in {m['open_s']:.1f} s; "
+            f"server RSS {m['rss_before_mib']:.0f} -> {m['rss_after_mib']:.0f} MiB "
             f"({m['per_socket_kib']:.1f} KiB per socket).",
         ]
-    lines += [f"Note: {n}" for n in r.get("notes", [])]
     f = r.get("flame")
     if f:
         lines += [
-            f"Flame graph (py-spy, one more {f['rate']:g} msg/s phase of {f['seconds']:g} s, not "
-            f"measured above): [benchmarks/{f['svg']}](benchmarks/{f['svg']})."
+            f"- Flame graph (py-spy, the GIL holder, one more {f['rate']:g} msg/s phase of "
+            f"{f['seconds']:g} s, not measured above): "
+            f"[benchmarks/{f['svg']}](benchmarks/{f['svg']})."
         ]
     lines += ["", "![Chat latency against posting rate](benchmarks/chat-latency.png)", ""]
     return lines
