@@ -113,7 +113,8 @@ def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any
                 f"  [chat] {rate:g} msg/s: achieved {r['achieved_rate']:.0f}, p50 "
                 f"{r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms, "
                 f"lost {r['lost']}, duplicated {r['duplicated']}, server CPU "
-                f"{r['server_cpu']:.0f}%, load CPU {r['load_cpu']:.0f}%"
+                f"{r['server_cpu']:.0f}% (its core {r['server_core_busy']:.0f}% busy), load CPU "
+                f"{r['load_cpu']:.0f}%"
             )
             if r["aborted"]:
                 out["notes"].append(
@@ -174,6 +175,7 @@ def phase(
     assert listener.popen is not None and poster.popen is not None
     listener.send(f"phase {name}")
     listener.receive(30)
+    core = procs.CoreMeter(procs.cores()[0]).start()
     server = procs.CpuMeter([server_pid]).start()
     load = procs.CpuMeter([listener.pid, poster.pid]).start()
     poster.send(f"run {name} {rate:g} {seconds:g} {first}")
@@ -190,7 +192,7 @@ def phase(
         if count != seen:
             seen, last = count, time.monotonic()
         time.sleep(0.05)
-    server_cpu, load_cpu = server.stop(), load.stop()
+    server_cpu, load_cpu, core_busy = server.stop(), load.stop(), core.stop()
     listener.send(f"report {name}")
     report = json.loads(listener.receive(120))
     messages: dict[str, list[int]] = report["messages"]
@@ -223,4 +225,5 @@ def phase(
         "sockets_closed": report["closed"],
         "server_cpu": server_cpu,
         "load_cpu": load_cpu,
+        "server_core_busy": core_busy,
     }

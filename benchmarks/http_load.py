@@ -213,9 +213,10 @@ def warm_up(port: int, targets: Targets) -> None:
 
 
 def measure_server(
-    name: str, port: int, driver: Driver, config: Config, log: Callable[[str], None]
+    name: str, pid: int, port: int, driver: Driver, config: Config, log: Callable[[str], None]
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """request -> str(connections) -> figures."""
+    """request -> str(connections) -> figures. The server's CPU time per request is the figure
+    that other work on a shared machine disturbs least."""
     warm_up(port, driver.targets)
     if config.warmup:
         for request in ("GET conversation", "POST message"):
@@ -225,11 +226,15 @@ def measure_server(
         counts = sorted({config.connections, *(config.sweep if request in SWEPT else [])})
         out[request] = {}
         for conns in counts:
+            cpu = procs.CpuMeter(procs.family(pid)).start()
             r = driver.run(port, request, conns, config.duration)
+            r["server_cpu"] = cpu.stop()
+            r["cpu_us_per_request"] = cpu.seconds * 1e6 / r["requests"] if r["requests"] else 0
             out[request][str(conns)] = r
             log(
                 f"  [{name}] {request} c{conns}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} "
-                f"ms, p99 {r['p99_ms']:.2f} ms, errors {r['errors']}"
+                f"ms, p99 {r['p99_ms']:.2f} ms, errors {r['errors']}, server CPU "
+                f"{r['server_cpu']:.0f}%, {r['cpu_us_per_request']:.0f} CPU-us per request"
             )
     return out
 
@@ -259,7 +264,7 @@ def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any
     with procs.started(gateway):
         log(f"inboxgate: pid {gateway.pid} on port {gateway.port}; load: {result['tool']}")
         capture_responses(gateway.base_url, targets, responses)
-        measured = measure_server("inboxgate", gateway.port, driver, config, log)
+        measured = measure_server("inboxgate", gateway.pid, gateway.port, driver, config, log)
         result["servers"]["inboxgate"] = measured
     floors: list[tuple[str, list[str]]] = []
     port = free_port()
@@ -282,7 +287,7 @@ def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any
         with procs.started(child):
             procs.wait_http(port, child)
             log(f"{name}: pid {child.pid} on port {port}")
-            result["servers"][name] = measure_server(name, port, driver, config, log)
+            result["servers"][name] = measure_server(name, child.pid, port, driver, config, log)
     return result
 
 

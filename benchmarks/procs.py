@@ -60,6 +60,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15)
 
 
+def family(pid: int) -> list[int]:
+    """``pid`` and its descendants (a server's worker processes)."""
+    found, queue = [], [pid]
+    while queue:
+        p = queue.pop()
+        found.append(p)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{p}/task"):
+                with contextlib.suppress(OSError):
+                    queue += [
+                        int(c) for c in Path(f"/proc/{p}/task/{task}/children").read_text().split()
+                    ]
+    return found
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -210,6 +225,36 @@ def wait_http(port: int, child: Child, path: str = "/", timeout: float = 30.0) -
     raise BenchError(f"server on port {port} did not start{child.tail()}")
 
 
+def core_ticks(cpus: set[int]) -> tuple[int, int]:
+    """(busy, total) jiffies of ``cpus`` so far, from /proc/stat."""
+    busy = total = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            values = [int(v) for v in fields]
+            total += sum(values[:8])  # user nice system idle iowait irq softirq steal
+            busy += sum(values[:8]) - values[3] - values[4]
+    return busy, total
+
+
+class CoreMeter:
+    """How busy some cores were between ``start`` and ``stop`` (anyone's work), in percent:
+    set beside a pinned server's own CPU it shows how much of its core others took."""
+
+    def __init__(self, cpus: set[int]) -> None:
+        self.cpus = cpus
+        self.busy0 = self.total0 = 0
+
+    def start(self) -> CoreMeter:
+        self.busy0, self.total0 = core_ticks(self.cpus)
+        return self
+
+    def stop(self) -> float:
+        busy, total = core_ticks(self.cpus)
+        spent = total - self.total0
+        return 100 * (busy - self.busy0) / spent if spent > 0 else float("nan")
+
+
 class CpuMeter:
     """CPU seconds of some pids between ``start`` and ``stop``, as a share of one core."""
 
@@ -217,6 +262,7 @@ class CpuMeter:
         self.pids = list(pids)
         self.t0 = 0.0
         self.cpu0 = 0.0
+        self.seconds = 0.0
 
     def _cpu(self) -> float:
         return sum(cpu_seconds(pid) for pid in self.pids)
@@ -226,6 +272,7 @@ class CpuMeter:
         return self
 
     def stop(self) -> float:
-        """Percent of one core used since ``start``."""
+        """Percent of one core used since ``start`` (``seconds``: the CPU seconds)."""
         wall = time.perf_counter() - self.t0
-        return 100 * (self._cpu() - self.cpu0) / wall if wall > 0 else float("nan")
+        self.seconds = self._cpu() - self.cpu0
+        return 100 * self.seconds / wall if wall > 0 else float("nan")
