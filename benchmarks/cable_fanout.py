@@ -276,11 +276,20 @@ class Run:
     async def idle_memory(self) -> None:
         args, target, n = self.args, self.target, self.n
         before = rss_kib(target.pid)
-        t = time.perf_counter()
-        await open_sockets(self.fleet, n, target.port, target.identifier, args.phase_timeout)
-        opened = time.perf_counter() - t
-        # Let the server settle: no frame but pings for a second (subscribing may broadcast).
-        settled = await self.fleet.quiet(1.0, args.phase_timeout)
+        opened = settled = 0.0
+        # ``memory_steps`` (ascending counts up to n): RSS after each, for a memory curve.
+        steps = [c for c in getattr(args, "memory_steps", None) or [] if c < n] + [n]
+        done = 0
+        for count in steps:
+            t = time.perf_counter()
+            await open_sockets(
+                self.fleet, count - done, target.port, target.identifier, args.phase_timeout
+            )
+            opened += time.perf_counter() - t
+            done = count
+            # Let the server settle: no frame but pings for a second (subscribing may broadcast).
+            settled = await self.fleet.quiet(1.0, args.phase_timeout)
+            self.out[f"rss_kib@{count}"] = rss_kib(target.pid) - before
         after = rss_kib(target.pid)
         self.out["subscribe_s"] = opened
         self.out["rss_before_mib"] = before / 1024
@@ -450,6 +459,8 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             try:
                 with running(target):
                     print(f"{name}: pid {target.pid} on port {target.port}", flush=True)
+                    if getattr(args, "pin_server", None):  # the runner pins servers to core 0
+                        args.pin_server(target.pid)
                     results[name] = uvloop.run(measure(target, args))
             except Exception as exc:  # report, then go on with the other server
                 print(f"{name}: FAILED: {type(exc).__name__}: {exc}", flush=True)

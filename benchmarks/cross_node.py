@@ -79,10 +79,19 @@ async def measure(channel: Channel, args: argparse.Namespace, label: str) -> dic
     async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
         await open_sockets(fleet, args.sockets, channel.listen_node.port, channel.identifier, 30)
 
+        out["retried"] = 0
+
         async def post(echo: str) -> None:
             track = fleet.track(echo)
             track.t0 = time.perf_counter()
-            r = await client.post(channel.messages_url, json={"content": echo, "echo_id": echo})
+            body = {"content": echo, "echo_id": echo}
+            try:
+                r = await client.post(channel.messages_url, json=body)
+            except httpx.TransportError:
+                # A keep-alive connection the server closed as it was reused: sent again with
+                # the same echo_id, as a client would (the gateway answers the original).
+                out["retried"] += 1
+                r = await client.post(channel.messages_url, json=body)
             if r.status_code != 200:
                 raise BenchError(f"{label}: POST answered {r.status_code}: {r.text[:200]}")
 
@@ -219,6 +228,7 @@ ROWS = [
     ("broker_rate", "broker alone: events per second, publish to the other feed", "{:,.0f}"),
     ("missing", "frames missing", "{:.0f}"),
     ("duplicates", "frames duplicated", "{:.0f}"),
+    ("retried", "POSTs sent again after a dropped connection", "{:.0f}"),
 ]
 RATIO_KEYS = {"p50", "p99", "max", "burst_rate", "broker_rate"}
 COLUMNS = ["sqlite", "pg+redis", "cross-node"]

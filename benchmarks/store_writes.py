@@ -127,6 +127,21 @@ async def run_driver(name: str, store: Store, writes: int, concurrency: int) -> 
     }
 
 
+async def compare(writes: int, concurrency: int, sync: str) -> dict[str, dict[str, float]]:
+    """The three drivers, each on a fresh database: driver name -> figures."""
+    results: dict[str, dict[str, float]] = {}
+    for name in ("per-op", "inline", "group"):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = str(Path(tmp) / "bench.db")
+            store: Store
+            if name == "group":
+                store = SQLiteStore(path, synchronous=sync)
+            else:
+                store = PerOpStore(path, sync, inline=(name == "inline"))
+            results[name] = await run_driver(name, store, writes, concurrency)
+    return results
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--writes", type=int, default=4000)
@@ -140,16 +155,7 @@ async def main() -> None:
         f"{'max loop stall ms':>18}"
     )
     for conc in levels:
-        results: dict[str, dict[str, float]] = {}
-        for name in ("per-op", "inline", "group"):
-            with tempfile.TemporaryDirectory() as tmp:
-                path = str(Path(tmp) / "bench.db")
-                store: Store
-                if name == "group":
-                    store = SQLiteStore(path, synchronous=args.sync)
-                else:
-                    store = PerOpStore(path, args.sync, inline=(name == "inline"))
-                results[name] = await run_driver(name, store, args.writes, conc)
+        results = await compare(args.writes, conc, args.sync)
         base = results["per-op"]["writes_per_s"]
         for name, r in results.items():
             print(

@@ -13,6 +13,7 @@ import os
 import re
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -146,12 +147,21 @@ def client_frame(opcode: int, payload: bytes) -> bytes:
 class CableSocket(asyncio.Protocol):
     """One Action Cable connection: handshake, welcome, subscribe, then frames to the fleet."""
 
-    def __init__(self, fleet: Fleet, index: int, host: str, port: int, identifier: str) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        index: int,
+        host: str,
+        port: int,
+        identifier: str,
+        subprotocol: str = SUBPROTOCOL,
+    ) -> None:
         self.fleet = fleet
         self.index = index
         self.host = host
         self.port = port
         self.identifier = identifier
+        self.subprotocol = subprotocol
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.key = base64.b64encode(os.urandom(16))
@@ -166,7 +176,7 @@ class CableSocket(asyncio.Protocol):
             b"GET /cable HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
             b"Sec-WebSocket-Protocol: %s\r\n\r\n"
-            % (self.host.encode(), self.port, self.key, SUBPROTOCOL.encode())
+            % (self.host.encode(), self.port, self.key, self.subprotocol.encode())
         )
 
     def data_received(self, data: bytes) -> None:
@@ -227,7 +237,7 @@ class CableSocket(asyncio.Protocol):
         if headers.get("sec-websocket-accept") != accept:
             self._fail("bad Sec-WebSocket-Accept")
             return False
-        if headers.get("sec-websocket-protocol") != SUBPROTOCOL:
+        if headers.get("sec-websocket-protocol") != self.subprotocol:
             self._fail(f"subprotocol not chosen: {headers.get('sec-websocket-protocol')!r}")
             return False
         self.state = "welcome"
@@ -284,19 +294,27 @@ class CableSocket(asyncio.Protocol):
 
 
 async def open_sockets(
-    fleet: Fleet, count: int, port: int, identifier: str, timeout: float
+    fleet: Fleet,
+    count: int,
+    port: int,
+    identifier: str | Sequence[str],
+    timeout: float,
+    subprotocol: str = SUBPROTOCOL,
 ) -> None:
+    """Open ``count`` more sockets and subscribe each: to ``identifier``, or to the i-th of a
+    sequence of ``count`` identifiers."""
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(64)  # keep the listen backlog and the handshake queue sane
+    start = len(fleet.sockets)
 
     async def one(index: int) -> None:
         async with gate:
-            sock = CableSocket(fleet, index, HOST, port, identifier)
+            ident = identifier if isinstance(identifier, str) else identifier[index - start]
+            sock = CableSocket(fleet, index, HOST, port, ident, subprotocol)
             fleet.sockets.append(sock)
             await loop.create_connection(lambda: sock, HOST, port)
             await sock.ready
 
-    start = len(fleet.sockets)
     try:
         async with asyncio.timeout(timeout):
             await asyncio.gather(*(one(start + i) for i in range(count)))

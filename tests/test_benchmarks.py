@@ -1,0 +1,107 @@
+"""``python -m benchmarks``: the runner writes its page and charts where it is told, and only
+between the page's markers; the fallback load generator measures a real server."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_results_replace_only_what_lies_between_the_markers(tmp_path: Path) -> None:
+    page = tmp_path / "benchmarks.md"
+    page.write_text(
+        f"# Benchmarks\n\nOlder figures, kept.\n\n{report.START}\nold results\n{report.END}\n"
+        "\n## Notes written by hand\n"
+    )
+    report.write(page, "new results\n")
+    text = page.read_text()
+    assert "old results" not in text
+    assert f"{report.START}\nnew results\n{report.END}" in text
+    assert text.startswith("# Benchmarks\n\nOlder figures, kept.\n")
+    assert text.endswith("\n## Notes written by hand\n")
+
+
+def test_a_missing_page_is_created_with_how_to_run_and_the_markers(tmp_path: Path) -> None:
+    page = tmp_path / "docs" / "benchmarks.md"
+    report.write(page, "figures\n")
+    text = page.read_text()
+    assert text.startswith("# Benchmarks\n")
+    assert "python -m benchmarks" in text
+    assert text.index(report.START) < text.index("figures") < text.index(report.END)
+
+
+def test_a_page_without_markers_gets_them_appended(tmp_path: Path) -> None:
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\nMoved from the README.\n")
+    report.write(page, "figures\n")
+    text = page.read_text()
+    assert text.startswith("# Benchmarks\n\nMoved from the README.\n")
+    assert text.rstrip().endswith(f"{report.START}\nfigures\n{report.END}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_quick_http_run_writes_the_page_and_the_charts(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "--quick",
+        "--only",
+        "http",
+        "--out",
+        str(tmp_path),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=140)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    page = (tmp_path / "benchmarks.md").read_text()
+    results = page[page.index(report.START) : page.index(report.END)]
+    assert "| CPU | cores | memory | kernel |" in results
+    assert "| Python | uvicorn | starlette | msgspec |" in results
+    for request in ("GET inbox", "GET contact", "GET conversation", "POST message"):
+        row = re.search(rf"^\| {request} \| ([\d,]+) \|.*\| ([\d.]+) \|$", results, re.M)
+        assert row is not None, f"no {request} row in:\n{results}"
+        assert int(row.group(1).replace(",", "")) > 0
+        assert float(row.group(2)) > 0  # the ratio to the floor
+    for chart in ("http-post.png", "http-get.png"):
+        assert (tmp_path / "benchmarks" / chart).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    figures = json.loads((tmp_path / "benchmarks" / "results.json").read_text())
+    for server in ("inboxgate", "uvicorn floor"):
+        post = figures["http"]["servers"][server]["POST message"]
+        assert set(post) == {"8", "32"}
+        assert all(x["errors"] == 0 and x["requests"] > 0 for x in post.values())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_the_fallback_load_generator_measures_a_server(tmp_path: Path) -> None:
+    from benchmarks import procs
+    from tests.server_helpers import free_port
+
+    port = free_port()
+    floor = procs.Child(
+        procs.python("benchmarks.floors", "http", "--port", str(port)), tmp_path / "floor.log"
+    )
+    paths = tmp_path / "paths.json"
+    paths.write_text(json.dumps(["/a/messages", "/b/messages"]))
+    with procs.started(floor):
+        procs.wait_http(port, floor)
+        command = procs.python(
+            "benchmarks.loadgen", "--port", str(port), "--connections", "4", "--duration", "0.5",
+            "--method", "POST", "--paths-file", str(paths),
+        )  # fmt: skip
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures["requests"] > 10
+    assert figures["errors"] == 0
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
