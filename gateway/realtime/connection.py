@@ -187,6 +187,10 @@ class Connection:
             return
         self._send_event(event)
 
+    def deliver_transient(self, event: EncodedEvent) -> None:
+        """A transient event for this connection alone (the subscribe-time presence)."""
+        self._send_event(event)
+
     def tick(self, now: float) -> None:
         if self._abort_at is not None and now >= self._abort_at:
             self.abort()
@@ -328,7 +332,8 @@ class Connection:
             self._hold(grant.streams)  # before Listen: live events wait behind the replay
         await self._run(actions)
         joined = await self.hub.room.joined(grant)
-        self._send_event(EncodedEvent(grant.own_stream, None, 0, joined))
+        # Not in the confirmation's write: a broadcast in Chatwoot, so it comes a moment later.
+        self.hub.deliver_later(self, EncodedEvent(grant.own_stream, None, 0, joined))
 
     async def _history(self, identifier: str, cursors: Sequence[HistoryCursor]) -> None:
         grant = self.grants.get(identifier)

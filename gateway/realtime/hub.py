@@ -13,6 +13,7 @@ stream behind gets a Gap, healed like any other.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +49,10 @@ RECONCILE_BATCH = 500
 RECONCILE_GRACE_SECONDS = 1.0
 # Slow consumers are reported when the first is dropped, and again once none was for this long.
 SLOW_QUIET_SECONDS = 60.0
+# The presence.update sent on subscribe is, in Chatwoot, a broadcast: it reaches the client a
+# pub/sub round trip after the confirmation, never in the same read. Clients that register a
+# subscription only once they have processed its confirmation depend on that.
+PRESENCE_DELAY = 0.05
 _HEALED = metrics.CABLE_GAPS.labels("healed")
 _UNHEALED = metrics.CABLE_GAPS.labels("unavailable")
 
@@ -84,6 +89,8 @@ class Hub:
         self.subscriptions = 0  # confirmed, over every connection (kept by the connections)
         self._slow = StateLog(log)
         self._slow_at: float | None = None
+        self._later: list[tuple[Connection, EncodedEvent]] = []
+        self._later_timer: asyncio.TimerHandle | None = None
 
     # ---- state -----------------------------------------------------------------------------
 
@@ -118,6 +125,10 @@ class Hub:
             self.accepting = False
             feed.close()
             self._feed = None
+            if self._later_timer is not None:
+                self._later_timer.cancel()
+                self._later_timer = None
+            self._later.clear()
 
     async def drain(self, timeout: float = 3.0) -> None:
         """Shutdown: tell every client ``server_restart`` (reconnect: true), give the frames a
@@ -207,6 +218,22 @@ class Hub:
         event = EncodedEvent.of(message)
         for conn in list(listeners):
             conn.deliver(event)
+
+    def deliver_later(self, conn: Connection, event: EncodedEvent) -> None:
+        """Deliver a transient ``event`` to ``conn`` alone, ``PRESENCE_DELAY`` from now, as a
+        broadcast would arrive: one timer for every connection's pending frames."""
+        self._later.append((conn, event))
+        if self._later_timer is None:
+            self._later_timer = asyncio.get_running_loop().call_later(
+                PRESENCE_DELAY, self._deliver_pending
+            )
+
+    def _deliver_pending(self) -> None:
+        self._later_timer = None
+        pending, self._later = self._later, []
+        for conn, event in pending:
+            if conn in self._connections:
+                conn.deliver_transient(event)
 
     async def _heal(self, stream: str) -> None:
         """Messages of ``stream`` were lost on the way: replay what the log has after the last
