@@ -52,6 +52,22 @@ async def message_offsets(socket: FakeSocket, count: int) -> list[tuple[str, int
     return got
 
 
+async def test_one_ping_tick_for_every_connection_and_no_visit_to_the_idle(env: Env) -> None:
+    """The node's timer pings every socket with the same frame (one epoch second, built once);
+    between pings it visits only the connections with a deadline, and a subscribed socket
+    without a pong timeout has none."""
+    contact = await env.contact()
+    hub = env.app.state.realtime.hub
+    async with connected(env, FakeSocket(cp.JSON)) as plain, connected(env, FakeSocket()) as ext:
+        assert hub.timed == 2  # the first-subscribe timeout runs for both
+        for socket in (plain, ext):
+            await subscribe(socket, contact["pubsub_token"])
+        env.clock.advance(3)  # the hub's tick sees the ping due
+        pings = [await s.next(skip_pings=False) for s in (plain, ext)]
+        assert pings == [cp.Ping(message=int(env.clock()))] * 2
+        assert hub.timed == 0
+
+
 async def test_an_event_whose_doorbell_never_rang_is_healed_from_the_log(env: Env) -> None:
     contact = await env.contact()
     conversation = await env.conversation(contact["source_id"])

@@ -4,8 +4,10 @@ One task reads the node's broker feed and hands each event, encoded once
 (:class:`~gateway.cable.EncodedEvent`), to every local connection listening to its stream. The
 broker is only a doorbell, so the hub keeps, per stream, the last offset it delivered: an offset
 that jumps, or a :class:`~gateway.broker.Gap`, is healed by re-reading the log before going on,
-and an offset already delivered is skipped. A second task drives every connection's timers
-(pings, first-subscribe timeout, history waits, slow-consumer kills) on one shared tick. A third
+and an offset already delivered is skipped. A second task is the one timer of every connection:
+each tick sends the ping when it is due (every 3 s, the same frame for everyone, built once) and
+visits only the connections with a deadline (first-subscribe timeout, pong timeout, history
+waits, slow-consumer kills), not the thousands that are simply idle. A third
 reconciles now and then: a lost broadcast shows as an offset jump only when a later event
 comes, so the log heads of the listened streams are compared with what was delivered, and a
 stream behind gets a Gap, healed like any other.
@@ -16,15 +18,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskStatus
 
 from .. import metrics
 from ..broker import Broker, BrokerClosed, BrokerMessage, Delivery, Feed, Gap
-from ..cable import EncodedEvent, Limits, StreamIds
+from ..cable import EncodedEvent, Limits, PingClock, StreamIds
 from ..logs import StateLog
 from ..store import Store, StoreUnavailable
 from ..store.ops import events
@@ -83,6 +85,8 @@ class Hub:
         self.accepting = False
         self._feed: Feed | None = None
         self._connections: set[Connection] = set()
+        self._timed: set[Connection] = set()  # the connections with a deadline
+        self._pings = PingClock(self.limits.ping_interval, clock())
         self._listeners: dict[str, list[Connection]] = {}
         self._delivered: dict[str, tuple[str, int]] = {}  # stream -> (epoch, offset)
         self._listened_at: dict[str, float] = {}
@@ -90,6 +94,7 @@ class Hub:
         self._slow = StateLog(log)
         self._slow_at: float | None = None
         self._later: list[tuple[Connection, EncodedEvent]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self._later_timer: asyncio.TimerHandle | None = None
 
     # ---- state -----------------------------------------------------------------------------
@@ -101,6 +106,11 @@ class Hub:
     @property
     def streams(self) -> frozenset[str]:
         return frozenset(self._listeners)
+
+    @property
+    def timed(self) -> int:
+        """Connections the timer visits between pings (the others are idle)."""
+        return len(self._timed)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -129,6 +139,8 @@ class Hub:
                 self._later_timer.cancel()
                 self._later_timer = None
             self._later.clear()
+            for task in list(self._tasks):
+                task.cancel()
 
     async def drain(self, timeout: float = 3.0) -> None:
         """Shutdown: tell every client ``server_restart`` (reconnect: true), give the frames a
@@ -146,13 +158,33 @@ class Hub:
 
     def register(self, conn: Connection) -> None:
         self._connections.add(conn)
+        self._timed.add(conn)  # until it subscribes, the first-subscribe timeout runs
         metrics.CABLE_CONNECTIONS.inc()
 
     def unregister(self, conn: Connection) -> None:
         if conn in self._connections:
             self._connections.discard(conn)
             metrics.CABLE_CONNECTIONS.dec()
+        self._timed.discard(conn)
         self.unlisten(conn, list(conn.listening))
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Short work for a socket that has no task of its own (a subscribe, a history read,
+        saving a session): owned by the hub, cancelled when it stops, failures logged."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("cable: %s", exc, exc_info=exc)
+
+    def watch(self, conn: Connection) -> None:
+        """``conn`` has a deadline: its ``tick`` is called until it says it has none left."""
+        if conn in self._connections:
+            self._timed.add(conn)
 
     def slow_consumer(self, sid: str) -> None:
         """A connection was dropped as too slow: counted, and said once per bout."""
@@ -303,12 +335,21 @@ class Hub:
     # ---- timers ----------------------------------------------------------------------------
 
     async def _tick_forever(self) -> None:
+        self._pings = PingClock(self.limits.ping_interval, self.clock())
         while True:
             await anyio.sleep(TICK_SECONDS)
-            now = self.clock()
+            self.tick(self.clock())
+
+    def tick(self, now: float) -> None:
+        """One beat of the node's timer: the ping when it is due, to every connection, then
+        the connections with a deadline."""
+        if self._pings.due(now):
             for conn in list(self._connections):
-                conn.tick(now)
-            self.check_slow_consumers(now)
+                conn.ping(now)
+        for conn in list(self._timed):
+            if not conn.tick(now):
+                self._timed.discard(conn)
+        self.check_slow_consumers(now)
 
     def check_slow_consumers(self, now: float) -> None:
         """Close a bout of slow consumers once none was dropped for a while (one line)."""
