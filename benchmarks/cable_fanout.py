@@ -27,7 +27,8 @@ a frame parser) that stamps ``time.perf_counter()`` when the bytes arrive, so a 
 client microseconds and the client is not what is measured. Figures are ratios inboxgate / bare.
 
     python -m benchmarks.cable_fanout [--connections 1000] [--messages 200] [--burst 50]
-                                      [--sync full|normal] [--quick] [--only inboxgate|bare]
+                                      [--sync full|normal] [--transport lean|asgi]
+                                      [--quick] [--only inboxgate|bare]
 """
 
 from __future__ import annotations
@@ -86,12 +87,13 @@ class Target:
 class Gateway(Target):
     name = "inboxgate"
 
-    def __init__(self, root: Path, sync: str) -> None:
+    def __init__(self, root: Path, sync: str, transport: str = "lean") -> None:
         self.proc = GatewayProcess(
             root,
             INBOXGATE_SQLITE_SYNCHRONOUS=sync,
             INBOXGATE_RATE_LIMIT_SAFELIST="127.0.0.1",
             INBOXGATE_MESSAGES_PER_MINUTE="100000",
+            INBOXGATE_CABLE_TRANSPORT=transport,
         )
         self.messages_url = ""
 
@@ -443,7 +445,7 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         for name in order:
             target: Gateway | Bare
             if name == "inboxgate":
-                target = Gateway(root / "gateway", args.sync)
+                target = Gateway(root / "gateway", args.sync, args.transport)
             else:
                 target = Bare(root, frame_bytes)
             t = time.perf_counter()
@@ -474,6 +476,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=50, help="messages in the burst")
     parser.add_argument("--burst-concurrency", type=int, default=16, help="POSTs in flight")
     parser.add_argument("--sync", default="full", choices=["full", "normal"])
+    parser.add_argument(
+        "--transport", default="lean", choices=["lean", "asgi"], help="INBOXGATE_CABLE_TRANSPORT"
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="per message, seconds")
     parser.add_argument("--phase-timeout", type=float, default=60.0, help="per phase, seconds")
     parser.add_argument("--only", choices=["inboxgate", "bare"], help="run one server only")
@@ -485,7 +490,8 @@ def main() -> None:
     print(
         f"cable fan-out benchmark: {args.connections} sockets on one stream, {args.messages} "
         f"sequential messages ({args.pause * 1000:.0f} ms apart), burst of {args.burst} "
-        f"({args.burst_concurrency} POSTs in flight); gateway SQLite synchronous={args.sync}; "
+        f"({args.burst_concurrency} POSTs in flight); gateway SQLite synchronous={args.sync}, "
+        f"/cable transport {args.transport}; "
         f"bare server: sequential await send() per socket in the POST handler",
         flush=True,
     )

@@ -31,9 +31,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 LAG = 0.01
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    with gateway_server(tmp_path_factory.mktemp("cable-timing")) as started:
+@pytest.fixture(scope="module", params=["lean", "asgi"])
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[GatewayProcess]:
+    """Both /cable transports (INBOXGATE_CABLE_TRANSPORT): the default, and the fallback."""
+    root = tmp_path_factory.mktemp("cable-timing")
+    with gateway_server(root, INBOXGATE_CABLE_TRANSPORT=request.param) as started:
         yield started
 
 

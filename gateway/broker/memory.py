@@ -22,3 +22,7 @@ class MemoryBroker(Broker):
 
     async def _send(self, messages: Sequence[BrokerMessage]) -> None:
         self._fanout.dispatch(messages)
+
+    def _send_nowait(self, messages: Sequence[BrokerMessage]) -> bool:
+        self._fanout.dispatch(messages)
+        return True

@@ -84,6 +84,7 @@ class Hub:
         self.clock = clock
         self.accepting = False
         self._feed: Feed | None = None
+        self._dispatching = False  # the feed task is between a batch's start and its end
         self._connections: set[Connection] = set()
         self._timed: set[Connection] = set()  # the connections with a deadline
         self._pings = PingClock(self.limits.ping_interval, clock())
@@ -95,6 +96,10 @@ class Hub:
         self._slow_at: float | None = None
         self._later: list[tuple[Connection, EncodedEvent]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # Frames the lean transport wrote in a fan-out or a ping tick, added to the metrics at
+        # its end (a counter increment per frame would cost more than the write).
+        self.frames_out = 0
+        self.bytes_out = 0
         self._later_timer: asyncio.TimerHandle | None = None
 
     # ---- state -----------------------------------------------------------------------------
@@ -117,6 +122,7 @@ class Hub:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Deliver broker events and drive timers until cancelled (owned by the lifespan)."""
         feed = self.broker.open_feed(max_queue=FEED_QUEUE)
+        feed.deliver_directly(self._deliver_now)
         self._feed = feed
         self.accepting = True
         try:
@@ -127,7 +133,12 @@ class Hub:
                 task_status.started()
                 try:
                     while True:
-                        await self._dispatch(await feed.receive())
+                        batch = await feed.receive()
+                        self._dispatching = True
+                        try:
+                            await self._dispatch(batch)
+                        finally:
+                            self._dispatching = False
                 except BrokerClosed:
                     log.warning("broker closed: realtime delivery stopped")
                 tasks.cancel_scope.cancel()
@@ -241,6 +252,24 @@ class Hub:
                         continue
             self._fan_out(item)
 
+    def _deliver_now(self, message: BrokerMessage) -> bool:
+        """The feed's direct path: a message delivered in the publisher's call, unless the feed
+        task is busy (it keeps the order) or the stream must be healed first (False)."""
+        if self._dispatching:
+            return False
+        stream = message.stream
+        if stream not in self._listeners:
+            return True
+        if message.epoch is not None:
+            last = self._delivered.get(stream)
+            if last is not None and last[0] == message.epoch:
+                if message.offset <= last[1]:
+                    return True
+                if message.offset > last[1] + 1:
+                    return False
+        self._fan_out(message)
+        return True
+
     def _fan_out(self, message: BrokerMessage | LoggedEvent) -> None:
         listeners = self._listeners.get(message.stream)
         if not listeners:
@@ -250,6 +279,7 @@ class Hub:
         event = EncodedEvent.of(message)
         for conn in list(listeners):
             conn.deliver(event)
+        self._count_sent()
 
     def deliver_later(self, conn: Connection, event: EncodedEvent) -> None:
         """Deliver a transient ``event`` to ``conn`` alone, ``PRESENCE_DELAY`` from now, as a
@@ -350,6 +380,13 @@ class Hub:
             if not conn.tick(now):
                 self._timed.discard(conn)
         self.check_slow_consumers(now)
+        self._count_sent()
+
+    def _count_sent(self) -> None:
+        if self.frames_out:
+            metrics.CABLE_FRAMES.inc(self.frames_out)
+            metrics.CABLE_BYTES.inc(self.bytes_out)
+            self.frames_out = self.bytes_out = 0
 
     def check_slow_consumers(self, now: float) -> None:
         """Close a bout of slow consumers once none was dropped for a while (one line)."""
