@@ -58,6 +58,7 @@ from .ws_fleet import (
     Fleet,
     Track,
     close_sockets,
+    cpu_seconds,
     open_sockets,
     rss_kib,
 )
@@ -278,9 +279,10 @@ class Run:
     async def idle_memory(self) -> None:
         args, target, n = self.args, self.target, self.n
         before = rss_kib(target.pid)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), cpu_seconds(target.pid)
         await open_sockets(self.fleet, n, target.port, target.identifier, args.phase_timeout)
         opened = time.perf_counter() - t
+        self.out["open_cpu_us"] = (cpu_seconds(target.pid) - cpu) / n * 1e6
         # Let the server settle: no frame but pings for a second (subscribing may broadcast).
         settled = await self.fleet.quiet(1.0, args.phase_timeout)
         after = rss_kib(target.pid)
@@ -355,6 +357,7 @@ class Run:
                 await self.post(burst[i], f"burst {i}", f"{self.tag}-burst-{i}")
 
         start, cpu = time.perf_counter(), time.process_time()
+        server_cpu = cpu_seconds(target.pid)
         posted = float("nan")
         try:
             async with asyncio.timeout(args.phase_timeout):
@@ -366,6 +369,8 @@ class Run:
             say(target, f"burst: not complete after {args.phase_timeout}s")
         frames = sum(track.received for track in burst)
         end = max((track.last for track in burst), default=start)
+        server_cpu = cpu_seconds(target.pid) - server_cpu
+        self.out["frame_cpu_us"] = server_cpu / frames * 1e6 if frames else float("nan")
         self.out["fps"] = frames / (end - start) if end > start else 0.0
         self.out["burst_missing"] = args.burst * n - sum(t.got[1:].count(1) for t in burst)
         self.out["duplicates"] = sum(track.duplicates for track in burst)
@@ -408,6 +413,8 @@ ROWS: list[tuple[str, str, str]] = [
     ("last_p99_ms", "delivery latency p99, last socket of each message (ms)", "{:.2f}"),
     ("mem_per_conn_kib", "idle memory per connection (KiB)", "{:.1f}"),
     ("fps", "fan-out frames/s (burst)", "{:.0f}"),
+    ("frame_cpu_us", "server CPU per frame in the burst, POSTs included (µs)", "{:.1f}"),
+    ("open_cpu_us", "server CPU per socket opened and subscribed (µs)", "{:.0f}"),
     ("first_p50_ms", "delivery latency p50, first socket of each message (ms)", "{:.2f}"),
     ("ack_p50_ms", "POST answered p50 (ms; bare answers after its send loop)", "{:.2f}"),
     ("subscribe_s", "time to open and subscribe all sockets (s)", "{:.2f}"),
@@ -421,6 +428,7 @@ ROWS: list[tuple[str, str, str]] = [
 
 
 RATIOS = {"lat_p50_ms", "lat_p99_ms", "last_p50_ms", "last_p99_ms", "mem_per_conn_kib", "fps"}
+RATIOS |= {"frame_cpu_us", "open_cpu_us"}
 RATIOS |= {"first_p50_ms", "ack_p50_ms", "subscribe_s", "frame_bytes"}
 
 
