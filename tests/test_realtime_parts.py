@@ -192,16 +192,20 @@ async def test_publisher_says_once_that_the_broker_is_down_and_once_that_it_is_b
     assert said[1] == "broker back: 3 batches were left to the log"
 
 
-async def test_a_commit_reaches_the_sockets_within_the_publishers_call() -> None:
-    """No queue hop between the commit, the broker and the hub: when nothing is waiting, the
-    services' callback has delivered to the node's sockets by the time it returns."""
-    delivered: list[int] = []
+async def test_commits_reach_the_sockets_in_the_same_turn_of_the_loop_in_one_write() -> None:
+    """No queue hop between the commit, the broker and the hub: what the services' callback
+    hands over is on the sockets once the committing request's step is over (the next turn of
+    the loop), with no task in between; the commits of one turn reach a socket together."""
+    delivered: list[list[int]] = []
 
     class Socket:  # what the hub asks of a connection
         listening: set[str] = set()
 
         def deliver(self, event: Any) -> None:
-            delivered.append(event.offset)
+            delivered.append([event.offset])
+
+        def deliver_all(self, events: Sequence[Any]) -> None:
+            delivered.append([e.offset for e in events])
 
         def tick(self, now: float) -> bool:
             return False
@@ -222,8 +226,11 @@ async def test_a_commit_reaches_the_sockets_within_the_publishers_call() -> None
             hub.register(socket)  # type: ignore[arg-type]
             hub.listen(socket, ["s"])  # type: ignore[arg-type]
             publisher.logged([logged("s", 1)])
-            assert delivered == [1]
+            await anyio.sleep(0)
+            assert delivered == [[1]]
             publisher.logged([logged("s", 2), logged("other", 1)])
-            assert delivered == [1, 2]
+            publisher.logged([logged("s", 3)])
+            await anyio.sleep(0)
+            assert delivered == [[1], [2, 3]]
             hub.unregister(socket)  # type: ignore[arg-type]
             tasks.cancel_scope.cancel()

@@ -299,6 +299,10 @@ class Broker(ABC):
     backend go to ``self._fanout.dispatch``.
     """
 
+    # Whether messages come from other nodes too: then one committed elsewhere may arrive
+    # after a later one committed here (the in-process broker delivers in commit order).
+    crosses_nodes = True
+
     def __init__(self) -> None:
         self._fanout = Fanout(on_first=self._stream_added, on_last=self._stream_removed)
         self._state = "new"

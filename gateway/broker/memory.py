@@ -14,6 +14,8 @@ from .base import Broker, BrokerMessage
 class MemoryBroker(Broker):
     """The default broker of a single-process gateway."""
 
+    crosses_nodes = False
+
     async def _open(self) -> None:
         pass
 

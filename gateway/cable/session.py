@@ -369,6 +369,8 @@ class CableSession:
         subs = self._by_stream.get(event.stream)
         if not subs or self._closed:
             return []
+        if len(subs) == 1:  # the usual case, without a comprehension's frame
+            return [subs[0].wired(event)]
         return [sub.wired(event) for sub in subs]
 
     # ---- internals -------------------------------------------------------------------------

@@ -82,6 +82,7 @@ class Connection:
 
     __slots__ = (
         "_abort_at",
+        "_heads",
         "_held",
         "_held_bytes",
         "_held_until",
@@ -101,6 +102,7 @@ class Connection:
         self._held_bytes = 0
         self._held_until: float | None = None
         self._abort_at: float | None = None
+        self._heads: dict[str, tuple[str, int]] | None = None  # for the next Listen only
 
     # ---- what a carrier provides --------------------------------------------------------------
 
@@ -143,10 +145,15 @@ class Connection:
             return
         now = self.hub.clock()
         if restored:
-            self._hold([s for state in restored for s in state.streams])
+            streams = [s for state in restored for s in state.streams]
+            self._heads = await self.hub.heads(streams)
+            self._hold(streams)
             self._held_until = now + RESTORE_HISTORY_WAIT
             self.hub.watch(self)
-        await self._run(session.start(now, restored=restored))
+        try:
+            await self._run(session.start(now, restored=restored))
+        finally:
+            self._heads = None
 
     def closed(self) -> None:
         """The socket is gone: out of the hub, subscriptions ended; a session dropped by the
@@ -171,6 +178,11 @@ class Connection:
                     self.too_slow()
                 return
         self._send_event(event)
+
+    def deliver_all(self, events: Sequence[EncodedEvent]) -> None:
+        """Live events in order (a carrier may write them together)."""
+        for event in events:
+            self.deliver(event)
 
     def deliver_transient(self, event: EncodedEvent) -> None:
         """A transient event for this connection alone (the subscribe-time presence)."""
@@ -266,7 +278,7 @@ class Connection:
             elif isinstance(action, Listen):
                 if not self.session.closed:
                     self.listening.update(action.streams)
-                    self.hub.listen(self, action.streams)
+                    self.hub.listen(self, action.streams, self._heads)
             elif isinstance(action, Unlisten):
                 self.listening.difference_update(action.streams)
                 self.hub.unlisten(self, action.streams)
@@ -306,6 +318,7 @@ class Connection:
             _REJECTED.inc()
             await self._run(self.session.subscription_rejected(identifier))
             return
+        heads = await self.hub.heads(grant.streams)
         actions = self.session.subscription_confirmed(identifier, grant.streams, grant.principal)
         if not actions:
             return  # unsubscribed meanwhile
@@ -313,7 +326,11 @@ class Connection:
         self._grant({identifier: grant})
         if any(isinstance(a, HistoryRequested) for a in actions):
             self._hold(grant.streams)  # before Listen: live events wait behind the replay
-        await self._run(actions)
+        self._heads = heads
+        try:
+            await self._run(actions)
+        finally:
+            self._heads = None
         joined = await self.hub.room.joined(grant)
         # Not in the confirmation's write: a broadcast in Chatwoot, so it comes a moment later.
         self.hub.deliver_later(self, EncodedEvent(grant.own_stream, None, 0, joined))

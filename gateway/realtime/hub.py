@@ -55,6 +55,8 @@ SLOW_QUIET_SECONDS = 60.0
 # pub/sub round trip after the confirmation, never in the same read. Clients that register a
 # subscription only once they have processed its confirmation depend on that.
 PRESENCE_DELAY = 0.05
+# The "epoch" of a stream that had no events when this node started listening to it.
+_EMPTY = ""
 _HEALED = metrics.CABLE_GAPS.labels("healed")
 _UNHEALED = metrics.CABLE_GAPS.labels("unavailable")
 
@@ -85,6 +87,7 @@ class Hub:
         self.accepting = False
         self._feed: Feed | None = None
         self._dispatching = False  # the feed task is between a batch's start and its end
+        self._pending: list[BrokerMessage] = []  # taken by the direct path, not yet fanned out
         self._connections: set[Connection] = set()
         self._timed: set[Connection] = set()  # the connections with a deadline
         self._pings = PingClock(self.limits.ping_interval, clock())
@@ -207,12 +210,37 @@ class Hub:
         ):  # fmt: skip
             log.debug("cable %s: too slow, disconnected", sid)
 
-    def listen(self, conn: Connection, streams: Sequence[str]) -> None:
+    async def heads(self, streams: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """Where the streams this node does not listen to yet stand in the log, read before a
+        subscription goes live and handed to :meth:`listen`. With several nodes, an event
+        committed elsewhere may arrive after a later one committed here; a stream with nothing
+        delivered would start from the later one and drop the earlier as already delivered.
+        From a head, the later one is a jump, healed from the log in order. One node's own
+        events arrive in commit order: no read then (and none when the store is down)."""
+        if not self.broker.crosses_nodes:
+            return {}
+        new = [s for s in streams if s not in self._listeners]
+        if not new:
+            return {}
+        try:
+            found = await self.store.read(events.stream_heads, new)
+        except StoreUnavailable:
+            return {}
+        return {s: found[s][:2] if s in found else (_EMPTY, 0) for s in new}
+
+    def listen(
+        self,
+        conn: Connection,
+        streams: Sequence[str],
+        heads: dict[str, tuple[str, int]] | None = None,
+    ) -> None:
         for stream in streams:
             listeners = self._listeners.get(stream)
             if listeners is None:
                 self._listeners[stream] = [conn]
                 self._listened_at[stream] = self.clock()
+                if heads and stream in heads:
+                    self._delivered[stream] = heads[stream]
                 metrics.CABLE_STREAMS.inc()
                 if self._feed is not None:
                     self._feed.listen(stream)
@@ -236,6 +264,7 @@ class Hub:
     # ---- fan-out ---------------------------------------------------------------------------
 
     async def _dispatch(self, batch: Sequence[Delivery]) -> None:
+        self.flush()  # what the direct path took comes first
         for item in batch:
             if isinstance(item, Gap):
                 await self._heal(item.stream)
@@ -244,7 +273,7 @@ class Hub:
                 continue
             if item.epoch is not None:
                 last = self._delivered.get(item.stream)
-                if last is not None and last[0] == item.epoch:
+                if last is not None and last[0] in (item.epoch, _EMPTY):
                     if item.offset <= last[1]:
                         continue  # already delivered (re-read from the log meanwhile)
                     if item.offset > last[1] + 1:
@@ -253,8 +282,9 @@ class Hub:
             self._fan_out(item)
 
     def _deliver_now(self, message: BrokerMessage) -> bool:
-        """The feed's direct path: a message delivered in the publisher's call, unless the feed
-        task is busy (it keeps the order) or the stream must be healed first (False)."""
+        """The feed's direct path: a message taken in the publisher's call and fanned out at
+        the end of this turn of the event loop (:meth:`flush`), unless the feed task is busy
+        (it keeps the order) or the stream must be healed first (False)."""
         if self._dispatching:
             return False
         stream = message.stream
@@ -262,13 +292,46 @@ class Hub:
             return True
         if message.epoch is not None:
             last = self._delivered.get(stream)
-            if last is not None and last[0] == message.epoch:
+            if last is not None and last[0] in (message.epoch, _EMPTY):
                 if message.offset <= last[1]:
                     return True
                 if message.offset > last[1] + 1:
                     return False
-        self._fan_out(message)
+            self._delivered[stream] = (message.epoch, message.offset)
+        pending = self._pending
+        pending.append(message)
+        if len(pending) == 1:
+            asyncio.get_running_loop().call_soon(self.flush)
         return True
+
+    def flush(self) -> None:
+        """Fan out what the direct path took during this turn of the loop. The request that
+        committed has answered by then; the commits of one group commit arrive together, and
+        each socket gets all of their frames, in order, in one write."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        if len(pending) == 1:
+            message = pending[0]
+            listeners = self._listeners.get(message.stream)
+            if listeners:
+                event = EncodedEvent.of(message)
+                for conn in list(listeners):
+                    conn.deliver(event)
+        else:
+            batches: dict[Connection, list[EncodedEvent]] = {}
+            for message in pending:
+                event = EncodedEvent.of(message)
+                for conn in self._listeners.get(message.stream, ()):
+                    found = batches.get(conn)
+                    if found is None:
+                        batches[conn] = [event]
+                    else:
+                        found.append(event)
+            for conn, events in batches.items():
+                conn.deliver_all(events)
+        self._count_sent()
 
     def _fan_out(self, message: BrokerMessage | LoggedEvent) -> None:
         listeners = self._listeners.get(message.stream)
