@@ -6,11 +6,15 @@ websocket pings, fragmented client messages."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import socket
 import struct
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
@@ -139,3 +143,18 @@ def test_client_close_ping_and_fragments(server: GatewayProcess) -> None:
         assert cable.close_code == 1000
     with pytest.raises(ConnectionClosed):
         cable.recv(timeout=1)
+
+
+def test_open_sockets_count_against_the_connection_cap(tmp_path: Path) -> None:
+    with gateway_server(tmp_path, INBOXGATE_MAX_CONNECTIONS="3") as server:
+        with contextlib.ExitStack() as stack:
+            for _ in range(3):
+                cable = stack.enter_context(
+                    ws_connect(server.ws_url(), subprotocols=[cp.JSON], open_timeout=5)  # type: ignore[list-item]
+                )
+                assert cp.decode_frame(cable.recv(timeout=5), "json") == cp.Welcome()
+            assert httpx.get(server.url("/health"), timeout=5).status_code == 503
+        deadline = time.monotonic() + 10
+        while httpx.get(server.url("/health"), timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "the closed sockets still count"
+            time.sleep(0.05)

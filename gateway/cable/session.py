@@ -77,6 +77,25 @@ class _Subscription:
 class CableSession:
     """One connection's protocol state. Not thread-safe; one task drives it."""
 
+    # Thousands live at once, one per socket: no per-instance dict.
+    __slots__ = (
+        "_awaiting_since",
+        "_by_stream",
+        "_closed",
+        "_enc",
+        "_ids",
+        "_opened_at",
+        "_pending",
+        "_sid",
+        "_sid_factory",
+        "_started",
+        "_subs",
+        "_subscribed_once",
+        "last_received",
+        "limits",
+        "protocol",
+    )
+
     def __init__(
         self,
         protocol: Subprotocol,
@@ -88,7 +107,8 @@ class CableSession:
     ) -> None:
         self.protocol = protocol
         self.limits = limits or Limits()
-        self.sid = sid_factory()
+        self._sid: str | None = None
+        self._sid_factory = sid_factory
         self._ids = stream_ids
         self._enc: cp.Encoding = protocol.encoding
         self._opened_at = now
@@ -102,6 +122,14 @@ class CableSession:
         self.last_received = now
 
     # ---- state -----------------------------------------------------------------------------
+
+    @property
+    def sid(self) -> str:
+        """The session id, drawn when first asked for (plain-protocol sessions only name
+        themselves in logs: 144 random bits each would be spent for nothing)."""
+        if self._sid is None:
+            self._sid = self._sid_factory()
+        return self._sid
 
     @property
     def closed(self) -> bool:

@@ -91,7 +91,8 @@ class Hub:
         self._connections: set[Connection] = set()
         self._timed: set[Connection] = set()  # the connections with a deadline
         self._pings = PingClock(self.limits.ping_interval, clock())
-        self._listeners: dict[str, list[Connection]] = {}
+        # stream -> its connections (a dict as an ordered set: thousands of tabs on a stream)
+        self._listeners: dict[str, dict[Connection, None]] = {}
         self._delivered: dict[str, tuple[str, int]] = {}  # stream -> (epoch, offset)
         self._listened_at: dict[str, float] = {}
         self.subscriptions = 0  # confirmed, over every connection (kept by the connections)
@@ -237,22 +238,22 @@ class Hub:
         for stream in streams:
             listeners = self._listeners.get(stream)
             if listeners is None:
-                self._listeners[stream] = [conn]
+                self._listeners[stream] = {conn: None}
                 self._listened_at[stream] = self.clock()
                 if heads and stream in heads:
                     self._delivered[stream] = heads[stream]
                 metrics.CABLE_STREAMS.inc()
                 if self._feed is not None:
                     self._feed.listen(stream)
-            elif conn not in listeners:
-                listeners.append(conn)
+            else:
+                listeners[conn] = None
 
     def unlisten(self, conn: Connection, streams: Sequence[str]) -> None:
         for stream in streams:
             listeners = self._listeners.get(stream)
             if listeners is None or conn not in listeners:
                 continue
-            listeners.remove(conn)
+            del listeners[conn]
             if not listeners:
                 del self._listeners[stream]
                 metrics.CABLE_STREAMS.dec()
