@@ -27,7 +27,8 @@ a frame parser) that stamps ``time.perf_counter()`` when the bytes arrive, so a 
 client microseconds and the client is not what is measured. Figures are ratios inboxgate / bare.
 
     python -m benchmarks.cable_fanout [--connections 1000] [--messages 200] [--burst 50]
-                                      [--sync full|normal] [--quick] [--only inboxgate|bare]
+                                      [--sync full|normal] [--transport lean|asgi]
+                                      [--quick] [--only inboxgate|bare]
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from .ws_fleet import (
     Fleet,
     Track,
     close_sockets,
+    cpu_seconds,
     open_sockets,
     rss_kib,
 )
@@ -86,12 +88,13 @@ class Target:
 class Gateway(Target):
     name = "inboxgate"
 
-    def __init__(self, root: Path, sync: str) -> None:
+    def __init__(self, root: Path, sync: str, transport: str = "lean") -> None:
         self.proc = GatewayProcess(
             root,
             INBOXGATE_SQLITE_SYNCHRONOUS=sync,
             INBOXGATE_RATE_LIMIT_SAFELIST="127.0.0.1",
             INBOXGATE_MESSAGES_PER_MINUTE="100000",
+            INBOXGATE_CABLE_TRANSPORT=transport,
         )
         self.messages_url = ""
 
@@ -277,6 +280,7 @@ class Run:
         args, target, n = self.args, self.target, self.n
         before = rss_kib(target.pid)
         opened = settled = 0.0
+        cpu = cpu_seconds(target.pid)
         # ``memory_steps`` (ascending counts up to n): RSS after each, for a memory curve.
         steps = [c for c in getattr(args, "memory_steps", None) or [] if c < n] + [n]
         done = 0
@@ -290,6 +294,8 @@ class Run:
             # Let the server settle: no frame but pings for a second (subscribing may broadcast).
             settled = await self.fleet.quiet(1.0, args.phase_timeout)
             self.out[f"rss_kib@{count}"] = rss_kib(target.pid) - before
+        # Server CPU per socket opened and subscribed (the settling seconds add only pings).
+        self.out["open_cpu_us"] = (cpu_seconds(target.pid) - cpu) / n * 1e6
         after = rss_kib(target.pid)
         self.out["subscribe_s"] = opened
         self.out["rss_before_mib"] = before / 1024
@@ -362,6 +368,7 @@ class Run:
                 await self.post(burst[i], f"burst {i}", f"{self.tag}-burst-{i}")
 
         start, cpu = time.perf_counter(), time.process_time()
+        server_cpu = cpu_seconds(target.pid)
         posted = float("nan")
         try:
             async with asyncio.timeout(args.phase_timeout):
@@ -373,6 +380,8 @@ class Run:
             say(target, f"burst: not complete after {args.phase_timeout}s")
         frames = sum(track.received for track in burst)
         end = max((track.last for track in burst), default=start)
+        server_cpu = cpu_seconds(target.pid) - server_cpu
+        self.out["frame_cpu_us"] = server_cpu / frames * 1e6 if frames else float("nan")
         self.out["fps"] = frames / (end - start) if end > start else 0.0
         self.out["burst_missing"] = args.burst * n - sum(t.got[1:].count(1) for t in burst)
         self.out["duplicates"] = sum(track.duplicates for track in burst)
@@ -415,6 +424,8 @@ ROWS: list[tuple[str, str, str]] = [
     ("last_p99_ms", "delivery latency p99, last socket of each message (ms)", "{:.2f}"),
     ("mem_per_conn_kib", "idle memory per connection (KiB)", "{:.1f}"),
     ("fps", "fan-out frames/s (burst)", "{:.0f}"),
+    ("frame_cpu_us", "server CPU per frame in the burst, POSTs included (µs)", "{:.1f}"),
+    ("open_cpu_us", "server CPU per socket opened and subscribed (µs)", "{:.0f}"),
     ("first_p50_ms", "delivery latency p50, first socket of each message (ms)", "{:.2f}"),
     ("ack_p50_ms", "POST answered p50 (ms; bare answers after its send loop)", "{:.2f}"),
     ("subscribe_s", "time to open and subscribe all sockets (s)", "{:.2f}"),
@@ -428,6 +439,7 @@ ROWS: list[tuple[str, str, str]] = [
 
 
 RATIOS = {"lat_p50_ms", "lat_p99_ms", "last_p50_ms", "last_p99_ms", "mem_per_conn_kib", "fps"}
+RATIOS |= {"frame_cpu_us", "open_cpu_us"}
 RATIOS |= {"first_p50_ms", "ack_p50_ms", "subscribe_s", "frame_bytes"}
 
 
@@ -452,7 +464,7 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         for name in order:
             target: Gateway | Bare
             if name == "inboxgate":
-                target = Gateway(root / "gateway", args.sync)
+                target = Gateway(root / "gateway", args.sync, args.transport)
             else:
                 target = Bare(root, frame_bytes)
             t = time.perf_counter()
@@ -485,6 +497,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=50, help="messages in the burst")
     parser.add_argument("--burst-concurrency", type=int, default=16, help="POSTs in flight")
     parser.add_argument("--sync", default="full", choices=["full", "normal"])
+    parser.add_argument(
+        "--transport", default="lean", choices=["lean", "asgi"], help="INBOXGATE_CABLE_TRANSPORT"
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="per message, seconds")
     parser.add_argument("--phase-timeout", type=float, default=60.0, help="per phase, seconds")
     parser.add_argument("--only", choices=["inboxgate", "bare"], help="run one server only")
@@ -496,7 +511,8 @@ def main() -> None:
     print(
         f"cable fan-out benchmark: {args.connections} sockets on one stream, {args.messages} "
         f"sequential messages ({args.pause * 1000:.0f} ms apart), burst of {args.burst} "
-        f"({args.burst_concurrency} POSTs in flight); gateway SQLite synchronous={args.sync}; "
+        f"({args.burst_concurrency} POSTs in flight); gateway SQLite synchronous={args.sync}, "
+        f"/cable transport {args.transport}; "
         f"bare server: sequential await send() per socket in the POST handler",
         flush=True,
     )

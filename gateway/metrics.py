@@ -104,8 +104,8 @@ CABLE_STREAMS = Gauge(
 CABLE_FRAMES = Counter("inboxgate_cable_frames_sent", "Websocket frames written to clients.")
 CABLE_BYTES = Counter(
     "inboxgate_cable_sent_bytes",
-    "Size of the websocket frames written to clients (bytes for binary frames, characters for "
-    "text frames).",
+    "Size of the websocket frames written to clients (lean transport: bytes on the wire; asgi "
+    "transport: bytes for binary frames, characters for text frames).",
 )
 CABLE_SLOW = Counter(
     "inboxgate_cable_slow_consumers",

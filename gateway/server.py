@@ -21,6 +21,7 @@ from .connections import ConnectionGuard, GuardedHttpProtocol, connection_cap
 from .health import Health
 from .logs import logging_config
 from .realtime import Realtime
+from .realtime.lean import LeanConnection
 from .routes.cable import CableEndpoint
 from .settings import Settings
 
@@ -101,13 +102,24 @@ def proxy_options(settings: Settings) -> dict[str, Any]:
     return dict(proxy_headers=bool(trusted), forwarded_allow_ips=trusted)
 
 
+def transport_options(settings: Settings) -> dict[str, Any]:
+    """/cable on the lean transport (``gateway.realtime.lean``: uvicorn hands it every
+    websocket upgrade, and it passes any other path on to uvicorn's own protocol), or on
+    uvicorn's websocket protocol and ASGI (``INBOXGATE_CABLE_TRANSPORT=asgi``)."""
+    return {"ws": LeanConnection if settings.cable_transport == "lean" else CONFIG["ws"]}
+
+
 class GatewayConfig(uvicorn.Config):
     """uvicorn's config for these settings. It is what uvicorn hands to a spawned worker, so
     the settings and the connection guard travel with it."""
 
     def __init__(self, app: Any, settings: Settings, **options: Any) -> None:
         super().__init__(
-            app, **CONFIG, **proxy_options(settings), **logging_options(settings), **options
+            app,
+            **{**CONFIG, **transport_options(settings)},
+            **proxy_options(settings),
+            **logging_options(settings),
+            **options,
         )
         self.settings = settings
         self.connection_guard = ConnectionGuard(

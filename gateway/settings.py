@@ -70,6 +70,10 @@ class Settings:
     # the ones behind: a broadcast lost with no later event to reveal it (a node killed between
     # commit and publish) still arrives. 0 disables.
     cable_reconcile_seconds: float = 5.0
+    # How /cable sockets are carried: "lean" (the gateway's own protocol on uvicorn's port: no
+    # task per socket, frames framed once) or "asgi" (uvicorn's websocket protocol and ASGI, the
+    # fallback for one release).
+    cable_transport: str = "lean"
     # Typing indicators clear themselves when not renewed for this long (the widget's 30 s).
     typing_timeout: int = 30
     # presence.update lists who was seen within this window (Chatwoot's PRESENCE_DURATION).
@@ -205,6 +209,11 @@ class Settings:
             raise SettingsError(
                 f"INBOXGATE_METRICS_PATH must be a path like /metrics, got {metrics_path!r}"
             )
+        transport = (get("CABLE_TRANSPORT") or base.cable_transport).lower()
+        if transport not in ("lean", "asgi"):
+            raise SettingsError(
+                f"INBOXGATE_CABLE_TRANSPORT must be lean or asgi, got {transport!r}"
+            )
         log_format = (get("LOG_FORMAT") or base.log_format).lower()
         if log_format not in LOG_FORMATS:
             raise SettingsError(f"INBOXGATE_LOG_FORMAT must be text or json, got {log_format!r}")
@@ -245,6 +254,7 @@ class Settings:
                 4096, integer("CABLE_SEND_BUFFER_BYTES", base.cable_send_buffer_bytes)
             ),
             cable_reconcile_seconds=number("CABLE_RECONCILE_SECONDS", base.cable_reconcile_seconds),
+            cable_transport=transport,
             typing_timeout=integer("TYPING_TIMEOUT", base.typing_timeout) or base.typing_timeout,
             presence_window=integer("PRESENCE_WINDOW", base.presence_window)
             or base.presence_window,

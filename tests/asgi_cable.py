@@ -48,7 +48,9 @@ class FakeSocket:
         key = "text" if isinstance(frame, str) else "bytes"
         await self._in_send.send({"type": "websocket.receive", key: frame})
 
-    async def next(self, timeout: float = 5.0) -> cp.ServerFrame | dict[str, Any]:
+    async def next(
+        self, timeout: float = 5.0, *, skip_pings: bool = True
+    ) -> cp.ServerFrame | dict[str, Any]:
         """The next frame (pings skipped), or the raw ASGI message for accept and close."""
         with anyio.fail_after(timeout):
             while True:
@@ -56,7 +58,7 @@ class FakeSocket:
                 if message["type"] != "websocket.send":
                     return message
                 frame = cp.decode_frame(message.get("text") or message["bytes"], self.encoding)
-                if not isinstance(frame, cp.Ping):
+                if not (skip_pings and isinstance(frame, cp.Ping)):
                     return frame
 
     def close(self) -> None:

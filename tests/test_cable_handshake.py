@@ -41,9 +41,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 SPELLINGS = ("compact", "sorted", "spaced")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    with gateway_server(tmp_path_factory.mktemp("cable-handshake")) as started:
+@pytest.fixture(scope="module", params=["lean", "asgi"])
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[GatewayProcess]:
+    """Both /cable transports (INBOXGATE_CABLE_TRANSPORT): the default, and the fallback."""
+    root = tmp_path_factory.mktemp("cable-handshake")
+    with gateway_server(root, INBOXGATE_CABLE_TRANSPORT=request.param) as started:
         yield started
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import msgspec
 import pytest
@@ -16,6 +17,7 @@ from gateway.cable import (
     Limits,
     Listen,
     Notice,
+    PingClock,
     SaveSession,
     Send,
     SubscribeRequested,
@@ -95,19 +97,27 @@ def test_text_frame_on_a_msgpack_session_is_a_protocol_error() -> None:
 # ---- time ----------------------------------------------------------------------------------
 
 
-def test_ping_every_three_seconds_with_epoch_seconds() -> None:
-    session = make(PLAIN)
+def test_the_node_pings_every_three_seconds() -> None:
+    clock = PingClock(3.0, T0)
+    assert [clock.due(T0 + t) for t in (2.9, 3, 3.5, 5.9, 6.2)] == [
+        False, True, False, False, True
+    ]  # fmt: skip
+    # A late tick gives one ping, not a burst, then the cadence resumes from then.
+    assert clock.due(T0 + 30)
+    assert not clock.due(T0 + 31.4)
+    assert clock.due(T0 + 31.5)
+
+
+def test_a_session_sends_the_node_ping_once_started_and_until_closed() -> None:
+    session = CableSession(PLAIN, stream_ids=IDS, now=T0)
+    assert not session.ping(T0)  # no ping before the welcome
+    session.start(T0)
     session.receive(cmd(cp.Subscribe(identifier=CONTACT), PLAIN), T0)
-    assert session.next_deadline() == T0 + 3
-    assert session.tick(T0 + 2.9) == []
-    assert sent(session.tick(T0 + 3)) == [cp.Ping(message=int(T0) + 3)]
-    assert session.tick(T0 + 3.5) == []
-    assert session.next_deadline() == T0 + 6
-    assert sent(session.tick(T0 + 6.2)) == [cp.Ping(message=int(T0) + 6)]
-    # A late shell gets one ping, not a burst, then the cadence resumes from now.
-    assert len(session.tick(T0 + 30)) == 1
-    assert session.tick(T0 + 30.5) == []
-    assert session.next_deadline() == T0 + 31.5
+    assert session.ping(T0 + 3)
+    assert session.tick(T0 + 3) == []  # the session keeps no ping clock of its own
+    assert session.next_deadline() == math.inf  # subscribed, no pong timeout: nothing to do
+    session.disconnect("server_restart", reconnect=True)
+    assert not session.ping(T0 + 6)
 
 
 def test_ping_frames_are_shared_per_second() -> None:
@@ -120,8 +130,8 @@ def test_ping_frames_are_shared_per_second() -> None:
 
 def test_time_to_first_subscribe() -> None:
     session = make(limits=Limits(first_subscribe_timeout=10))
-    assert session.next_deadline() == T0 + 3
-    assert [type(a) for a in session.tick(T0 + 9.9)] == [Send]  # a ping
+    assert session.next_deadline() == T0 + 10
+    assert session.tick(T0 + 9.9) == []
     actions = session.tick(T0 + 10)
     assert sent(actions) == [cp.Disconnect(reason="idle_timeout", reconnect=False)]
     assert isinstance(actions[-1], Close)
@@ -137,12 +147,15 @@ def test_a_subscribe_attempt_stops_the_first_subscribe_clock() -> None:
 def test_pong_timeout_on_the_extended_protocol() -> None:
     session = make(limits=Limits(pong_timeout=5))
     subscribed(session, CONTACT, ["session:90"])
-    session.tick(T0 + 3)  # ping: now waiting for any client frame
-    assert session.next_deadline() == T0 + 6
+    assert session.next_deadline() == math.inf
+    assert session.ping(T0 + 3)  # now waiting for any client frame
+    assert session.next_deadline() == T0 + 8
     session.receive(cmd(cp.Pong()), T0 + 4)
-    session.tick(T0 + 6)
-    session.tick(T0 + 9)
+    assert session.next_deadline() == math.inf
+    session.ping(T0 + 6)
+    session.ping(T0 + 9)  # still waiting since the first unanswered ping
     assert session.next_deadline() == T0 + 11
+    assert session.tick(T0 + 10.9) == []
     actions = session.tick(T0 + 11)
     assert sent(actions) == [cp.Disconnect(reason="no_pong", reconnect=True)]
 

@@ -358,16 +358,19 @@ def test_serve_refuses_several_workers_with_the_in_process_broker(invoke: Any) -
     assert "shared broker" in result.output
 
 
-def test_server_config_uses_the_sansio_websockets_without_deflate(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("transport", "ws"), [("lean", "LeanConnection"), ("asgi", "websockets-sansio")]
+)
+def test_server_config_takes_websockets_on_the_chosen_transport_without_deflate(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, transport: str, ws: str
 ) -> None:
     from gateway import server
 
     configs: list[Any] = []
     monkeypatch.setattr(server.GatewayServer, "run", lambda self: configs.append(self.config))
-    server.run(settings, "127.0.0.1", 9002)
+    server.run(settings.with_(cable_transport=transport), "127.0.0.1", 9002)
     config = configs[0]
-    assert config.ws == "websockets-sansio"
+    assert getattr(config.ws, "__name__", config.ws) == ws
     assert config.ws_per_message_deflate is False
     assert (config.loop, config.http) == ("uvloop", server.GuardedHttpProtocol)
 

@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 from client_sdk import cable_protocol as cp
+from gateway.broker import MemoryBroker
 from gateway.cable import SessionSnapshot, SubscriptionState
 from gateway.routes.cable import CableEndpoint
 from gateway.store import StoreUnavailable
@@ -52,6 +53,22 @@ async def message_offsets(socket: FakeSocket, count: int) -> list[tuple[str, int
     return got
 
 
+async def test_one_ping_tick_for_every_connection_and_no_visit_to_the_idle(env: Env) -> None:
+    """The node's timer pings every socket with the same frame (one epoch second, built once);
+    between pings it visits only the connections with a deadline, and a subscribed socket
+    without a pong timeout has none."""
+    contact = await env.contact()
+    hub = env.app.state.realtime.hub
+    async with connected(env, FakeSocket(cp.JSON)) as plain, connected(env, FakeSocket()) as ext:
+        assert hub.timed == 2  # the first-subscribe timeout runs for both
+        for socket in (plain, ext):
+            await subscribe(socket, contact["pubsub_token"])
+        env.clock.advance(3)  # the hub's tick sees the ping due
+        pings = [await s.next(skip_pings=False) for s in (plain, ext)]
+        assert pings == [cp.Ping(message=int(env.clock()))] * 2
+        assert hub.timed == 0
+
+
 async def test_an_event_whose_doorbell_never_rang_is_healed_from_the_log(env: Env) -> None:
     contact = await env.contact()
     conversation = await env.conversation(contact["source_id"])
@@ -65,6 +82,26 @@ async def test_an_event_whose_doorbell_never_rang_is_healed_from_the_log(env: En
         await env.send(contact["source_id"], conversation["id"], content="three")
         got = await message_offsets(socket, 2)
     assert got == [("silent", first + 1), ("three", first + 2)]
+
+
+async def test_an_earlier_event_still_on_its_way_from_another_node_is_not_dropped(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With several nodes, an event committed elsewhere may arrive after a later one committed
+    here. The hub reads where the stream stood when it started listening, so the later one is
+    a jump, healed from the log in order, and the earlier one is not dropped as delivered."""
+    monkeypatch.setattr(MemoryBroker, "crosses_nodes", True)
+    contact = await env.contact()
+    conversation = await env.conversation(contact["source_id"])
+    async with connected(env, FakeSocket()) as socket:
+        await subscribe(socket, contact["pubsub_token"])
+        # Committed on "another node", its broadcast not here yet; then one committed here.
+        stream = events.session_stream(1)
+        await env.store.write(events.append, "message.created", {"content": "first"}, [stream], 0)
+        await env.send(contact["source_id"], conversation["id"], content="second")
+        got = await message_offsets(socket, 2)
+    assert [content for content, _ in got] == ["first", "second"]
+    assert got[1][1] == got[0][1] + 1
 
 
 async def test_a_feed_gap_is_healed_and_nothing_is_sent_twice(env: Env) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
 import msgspec
@@ -11,8 +12,8 @@ import pytest
 
 from client_sdk import protocol as p
 from gateway.broker import BrokerMessage, MemoryBroker
-from gateway.cable import SessionSnapshot, SubscriptionState
-from gateway.realtime import MemoryPresence, MemorySessionCache, Publisher, Typing
+from gateway.cable import SessionSnapshot, StreamIds, SubscriptionState
+from gateway.realtime import Hub, MemoryPresence, MemorySessionCache, Publisher, Typing
 from gateway.store.records import LoggedEvent
 
 pytestmark = pytest.mark.anyio
@@ -189,3 +190,47 @@ async def test_publisher_says_once_that_the_broker_is_down_and_once_that_it_is_b
     assert len(said) == 2, said
     assert said[0].startswith("broker unavailable")
     assert said[1] == "broker back: 3 batches were left to the log"
+
+
+async def test_commits_reach_the_sockets_in_the_same_turn_of_the_loop_in_one_write() -> None:
+    """No queue hop between the commit, the broker and the hub: what the services' callback
+    hands over is on the sockets once the committing request's step is over (the next turn of
+    the loop), with no task in between; the commits of one turn reach a socket together."""
+    delivered: list[list[int]] = []
+
+    class Socket:  # what the hub asks of a connection
+        listening: set[str] = set()
+
+        def deliver(self, event: Any) -> None:
+            delivered.append([event.offset])
+
+        def deliver_all(self, events: Sequence[Any]) -> None:
+            delivered.append([e.offset for e in events])
+
+        def tick(self, now: float) -> bool:
+            return False
+
+        def ping(self, now: float) -> None:
+            pass
+
+    async with MemoryBroker() as broker:
+        publisher = Publisher(broker)
+        hub = Hub(
+            broker=broker, store=None, room=None, sessions=MemorySessionCache(60),  # type: ignore[arg-type]
+            stream_ids=StreamIds(b"s" * 32), reconcile_seconds=0,
+        )  # fmt: skip
+        socket = Socket()
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(publisher.run)
+            await tasks.start(hub.run)
+            hub.register(socket)  # type: ignore[arg-type]
+            hub.listen(socket, ["s"])  # type: ignore[arg-type]
+            publisher.logged([logged("s", 1)])
+            await anyio.sleep(0)
+            assert delivered == [[1]]
+            publisher.logged([logged("s", 2), logged("other", 1)])
+            publisher.logged([logged("s", 3)])
+            await anyio.sleep(0)
+            assert delivered == [[1], [2, 3]]
+            hub.unregister(socket)  # type: ignore[arg-type]
+            tasks.cancel_scope.cancel()

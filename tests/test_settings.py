@@ -21,6 +21,7 @@ def test_defaults_are_chatwoot_limits(tmp_path: Path) -> None:
     assert s.sqlite_synchronous == "full"
     assert s.header_timeout == 10.0
     assert s.max_connections == 0  # derived from the file descriptor limit
+    assert s.cable_transport == "lean"
     assert s.cable_connects_per_ip == 300
     assert s.forwarded_allow_ips == ()  # X-Forwarded-For is believed from nobody
 
@@ -48,8 +49,10 @@ def test_values_are_read_and_parsed(tmp_path: Path) -> None:
             "INBOXGATE_CORS_ORIGINS": "https://a.example, https://b.example",
             "INBOXGATE_SQLITE_SYNCHRONOUS": "NORMAL",
             "INBOXGATE_PUBLIC_URL": "https://chat.example/",
+            "INBOXGATE_CABLE_TRANSPORT": "ASGI",
         }
     )
+    assert s.cable_transport == "asgi"
     assert s.sqlite_path == f"{tmp_path}/x.db"
     assert s.rate_limit_per_ip == 10
     assert s.cors_origins == ("https://a.example", "https://b.example")
@@ -67,6 +70,7 @@ def test_values_are_read_and_parsed(tmp_path: Path) -> None:
         ("INBOXGATE_FORWARDED_ALLOW_IPS", "proxy.internal", "IP addresses, networks"),
         ("INBOXGATE_HEADER_TIMEOUT", "soon", "must be a number"),
         ("INBOXGATE_MAX_CONNECTIONS", "-5", "must be >= 0"),
+        ("INBOXGATE_CABLE_TRANSPORT", "uvicorn", "must be lean or asgi"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str, needle: str) -> None:

@@ -114,6 +114,7 @@ class Feed:
         self._streams: set[str] = set()
         self._waiter: anyio.Event | None = None
         self._closed = False
+        self._direct: Callable[[BrokerMessage], bool] | None = None
 
     @property
     def streams(self) -> frozenset[str]:
@@ -141,10 +142,19 @@ class Feed:
         if any(m.stream == stream for m in self._queue):
             self._queue = deque(m for m in self._queue if m.stream != stream)
 
+    def deliver_directly(self, handler: Callable[[BrokerMessage], bool] | None) -> None:
+        """While nothing is queued, offer each message to ``handler`` first, in the
+        publisher's call: no queue hop between a commit and the sockets. The handler returns
+        False to have the message queued instead (its owner is busy, or must heal first)."""
+        self._direct = handler
+
     def offer(self, message: BrokerMessage) -> None:
         """Queue ``message`` or drop it and mark a gap. Never blocks; called by the fan-out."""
         stream = message.stream
         if self._closed or stream in self._gaps:
+            return
+        direct = self._direct
+        if direct is not None and not self._queue and not self._gaps and direct(message):
             return
         if len(self._queue) >= self._max:
             if message.epoch is not None:  # transient events cannot be re-read: no gap
@@ -289,6 +299,10 @@ class Broker(ABC):
     backend go to ``self._fanout.dispatch``.
     """
 
+    # Whether messages come from other nodes too: then one committed elsewhere may arrive
+    # after a later one committed here (the in-process broker delivers in commit order).
+    crosses_nodes = True
+
     def __init__(self) -> None:
         self._fanout = Fanout(on_first=self._stream_added, on_last=self._stream_removed)
         self._state = "new"
@@ -312,6 +326,15 @@ class Broker(ABC):
         self._fanout.close_all()
         if was_running:
             await self._shutdown()
+
+    def publish_nowait(self, messages: Sequence[BrokerMessage]) -> bool:
+        """Publish without waiting, if this implementation can (its ``_send_nowait``): local
+        feeds then get the messages before this returns. False: use :meth:`publish`.
+
+        Raises BrokerUnavailable as :meth:`publish` does."""
+        if self._state != "running":
+            raise BrokerUnavailable(f"broker is {self._state}")
+        return not messages or self._send_nowait(messages)
 
     async def publish(self, messages: Sequence[BrokerMessage]) -> None:
         """Ring the doorbell for ``messages``, in order per stream.
@@ -340,6 +363,10 @@ class Broker(ABC):
 
     @abstractmethod
     async def _send(self, messages: Sequence[BrokerMessage]) -> None: ...
+
+    def _send_nowait(self, messages: Sequence[BrokerMessage]) -> bool:
+        """Hook: send without waiting when possible (False: not possible)."""
+        return False
 
     def _stream_added(self, stream: str) -> None:  # noqa: B027 (optional hook)
         """Hook: the first local feed listens to ``stream``."""

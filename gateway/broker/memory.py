@@ -14,6 +14,8 @@ from .base import Broker, BrokerMessage
 class MemoryBroker(Broker):
     """The default broker of a single-process gateway."""
 
+    crosses_nodes = False
+
     async def _open(self) -> None:
         pass
 
@@ -22,3 +24,7 @@ class MemoryBroker(Broker):
 
     async def _send(self, messages: Sequence[BrokerMessage]) -> None:
         self._fanout.dispatch(messages)
+
+    def _send_nowait(self, messages: Sequence[BrokerMessage]) -> bool:
+        self._fanout.dispatch(messages)
+        return True

@@ -209,6 +209,10 @@ class RedisBroker(Broker):
     # ---- publishing ------------------------------------------------------------------------
 
     async def _send(self, messages: Sequence[BrokerMessage]) -> None:
+        self._send_nowait(messages)
+
+    def _send_nowait(self, messages: Sequence[BrokerMessage]) -> bool:
+        """Local feeds first (when ``local_first``), then the queue the flush task sends."""
         if self._local_first:
             self._fanout.dispatch(messages)
         if not self._connected:
@@ -221,6 +225,7 @@ class RedisBroker(Broker):
             raise BrokerUnavailable("Redis publish queue full")
         self._pending.extend(messages)
         self._wake.set()
+        return True
 
     async def wait_idle(self, timeout: float = 5.0) -> None:
         """Return once everything published so far has been sent and read back by this node's

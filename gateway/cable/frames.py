@@ -26,6 +26,7 @@ from client_sdk import cable_protocol as cp
 from client_sdk.cable_protocol import Encoding, WireFrame
 
 from ..broker import BrokerMessage, StreamEntry
+from .websocket import wire
 
 _json_encode = msgspec.json.encode
 _msgpack_encode = msgspec.msgpack.encode
@@ -60,6 +61,7 @@ class EncodedEvent:
         "_msgpack",
         "_stream_id",
         "_text",
+        "_wired",
         "epoch",
         "offset",
         "payload",
@@ -80,6 +82,7 @@ class EncodedEvent:
         self._stream_id: str | None = None
         self._json_tail_pos: str | None = None
         self._mp_tail_pos: bytes | None = None
+        self._wired: dict[Splicer, bytes] | None = None
 
     @classmethod
     def of(cls, entry: BrokerMessage | StreamEntry) -> EncodedEvent:
@@ -134,11 +137,24 @@ class EncodedEvent:
             )
         return self._mp_tail_pos
 
+    def wired(self, splicer: Splicer, stream_id: str) -> bytes:
+        """The websocket frame of this event for ``splicer``'s subscriptions: framed once per
+        subscription identifier (splicers are shared, see :func:`splicer_for`), then the same
+        bytes for every socket that holds one."""
+        cache = self._wired
+        if cache is None:
+            cache = self._wired = {}
+        framed = cache.get(splicer)
+        if framed is None:
+            framed = cache[splicer] = wire(splicer.frame(self, stream_id))
+        return framed
+
     def _reset_positions(self, stream_id: str) -> None:
         if self._stream_id != stream_id:
             self._stream_id = stream_id
             self._json_tail_pos = None
             self._mp_tail_pos = None
+            self._wired = None
 
     def __repr__(self) -> str:
         return f"EncodedEvent({self.stream!r}, {self.epoch!r}, {self.offset}, {self.payload!r})"
@@ -176,12 +192,27 @@ class MsgpackSplicer:
 Splicer = JsonSplicer | MsgpackSplicer
 
 
+# Splicers by (encoding, identifier, positions): the tabs of one contact subscribe with the same
+# identifier, and share one splicer and so one framed copy of each event. Bounded: a full cache
+# starts over, which costs sharing, never correctness.
+_SPLICERS: dict[tuple[Encoding, str, bool], Splicer] = {}
+SPLICER_CACHE = 65_536
+
+
 def splicer_for(encoding: Encoding, identifier: str, *, positions: bool) -> Splicer:
     """The splicer of one subscription; ``positions`` on the extended protocol only (plain
     clients ignore them, and Chatwoot's frames carry none)."""
-    if encoding == "json":
-        return JsonSplicer(identifier, positions=positions)
-    return MsgpackSplicer(identifier, positions=positions)
+    key = (encoding, identifier, positions)
+    found = _SPLICERS.get(key)
+    if found is None:
+        if len(_SPLICERS) >= SPLICER_CACHE:
+            _SPLICERS.clear()
+        if encoding == "json":
+            found = JsonSplicer(identifier, positions=positions)
+        else:
+            found = MsgpackSplicer(identifier, positions=positions)
+        _SPLICERS[key] = found
+    return found
 
 
 def splice(
@@ -203,6 +234,24 @@ def ping_frame(now: float, encoding: Encoding) -> WireFrame:
     frame = cp.encode(cp.Ping(message=second), encoding)
     _PING_CACHE[encoding] = (second, frame)
     return frame
+
+
+class PingClock:
+    """The node's ping cadence: one tick every ``interval`` seconds for every connection, so a
+    ping is framed once per tick, not once per socket, and one timer serves them all. A late
+    tick gives one ping, not a burst, then the cadence resumes from then."""
+
+    __slots__ = ("interval", "next_at")
+
+    def __init__(self, interval: float, now: float) -> None:
+        self.interval = interval
+        self.next_at = now + interval
+
+    def due(self, now: float) -> bool:
+        if now < self.next_at:
+            return False
+        self.next_at = max(self.next_at + self.interval, now + self.interval / 2)
+        return True
 
 
 class StreamIds:

@@ -11,6 +11,7 @@ frames, authorization and history results, and broker events; it answers with ac
     on HistoryRequested:    run(session.history_served(identifier, events))
     on each broker event:   send each of session.deliver(encoded_event)
     at session.next_deadline(): run(session.tick(now))
+    on the node's ping tick: if session.ping(now): send ping_frame(now, encoding)
     on shutdown:            run(session.disconnect("server_restart", reconnect=True, code=1001))
 
 Subscriptions are keyed by the identifier string exactly as the client sent it; it is echoed
@@ -19,6 +20,7 @@ byte for byte, and two spellings of the same channel are two subscriptions (as i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -45,7 +47,7 @@ from .actions import (
     Unsubscribed,
     new_sid,
 )
-from .frames import EncodedEvent, Splicer, StreamIds, ping_frame, splicer_for
+from .frames import EncodedEvent, Splicer, StreamIds, splicer_for
 
 # Close codes (clients ignore them; they are for logs and proxies).
 CLOSE_NORMAL = 1000
@@ -68,9 +70,31 @@ class _Subscription:
     def frame(self, event: EncodedEvent) -> WireFrame:
         return self.splicer.frame(event, self.stream_ids[event.stream])
 
+    def wired(self, event: EncodedEvent) -> bytes:
+        return event.wired(self.splicer, self.stream_ids[event.stream])
+
 
 class CableSession:
     """One connection's protocol state. Not thread-safe; one task drives it."""
+
+    # Thousands live at once, one per socket: no per-instance dict.
+    __slots__ = (
+        "_awaiting_since",
+        "_by_stream",
+        "_closed",
+        "_enc",
+        "_ids",
+        "_opened_at",
+        "_pending",
+        "_sid",
+        "_sid_factory",
+        "_started",
+        "_subs",
+        "_subscribed_once",
+        "last_received",
+        "limits",
+        "protocol",
+    )
 
     def __init__(
         self,
@@ -83,7 +107,8 @@ class CableSession:
     ) -> None:
         self.protocol = protocol
         self.limits = limits or Limits()
-        self.sid = sid_factory()
+        self._sid: str | None = None
+        self._sid_factory = sid_factory
         self._ids = stream_ids
         self._enc: cp.Encoding = protocol.encoding
         self._opened_at = now
@@ -93,11 +118,18 @@ class CableSession:
         self._subs: dict[str, _Subscription] = {}
         self._pending: dict[str, HistoryRequest | None] = {}
         self._by_stream: dict[str, list[_Subscription]] = {}
-        self._next_ping = now + self.limits.ping_interval
         self._awaiting_since: float | None = None
         self.last_received = now
 
     # ---- state -----------------------------------------------------------------------------
+
+    @property
+    def sid(self) -> str:
+        """The session id, drawn when first asked for (plain-protocol sessions only name
+        themselves in logs: 144 random bits each would be spent for nothing)."""
+        if self._sid is None:
+            self._sid = self._sid_factory()
+        return self._sid
 
     @property
     def closed(self) -> bool:
@@ -170,7 +202,7 @@ class CableSession:
         return [Send(frame), Close(code, reason)]
 
     def tick(self, now: float) -> list[Action]:
-        """Timers: the ping every ``ping_interval``, time to first subscribe, pong timeout."""
+        """Timers: time to first subscribe, pong timeout (pings are the node's: ``ping``)."""
         if self._closed or not self._started:
             return []
         limits = self.limits
@@ -179,21 +211,25 @@ class CableSession:
         waiting = self._awaiting_since
         if waiting is not None and limits.pong_timeout > 0 and now - waiting >= limits.pong_timeout:
             return self.disconnect("no_pong", reconnect=True)
-        if now < self._next_ping:
-            return []
-        # Catch up without a burst if the shell was late: one ping, then the regular cadence.
-        self._next_ping = max(
-            self._next_ping + limits.ping_interval, now + limits.ping_interval / 2
-        )
-        if limits.pong_timeout > 0 and self.protocol.extended and self._awaiting_since is None:
+        return []
+
+    def ping(self, now: float) -> bool:
+        """The node's ping tick: every connection gets the same frame, ``ping_frame(now,
+        encoding)``, built once (:class:`~gateway.cable.frames.PingClock` keeps the cadence).
+        Whether this session sends it; with a pong timeout, the clock for the answer starts."""
+        if self._closed or not self._started:
+            return False
+        if self.limits.pong_timeout > 0 and self.protocol.extended and self._awaiting_since is None:
             self._awaiting_since = now
-        return [Send(ping_frame(now, self._enc))]
+        return True
 
     def next_deadline(self) -> float:
-        """When ``tick`` has something to do next."""
-        deadline = self._next_ping
+        """When ``tick`` has something to do next (infinity: nothing, whatever the time)."""
+        deadline = math.inf
+        if self._closed or not self._started:
+            return deadline
         if not self._subscribed_once:
-            deadline = min(deadline, self._opened_at + self.limits.first_subscribe_timeout)
+            deadline = self._opened_at + self.limits.first_subscribe_timeout
         if self._awaiting_since is not None and self.limits.pong_timeout > 0:
             deadline = min(deadline, self._awaiting_since + self.limits.pong_timeout)
         return deadline
@@ -354,6 +390,16 @@ class CableSession:
         if not subs or self._closed:
             return []
         return [sub.frame(event) for sub in subs]
+
+    def deliver_wired(self, event: EncodedEvent) -> list[bytes]:
+        """:meth:`deliver` as websocket frames, each built once per event and subscription
+        identifier on this node and shared by every socket subscribed with it."""
+        subs = self._by_stream.get(event.stream)
+        if not subs or self._closed:
+            return []
+        if len(subs) == 1:  # the usual case, without a comprehension's frame
+            return [subs[0].wired(event)]
+        return [sub.wired(event) for sub in subs]
 
     # ---- internals -------------------------------------------------------------------------
 

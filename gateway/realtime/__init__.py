@@ -17,6 +17,7 @@ from ..broker import Broker
 from ..cable import Limits, StreamIds
 from ..settings import Settings
 from ..store import Store
+from .asgi_connection import AsgiConnection
 from .connection import Connection
 from .hub import Hub
 from .presence import MemoryPresence, Presence
@@ -26,6 +27,7 @@ from .sessions import MemorySessionCache, SessionCache
 from .typing import Typing
 
 __all__ = [
+    "AsgiConnection",
     "Connection",
     "Grant",
     "Hub",

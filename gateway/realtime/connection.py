@@ -1,11 +1,13 @@
-"""The shell around one :class:`~gateway.cable.CableSession`: moves frames between the ASGI
-websocket and the session, answers its intents, and owns the connection's send buffer.
+"""The shell around one :class:`~gateway.cable.CableSession`, whatever carries its frames:
+answers the session's intents, owns the connection's send budget, keeps delivery exactly once.
 
-Two tasks per socket: the reader (this coroutine: frames in, intents answered one at a time, in
-order) and the writer (frames out). Fan-out never waits on either: the hub calls
-:meth:`Connection.deliver`, which only appends to a bounded buffer. A buffer that overflows
-marks a slow consumer: its frames are dropped, it is told ``too_slow`` (reconnect: true) and
-closed, and it catches up through history on its next connection.
+Two carriers subclass it: :class:`~gateway.realtime.lean.LeanConnection`, the socket's own
+``asyncio.Protocol`` (the default: no task per socket, frames framed once for everyone), and
+:class:`~gateway.realtime.asgi_connection.AsgiConnection`, under uvicorn's websocket protocol
+(``INBOXGATE_CABLE_TRANSPORT=asgi``). Fan-out never waits: the hub calls
+:meth:`Connection.deliver`, which only writes or buffers, within a bound. A socket over the
+bound is a slow consumer: it is told ``too_slow`` (reconnect: true) and closed, and it catches up
+through history on its next connection.
 
 Exactly once, in order, per stream: the connection remembers the last offset it sent on each
 stream and skips anything at or below it. While a subscription's history is being replayed,
@@ -17,13 +19,11 @@ After a session restore the streams wait (up to ``RESTORE_HISTORY_WAIT``) for th
 from __future__ import annotations
 
 import logging
-from collections import deque
+import math
 from collections.abc import Sequence
 from typing import Any
 
-import anyio
 import msgspec
-from starlette.types import Receive, Send
 
 from client_sdk.cable_protocol import WireFrame
 
@@ -44,6 +44,7 @@ from ..cable import (
     SubscriptionState,
     Unlisten,
     Unsubscribed,
+    ping_frame,
 )
 from ..cable import Send as SendFrame
 from ..store import StoreUnavailable
@@ -66,6 +67,8 @@ _RESTORE_UNKNOWN = metrics.CABLE_RESTORES.labels("unknown")
 _RESTORE_DEFERRED = metrics.CABLE_RESTORES.labels("deferred")
 _HISTORY_SERVED = metrics.CABLE_HISTORY.labels("served")
 _HISTORY_REJECTED = metrics.CABLE_HISTORY.labels("rejected")
+# The actions a shell must await (store reads, session cache writes); the others are immediate.
+ASYNC_ACTIONS = (SubscribeRequested, HistoryRequested, PerformRequested, SaveSession)
 
 
 class RestoreDeferred(Exception):
@@ -73,27 +76,57 @@ class RestoreDeferred(Exception):
 
 
 class Connection:
-    def __init__(self, hub: Hub, session: CableSession, send: Send) -> None:
+    """What every carrier of a /cable socket shares. A subclass writes frames
+    (``_emit``, ``_push_control``), cuts the socket (``abort``), and calls :meth:`open` once
+    the socket is accepted and :meth:`closed` once it is gone."""
+
+    __slots__ = (
+        "_abort_at",
+        "_heads",
+        "_held",
+        "_held_bytes",
+        "_held_until",
+        "_sent",
+        "grants",
+        "hub",
+        "listening",
+        "session",
+    )
+
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.session = session
-        self._send = send
         self.grants: dict[str, Grant] = {}
         self.listening: set[str] = set()
-        self._out: deque[WireFrame | Close] = deque()
-        self._out_bytes = 0
-        self._limit = hub.send_buffer_bytes
-        self._wake = anyio.Event()
         self._sent: dict[str, tuple[str, int]] = {}  # stream -> last (epoch, offset) sent
-        self._held: dict[str, list[EncodedEvent]] = {}  # streams waiting for a history replay
+        self._held: dict[str, list[EncodedEvent]] | None = None  # streams waiting for history
         self._held_bytes = 0
         self._held_until: float | None = None
         self._abort_at: float | None = None
-        self._scope: anyio.CancelScope | None = None
+        self._heads: dict[str, tuple[str, int]] | None = None  # for the next Listen only
+
+    # ---- what a carrier provides --------------------------------------------------------------
+
+    def _emit(self, event: EncodedEvent) -> None:
+        """Write ``event``'s frames (one per subscription holding its stream)."""
+        raise NotImplementedError
+
+    def _push_control(self, item: WireFrame | Close) -> None:
+        """A protocol frame or the close: not subject to the send budget."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Cut the socket now."""
+        raise NotImplementedError
+
+    def _drop_pending(self) -> None:
+        """A slow consumer: forget the frames not yet handed to the socket."""
 
     # ---- the socket's life -----------------------------------------------------------------
 
-    async def serve(self, receive: Receive, restore: str | None) -> None:
-        session = self.session
+    async def open(self, session: CableSession, restore: str | None) -> None:
+        """The socket is accepted: restore ``restore`` if asked and possible, register with the
+        hub, welcome (or, when the store cannot re-check the session, send it back later)."""
+        self.session = session
         deferred = False
         try:
             restored = (
@@ -103,103 +136,85 @@ class Connection:
             restored, deferred = None, True
             _RESTORE_DEFERRED.inc()
         self.hub.register(self)
+        if deferred:
+            # The database could not re-check the session, which is kept: a welcome now would
+            # use it up for nothing. Come back later with the same sid.
+            await self._run(
+                session.disconnect("server_restart", reconnect=True, code=CLOSE_TRY_AGAIN)
+            )
+            return
+        now = self.hub.clock()
+        if restored:
+            streams = [s for state in restored for s in state.streams]
+            self._heads = await self.hub.heads(streams)
+            self._hold(streams)
+            self._held_until = now + RESTORE_HISTORY_WAIT
+            self.hub.watch(self)
         try:
-            async with anyio.create_task_group() as tasks:
-                self._scope = tasks.cancel_scope
-                tasks.start_soon(self._writer)
-                if deferred:
-                    # The database could not re-check the session, which is kept: a welcome
-                    # now would use it up for nothing. Come back later with the same sid.
-                    await self._run(
-                        session.disconnect("server_restart", reconnect=True, code=CLOSE_TRY_AGAIN)
-                    )
-                    return
-                now = self.hub.clock()
-                if restored:
-                    self._hold([s for state in restored for s in state.streams])
-                    self._held_until = now + RESTORE_HISTORY_WAIT
-                await self._run(session.start(now, restored=restored))
-                await self._read(receive)
-                tasks.cancel_scope.cancel()
+            await self._run(session.start(now, restored=restored))
         finally:
-            self.hub.unregister(self)
-            self._ungrant_all()
-            self.listening.clear()
-            if session.protocol.extended and not session.closed and self.grants:
-                # Dropped by the network: keep the session for a restore (its TTL from now).
-                await self.hub.sessions.put(session.sid, session.snapshot())
+            self._heads = None
 
-    async def _read(self, receive: Receive) -> None:
-        while True:
-            message = await receive()
-            kind = message["type"]
-            if kind == "websocket.disconnect":
-                return
-            if kind != "websocket.receive":
-                continue
-            frame: WireFrame | None = message.get("text")
-            if frame is None:
-                frame = message.get("bytes")
-            if frame is None or self.session.closed:
-                continue
-            await self._run(self.session.receive(frame, self.hub.clock()))
-
-    async def _writer(self) -> None:
-        send = self._send
-        # Counted per burst, not per frame: the metrics cost nothing per frame of a fan-out.
-        frames = size = 0
-        try:
-            while True:
-                while not self._out:
-                    if frames:
-                        _count_sent(frames, size)
-                        frames = size = 0
-                    self._wake = anyio.Event()
-                    await self._wake.wait()
-                item = self._out.popleft()
-                if isinstance(item, Close):
-                    self._out_bytes = 0
-                    await send(
-                        {"type": "websocket.close", "code": item.code, "reason": item.reason}
-                    )
-                    return
-                self._out_bytes -= len(item)
-                if isinstance(item, str):
-                    await send({"type": "websocket.send", "text": item})
-                else:
-                    await send({"type": "websocket.send", "bytes": item})
-                frames += 1
-                size += len(item)
-        finally:
-            if frames:
-                _count_sent(frames, size)
+    def closed(self) -> None:
+        """The socket is gone: out of the hub, subscriptions ended; a session dropped by the
+        network is kept for a restore (its TTL from now)."""
+        self.hub.unregister(self)
+        self._ungrant_all()
+        self.listening.clear()
+        session = getattr(self, "session", None)
+        if session is not None and session.protocol.extended and not session.closed and self.grants:
+            self.hub.spawn(self.hub.sessions.put(session.sid, session.snapshot()))
 
     # ---- called by the hub -----------------------------------------------------------------
 
     def deliver(self, event: EncodedEvent) -> None:
         """A live event of a stream this connection listens to. Never blocks."""
-        held = self._held.get(event.stream)
-        if held is not None:
-            held.append(event)
-            self._held_bytes += len(event.payload)
-            if self._held_bytes > self._limit:
-                self.too_slow()
-            return
+        if self._held is not None:
+            held = self._held.get(event.stream)
+            if held is not None:
+                held.append(event)
+                self._held_bytes += len(event.payload)
+                if self._held_bytes > self.hub.send_buffer_bytes:
+                    self.too_slow()
+                return
         self._send_event(event)
 
-    def tick(self, now: float) -> None:
-        if self._abort_at is not None and now >= self._abort_at:
-            self.abort()
-            return
+    def deliver_all(self, events: Sequence[EncodedEvent]) -> None:
+        """Live events in order (a carrier may write them together)."""
+        for event in events:
+            self.deliver(event)
+
+    def deliver_transient(self, event: EncodedEvent) -> None:
+        """A transient event for this connection alone (the subscribe-time presence)."""
+        self._send_event(event)
+
+    def tick(self, now: float) -> bool:
+        """The hub's timer, while this connection has a deadline; whether it still has one."""
+        if self._abort_at is not None:
+            if now >= self._abort_at:
+                self._abort_at = None
+                self.abort()
+            return self._abort_at is not None
         if self._held_until is not None and now >= self._held_until:
             self._held_until = None
-            self._release(list(self._held))
-        if now >= self.session.next_deadline():
-            self._run_now(self.session.tick(now))
+            self._release(list(self._held or ()))
+        session = self.session
+        if now >= session.next_deadline():
+            self._run_now(session.tick(now))
+        return self._held_until is not None or session.next_deadline() != math.inf
+
+    def ping(self, now: float) -> None:
+        """The node's ping tick (the frame is built once per second for everyone)."""
+        session = self.session
+        if session.ping(now):
+            self._push_control(ping_frame(now, session.protocol.encoding))
+            if session.next_deadline() != math.inf:
+                self.hub.watch(self)
 
     def shutdown(self) -> None:
         self._run_now(self.session.disconnect("server_restart", reconnect=True, code=1001))
         self._abort_at = self.hub.clock() + ABORT_AFTER
+        self.hub.watch(self)
 
     def resync(self) -> None:
         """The node lost events of a stream it cannot heal: the client reconnects and catches
@@ -210,18 +225,14 @@ class Connection:
         if self.session.closed:
             return
         self.hub.slow_consumer(self.session.sid)
-        self._out.clear()
-        self._out_bytes = 0
-        self._held.clear()
+        self._drop_pending()
+        self._held = None
         self._held_bytes = 0
         self.hub.unlisten(self, list(self.listening))
         self.listening.clear()
         self._run_now(self.session.disconnect("too_slow", reconnect=True, code=CLOSE_TRY_AGAIN))
         self._abort_at = self.hub.clock() + ABORT_AFTER
-
-    def abort(self) -> None:
-        if self._scope is not None:
-            self._scope.cancel()
+        self.hub.watch(self)
 
     # ---- frames out ------------------------------------------------------------------------
 
@@ -231,46 +242,32 @@ class Connection:
             if last is not None and last[0] == event.epoch and event.offset <= last[1]:
                 return
             self._sent[event.stream] = (event.epoch, event.offset)
-        for frame in self.session.deliver(event):
-            self._push(frame)
-
-    def _push(self, frame: WireFrame) -> None:
-        if self.session.closed:
-            return
-        self._out_bytes += len(frame)
-        if self._out_bytes > self._limit:
-            self.too_slow()
-            return
-        self._out.append(frame)
-        self._wake.set()
-
-    def _push_control(self, item: WireFrame | Close) -> None:
-        """Protocol frames and the close: not subject to the buffer limit."""
-        self._out.append(item)
-        if not isinstance(item, Close):
-            self._out_bytes += len(item)
-        self._wake.set()
+        if not self.session.closed:
+            self._emit(event)
 
     # ---- history holds ---------------------------------------------------------------------
 
     def _hold(self, streams: Sequence[str]) -> None:
+        if self._held is None:
+            self._held = {}
         for stream in streams:
             self._held.setdefault(stream, [])
 
     def _release(self, streams: Sequence[str]) -> None:
         for stream in streams:
-            waiting = self._held.pop(stream, None)
+            waiting = self._held.pop(stream, None) if self._held is not None else None
             for event in waiting or ():
                 self._held_bytes -= len(event.payload)
                 self._send_event(event)
         if not self._held:
+            self._held = None
             self._held_bytes = 0
             self._held_until = None
 
     # ---- actions ---------------------------------------------------------------------------
 
     def _run_now(self, actions: Sequence[Action]) -> None:
-        """Actions that need no I/O (timers, disconnects)."""
+        """Actions that need no I/O (every kind but ``ASYNC_ACTIONS``, which are skipped)."""
         for action in actions:
             if isinstance(action, SendFrame):
                 self._push_control(action.frame)
@@ -278,22 +275,24 @@ class Connection:
                 self._push_control(action)
             elif isinstance(action, Notice):
                 log.debug("cable %s: %s", self.session.sid, action.message)
-
-    async def _run(self, actions: Sequence[Action]) -> None:
-        for action in actions:
-            if isinstance(action, SendFrame | Close | Notice):
-                self._run_now((action,))
             elif isinstance(action, Listen):
                 if not self.session.closed:
                     self.listening.update(action.streams)
-                    self.hub.listen(self, action.streams)
+                    self.hub.listen(self, action.streams, self._heads)
             elif isinstance(action, Unlisten):
                 self.listening.difference_update(action.streams)
                 self.hub.unlisten(self, action.streams)
                 for stream in action.streams:
                     self._sent.pop(stream, None)
-                    self._held.pop(stream, None)
-            elif isinstance(action, SubscribeRequested):
+                    if self._held is not None:
+                        self._held.pop(stream, None)
+            elif isinstance(action, Unsubscribed):
+                self._ungrant(action.identifier)
+
+    async def _run(self, actions: Sequence[Action]) -> None:
+        """Every action, in order."""
+        for action in actions:
+            if isinstance(action, SubscribeRequested):
                 await self._subscribe(action.identifier, action.params)
             elif isinstance(action, HistoryRequested):
                 await self._history(action.identifier, action.cursors)
@@ -305,8 +304,8 @@ class Connection:
                         self._send_event(EncodedEvent(grant.own_stream, None, 0, reply))
             elif isinstance(action, SaveSession):
                 await self.hub.sessions.put(action.sid, action.snapshot)
-            elif isinstance(action, Unsubscribed):
-                self._ungrant(action.identifier)
+            else:
+                self._run_now((action,))
 
     async def _subscribe(self, identifier: str, params: dict[str, Any]) -> None:
         try:
@@ -319,6 +318,7 @@ class Connection:
             _REJECTED.inc()
             await self._run(self.session.subscription_rejected(identifier))
             return
+        heads = await self.hub.heads(grant.streams)
         actions = self.session.subscription_confirmed(identifier, grant.streams, grant.principal)
         if not actions:
             return  # unsubscribed meanwhile
@@ -326,9 +326,14 @@ class Connection:
         self._grant({identifier: grant})
         if any(isinstance(a, HistoryRequested) for a in actions):
             self._hold(grant.streams)  # before Listen: live events wait behind the replay
-        await self._run(actions)
+        self._heads = heads
+        try:
+            await self._run(actions)
+        finally:
+            self._heads = None
         joined = await self.hub.room.joined(grant)
-        self._send_event(EncodedEvent(grant.own_stream, None, 0, joined))
+        # Not in the confirmation's write: a broadcast in Chatwoot, so it comes a moment later.
+        self.hub.deliver_later(self, EncodedEvent(grant.own_stream, None, 0, joined))
 
     async def _history(self, identifier: str, cursors: Sequence[HistoryCursor]) -> None:
         grant = self.grants.get(identifier)
@@ -402,11 +407,6 @@ class Connection:
         if self.grants:
             self.hub.subscriptions -= len(self.grants)
             metrics.CABLE_SUBSCRIPTIONS.dec(len(self.grants))
-
-
-def _count_sent(frames: int, size: int) -> None:
-    metrics.CABLE_FRAMES.inc(frames)
-    metrics.CABLE_BYTES.inc(size)
 
 
 def _replay(cursors: tuple[HistoryCursor, ...]) -> Op[list[LoggedEvent] | None]:

@@ -4,8 +4,10 @@ One task reads the node's broker feed and hands each event, encoded once
 (:class:`~gateway.cable.EncodedEvent`), to every local connection listening to its stream. The
 broker is only a doorbell, so the hub keeps, per stream, the last offset it delivered: an offset
 that jumps, or a :class:`~gateway.broker.Gap`, is healed by re-reading the log before going on,
-and an offset already delivered is skipped. A second task drives every connection's timers
-(pings, first-subscribe timeout, history waits, slow-consumer kills) on one shared tick. A third
+and an offset already delivered is skipped. A second task is the one timer of every connection:
+each tick sends the ping when it is due (every 3 s, the same frame for everyone, built once) and
+visits only the connections with a deadline (first-subscribe timeout, pong timeout, history
+waits, slow-consumer kills), not the thousands that are simply idle. A third
 reconciles now and then: a lost broadcast shows as an offset jump only when a later event
 comes, so the log heads of the listened streams are compared with what was delivered, and a
 stream behind gets a Gap, healed like any other.
@@ -13,17 +15,18 @@ stream behind gets a Gap, healed like any other.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskStatus
 
 from .. import metrics
 from ..broker import Broker, BrokerClosed, BrokerMessage, Delivery, Feed, Gap
-from ..cable import EncodedEvent, Limits, StreamIds
+from ..cable import EncodedEvent, Limits, PingClock, StreamIds
 from ..logs import StateLog
 from ..store import Store, StoreUnavailable
 from ..store.ops import events
@@ -48,6 +51,12 @@ RECONCILE_BATCH = 500
 RECONCILE_GRACE_SECONDS = 1.0
 # Slow consumers are reported when the first is dropped, and again once none was for this long.
 SLOW_QUIET_SECONDS = 60.0
+# The presence.update sent on subscribe is, in Chatwoot, a broadcast: it reaches the client a
+# pub/sub round trip after the confirmation, never in the same read. Clients that register a
+# subscription only once they have processed its confirmation depend on that.
+PRESENCE_DELAY = 0.05
+# The "epoch" of a stream that had no events when this node started listening to it.
+_EMPTY = ""
 _HEALED = metrics.CABLE_GAPS.labels("healed")
 _UNHEALED = metrics.CABLE_GAPS.labels("unavailable")
 
@@ -77,13 +86,25 @@ class Hub:
         self.clock = clock
         self.accepting = False
         self._feed: Feed | None = None
+        self._dispatching = False  # the feed task is between a batch's start and its end
+        self._pending: list[BrokerMessage] = []  # taken by the direct path, not yet fanned out
         self._connections: set[Connection] = set()
-        self._listeners: dict[str, list[Connection]] = {}
+        self._timed: set[Connection] = set()  # the connections with a deadline
+        self._pings = PingClock(self.limits.ping_interval, clock())
+        # stream -> its connections (a dict as an ordered set: thousands of tabs on a stream)
+        self._listeners: dict[str, dict[Connection, None]] = {}
         self._delivered: dict[str, tuple[str, int]] = {}  # stream -> (epoch, offset)
         self._listened_at: dict[str, float] = {}
         self.subscriptions = 0  # confirmed, over every connection (kept by the connections)
         self._slow = StateLog(log)
         self._slow_at: float | None = None
+        self._later: list[tuple[Connection, EncodedEvent]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Frames the lean transport wrote in a fan-out or a ping tick, added to the metrics at
+        # its end (a counter increment per frame would cost more than the write).
+        self.frames_out = 0
+        self.bytes_out = 0
+        self._later_timer: asyncio.TimerHandle | None = None
 
     # ---- state -----------------------------------------------------------------------------
 
@@ -95,11 +116,17 @@ class Hub:
     def streams(self) -> frozenset[str]:
         return frozenset(self._listeners)
 
+    @property
+    def timed(self) -> int:
+        """Connections the timer visits between pings (the others are idle)."""
+        return len(self._timed)
+
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Deliver broker events and drive timers until cancelled (owned by the lifespan)."""
         feed = self.broker.open_feed(max_queue=FEED_QUEUE)
+        feed.deliver_directly(self._deliver_now)
         self._feed = feed
         self.accepting = True
         try:
@@ -110,7 +137,12 @@ class Hub:
                 task_status.started()
                 try:
                     while True:
-                        await self._dispatch(await feed.receive())
+                        batch = await feed.receive()
+                        self._dispatching = True
+                        try:
+                            await self._dispatch(batch)
+                        finally:
+                            self._dispatching = False
                 except BrokerClosed:
                     log.warning("broker closed: realtime delivery stopped")
                 tasks.cancel_scope.cancel()
@@ -118,6 +150,12 @@ class Hub:
             self.accepting = False
             feed.close()
             self._feed = None
+            if self._later_timer is not None:
+                self._later_timer.cancel()
+                self._later_timer = None
+            self._later.clear()
+            for task in list(self._tasks):
+                task.cancel()
 
     async def drain(self, timeout: float = 3.0) -> None:
         """Shutdown: tell every client ``server_restart`` (reconnect: true), give the frames a
@@ -135,13 +173,33 @@ class Hub:
 
     def register(self, conn: Connection) -> None:
         self._connections.add(conn)
+        self._timed.add(conn)  # until it subscribes, the first-subscribe timeout runs
         metrics.CABLE_CONNECTIONS.inc()
 
     def unregister(self, conn: Connection) -> None:
         if conn in self._connections:
             self._connections.discard(conn)
             metrics.CABLE_CONNECTIONS.dec()
+        self._timed.discard(conn)
         self.unlisten(conn, list(conn.listening))
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Short work for a socket that has no task of its own (a subscribe, a history read,
+        saving a session): owned by the hub, cancelled when it stops, failures logged."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("cable: %s", exc, exc_info=exc)
+
+    def watch(self, conn: Connection) -> None:
+        """``conn`` has a deadline: its ``tick`` is called until it says it has none left."""
+        if conn in self._connections:
+            self._timed.add(conn)
 
     def slow_consumer(self, sid: str) -> None:
         """A connection was dropped as too slow: counted, and said once per bout."""
@@ -153,24 +211,49 @@ class Hub:
         ):  # fmt: skip
             log.debug("cable %s: too slow, disconnected", sid)
 
-    def listen(self, conn: Connection, streams: Sequence[str]) -> None:
+    async def heads(self, streams: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """Where the streams this node does not listen to yet stand in the log, read before a
+        subscription goes live and handed to :meth:`listen`. With several nodes, an event
+        committed elsewhere may arrive after a later one committed here; a stream with nothing
+        delivered would start from the later one and drop the earlier as already delivered.
+        From a head, the later one is a jump, healed from the log in order. One node's own
+        events arrive in commit order: no read then (and none when the store is down)."""
+        if not self.broker.crosses_nodes:
+            return {}
+        new = [s for s in streams if s not in self._listeners]
+        if not new:
+            return {}
+        try:
+            found = await self.store.read(events.stream_heads, new)
+        except StoreUnavailable:
+            return {}
+        return {s: found[s][:2] if s in found else (_EMPTY, 0) for s in new}
+
+    def listen(
+        self,
+        conn: Connection,
+        streams: Sequence[str],
+        heads: dict[str, tuple[str, int]] | None = None,
+    ) -> None:
         for stream in streams:
             listeners = self._listeners.get(stream)
             if listeners is None:
-                self._listeners[stream] = [conn]
+                self._listeners[stream] = {conn: None}
                 self._listened_at[stream] = self.clock()
+                if heads and stream in heads:
+                    self._delivered[stream] = heads[stream]
                 metrics.CABLE_STREAMS.inc()
                 if self._feed is not None:
                     self._feed.listen(stream)
-            elif conn not in listeners:
-                listeners.append(conn)
+            else:
+                listeners[conn] = None
 
     def unlisten(self, conn: Connection, streams: Sequence[str]) -> None:
         for stream in streams:
             listeners = self._listeners.get(stream)
             if listeners is None or conn not in listeners:
                 continue
-            listeners.remove(conn)
+            del listeners[conn]
             if not listeners:
                 del self._listeners[stream]
                 metrics.CABLE_STREAMS.dec()
@@ -182,6 +265,7 @@ class Hub:
     # ---- fan-out ---------------------------------------------------------------------------
 
     async def _dispatch(self, batch: Sequence[Delivery]) -> None:
+        self.flush()  # what the direct path took comes first
         for item in batch:
             if isinstance(item, Gap):
                 await self._heal(item.stream)
@@ -190,13 +274,65 @@ class Hub:
                 continue
             if item.epoch is not None:
                 last = self._delivered.get(item.stream)
-                if last is not None and last[0] == item.epoch:
+                if last is not None and last[0] in (item.epoch, _EMPTY):
                     if item.offset <= last[1]:
                         continue  # already delivered (re-read from the log meanwhile)
                     if item.offset > last[1] + 1:
                         await self._heal(item.stream)  # the log has the missing ones, and this
                         continue
             self._fan_out(item)
+
+    def _deliver_now(self, message: BrokerMessage) -> bool:
+        """The feed's direct path: a message taken in the publisher's call and fanned out at
+        the end of this turn of the event loop (:meth:`flush`), unless the feed task is busy
+        (it keeps the order) or the stream must be healed first (False)."""
+        if self._dispatching:
+            return False
+        stream = message.stream
+        if stream not in self._listeners:
+            return True
+        if message.epoch is not None:
+            last = self._delivered.get(stream)
+            if last is not None and last[0] in (message.epoch, _EMPTY):
+                if message.offset <= last[1]:
+                    return True
+                if message.offset > last[1] + 1:
+                    return False
+            self._delivered[stream] = (message.epoch, message.offset)
+        pending = self._pending
+        pending.append(message)
+        if len(pending) == 1:
+            asyncio.get_running_loop().call_soon(self.flush)
+        return True
+
+    def flush(self) -> None:
+        """Fan out what the direct path took during this turn of the loop. The request that
+        committed has answered by then; the commits of one group commit arrive together, and
+        each socket gets all of their frames, in order, in one write."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        if len(pending) == 1:
+            message = pending[0]
+            listeners = self._listeners.get(message.stream)
+            if listeners:
+                event = EncodedEvent.of(message)
+                for conn in list(listeners):
+                    conn.deliver(event)
+        else:
+            batches: dict[Connection, list[EncodedEvent]] = {}
+            for message in pending:
+                event = EncodedEvent.of(message)
+                for conn in self._listeners.get(message.stream, ()):
+                    found = batches.get(conn)
+                    if found is None:
+                        batches[conn] = [event]
+                    else:
+                        found.append(event)
+            for conn, events in batches.items():
+                conn.deliver_all(events)
+        self._count_sent()
 
     def _fan_out(self, message: BrokerMessage | LoggedEvent) -> None:
         listeners = self._listeners.get(message.stream)
@@ -207,6 +343,23 @@ class Hub:
         event = EncodedEvent.of(message)
         for conn in list(listeners):
             conn.deliver(event)
+        self._count_sent()
+
+    def deliver_later(self, conn: Connection, event: EncodedEvent) -> None:
+        """Deliver a transient ``event`` to ``conn`` alone, ``PRESENCE_DELAY`` from now, as a
+        broadcast would arrive: one timer for every connection's pending frames."""
+        self._later.append((conn, event))
+        if self._later_timer is None:
+            self._later_timer = asyncio.get_running_loop().call_later(
+                PRESENCE_DELAY, self._deliver_pending
+            )
+
+    def _deliver_pending(self) -> None:
+        self._later_timer = None
+        pending, self._later = self._later, []
+        for conn, event in pending:
+            if conn in self._connections:
+                conn.deliver_transient(event)
 
     async def _heal(self, stream: str) -> None:
         """Messages of ``stream`` were lost on the way: replay what the log has after the last
@@ -276,12 +429,28 @@ class Hub:
     # ---- timers ----------------------------------------------------------------------------
 
     async def _tick_forever(self) -> None:
+        self._pings = PingClock(self.limits.ping_interval, self.clock())
         while True:
             await anyio.sleep(TICK_SECONDS)
-            now = self.clock()
+            self.tick(self.clock())
+
+    def tick(self, now: float) -> None:
+        """One beat of the node's timer: the ping when it is due, to every connection, then
+        the connections with a deadline."""
+        if self._pings.due(now):
             for conn in list(self._connections):
-                conn.tick(now)
-            self.check_slow_consumers(now)
+                conn.ping(now)
+        for conn in list(self._timed):
+            if not conn.tick(now):
+                self._timed.discard(conn)
+        self.check_slow_consumers(now)
+        self._count_sent()
+
+    def _count_sent(self) -> None:
+        if self.frames_out:
+            metrics.CABLE_FRAMES.inc(self.frames_out)
+            metrics.CABLE_BYTES.inc(self.bytes_out)
+            self.frames_out = self.bytes_out = 0
 
     def check_slow_consumers(self, now: float) -> None:
         """Close a bout of slow consumers once none was dropped for a while (one line)."""

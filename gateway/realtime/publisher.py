@@ -1,12 +1,15 @@
 """From committed writes to the broker: the bridge between the services' synchronous
-``on_events`` callback and the asynchronous :meth:`Broker.publish`.
+``on_events`` callback and the broker.
 
-Services call :meth:`Publisher.logged` right after a commit; it only queues. One task, owned by
-the lifespan, publishes in commit order. The queue is bounded: when it is full the batch is
-dropped with a warning, which loses nothing (the events are in the log) and heals on the next
-event of each stream, whose offset jump makes the hubs re-read the log, or at the hubs' next
-reconcile. While the broker is down every batch is left to the log the same way; that is said
-once when it starts and once when it ends, not once per commit.
+Services call :meth:`Publisher.logged` right after a commit. When nothing is waiting and the
+broker can publish without waiting (both can: the local feeds are filled at once, Redis gets
+its batch from its flush task), the batch goes out in that call, so the node's sockets have it
+before the request returns: no queue hop between the commit and the hub. Otherwise it queues,
+and one task, owned by the lifespan, publishes in commit order. The queue is bounded: when it
+is full the batch is dropped with a warning, which loses nothing (the events are in the log)
+and heals on the next event of each stream, whose offset jump makes the hubs re-read the log,
+or at the hubs' next reconcile. While the broker is down every batch is left to the log the
+same way; that is said once when it starts and once when it ends, not once per commit.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Publisher:
         self._wake: anyio.Event | None = None
         self.dropped = 0
         self.unpublished = 0  # batches left to the log in the current broker outage
+        self._running = False
 
     @property
     def pending(self) -> int:
@@ -54,7 +58,16 @@ class Publisher:
             _DROPPED.inc()
             log.warning("publish queue full: %d events left to the log to heal", len(entries))
             return
-        self._pending.append((time.perf_counter(), to_messages(entries)))
+        batch = to_messages(entries)
+        if self._running and not self._pending:
+            try:
+                if self.broker.publish_nowait(batch):
+                    self._published(0.0)
+                    return
+            except BrokerUnavailable as exc:
+                self._unavailable(exc)
+                return
+        self._pending.append((time.perf_counter(), batch))
         if self._wake is not None:
             self._wake.set()
 
@@ -66,25 +79,33 @@ class Publisher:
             log.debug("transient event not published: %s", exc)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        self._running = True
         task_status.started()
-        while True:
-            while not self._pending:
-                self._wake = anyio.Event()
-                await self._wake.wait()
-            self._wake = None
-            queued_at, batch = self._pending.popleft()
-            try:
-                await self.broker.publish(batch)
-            except BrokerUnavailable as exc:
-                if not self.unpublished:
-                    log.warning(
-                        "broker unavailable, events left to the log until it is back: %s", exc
-                    )
-                self.unpublished += 1
-                _UNAVAILABLE.inc()
-                continue
-            _PUBLISHED.inc()
-            metrics.BROKER_LAG.observe(time.perf_counter() - queued_at)
-            if self.unpublished:
-                log.warning("broker back: %d batches were left to the log", self.unpublished)
-                self.unpublished = 0
+        try:
+            while True:
+                while not self._pending:
+                    self._wake = anyio.Event()
+                    await self._wake.wait()
+                self._wake = None
+                queued_at, batch = self._pending.popleft()
+                try:
+                    await self.broker.publish(batch)
+                except BrokerUnavailable as exc:
+                    self._unavailable(exc)
+                    continue
+                self._published(time.perf_counter() - queued_at)
+        finally:
+            self._running = False
+
+    def _published(self, lag: float) -> None:
+        _PUBLISHED.inc()
+        metrics.BROKER_LAG.observe(lag)
+        if self.unpublished:
+            log.warning("broker back: %d batches were left to the log", self.unpublished)
+            self.unpublished = 0
+
+    def _unavailable(self, exc: BrokerUnavailable) -> None:
+        if not self.unpublished:
+            log.warning("broker unavailable, events left to the log until it is back: %s", exc)
+        self.unpublished += 1
+        _UNAVAILABLE.inc()

@@ -14,7 +14,7 @@ from ..cable import CableSession, restore_sid
 from ..http import error_response
 from ..metrics import CABLE_CONNECTS as CONNECTS
 from ..ratelimit import IpLimit
-from ..realtime import Connection, Hub
+from ..realtime import AsgiConnection, Hub
 
 
 class CableEndpoint:
@@ -60,4 +60,4 @@ class CableEndpoint:
         session = CableSession(
             protocol, stream_ids=hub.stream_ids, now=hub.clock(), limits=hub.limits
         )
-        await Connection(hub, session, send).serve(receive, sid)
+        await AsgiConnection(hub, send).serve(session, receive, sid)
