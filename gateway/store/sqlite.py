@@ -34,6 +34,9 @@ from .sql import Op, Rows
 T = TypeVar("T")
 
 MAX_BATCH = 512
+# Prepared statements kept per connection (the default, 128, is fewer than the distinct SQL
+# texts the operations use, so hot statements were re-prepared).
+STATEMENT_CACHE = 1024
 MAX_PENDING_WRITES = 10_000
 log = logging.getLogger("inboxgate.store")
 _READ = metrics.STORE_READ.labels("sqlite")
@@ -86,13 +89,15 @@ class _WriteJob:
         self.future = future
 
 
-def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _resolve(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    """On the loop: settle every future of one committed batch (one wake-up for all)."""
+    for future, ok, value in settled:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 class SQLiteStore(Store):
@@ -125,7 +130,10 @@ class SQLiteStore(Store):
     def _connect(self, *, readonly: bool) -> sqlite3.Connection:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False,
+            cached_statements=STATEMENT_CACHE,
+        )  # fmt: skip
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("PRAGMA foreign_keys = ON")
         if readonly:
@@ -299,6 +307,11 @@ class SQLiteStore(Store):
             self._commits.recovered(None, "database available again (%d failed commits)")
         self.batches += 1
         self.batched_ops += len(batch)
+        # One call_soon_threadsafe per loop and batch, not per job: each is a wake-up of the
+        # loop (a write to its self-pipe) and a GIL hand-over.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for job, (ok, value) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+        for loop, settled in by_loop.items():
             with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting
-                job.loop.call_soon_threadsafe(_resolve, job.future, ok, value)
+                loop.call_soon_threadsafe(_resolve, settled)

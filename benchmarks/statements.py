@@ -1,0 +1,152 @@
+"""SQL statements and store calls per public API request, on SQLite or PostgreSQL.
+
+Drives the real app in process (httpx over ASGI) and wraps every ``Store.read`` /
+``Store.write`` so each operation's queries are counted as they are yielded. For each request
+it prints the store calls (a read is a thread hop on SQLite unless it runs on the loop) and the
+statements they ran; on PostgreSQL a transaction adds BEGIN and COMMIT, so its round trips
+are ``statements + 2`` per call unless the engine sends the operation in one.
+
+    python -m benchmarks.statements [--engine sqlite|postgresql] [--webhook]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from gateway.store.base import Store
+from gateway.store.ops import provisioning as prov
+from gateway.store.ops import webhooks
+from gateway.store.sql import Op, Query, Rows
+
+Call = tuple[str, str, list[str]]  # (read|write, operation, statements)
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+
+    def wrap(self, kind: str, op: Callable[..., Op[Any]]) -> Callable[..., Op[Any]]:
+        statements: list[str] = []
+        self.calls.append((kind, getattr(op, "__qualname__", repr(op)), statements))
+
+        def counted(*args: Any, **kwargs: Any) -> Op[Any]:
+            statements.clear()  # a retried operation counts once
+            gen = op(*args, **kwargs)
+            try:
+                query: Query = next(gen)
+                while True:
+                    statements.append(query.sql)
+                    result: Rows = yield query
+                    query = gen.send(result)
+            except StopIteration as stop:
+                return stop.value
+
+        # Engines that recognise an operation by identity (point reads) still do.
+        counted.__wrapped__ = op  # type: ignore[attr-defined]
+        return counted
+
+    @contextlib.contextmanager
+    def on(self, store: Store) -> Iterator[None]:
+        read, write = store.read, store.write
+
+        async def counted_read(op: Callable[..., Op[Any]], *a: Any, **k: Any) -> Any:
+            return await read(self.wrap("read", op), *a, **k)
+
+        async def counted_write(op: Callable[..., Op[Any]], *a: Any, **k: Any) -> Any:
+            return await write(self.wrap("write", op), *a, **k)
+
+        store.read, store.write = counted_read, counted_write  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            store.read, store.write = read, write  # type: ignore[method-assign]
+
+
+@contextlib.asynccontextmanager
+async def database(engine: str) -> AsyncIterator[str | None]:
+    if engine == "sqlite":
+        yield None
+        return
+    from tests.postgres_helpers import fresh_database
+
+    async with fresh_database() as url:
+        yield url
+
+
+async def run(engine: str, webhook: bool, verbose: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with database(engine) as url:
+            settings = Settings(
+                database_url=url or f"sqlite:///{tmp}/s.db", data_dir=Path(tmp),
+                secret_key="bench", rate_limit_per_ip=0,
+            )  # fmt: skip
+            app = create_app(settings)
+            async with app.router.lifespan_context(app):
+                await measure(app, webhook, verbose)
+
+
+async def measure(app: Any, webhook: bool, verbose: bool) -> None:
+    store: Store = app.state.ctx.store
+    now = time.time()
+    account = await store.write(prov.create_account, "Bench", now)
+    new_inbox = prov.NewInbox(account_id=account.id, name="B")
+    inbox = await store.write(prov.create_inbox, new_inbox, now)
+    if webhook:
+        changes = webhooks.Changes(url="http://127.0.0.1:9/hook")
+        await store.write(webhooks.create_webhook, account.id, changes, now)
+    transport = httpx.ASGITransport(app=app)
+    counter = Counter()
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        api = f"/public/api/v1/inboxes/{inbox.identifier}"
+        contact = (await client.post(f"{api}/contacts", json={"name": "B"})).json()
+        conv_api = f"{api}/contacts/{contact['source_id']}/conversations"
+        conv = (await client.post(conv_api)).json()
+        messages = f"{conv_api}/{conv['id']}/messages"
+        await client.post(messages, json={"content": "warm", "echo_id": "warm"})
+        requests = [
+            ("POST message", "POST", messages, {"content": "hi", "echo_id": "e1"}),
+            ("POST message (echo_id again)", "POST", messages, {"content": "hi", "echo_id": "e1"}),
+            ("GET messages", "GET", messages, None),
+            ("GET contact", "GET", f"{api}/contacts/{contact['source_id']}", None),
+            ("GET conversations", "GET", conv_api, None),
+        ]
+        print(f"{'request':34} {'reads':>5} {'writes':>6} {'statements':>10} {'PG trips':>8}")
+        for label, method, path, body in requests:
+            counter.calls.clear()
+            with counter.on(store):
+                r = await client.request(method, path, json=body)
+            assert r.status_code == 200, r.text
+            reads = sum(1 for kind, _, _ in counter.calls if kind == "read")
+            writes = len(counter.calls) - reads
+            statements = sum(len(s) for _, _, s in counter.calls)
+            trips = statements + 2 * len(counter.calls)
+            print(f"{label:34} {reads:>5} {writes:>6} {statements:>10} {trips:>8}")
+            if verbose:
+                for kind, name, sqls in counter.calls:
+                    print(f"    {kind} {name}: {len(sqls)}")
+                    for sql in sqls:
+                        print(f"        {sql[:110]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engine", default="sqlite", choices=["sqlite", "postgresql"])
+    parser.add_argument("--webhook", action="store_true", help="with one account webhook")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every statement")
+    args = parser.parse_args()
+    asyncio.run(run(args.engine, args.webhook, args.verbose))
+
+
+if __name__ == "__main__":
+    main()
