@@ -243,4 +243,9 @@ def reopened_status(inbox_id: int, status: str) -> Op[str]:
     if status != "resolved":
         return "open"
     bot = yield from has_active_bot(inbox_id)
-    return "pending" if bot else "open"
+    return reopened_with(status, bot)
+
+
+def reopened_with(status: str, active_bot: bool) -> str:
+    """:func:`reopened_status` when the caller knows whether the inbox has an active bot."""
+    return "pending" if status == "resolved" and active_bot else "open"

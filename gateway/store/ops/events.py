@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from client_sdk import protocol as p
 
-from ..records import Conversation, LoggedEvent
+from ..records import ContactInbox, Conversation, LoggedEvent
 from ..sql import Op, one, rows, scalar
 from . import webhooks
 
@@ -39,12 +39,19 @@ def user_stream(user_id: int) -> str:
     return f"user:{user_id}"
 
 
-def contact_streams(conversation: Conversation) -> Op[list[str]]:
+def contact_streams(
+    conversation: Conversation, session: ContactInbox | None = None
+) -> Op[list[str]]:
     """Chatwoot's *contact tokens*: every HMAC-verified session of the contact when the
-    conversation's own session is verified (multi-device sync), else just that session."""
-    verified = yield from scalar(
-        "SELECT hmac_verified FROM contact_inboxes WHERE id = ?", conversation.contact_inbox_id
-    )
+    conversation's own session is verified (multi-device sync), else just that session.
+    ``session``: the conversation's session when the caller already read it."""
+    if session is not None and session.id == conversation.contact_inbox_id:
+        verified = session.hmac_verified
+    else:
+        verified = yield from scalar(
+            "SELECT hmac_verified FROM contact_inboxes WHERE id = ?",
+            conversation.contact_inbox_id,
+        )
     if not verified:
         return [session_stream(conversation.contact_inbox_id)]
     result = yield from rows(
@@ -57,33 +64,40 @@ def contact_streams(conversation: Conversation) -> Op[list[str]]:
 def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[list[LoggedEvent]]:
     """Append one event to every stream in ``streams`` (deduplicated, order kept). A
     ``contact.*`` event also enqueues its account webhooks (message and conversation events
-    get theirs from ``notify``, which holds the records their payloads need)."""
+    get theirs from ``notify``, which holds the records their payloads need).
+
+    Three statements however many streams: the event, every stream's next offset (one
+    multi-row upsert), every entry (one multi-row insert)."""
     payload = p.encode(p.Event(event=name, data=data))
+    targets = list(dict.fromkeys(streams))
     event_id = yield from scalar(
         "INSERT INTO events (name, payload, created_at) VALUES (?, ?, ?) RETURNING id",
         name, payload, now,
     )  # fmt: skip
     logged: list[LoggedEvent] = []
-    for stream in dict.fromkeys(streams):
-        row = yield from one(
-            "INSERT INTO streams (name, epoch, last_offset) VALUES (?, ?, 1) "
-            "ON CONFLICT (name) DO UPDATE SET last_offset = streams.last_offset + 1 "
-            "RETURNING epoch, last_offset",
-            stream, secrets.token_hex(6),
-        )  # fmt: skip
-        assert row is not None
-        epoch, offset = row[0], row[1]
+    if targets:
+        # A stream met for the first time starts at offset 1 of a new random epoch.
+        heads = yield from rows(
+            "INSERT INTO streams (name, epoch, last_offset) VALUES "
+            + ", ".join(["(?, ?, 1)"] * len(targets))
+            + " ON CONFLICT (name) DO UPDATE SET last_offset = streams.last_offset + 1 "
+            "RETURNING name, epoch, last_offset",
+            *[v for stream in targets for v in (stream, secrets.token_hex(6))],
+        )
+        # RETURNING promises no order: match the heads by name.
+        position = {r[0]: (r[1], r[2]) for r in heads}
         yield from rows(
-            "INSERT INTO stream_entries (stream, stream_offset, event_id, created_at) "
-            "VALUES (?, ?, ?, ?)",
-            stream, offset, event_id, now,
-        )  # fmt: skip
-        logged.append(
+            "INSERT INTO stream_entries (stream, stream_offset, event_id, created_at) VALUES "
+            + ", ".join(["(?, ?, ?, ?)"] * len(targets)),
+            *[v for s in targets for v in (s, position[s][1], event_id, now)],
+        )
+        logged = [
             LoggedEvent(
-                stream=stream, epoch=epoch, offset=offset, name=name, payload=payload,
-                created_at=now,
+                stream=stream, epoch=position[stream][0], offset=position[stream][1],
+                name=name, payload=payload, created_at=now,
             )
-        )  # fmt: skip
+            for stream in targets
+        ]  # fmt: skip
     if name in webhooks.CONTACT_EVENTS:
         contact_id = getattr(data, "id", None)
         if isinstance(contact_id, int):

@@ -12,11 +12,20 @@ from client_sdk import protocol as p
 
 from ... import presenters
 from ...errors import Locked, NotFound, ValidationFailed
-from ..records import Attachment, Conversation, CsatResponse, LoggedEvent, Message
+from ..records import (
+    Attachment,
+    Contact,
+    ContactInbox,
+    Conversation,
+    CsatResponse,
+    LoggedEvent,
+    Message,
+)
 from ..sql import Op, dump_json, one, rows, scalar
 from . import notify
-from .agent_bots import reopened_status
+from .agent_bots import ACTIVE, reopened_with
 from .message_views import get_message, hydrate, render_public
+from .webhooks import ANY_RECEIVER
 
 CSAT_LOCK_ERROR = "You cannot update the CSAT survey after {days} days"
 
@@ -134,6 +143,68 @@ def flood_guard(conversation_id: int, per_minute_limit: int, now: float) -> Op[i
     return max(1, math.ceil(float(freeing) + FLOOD_WINDOW - now))
 
 
+def _prefixed(columns: str, alias: str) -> str:
+    return ", ".join(f"{alias}.{name}" for name in columns.split(", "))
+
+
+_CONVERSATION_WIDTH = len(Conversation.COLUMNS.split(", "))
+_SESSION_WIDTH = len(ContactInbox.COLUMNS.split(", "))
+_CONTACT_WIDTH = len(Contact.COLUMNS.split(", "))
+# Everything a customer's message needs to know before it is written, in one statement: the
+# conversation, its session, the sender, an earlier message with the same echo_id, the flood
+# guard's count (capped at its limit), the unread count (capped as shown), whether the inbox
+# has an active bot (reopening) and any webhook receiver, the account's and inbox's names.
+_INCOMING_CONTEXT = (
+    f"SELECT {_prefixed(Conversation.COLUMNS, 'c')}, {_prefixed(ContactInbox.COLUMNS, 'ci')}, "
+    f"{_prefixed(Contact.COLUMNS, 'ct')}, "
+    "(SELECT m.id FROM messages m WHERE m.conversation_id = c.id AND m.echo_id = ?), "
+    "(SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE m.conversation_id = c.id "
+    "AND m.created_at > ? LIMIT ?) AS recent), "
+    "(SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE m.conversation_id = c.id "
+    f"AND m.message_type = {p.MESSAGE_TYPE_INCOMING} "
+    f"AND m.created_at > COALESCE(c.agent_last_seen_at, 0) LIMIT {notify.UNREAD_CAP}) AS unread), "
+    "EXISTS (SELECT 1 FROM agent_bot_inboxes x WHERE x.inbox_id = c.inbox_id "
+    f"AND x.status = '{ACTIVE}'), "
+    f"a.name, i.name, {ANY_RECEIVER} "
+    "FROM conversations c JOIN contact_inboxes ci ON ci.id = c.contact_inbox_id "
+    "JOIN accounts a ON a.id = c.account_id JOIN inboxes i ON i.id = c.inbox_id "
+    "JOIN contacts ct ON ct.id = ? WHERE c.id = ?"
+)
+
+
+class IncomingContext(Struct, kw_only=True):
+    conversation: Conversation
+    echo_message_id: int | None
+    recent: int  # messages of the last minute, at most the flood guard's limit
+    bot_active: bool
+    known: notify.Known  # unread: before the new message
+
+
+def incoming_context(
+    conversation_id: int, contact_id: int, echo_id: str | None, per_minute_limit: int, now: float
+) -> Op[IncomingContext]:
+    row = yield from one(
+        _INCOMING_CONTEXT, echo_id, now - FLOOD_WINDOW, max(0, per_minute_limit), contact_id,
+        conversation_id,
+    )  # fmt: skip
+    if row is None:
+        raise NotFound("conversation")
+    at = _CONVERSATION_WIDTH
+    conversation = Conversation.from_row(row[:at])
+    session = ContactInbox.from_row(row[at : at + _SESSION_WIDTH])
+    at += _SESSION_WIDTH
+    contact = Contact.from_row(row[at : at + _CONTACT_WIDTH])
+    echo, recent, unread, bot, account_name, inbox_name, hooks = row[at + _CONTACT_WIDTH :]
+    known = notify.Known(
+        session=session, contact=contact, unread=int(unread), account_name=account_name or "",
+        inbox_name=inbox_name or "", hooks=bool(hooks),
+    )  # fmt: skip
+    return IncomingContext(
+        conversation=conversation, echo_message_id=echo, recent=int(recent),
+        bot_active=bool(bot), known=known,
+    )  # fmt: skip
+
+
 def create_incoming(
     conversation_id: int,
     contact_id: int,
@@ -145,28 +216,39 @@ def create_incoming(
     now: float,
 ) -> Op[MessageResult]:
     """A customer's message. A repeated ``echo_id`` in the conversation returns the original
-    and creates nothing, so a client may retry a send it never saw acknowledged."""
-    conversation = yield from get_conversation(conversation_id)
-    if echo_id:
+    and creates nothing, so a client may retry a send it never saw acknowledged.
+
+    The hot path of the gateway: one statement reads what the message needs to know
+    (:func:`incoming_context`), then one statement per row written and three for the event
+    log; payloads are rendered from what was read, not read again."""
+    context = yield from incoming_context(
+        conversation_id, contact_id, echo_id, per_minute_limit, now
+    )
+    conversation, known = context.conversation, context.known
+    if echo_id and context.echo_message_id is not None:
         original = yield from _find_echo(conversation.id, echo_id)
         if original is not None:
-            view = yield from _view(original, conversation, link)
+            if original.sender_type == "Contact" and original.sender_id == known.contact.id:
+                view = presenters.public_message(
+                    original, conversation.display_id, known.senders(), link
+                )
+            else:
+                view = yield from _view(original, conversation, link)
             return MessageResult(
                 message=original, conversation=conversation, created=False, view=view
             )
-    retry_after = yield from flood_guard(conversation.id, per_minute_limit, now)
-    if retry_after is not None:
-        raise ValidationFailed("Too many messages", ["base"], retry_after=retry_after)
+    if per_minute_limit and context.recent >= per_minute_limit:
+        retry_after = yield from flood_guard(conversation.id, per_minute_limit, now)
+        if retry_after is not None:
+            raise ValidationFailed("Too many messages", ["base"], retry_after=retry_after)
     message = yield from insert_message(
         conversation, content=content, message_type=p.MESSAGE_TYPE_INCOMING, now=now,
         sender_type="Contact", sender_id=contact_id, echo_id=echo_id, attachments=attachments,
     )  # fmt: skip
-    logged: list[LoggedEvent] = []
-    blocked = yield from scalar("SELECT blocked FROM contacts WHERE id = ?", contact_id)
-    reopen = conversation.status in ("resolved", "snoozed") and not blocked
+    reopen = conversation.status in ("resolved", "snoozed") and not known.contact.blocked
     status = conversation.status
     if reopen:
-        status = yield from reopened_status(conversation.inbox_id, conversation.status)
+        status = reopened_with(conversation.status, context.bot_active)
     row = yield from one(
         # Activity times only move forward: concurrent writers (several nodes) may commit
         # out of the order of their clocks.
@@ -179,17 +261,26 @@ def create_incoming(
     )  # fmt: skip
     assert row is not None
     conversation = Conversation.from_row(row)
-    yield from rows(
-        "UPDATE contacts SET last_activity_at = ? "
-        "WHERE id = ? AND (last_activity_at IS NULL OR last_activity_at < ?)",
-        now, contact_id, now,
-    )  # fmt: skip
-    logged += yield from notify.emit_message("message.created", message, conversation, link, now)
+    if known.contact.last_activity_at is None or known.contact.last_activity_at < now:
+        yield from rows(
+            "UPDATE contacts SET last_activity_at = ? "
+            "WHERE id = ? AND (last_activity_at IS NULL OR last_activity_at < ?)",
+            now, contact_id, now,
+        )  # fmt: skip
+    # The new message counts as unread unless an agent has seen past it (clocks of nodes);
+    # it is also the conversation's last visible message now.
+    if now > (conversation.agent_last_seen_at or 0.0):
+        known.unread = min(notify.UNREAD_CAP, known.unread + 1)
+    data = notify.known_message_data(message, conversation, link, known)
+    known.last_message = data
+    logged = yield from notify.emit_message(
+        "message.created", message, conversation, link, now, known=known, data=data
+    )
     if reopen:
         logged += yield from notify.emit_conversation(
-            "conversation.status_changed", conversation, link, now
+            "conversation.status_changed", conversation, link, now, known=known
         )
-    view = yield from _view(message, conversation, link)
+    view = presenters.public_message(message, conversation.display_id, known.senders(), link)
     return MessageResult(
         message=message, conversation=conversation, created=True, view=view, events=logged
     )

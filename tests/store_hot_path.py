@@ -1,0 +1,146 @@
+"""The hot path's budget, part of every Store's contract: what a customer's message costs in
+SQL statements, and that the payloads it renders from what it read once are exactly what a
+fresh read renders (its events, its webhooks, the reopening it causes).
+
+Mixed into each engine's ``Test...Store`` class next to :class:`StoreContract`, whose
+``store`` fixture it uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import pytest
+
+from client_sdk import protocol as p
+from gateway.store import Store
+from gateway.store.ops import message_views, messages, notify, outbox, webhooks
+from gateway.store.records import Conversation, Message
+from gateway.store.sql import Op, Query, Rows
+from tests.store_contract import (
+    T0,
+    get_conversation_row,
+    link,
+    make_session,
+    make_world,
+    new_conversation,
+    send,
+    set_blocked,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+def counting(op: Callable[..., Op[Any]], statements: list[str]) -> Callable[..., Op[Any]]:
+    """``op``, recording the SQL of every query it yields (a re-run records afresh)."""
+
+    def counted(*args: Any, **kwargs: Any) -> Op[Any]:
+        statements.clear()
+        gen = op(*args, **kwargs)
+        try:
+            query: Query = next(gen)
+            while True:
+                statements.append(query.sql)
+                result: Rows = yield query
+                query = gen.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    return counted
+
+
+async def counted_send(
+    store: Store, conversation: Conversation, contact_id: int, now: float
+) -> list[str]:
+    statements: list[str] = []
+    await store.write(
+        counting(messages.create_incoming, statements),
+        conversation.id, contact_id, "hello", None, [], 1000, link, now,
+    )  # fmt: skip
+    return statements
+
+
+def fresh_message_data(message: Message, conversation: Conversation) -> Op[p.MessageEventData]:
+    [hydrated] = yield from message_views.hydrate([message])
+    return (yield from notify.message_data(hydrated, conversation, link))
+
+
+class HotPathContract:
+    async def test_a_customer_message_costs_seven_statements(self, store: Store) -> None:
+        world = await make_world(store)
+        conv = (await new_conversation(store, world.inbox, world.session)).conversation
+        # One read, the message, the conversation, the contact's activity, and the event log
+        # (event, both streams' offsets, both entries).
+        assert len(await counted_send(store, conv, world.contact.id, T0 + 1)) == 7
+        # A verified session also looks up the contact's other verified sessions.
+        verified, contact = await make_session(store, world.inbox, "dev-2", proved="alice")
+        conv2 = (await new_conversation(store, world.inbox, verified)).conversation
+        assert len(await counted_send(store, conv2, contact.id, T0 + 2)) == 8
+        # One webhook: its receivers, and one insert for every delivery.
+        changes = webhooks.Changes(url="https://hooks.test/a", subscriptions=["message_created"])
+        await store.write(webhooks.create_webhook, world.account.id, changes, T0)
+        sql = await counted_send(store, conv, world.contact.id, T0 + 3)
+        assert len(sql) == 9
+        assert sql[-1].startswith("INSERT INTO webhook_deliveries")
+
+    async def test_payloads_rendered_once_are_what_a_fresh_read_renders(self, store: Store) -> None:
+        world = await make_world(store)
+        names = ["message_created", "conversation_status_changed"]
+        changes = webhooks.Changes(url="https://hooks.test/a", subscriptions=names)
+        await store.write(webhooks.create_webhook, world.account.id, changes, T0)
+        conv = (await new_conversation(store, world.inbox, world.session)).conversation
+        await send(store, conv, world.contact.id, "first", now=T0 + 1)
+        await store.write(mark_resolved, conv.id)  # the next message reopens it
+        result = await send(store, conv, world.contact.id, "again", echo_id="e-1", now=T0 + 3)
+        assert result.created and result.conversation.status == "open"
+        assert [e.name for e in result.events] == ["message.created"] * 2 + [
+            "conversation.status_changed"
+        ] * 2
+
+        data = await store.read(fresh_message_data, result.message, result.conversation)
+        created = [e for e in result.events if e.name == "message.created"]
+        assert {e.payload for e in created} == {
+            p.encode(p.Event(event="message.created", data=data))
+        }
+        assert data.conversation.unread_count == 2
+        conversation = await store.read(get_conversation_row, conv.id)
+        assert conversation is not None
+        fresh = await store.read(notify.conversation_data, conversation, link)
+        changed = [e for e in result.events if e.name == "conversation.status_changed"]
+        assert {e.payload for e in changed} == {
+            p.encode(p.Event(event="conversation.status_changed", data=fresh))
+        }
+
+        deliveries = await store.read(outbox.list_deliveries, world.account.id)
+        bodies = {d.event: d.body for d in deliveries if d.message_id == result.message.id}
+        [hydrated] = await store.read(message_views.hydrate, [result.message])
+        webhook = await store.read(
+            notify.message_webhook_payload, "message_created", hydrated, conversation, link
+        )
+        assert bodies["message_created"] == p.encode(webhook)
+        status = [d for d in deliveries if d.event == "conversation_status_changed"][-1]
+        # The push shape without account_id, plus the event's name (no changed attributes).
+        fields = {**msgspec.structs.asdict(fresh), "account_id": msgspec.UNSET}
+        shape = p.WebhookConversation(**fields, event="conversation_status_changed")
+        shape.changed_attributes = None
+        assert status.body == p.encode(shape)
+        # The public view answered to the sender is the one a read renders.
+        [view] = await store.read(
+            message_views.render_public, [hydrated], conversation.display_id, link
+        )
+        assert result.view == view
+
+    async def test_a_blocked_contact_does_not_reopen(self, store: Store) -> None:
+        world = await make_world(store)
+        conv = (await new_conversation(store, world.inbox, world.session)).conversation
+        await store.write(mark_resolved, conv.id)
+        await store.write(set_blocked, world.contact.id, True)
+        result = await send(store, conv, world.contact.id, now=T0 + 2)
+        assert result.conversation.status == "resolved"
+        assert {e.name for e in result.events} == {"message.created"}
+
+
+def mark_resolved(conversation_id: int) -> Op[None]:
+    """Resolve a conversation without side effects (a test fixture, not the resolve action)."""
+    yield Query("UPDATE conversations SET status = 'resolved' WHERE id = ?", (conversation_id,))
