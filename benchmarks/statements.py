@@ -2,9 +2,9 @@
 
 Drives the real app in process (httpx over ASGI) and wraps every ``Store.read`` /
 ``Store.write`` so each operation's queries are counted as they are yielded. For each request
-it prints the store calls (a read is a thread hop on SQLite unless it runs on the loop) and the
-statements they ran; on PostgreSQL a transaction adds BEGIN and COMMIT, so its round trips
-are ``statements + 2`` per call unless the engine sends the operation in one.
+it prints the store calls (a short read runs on the loop on SQLite and without a transaction on
+PostgreSQL; another read is a hop to a reader thread) and the statements they ran; on
+PostgreSQL a transaction adds BEGIN and COMMIT, two more round trips per call.
 
     python -m benchmarks.statements [--engine sqlite|postgresql] [--webhook]
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -27,9 +28,9 @@ from gateway.settings import Settings
 from gateway.store.base import Store
 from gateway.store.ops import provisioning as prov
 from gateway.store.ops import webhooks
-from gateway.store.sql import Op, Query, Rows
+from gateway.store.sql import Op, Query, Rows, is_short_read
 
-Call = tuple[str, str, list[str]]  # (read|write, operation, statements)
+Call = tuple[str, str, list[str]]  # (short|read|write, operation, statements)
 
 
 class Counter:
@@ -52,16 +53,15 @@ class Counter:
             except StopIteration as stop:
                 return stop.value
 
-        # Engines that recognise an operation by identity (point reads) still do.
-        counted.__wrapped__ = op  # type: ignore[attr-defined]
-        return counted
+        return functools.wraps(op)(counted)  # keeps the short_read mark
 
     @contextlib.contextmanager
     def on(self, store: Store) -> Iterator[None]:
         read, write = store.read, store.write
 
         async def counted_read(op: Callable[..., Op[Any]], *a: Any, **k: Any) -> Any:
-            return await read(self.wrap("read", op), *a, **k)
+            kind = "short" if is_short_read(op) else "read"
+            return await read(self.wrap(kind, op), *a, **k)
 
         async def counted_write(op: Callable[..., Op[Any]], *a: Any, **k: Any) -> Any:
             return await write(self.wrap("write", op), *a, **k)
@@ -121,17 +121,20 @@ async def measure(app: Any, webhook: bool, verbose: bool) -> None:
             ("GET contact", "GET", f"{api}/contacts/{contact['source_id']}", None),
             ("GET conversations", "GET", conv_api, None),
         ]
-        print(f"{'request':34} {'reads':>5} {'writes':>6} {'statements':>10} {'PG trips':>8}")
+        print(
+            f"{'request':30} {'short reads':>11} {'other reads':>11} {'writes':>6} "
+            f"{'statements':>10} {'PG trips':>8}"
+        )
         for label, method, path, body in requests:
             counter.calls.clear()
             with counter.on(store):
                 r = await client.request(method, path, json=body)
             assert r.status_code == 200, r.text
-            reads = sum(1 for kind, _, _ in counter.calls if kind == "read")
-            writes = len(counter.calls) - reads
+            kinds = [kind for kind, _, _ in counter.calls]
+            short, reads, writes = (kinds.count(k) for k in ("short", "read", "write"))
             statements = sum(len(s) for _, _, s in counter.calls)
-            trips = statements + 2 * len(counter.calls)
-            print(f"{label:34} {reads:>5} {writes:>6} {statements:>10} {trips:>8}")
+            trips = statements + 2 * (reads + writes)  # BEGIN and COMMIT
+            print(f"{label:30} {short:>11} {reads:>11} {writes:>6} {statements:>10} {trips:>8}")
             if verbose:
                 for kind, name, sqls in counter.calls:
                     print(f"    {kind} {name}: {len(sqls)}")

@@ -94,6 +94,7 @@ class HotPathContract:
         await store.write(mark_resolved, conv.id)  # the next message reopens it
         result = await send(store, conv, world.contact.id, "again", echo_id="e-1", now=T0 + 3)
         assert result.created and result.conversation.status == "open"
+        assert all(e.deliveries for e in result.events)  # the delivery worker is woken
         assert [e.name for e in result.events] == ["message.created"] * 2 + [
             "conversation.status_changed"
         ] * 2
@@ -139,6 +140,7 @@ class HotPathContract:
         result = await send(store, conv, world.contact.id, now=T0 + 2)
         assert result.conversation.status == "resolved"
         assert {e.name for e in result.events} == {"message.created"}
+        assert not any(e.deliveries for e in result.events)  # no webhook: nothing to wake
 
 
 def mark_resolved(conversation_id: int) -> Op[None]:

@@ -17,7 +17,8 @@ returns after COMMIT. What keeps concurrent writers on many nodes correct:
   WHERE clause, so a second claimer skips a row the first one took.
 
 Reads run in a READ ONLY REPEATABLE READ transaction: one snapshot for every query of the
-operation. Connection trouble (PostgreSQL down, restarting, unreachable, a timeout) becomes
+operation; a short read (``sql.short_read``) runs without one, one round trip per statement.
+Connection trouble (PostgreSQL down, restarting, unreachable, a timeout) becomes
 :class:`StoreUnavailable`, which the app answers with 503; every connect and statement has a
 bounded timeout so a request fails fast instead of hanging. A write that lost its connection
 before COMMIT is retried on a new connection (the server rolled it back); one that lost it
@@ -41,7 +42,7 @@ from .. import metrics
 from ..logs import StateLog
 from .base import Store, StoreUnavailable, UniqueViolation
 from .postgres_schema import POSTGRES_MIGRATIONS
-from .sql import Op
+from .sql import Op, is_short_read
 
 T = TypeVar("T")
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -273,12 +274,20 @@ class PostgresStore(Store):
         self, pool: asyncpg.Pool, op: Callable[..., Op[Any]], args: tuple[Any, ...],
         kwargs: dict[str, Any], write: bool,
     ) -> Any:  # fmt: skip
+        short = not write and is_short_read(op)
         attempt = 0
         while True:
             attempt += 1
             committing = lost = False
             try:
                 async with pool.acquire() as conn:
+                    if short:
+                        # Each statement its own snapshot: no BEGIN, no COMMIT (two round trips).
+                        try:
+                            return await _run_op(conn, op(*args, **kwargs))
+                        except BaseException as exc:
+                            lost = isinstance(exc, asyncpg.InterfaceError) and conn.is_closed()
+                            raise
                     if write:
                         tx = conn.transaction()
                     else:

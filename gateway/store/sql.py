@@ -8,6 +8,10 @@ engines accept (``?`` placeholders, which a driver may rewrite; ``RETURNING``; `
 
 Rows are tuples. Booleans are passed as Python ``bool`` and read back through ``bool()`` so
 SQLite's 0/1 and PostgreSQL's boolean look the same to an operation; JSON columns are text.
+
+A read marked :func:`short_read` promises to be cheap and to need no common snapshot, which
+lets an engine skip what a read otherwise costs (SQLite: the hop to a reader thread;
+PostgreSQL: BEGIN and COMMIT, two round trips).
 """
 
 from __future__ import annotations
@@ -30,6 +34,33 @@ class Query(NamedTuple):
 
 Op = Generator[Query, Rows, T]
 OpFactory = Callable[P, Op[T]]
+
+_SHORT = "_inboxgate_short_read"
+
+
+def short_read(op: OpFactory[P, T]) -> OpFactory[P, T]:
+    """Mark a read operation as short: a few statements, each reading a bounded handful of
+    rows through an index (never a scan, never an unbounded list), and correct when each of
+    its statements sees a later commit than the one before (e.g. a record, then rows that
+    only ever follow it). SQLite runs it on the event loop's own read-only connection (a WAL
+    reader never waits for the writer); PostgreSQL runs it without a transaction.
+    Wrappers made with ``functools.wraps`` keep the mark."""
+    setattr(op, _SHORT, True)  # a function attribute: setattr keeps mypy out of it
+    return op
+
+
+def is_short_read(op: Callable[..., Any]) -> bool:
+    return bool(getattr(op, _SHORT, False))
+
+
+def prefixed(columns: str, alias: str) -> str:
+    """A record's ``COLUMNS`` qualified by a table alias, for joins."""
+    return ", ".join(f"{alias}.{name}" for name in columns.split(", "))
+
+
+def width(columns: str) -> int:
+    """How many columns a record's ``COLUMNS`` names (where the next record starts in a row)."""
+    return len(columns.split(", "))
 
 
 def rows(sql: str, *params: Any) -> Op[Rows]:

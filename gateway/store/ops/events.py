@@ -101,8 +101,16 @@ def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[li
     if name in webhooks.CONTACT_EVENTS:
         contact_id = getattr(data, "id", None)
         if isinstance(contact_id, int):
-            yield from webhooks.contact_event(name, contact_id, now)
+            enqueued = yield from webhooks.contact_event(name, contact_id, now)
+            mark_deliveries(logged, enqueued)
     return logged
+
+
+def mark_deliveries(logged: list[LoggedEvent], enqueued: list[str]) -> None:
+    """Tell the delivery worker (through the logged entries) that deliveries were enqueued."""
+    if enqueued:
+        for entry in logged:
+            entry.deliveries = True
 
 
 def stream_position(stream: str) -> Op[tuple[str, int] | None]:

@@ -21,7 +21,7 @@ from ..records import (
     LoggedEvent,
     Message,
 )
-from ..sql import Op, dump_json, one, rows, scalar
+from ..sql import Op, dump_json, one, prefixed, rows, scalar, width
 from . import notify
 from .agent_bots import ACTIVE, reopened_with
 from .message_views import get_message, hydrate, render_public
@@ -143,20 +143,16 @@ def flood_guard(conversation_id: int, per_minute_limit: int, now: float) -> Op[i
     return max(1, math.ceil(float(freeing) + FLOOD_WINDOW - now))
 
 
-def _prefixed(columns: str, alias: str) -> str:
-    return ", ".join(f"{alias}.{name}" for name in columns.split(", "))
-
-
-_CONVERSATION_WIDTH = len(Conversation.COLUMNS.split(", "))
-_SESSION_WIDTH = len(ContactInbox.COLUMNS.split(", "))
-_CONTACT_WIDTH = len(Contact.COLUMNS.split(", "))
+_CONVERSATION_WIDTH = width(Conversation.COLUMNS)
+_SESSION_WIDTH = width(ContactInbox.COLUMNS)
+_CONTACT_WIDTH = width(Contact.COLUMNS)
 # Everything a customer's message needs to know before it is written, in one statement: the
 # conversation, its session, the sender, an earlier message with the same echo_id, the flood
 # guard's count (capped at its limit), the unread count (capped as shown), whether the inbox
 # has an active bot (reopening) and any webhook receiver, the account's and inbox's names.
 _INCOMING_CONTEXT = (
-    f"SELECT {_prefixed(Conversation.COLUMNS, 'c')}, {_prefixed(ContactInbox.COLUMNS, 'ci')}, "
-    f"{_prefixed(Contact.COLUMNS, 'ct')}, "
+    f"SELECT {prefixed(Conversation.COLUMNS, 'c')}, {prefixed(ContactInbox.COLUMNS, 'ci')}, "
+    f"{prefixed(Contact.COLUMNS, 'ct')}, "
     "(SELECT m.id FROM messages m WHERE m.conversation_id = c.id AND m.echo_id = ?), "
     "(SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE m.conversation_id = c.id "
     "AND m.created_at > ? LIMIT ?) AS recent), "

@@ -122,7 +122,10 @@ def emit_message(
         streams += yield from events.contact_streams(conversation, session)
     logged = yield from events.append(name, data, streams, now)
     if known is None or known.hooks:
-        yield from message_webhooks(name, message, conversation, link, now, inbox_callback, known)
+        enqueued = yield from message_webhooks(
+            name, message, conversation, link, now, inbox_callback, known
+        )
+        events.mark_deliveries(logged, enqueued)
     return logged
 
 
@@ -265,7 +268,10 @@ def emit_conversation(
         streams += yield from events.contact_streams(conversation, session)
     logged = yield from events.append(name, data, streams, now)
     if known is None or known.hooks:
-        yield from conversation_webhooks(name, conversation, data, now, changed_attributes)
+        enqueued = yield from conversation_webhooks(
+            name, conversation, data, now, changed_attributes
+        )
+        events.mark_deliveries(logged, enqueued)
     return logged
 
 
