@@ -28,7 +28,7 @@ from gateway.settings import Settings
 from gateway.store.base import Store
 from gateway.store.ops import provisioning as prov
 from gateway.store.ops import webhooks
-from gateway.store.sql import Op, Query, Rows, is_short_read
+from gateway.store.sql import DIALECT, Op, Query, Rows, is_short_read
 
 Call = tuple[str, str, list[str]]  # (short|read|write, operation, statements)
 
@@ -47,7 +47,8 @@ class Counter:
             try:
                 query: Query = next(gen)
                 while True:
-                    statements.append(query.sql)
+                    if query is not DIALECT:  # answered by the engine, not the database
+                        statements.append(query.sql)
                     result: Rows = yield query
                     query = gen.send(result)
             except StopIteration as stop:

@@ -17,7 +17,7 @@ from client_sdk import protocol as p
 from gateway.store import Store
 from gateway.store.ops import message_views, messages, notify, outbox, webhooks
 from gateway.store.records import Conversation, Message
-from gateway.store.sql import Op, Query, Rows
+from gateway.store.sql import DIALECT, Op, Query, Rows
 from tests.store_contract import (
     T0,
     get_conversation_row,
@@ -41,7 +41,8 @@ def counting(op: Callable[..., Op[Any]], statements: list[str]) -> Callable[...,
         try:
             query: Query = next(gen)
             while True:
-                statements.append(query.sql)
+                if query is not DIALECT:  # answered by the engine, not the database
+                    statements.append(query.sql)
                 result: Rows = yield query
                 query = gen.send(result)
         except StopIteration as stop:
@@ -66,22 +67,27 @@ def fresh_message_data(message: Message, conversation: Conversation) -> Op[p.Mes
     return (yield from notify.message_data(hydrated, conversation, link))
 
 
+# What a customer's message costs: one read, then on SQLite one statement per row (message,
+# conversation, contact's activity) and three for the event log (event, both streams' offsets,
+# both entries); on PostgreSQL one statement for the rows and one for the log.
+STATEMENTS = {"sqlite": 7, "postgresql": 3}
+
+
 class HotPathContract:
-    async def test_a_customer_message_costs_seven_statements(self, store: Store) -> None:
+    async def test_what_a_customer_message_costs(self, store: Store) -> None:
         world = await make_world(store)
         conv = (await new_conversation(store, world.inbox, world.session)).conversation
-        # One read, the message, the conversation, the contact's activity, and the event log
-        # (event, both streams' offsets, both entries).
-        assert len(await counted_send(store, conv, world.contact.id, T0 + 1)) == 7
+        base = STATEMENTS[store.dialect]
+        assert len(await counted_send(store, conv, world.contact.id, T0 + 1)) == base
         # A verified session also looks up the contact's other verified sessions.
         verified, contact = await make_session(store, world.inbox, "dev-2", proved="alice")
         conv2 = (await new_conversation(store, world.inbox, verified)).conversation
-        assert len(await counted_send(store, conv2, contact.id, T0 + 2)) == 8
+        assert len(await counted_send(store, conv2, contact.id, T0 + 2)) == base + 1
         # One webhook: its receivers, and one insert for every delivery.
         changes = webhooks.Changes(url="https://hooks.test/a", subscriptions=["message_created"])
         await store.write(webhooks.create_webhook, world.account.id, changes, T0)
         sql = await counted_send(store, conv, world.contact.id, T0 + 3)
-        assert len(sql) == 9
+        assert len(sql) == base + 2
         assert sql[-1].startswith("INSERT INTO webhook_deliveries")
 
     async def test_payloads_rendered_once_are_what_a_fresh_read_renders(self, store: Store) -> None:

@@ -38,6 +38,8 @@ class Store(abc.ABC):
     an acknowledged result is durable; ``read`` runs one on a consistent snapshot."""
 
     clock: Callable[[], float] = time.time
+    # The SQL dialect the engine speaks ("sqlite", "postgresql"): what ``sql.dialect()`` answers.
+    dialect: str = ""
 
     @abc.abstractmethod
     async def start(self) -> None:

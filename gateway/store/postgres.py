@@ -42,7 +42,7 @@ from .. import metrics
 from ..logs import StateLog
 from .base import Store, StoreUnavailable, UniqueViolation
 from .postgres_schema import POSTGRES_MIGRATIONS
-from .sql import Op, is_short_read
+from .sql import DIALECT, Op, Rows, is_short_read
 
 T = TypeVar("T")
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -118,10 +118,16 @@ def to_dollar(sql: str) -> str:
     return translated
 
 
+_DIALECT: Rows = [("postgresql",)]
+
+
 async def _run_op(conn: Conn, gen: Op[Any]) -> Any:
     try:
         query = next(gen)
         while True:
+            if query is DIALECT:
+                query = gen.send(_DIALECT)
+                continue
             records = await conn.fetch(to_dollar(query.sql), *query.params)
             query = gen.send([tuple(r) for r in records])
     except StopIteration as stop:
@@ -136,6 +142,8 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 
 
 class PostgresStore(Store):
+    dialect = "postgresql"
+
     def __init__(
         self,
         url: str,

@@ -9,6 +9,10 @@ engines accept (``?`` placeholders, which a driver may rewrite; ``RETURNING``; `
 Rows are tuples. Booleans are passed as Python ``bool`` and read back through ``bool()`` so
 SQLite's 0/1 and PostgreSQL's boolean look the same to an operation; JSON columns are text.
 
+Where one engine can do in one statement what the other needs several for (PostgreSQL's
+data-modifying ``WITH``, a round trip saved each), an operation asks :func:`dialect` and
+yields the statements of its engine; every other statement is shared.
+
 A read marked :func:`short_read` promises to be cheap and to need no common snapshot, which
 lets an engine skip what a read otherwise costs (SQLite: the hop to a reader thread;
 PostgreSQL: BEGIN and COMMIT, two round trips).
@@ -51,6 +55,17 @@ def short_read(op: OpFactory[P, T]) -> OpFactory[P, T]:
 
 def is_short_read(op: Callable[..., Any]) -> bool:
     return bool(getattr(op, _SHORT, False))
+
+
+# Answered by the engine itself, without touching the database: ``[(name,)]``, the name being
+# "sqlite" or "postgresql".
+DIALECT = Query("-- dialect")
+
+
+def dialect() -> Op[str]:
+    """The SQL dialect of the engine running this operation."""
+    answer = yield DIALECT
+    return str(answer[0][0])
 
 
 def prefixed(columns: str, alias: str) -> str:

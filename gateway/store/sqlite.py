@@ -33,7 +33,7 @@ from .. import metrics
 from ..logs import StateLog
 from .base import Store, StoreUnavailable, UniqueViolation
 from .schema import SQLITE_MIGRATIONS
-from .sql import Op, Rows, is_short_read
+from .sql import DIALECT, Op, Rows, is_short_read
 
 T = TypeVar("T")
 
@@ -50,12 +50,17 @@ _BATCH = metrics.STORE_WRITE_BATCH.labels("sqlite")
 _UNAVAILABLE = metrics.STORE_UNAVAILABLE.labels("sqlite")
 
 
+_DIALECT: Rows = [("sqlite",)]
+
+
 def _run_op(conn: sqlite3.Connection, gen: Op[Any]) -> Any:
     try:
         query = next(gen)
         while True:
-            cursor = conn.execute(query.sql, tuple(query.params))
-            result: Rows = cursor.fetchall()
+            if query is DIALECT:
+                result = _DIALECT
+            else:
+                result = conn.execute(query.sql, tuple(query.params)).fetchall()
             query = gen.send(result)
     except StopIteration as stop:
         return stop.value
@@ -105,6 +110,8 @@ def _resolve(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
 
 
 class SQLiteStore(Store):
+    dialect = "sqlite"
+
     def __init__(
         self,
         path: str | Path,

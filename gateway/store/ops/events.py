@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from client_sdk import protocol as p
 
 from ..records import ContactInbox, Conversation, LoggedEvent
-from ..sql import Op, one, rows, scalar
+from ..sql import Op, dialect, one, rows, scalar
 from . import webhooks
 
 
@@ -67,37 +67,70 @@ def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[li
     get theirs from ``notify``, which holds the records their payloads need).
 
     Three statements however many streams: the event, every stream's next offset (one
-    multi-row upsert), every entry (one multi-row insert)."""
+    multi-row upsert), every entry (one multi-row insert); on PostgreSQL, one."""
     payload = p.encode(p.Event(event=name, data=data))
     targets = list(dict.fromkeys(streams))
+    if targets and (yield from dialect()) == "postgresql":
+        heads = yield from rows(
+            "WITH event AS (INSERT INTO events (name, payload, created_at) VALUES (?, ?, ?) "
+            "RETURNING id), heads AS (" + _UPSERT_HEADS.format(marks=_heads(len(targets))) + "), "
+            "entries AS (INSERT INTO stream_entries (stream, stream_offset, event_id, created_at) "
+            "SELECT heads.name, heads.last_offset, event.id, CAST(? AS DOUBLE PRECISION) "
+            "FROM heads, event) SELECT name, epoch, last_offset FROM heads",
+            name, payload, now, *_new_heads(targets), now,
+        )  # fmt: skip
+        at = {r[0]: (r[1], r[2]) for r in heads}
+        return (yield from _logged(name, data, payload, targets, at, now))
     event_id = yield from scalar(
         "INSERT INTO events (name, payload, created_at) VALUES (?, ?, ?) RETURNING id",
         name, payload, now,
     )  # fmt: skip
-    logged: list[LoggedEvent] = []
+    position: dict[str, tuple[str, int]] = {}
     if targets:
-        # A stream met for the first time starts at offset 1 of a new random epoch.
         heads = yield from rows(
-            "INSERT INTO streams (name, epoch, last_offset) VALUES "
-            + ", ".join(["(?, ?, 1)"] * len(targets))
-            + " ON CONFLICT (name) DO UPDATE SET last_offset = streams.last_offset + 1 "
-            "RETURNING name, epoch, last_offset",
-            *[v for stream in targets for v in (stream, secrets.token_hex(6))],
+            _UPSERT_HEADS.format(marks=_heads(len(targets))), *_new_heads(targets)
         )
-        # RETURNING promises no order: match the heads by name.
         position = {r[0]: (r[1], r[2]) for r in heads}
         yield from rows(
             "INSERT INTO stream_entries (stream, stream_offset, event_id, created_at) VALUES "
             + ", ".join(["(?, ?, ?, ?)"] * len(targets)),
             *[v for s in targets for v in (s, position[s][1], event_id, now)],
         )
-        logged = [
-            LoggedEvent(
-                stream=stream, epoch=position[stream][0], offset=position[stream][1],
-                name=name, payload=payload, created_at=now,
-            )
-            for stream in targets
-        ]  # fmt: skip
+    return (yield from _logged(name, data, payload, targets, position, now))
+
+
+# Every stream's next offset, in one statement. A stream met for the first time starts at
+# offset 1 of a new random epoch. RETURNING promises no order: heads are matched by name.
+_UPSERT_HEADS = (
+    "INSERT INTO streams (name, epoch, last_offset) VALUES {marks} "
+    "ON CONFLICT (name) DO UPDATE SET last_offset = streams.last_offset + 1 "
+    "RETURNING name, epoch, last_offset"
+)
+
+
+def _heads(n: int) -> str:
+    return ", ".join(["(?, ?, 1)"] * n)
+
+
+def _new_heads(targets: list[str]) -> list[str]:
+    return [v for stream in targets for v in (stream, secrets.token_hex(6))]
+
+
+def _logged(
+    name: str,
+    data: object,
+    payload: bytes,
+    targets: list[str],
+    position: dict[str, tuple[str, int]],
+    now: float,
+) -> Op[list[LoggedEvent]]:
+    logged = [
+        LoggedEvent(
+            stream=stream, epoch=position[stream][0], offset=position[stream][1], name=name,
+            payload=payload, created_at=now,
+        )
+        for stream in targets
+    ]  # fmt: skip
     if name in webhooks.CONTACT_EVENTS:
         contact_id = getattr(data, "id", None)
         if isinstance(contact_id, int):

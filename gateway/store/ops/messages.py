@@ -21,7 +21,7 @@ from ..records import (
     LoggedEvent,
     Message,
 )
-from ..sql import Op, dump_json, one, prefixed, rows, scalar, width
+from ..sql import Op, dialect, dump_json, one, prefixed, rows, scalar, width
 from . import notify
 from .agent_bots import ACTIVE, reopened_with
 from .message_views import get_message, hydrate, render_public
@@ -66,6 +66,13 @@ def get_conversation(conversation_id: int) -> Op[Conversation]:
     return Conversation.from_row(row)
 
 
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (account_id, inbox_id, conversation_id, content, message_type, "
+    "content_type, content_attributes, private, status, sender_type, sender_id, echo_id, "
+    "source_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
 def insert_message(
     conversation: Conversation,
     *,
@@ -82,10 +89,7 @@ def insert_message(
     source_id: str | None = None,
 ) -> Op[Message]:
     row = yield from one(
-        "INSERT INTO messages (account_id, inbox_id, conversation_id, content, message_type, "
-        "content_type, content_attributes, private, status, sender_type, sender_id, echo_id, "
-        "source_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-        f"RETURNING {Message.COLUMNS}",
+        f"{_INSERT_MESSAGE} RETURNING {Message.COLUMNS}",
         conversation.account_id, conversation.inbox_id, conversation.id, content, message_type,
         content_type, dump_json(content_attributes or {}), private, "sent", sender_type,
         sender_id, echo_id, source_id, now, now,
@@ -168,6 +172,44 @@ _INCOMING_CONTEXT = (
 )
 
 
+# Activity times only move forward: concurrent writers (several nodes) may commit out of the
+# order of their clocks.
+_TOUCH_CONVERSATION = (
+    "UPDATE conversations SET status = ?, "
+    "last_activity_at = CASE WHEN last_activity_at < ? THEN ? ELSE last_activity_at END, "
+    "waiting_since = COALESCE(waiting_since, ?), updated_at = ?, "
+    "snoozed_until = CASE WHEN ? THEN NULL ELSE snoozed_until END WHERE id = ?"
+)
+_TOUCH_CONTACT = (
+    "UPDATE contacts SET last_activity_at = ? "
+    "WHERE id = ? AND (last_activity_at IS NULL OR last_activity_at < ?)"
+)
+_MESSAGE_WIDTH = width(Message.COLUMNS)
+# PostgreSQL: the message, its conversation and its sender's activity in one statement.
+_WRITE_INCOMING = (
+    f"WITH message AS ({_INSERT_MESSAGE} RETURNING {Message.COLUMNS}), "
+    f"conversation AS ({_TOUCH_CONVERSATION} RETURNING {Conversation.COLUMNS}), "
+    f"contact AS ({_TOUCH_CONTACT}) "
+    f"SELECT {prefixed(Message.COLUMNS, 'message')}, "
+    f"{prefixed(Conversation.COLUMNS, 'conversation')} FROM message, conversation"
+)
+
+
+def _incoming_values(
+    conversation: Conversation,
+    content: str | None,
+    contact_id: int,
+    echo_id: str | None,
+    now: float,
+) -> tuple[Any, ...]:
+    """The values of :data:`_INSERT_MESSAGE` for a customer's message."""
+    return (
+        conversation.account_id, conversation.inbox_id, conversation.id, content,
+        p.MESSAGE_TYPE_INCOMING, "text", "{}", False, "sent", "Contact", contact_id, echo_id,
+        None, now, now,
+    )  # fmt: skip
+
+
 class IncomingContext(Struct, kw_only=True):
     conversation: Conversation
     echo_message_id: int | None
@@ -237,32 +279,36 @@ def create_incoming(
         retry_after = yield from flood_guard(conversation.id, per_minute_limit, now)
         if retry_after is not None:
             raise ValidationFailed("Too many messages", ["base"], retry_after=retry_after)
-    message = yield from insert_message(
-        conversation, content=content, message_type=p.MESSAGE_TYPE_INCOMING, now=now,
-        sender_type="Contact", sender_id=contact_id, echo_id=echo_id, attachments=attachments,
-    )  # fmt: skip
     reopen = conversation.status in ("resolved", "snoozed") and not known.contact.blocked
     status = conversation.status
     if reopen:
         status = reopened_with(conversation.status, context.bot_active)
-    row = yield from one(
-        # Activity times only move forward: concurrent writers (several nodes) may commit
-        # out of the order of their clocks.
-        "UPDATE conversations SET status = ?, "
-        "last_activity_at = CASE WHEN last_activity_at < ? THEN ? ELSE last_activity_at END, "
-        "waiting_since = COALESCE(waiting_since, ?), updated_at = ?, "
-        "snoozed_until = CASE WHEN ? THEN NULL ELSE snoozed_until END "
-        f"WHERE id = ? RETURNING {Conversation.COLUMNS}",
-        status, now, now, now, now, reopen, conversation.id,
-    )  # fmt: skip
-    assert row is not None
-    conversation = Conversation.from_row(row)
-    if known.contact.last_activity_at is None or known.contact.last_activity_at < now:
-        yield from rows(
-            "UPDATE contacts SET last_activity_at = ? "
-            "WHERE id = ? AND (last_activity_at IS NULL OR last_activity_at < ?)",
-            now, contact_id, now,
+    touch_conversation = (status, now, now, now, now, reopen, conversation.id)
+    touch_contact = (now, contact_id, now)
+    if not attachments and (yield from dialect()) == "postgresql":
+        # The three rows in one statement: one round trip instead of three.
+        row = yield from one(
+            _WRITE_INCOMING,
+            *_incoming_values(conversation, content, contact_id, echo_id, now),
+            *touch_conversation,
+            *touch_contact,
+        )
+        assert row is not None
+        message = Message.from_row(row)
+        conversation = Conversation.from_row(row[_MESSAGE_WIDTH:])
+    else:
+        message = yield from insert_message(
+            conversation, content=content, message_type=p.MESSAGE_TYPE_INCOMING, now=now,
+            sender_type="Contact", sender_id=contact_id, echo_id=echo_id,
+            attachments=attachments,
         )  # fmt: skip
+        row = yield from one(
+            f"{_TOUCH_CONVERSATION} RETURNING {Conversation.COLUMNS}", *touch_conversation
+        )
+        assert row is not None
+        conversation = Conversation.from_row(row)
+        if known.contact.last_activity_at is None or known.contact.last_activity_at < now:
+            yield from rows(_TOUCH_CONTACT, *touch_contact)
     # The new message counts as unread unless an agent has seen past it (clocks of nodes);
     # it is also the conversation's last visible message now.
     if now > (conversation.agent_last_seen_at or 0.0):
