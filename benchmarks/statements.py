@@ -4,7 +4,8 @@ Drives the real app in process (httpx over ASGI) and wraps every ``Store.read`` 
 ``Store.write`` so each operation's queries are counted as they are yielded. For each request
 it prints the store calls (a short read runs on the loop on SQLite and without a transaction on
 PostgreSQL; another read is a hop to a reader thread) and the statements they ran; on
-PostgreSQL a transaction adds BEGIN and COMMIT, two more round trips per call.
+PostgreSQL a transaction adds BEGIN and COMMIT, two more round trips per call (a lazy write
+runs without one unless it asks for one).
 
     python -m benchmarks.statements [--engine sqlite|postgresql] [--webhook]
 """
@@ -28,7 +29,15 @@ from gateway.settings import Settings
 from gateway.store.base import Store
 from gateway.store.ops import provisioning as prov
 from gateway.store.ops import webhooks
-from gateway.store.sql import DIALECT, Op, Query, Rows, is_short_read
+from gateway.store.sql import (
+    ATOMIC,
+    Op,
+    Query,
+    Rows,
+    for_the_engine,
+    is_lazy_transaction,
+    is_short_read,
+)
 
 Call = tuple[str, str, list[str]]  # (short|read|write, operation, statements)
 
@@ -47,8 +56,10 @@ class Counter:
             try:
                 query: Query = next(gen)
                 while True:
-                    if query is not DIALECT:  # answered by the engine, not the database
+                    if not for_the_engine(query):
                         statements.append(query.sql)
+                    elif query is ATOMIC:
+                        statements.append("BEGIN")  # a lazy write asked for a transaction
                     result: Rows = yield query
                     query = gen.send(result)
             except StopIteration as stop:
@@ -65,7 +76,8 @@ class Counter:
             return await read(self.wrap(kind, op), *a, **k)
 
         async def counted_write(op: Callable[..., Op[Any]], *a: Any, **k: Any) -> Any:
-            return await write(self.wrap("write", op), *a, **k)
+            kind = "lazy" if is_lazy_transaction(op) else "write"
+            return await write(self.wrap(kind, op), *a, **k)
 
         store.read, store.write = counted_read, counted_write  # type: ignore[method-assign]
         try:
@@ -133,8 +145,11 @@ async def measure(app: Any, webhook: bool, verbose: bool) -> None:
             assert r.status_code == 200, r.text
             kinds = [kind for kind, _, _ in counter.calls]
             short, reads, writes = (kinds.count(k) for k in ("short", "read", "write"))
-            statements = sum(len(s) for _, _, s in counter.calls)
-            trips = statements + 2 * (reads + writes)  # BEGIN and COMMIT
+            # A lazy write that asked for a transaction counted BEGIN among its statements.
+            began = sum(1 for k, _, s in counter.calls if k == "lazy" and "BEGIN" in s)
+            writes += kinds.count("lazy")
+            statements = sum(len(s) for _, _, s in counter.calls) - began
+            trips = statements + 2 * (reads + writes - kinds.count("lazy") + began)
             print(f"{label:30} {short:>11} {reads:>11} {writes:>6} {statements:>10} {trips:>8}")
             if verbose:
                 for kind, name, sqls in counter.calls:

@@ -28,8 +28,7 @@ from typing import Any
 
 from gateway.store import SQLiteStore
 from gateway.store.base import Store
-from gateway.store.ops import contacts, conversations, provisioning
-from gateway.store.ops import messages as msg_ops
+from gateway.store.ops import contacts, conversations, incoming, provisioning
 from gateway.store.sql import Op
 from gateway.store.sqlite import _run_op
 
@@ -106,7 +105,7 @@ async def run_driver(name: str, store: Store, writes: int, concurrency: int) -> 
         for i in queue:
             t0 = time.perf_counter()
             await store.write(
-                msg_ops.create_incoming, conv.conversation.id, contact.id, f"message {i}",
+                incoming.create_incoming, conv.conversation.id, contact.id, f"message {i}",
                 f"echo-{i}", [], 0, link, time.time(),
             )  # fmt: skip
             latencies.append(time.perf_counter() - t0)

@@ -12,7 +12,7 @@ from client_sdk import protocol as p
 from .. import metrics, presenters, validation
 from ..errors import NotFound, ValidationFailed
 from ..store.ops import conversations as conv_ops
-from ..store.ops import events, message_views, notify
+from ..store.ops import events, incoming, message_views, notify
 from ..store.ops import messages as msg_ops
 from ..store.records import Contact, ContactInbox, Conversation, Inbox
 from .contacts import ContactService
@@ -192,7 +192,7 @@ class ConversationService:
                 )
             link = self._link(base_url)
             result = await self.ctx.store.write(
-                msg_ops.create_incoming, conversation.id, contact.id, req.content,
+                incoming.create_incoming, conversation.id, contact.id, req.content,
                 (req.echo_id or None), saved, self.ctx.settings.messages_per_minute, link,
                 self.ctx.now(),
             )  # fmt: skip

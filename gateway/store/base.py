@@ -3,7 +3,8 @@
 
 StoreError
 ├── StoreUnavailable   the engine cannot be reached or is shutting down
-└── UniqueViolation    a write broke a unique constraint (another writer got there first)
+├── UniqueViolation    a write broke a unique constraint (another writer got there first)
+└── Conflict           what an operation read changed before it wrote; it is run again
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ class UniqueViolation(StoreError):
     engines raise this one type (not ``sqlite3.IntegrityError`` or asyncpg's
     ``UniqueViolationError``), so callers catch a lost insert race the same way on either;
     the engine's own exception is its ``__cause__``."""
+
+
+class Conflict(StoreError):
+    """Raised by an operation whose write found its premise changed (an optimistic check in
+    its WHERE matched nothing, so it wrote nothing): the store runs it again from the start,
+    as it does after a serialization failure. Callers see it only if that keeps happening."""
 
 
 class Store(abc.ABC):

@@ -68,6 +68,49 @@ def dialect() -> Op[str]:
     return str(answer[0][0])
 
 
+# Yielded by a lazy_transaction operation before writes that must commit together: the engine
+# begins a transaction there if it is not in one (answer: no rows).
+ATOMIC = Query("-- atomic")
+
+
+def atomic() -> Op[None]:
+    yield ATOMIC
+
+
+# Asked by a lazy_transaction operation: is it running outside a transaction (so a single
+# statement commits by itself)? Answer ``[(bool,)]``: False in SQLite's group commit, and on
+# PostgreSQL once a transaction began or when the store re-runs the operation after a
+# Conflict (then inside a transaction from the start, where its reads see what it locks).
+OUTSIDE = Query("-- outside a transaction?")
+
+
+def outside_transaction() -> Op[bool]:
+    answer = yield OUTSIDE
+    return bool(answer[0][0])
+
+
+def for_the_engine(query: Query) -> bool:
+    """Whether ``query`` is a question to the engine (DIALECT, ATOMIC, OUTSIDE), not SQL."""
+    return query is DIALECT or query is ATOMIC or query is OUTSIDE
+
+
+_LAZY = "_inboxgate_lazy_transaction"
+
+
+def lazy_transaction(op: OpFactory[P, T]) -> OpFactory[P, T]:
+    """Mark a write operation whose statements may run outside a transaction until it yields
+    :func:`atomic`: before that it runs reads and at most ONE write, its last statement (a
+    single statement is atomic by itself), and only if :func:`outside_transaction` says so.
+    An engine may then skip BEGIN and COMMIT (PostgreSQL: two round trips); SQLite's writer
+    runs it in its group commit as any other."""
+    setattr(op, _LAZY, True)  # a function attribute: setattr keeps mypy out of it
+    return op
+
+
+def is_lazy_transaction(op: Callable[..., Any]) -> bool:
+    return bool(getattr(op, _LAZY, False))
+
+
 def prefixed(columns: str, alias: str) -> str:
     """A record's ``COLUMNS`` qualified by a table alias, for joins."""
     return ", ".join(f"{alias}.{name}" for name in columns.split(", "))

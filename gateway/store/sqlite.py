@@ -33,7 +33,7 @@ from .. import metrics
 from ..logs import StateLog
 from .base import Store, StoreUnavailable, UniqueViolation
 from .schema import SQLITE_MIGRATIONS
-from .sql import DIALECT, Op, Rows, is_short_read
+from .sql import ATOMIC, DIALECT, OUTSIDE, Op, Rows, is_short_read
 
 T = TypeVar("T")
 
@@ -51,6 +51,7 @@ _UNAVAILABLE = metrics.STORE_UNAVAILABLE.labels("sqlite")
 
 
 _DIALECT: Rows = [("sqlite",)]
+_INSIDE: Rows = [(False,)]
 
 
 def _run_op(conn: sqlite3.Connection, gen: Op[Any]) -> Any:
@@ -59,6 +60,10 @@ def _run_op(conn: sqlite3.Connection, gen: Op[Any]) -> Any:
         while True:
             if query is DIALECT:
                 result = _DIALECT
+            elif query is ATOMIC:  # every write runs in a savepoint of the batch's transaction
+                result = []
+            elif query is OUTSIDE:
+                result = _INSIDE
             else:
                 result = conn.execute(query.sql, tuple(query.params)).fetchall()
             query = gen.send(result)

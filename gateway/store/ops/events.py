@@ -77,7 +77,7 @@ def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[li
             "entries AS (INSERT INTO stream_entries (stream, stream_offset, event_id, created_at) "
             "SELECT heads.name, heads.last_offset, event.id, CAST(? AS DOUBLE PRECISION) "
             "FROM heads, event) SELECT name, epoch, last_offset FROM heads",
-            name, payload, now, *_new_heads(targets), now,
+            name, payload, now, *new_heads(targets), now,
         )  # fmt: skip
         at = {r[0]: (r[1], r[2]) for r in heads}
         return (yield from _logged(name, data, payload, targets, at, now))
@@ -88,7 +88,7 @@ def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[li
     position: dict[str, tuple[str, int]] = {}
     if targets:
         heads = yield from rows(
-            _UPSERT_HEADS.format(marks=_heads(len(targets))), *_new_heads(targets)
+            _UPSERT_HEADS.format(marks=_heads(len(targets))), *new_heads(targets)
         )
         position = {r[0]: (r[1], r[2]) for r in heads}
         yield from rows(
@@ -112,7 +112,8 @@ def _heads(n: int) -> str:
     return ", ".join(["(?, ?, 1)"] * n)
 
 
-def _new_heads(targets: list[str]) -> list[str]:
+def new_heads(targets: list[str]) -> list[str]:
+    """``(name, epoch)`` values for :data:`_UPSERT_HEADS`: a fresh epoch for a new stream."""
     return [v for stream in targets for v in (stream, secrets.token_hex(6))]
 
 
