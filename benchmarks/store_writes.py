@@ -7,8 +7,9 @@ update) through three drivers on the same machine, same file system, same run:
 * ``per-op``   - one writer thread, one commit per write (what aiosqlite-style wrappers do);
 * ``group``    - inboxgate's SQLiteStore: one writer thread, group commit with savepoints.
 
-For each: writes/s, ack latency p50/p99, and the worst event-loop stall seen by a 1 ms ticker
-(the loop must never wait on disk). Figures are reported as ratios to ``per-op``.
+For each: writes/s, ack latency p50/p99, the worst event-loop stall seen by a 1 ms ticker
+(the loop must never wait on disk), and the process's CPU time per write (every thread:
+steadier than writes/s on a shared machine). Figures are reported as ratios to ``per-op``.
 
     python -m benchmarks.store_writes [--writes 4000] [--concurrency 1,16,64] [--sync full]
 """
@@ -111,9 +112,9 @@ async def run_driver(name: str, store: Store, writes: int, concurrency: int) -> 
             latencies.append(time.perf_counter() - t0)
 
     tick = asyncio.create_task(ticker())
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu
     stop = True
     await tick
     await store.close()
@@ -123,6 +124,7 @@ async def run_driver(name: str, store: Store, writes: int, concurrency: int) -> 
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
         "max_loop_stall_ms": stall * 1000,
+        "cpu_us": cpu / writes * 1e6,
     }
 
 
@@ -136,7 +138,7 @@ async def main() -> None:
     print(f"store write benchmark: {args.writes} message writes per run, synchronous={args.sync}")
     print(
         f"{'driver':8} {'conc':>4} {'writes/s':>10} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'max loop stall ms':>18}"
+        f"{'max loop stall ms':>18} {'CPU us/write':>12}"
     )
     for conc in levels:
         results: dict[str, dict[str, float]] = {}
@@ -153,7 +155,8 @@ async def main() -> None:
         for name, r in results.items():
             print(
                 f"{name:8} {conc:>4} {r['writes_per_s']:>10.0f} {r['writes_per_s'] / base:>6.2f} "
-                f"{r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['max_loop_stall_ms']:>18.2f}"
+                f"{r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['max_loop_stall_ms']:>18.2f} "
+                f"{r['cpu_us']:>12.0f}"
             )
 
 
