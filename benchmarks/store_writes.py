@@ -7,8 +7,9 @@ update) through three drivers on the same machine, same file system, same run:
 * ``per-op``   - one writer thread, one commit per write (what aiosqlite-style wrappers do);
 * ``group``    - inboxgate's SQLiteStore: one writer thread, group commit with savepoints.
 
-For each: writes/s, ack latency p50/p99, and the worst event-loop stall seen by a 1 ms ticker
-(the loop must never wait on disk). Figures are reported as ratios to ``per-op``.
+For each: writes/s, ack latency p50/p99, the worst event-loop stall seen by a 1 ms ticker
+(the loop must never wait on disk), and the process's CPU time per write (every thread:
+steadier than writes/s on a shared machine). Figures are reported as ratios to ``per-op``.
 
     python -m benchmarks.store_writes [--writes 4000] [--concurrency 1,16,64] [--sync full]
 """
@@ -28,8 +29,7 @@ from typing import Any
 
 from gateway.store import SQLiteStore
 from gateway.store.base import Store
-from gateway.store.ops import contacts, conversations, provisioning
-from gateway.store.ops import messages as msg_ops
+from gateway.store.ops import contacts, conversations, incoming, provisioning
 from gateway.store.sql import Op
 from gateway.store.sqlite import _run_op
 
@@ -106,15 +106,15 @@ async def run_driver(name: str, store: Store, writes: int, concurrency: int) -> 
         for i in queue:
             t0 = time.perf_counter()
             await store.write(
-                msg_ops.create_incoming, conv.conversation.id, contact.id, f"message {i}",
+                incoming.create_incoming, conv.conversation.id, contact.id, f"message {i}",
                 f"echo-{i}", [], 0, link, time.time(),
             )  # fmt: skip
             latencies.append(time.perf_counter() - t0)
 
     tick = asyncio.create_task(ticker())
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu
     stop = True
     await tick
     await store.close()
@@ -124,6 +124,7 @@ async def run_driver(name: str, store: Store, writes: int, concurrency: int) -> 
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
         "max_loop_stall_ms": stall * 1000,
+        "cpu_us": cpu / writes * 1e6,
     }
 
 
@@ -152,7 +153,7 @@ async def main() -> None:
     print(f"store write benchmark: {args.writes} message writes per run, synchronous={args.sync}")
     print(
         f"{'driver':8} {'conc':>4} {'writes/s':>10} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'max loop stall ms':>18}"
+        f"{'max loop stall ms':>18} {'CPU us/write':>12}"
     )
     for conc in levels:
         results = await compare(args.writes, conc, args.sync)
@@ -160,7 +161,8 @@ async def main() -> None:
         for name, r in results.items():
             print(
                 f"{name:8} {conc:>4} {r['writes_per_s']:>10.0f} {r['writes_per_s'] / base:>6.2f} "
-                f"{r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['max_loop_stall_ms']:>18.2f}"
+                f"{r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['max_loop_stall_ms']:>18.2f} "
+                f"{r['cpu_us']:>12.0f}"
             )
 
 

@@ -32,6 +32,7 @@ from gateway.store.ops import (
     conversations,
     csat,
     events,
+    incoming,
     message_views,
     messages,
     notify,
@@ -180,7 +181,7 @@ async def send(
     now: float = T0,
 ) -> messages.MessageResult:
     return await store.write(
-        messages.create_incoming,
+        incoming.create_incoming,
         conversation.id, contact_id, content, echo_id, attachments or [], limit, link, now,
     )  # fmt: skip
 

@@ -32,11 +32,12 @@ from tests.store_contract import (
     new_conversation,
     send,
 )
+from tests.store_hot_path import HotPathContract
 
 pytestmark = pytest.mark.anyio
 
 
-class TestPostgresStore(StoreContract):
+class TestPostgresStore(StoreContract, HotPathContract):
     @pytest.fixture
     async def make_store(self) -> AsyncIterator[StoreFactory]:
         async with fresh_database() as url:

@@ -20,11 +20,12 @@ from tests.store_contract import (
     new_conversation,
     send,
 )
+from tests.store_hot_path import HotPathContract
 
 pytestmark = pytest.mark.anyio
 
 
-class TestSQLiteStore(StoreContract):
+class TestSQLiteStore(StoreContract, HotPathContract):
     @pytest.fixture
     def make_store(self, tmp_path: Path) -> StoreFactory:
         return lambda: SQLiteStore(tmp_path / "db" / "inboxgate.db")

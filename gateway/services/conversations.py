@@ -10,9 +10,9 @@ from starlette.datastructures import UploadFile
 from client_sdk import protocol as p
 
 from .. import metrics, presenters, validation
-from ..errors import ValidationFailed
+from ..errors import NotFound, ValidationFailed
 from ..store.ops import conversations as conv_ops
-from ..store.ops import events, message_views, notify
+from ..store.ops import events, incoming, message_views, notify
 from ..store.ops import messages as msg_ops
 from ..store.records import Contact, ContactInbox, Conversation, Inbox
 from .contacts import ContactService
@@ -52,11 +52,17 @@ class ConversationService:
         self, inbox_identifier: str, source_id: str, display_id: int
     ) -> tuple[Inbox, ContactInbox, Contact, Conversation]:
         """Every conversation route resolves through the session: what it proved is what it
-        reaches (its own conversations, or its verified contact's), never more."""
-        inbox, session, contact = await self.contacts.session(inbox_identifier, source_id)
-        conversation = await self.ctx.store.read(
-            conv_ops.conversation_for_session, session, display_id
+        reaches (its own conversations, or its verified contact's), never more. One short
+        read: the session, its contact and the conversation."""
+        inbox = await self.ctx.inbox(inbox_identifier)
+        found = await self.ctx.store.read(
+            conv_ops.member, inbox.id, inbox.account_id, source_id, display_id
         )
+        if found is None:
+            raise NotFound("contact")
+        session, contact, conversation = found
+        if conversation is None:
+            raise NotFound("conversation")
         return inbox, session, contact, conversation
 
     # -- conversations -------------------------------------------------------------------
@@ -156,15 +162,10 @@ class ConversationService:
         base_url: str,
     ) -> list[p.PublicMessage]:
         *_, conversation = await self._member(inbox_identifier, source_id, display_id)
-
-        def page() -> Any:
-            found = yield from message_views.visible_messages(
-                conversation.id, before=before, after=after, limit=MESSAGES_PAGE
-            )
-            return (yield from message_views.render_public(found, display_id, self._link(base_url)))
-
-        result: list[p.PublicMessage] = await self.ctx.store.read(page)
-        return result
+        return await self.ctx.store.read(
+            message_views.public_page, conversation.id, display_id, before, after, MESSAGES_PAGE,
+            self._link(base_url),
+        )  # fmt: skip
 
     async def send(
         self,
@@ -195,7 +196,7 @@ class ConversationService:
                 )
             link = self._link(base_url)
             result = await self.ctx.store.write(
-                msg_ops.create_incoming, conversation.id, contact.id, req.content,
+                incoming.create_incoming, conversation.id, contact.id, req.content,
                 (req.echo_id or None), saved, self.ctx.settings.messages_per_minute, link,
                 self.ctx.now(),
             )  # fmt: skip

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ..settings import Settings, SettingsError
-from .base import Store, StoreError, StoreUnavailable, UniqueViolation
+from .base import Conflict, Store, StoreError, StoreUnavailable, UniqueViolation
 from .sqlite import SQLiteStore
 
 __all__ = [
+    "Conflict",
     "SQLiteStore",
     "Store",
     "StoreError",

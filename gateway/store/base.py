@@ -3,7 +3,8 @@
 
 StoreError
 ├── StoreUnavailable   the engine cannot be reached or is shutting down
-└── UniqueViolation    a write broke a unique constraint (another writer got there first)
+├── UniqueViolation    a write broke a unique constraint (another writer got there first)
+└── Conflict           what an operation read changed before it wrote; it is run again
 """
 
 from __future__ import annotations
@@ -33,11 +34,19 @@ class UniqueViolation(StoreError):
     the engine's own exception is its ``__cause__``."""
 
 
+class Conflict(StoreError):
+    """Raised by an operation whose write found its premise changed (an optimistic check in
+    its WHERE matched nothing, so it wrote nothing): the store runs it again from the start,
+    as it does after a serialization failure. Callers see it only if that keeps happening."""
+
+
 class Store(abc.ABC):
     """Runs operations. ``write`` runs one in a transaction and returns only after commit, so
     an acknowledged result is durable; ``read`` runs one on a consistent snapshot."""
 
     clock: Callable[[], float] = time.time
+    # The SQL dialect the engine speaks ("sqlite", "postgresql"): what ``sql.dialect()`` answers.
+    dialect: str = ""
 
     @abc.abstractmethod
     async def start(self) -> None:

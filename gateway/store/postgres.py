@@ -12,12 +12,17 @@ returns after COMMIT. What keeps concurrent writers on many nodes correct:
   fresh transaction, where it finds the winner's row (operations are sans-I/O generators, so a
   re-run repeats no side effect);
 - serialization failures and deadlocks (two writers appending to the same streams in another
-  order) are retried the same way;
+  order) are retried the same way, as is an operation's own optimistic check that found its
+  premise changed (:class:`Conflict`);
 - the webhook outbox is leased by an ``UPDATE ... RETURNING`` that re-checks the lease in its
   WHERE clause, so a second claimer skips a row the first one took.
 
+A lazy write (``sql.lazy_transaction``) runs without a transaction until it asks for one, so
+a write of one statement costs one round trip.
+
 Reads run in a READ ONLY REPEATABLE READ transaction: one snapshot for every query of the
-operation. Connection trouble (PostgreSQL down, restarting, unreachable, a timeout) becomes
+operation; a short read (``sql.short_read``) runs without one, one round trip per statement.
+Connection trouble (PostgreSQL down, restarting, unreachable, a timeout) becomes
 :class:`StoreUnavailable`, which the app answers with 503; every connect and statement has a
 bounded timeout so a request fails fast instead of hanging. A write that lost its connection
 before COMMIT is retried on a new connection (the server rolled it back); one that lost it
@@ -39,9 +44,9 @@ from asyncpg.pool import PoolConnectionProxy
 
 from .. import metrics
 from ..logs import StateLog
-from .base import Store, StoreUnavailable, UniqueViolation
+from .base import Conflict, Store, StoreUnavailable, UniqueViolation
 from .postgres_schema import POSTGRES_MIGRATIONS
-from .sql import Op
+from .sql import ATOMIC, DIALECT, OUTSIDE, Op, Rows, is_lazy_transaction, is_short_read
 
 T = TypeVar("T")
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -73,6 +78,8 @@ _RETRYABLE: tuple[type[BaseException], ...] = (
     asyncpg.UniqueViolationError,
 )
 
+# Run the operation again: a lost race (above) or its own optimistic check.
+_RERUN: tuple[type[BaseException], ...] = (*_RETRYABLE, Conflict)
 _dollar_cache: dict[str, str] = {}
 log = logging.getLogger("inboxgate.store")
 _READ = metrics.STORE_READ.labels("postgresql")
@@ -117,10 +124,43 @@ def to_dollar(sql: str) -> str:
     return translated
 
 
-async def _run_op(conn: Conn, gen: Op[Any]) -> Any:
+_DIALECT: Rows = [("postgresql",)]
+
+
+class _Attempt:
+    """One run of an operation on a connection: its transaction, begun up front or (a lazy
+    operation) when the operation yields ATOMIC, and the statements sent outside of one."""
+
+    __slots__ = ("conn", "outside", "tx")
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+        self.tx: Any = None  # asyncpg's Transaction
+        self.outside = 0
+
+    async def begin(self, **options: Any) -> None:
+        self.tx = self.conn.transaction(**options)
+        await self.tx.start()
+
+
+async def _run_op(attempt: _Attempt, gen: Op[Any]) -> Any:
+    conn = attempt.conn
     try:
         query = next(gen)
         while True:
+            if query is DIALECT:
+                query = gen.send(_DIALECT)
+                continue
+            if query is ATOMIC:
+                if attempt.tx is None:
+                    await attempt.begin()
+                query = gen.send([])
+                continue
+            if query is OUTSIDE:
+                query = gen.send([(attempt.tx is None,)])
+                continue
+            if attempt.tx is None:
+                attempt.outside += 1
             records = await conn.fetch(to_dollar(query.sql), *query.params)
             query = gen.send([tuple(r) for r in records])
     except StopIteration as stop:
@@ -135,6 +175,8 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 
 
 class PostgresStore(Store):
+    dialect = "postgresql"
+
     def __init__(
         self,
         url: str,
@@ -273,38 +315,52 @@ class PostgresStore(Store):
         self, pool: asyncpg.Pool, op: Callable[..., Op[Any]], args: tuple[Any, ...],
         kwargs: dict[str, Any], write: bool,
     ) -> Any:  # fmt: skip
-        attempt = 0
+        # A short read and a lazy write start without a transaction: each statement its own
+        # (no BEGIN, no COMMIT: two round trips), until a lazy write asks for one.
+        outside = (not write and is_short_read(op)) or (write and is_lazy_transaction(op))
+        attempt = uniques = 0
         while True:
             attempt += 1
             committing = lost = False
             try:
                 async with pool.acquire() as conn:
-                    if write:
-                        tx = conn.transaction()
-                    else:
-                        tx = conn.transaction(isolation="repeatable_read", readonly=True)
+                    run = _Attempt(conn)
                     try:
                         began = time.perf_counter()
-                        await tx.start()
-                        result = await _run_op(conn, op(*args, **kwargs))
+                        if not outside:
+                            await run.begin(
+                                **(
+                                    {}
+                                    if write
+                                    else {"isolation": "repeatable_read", "readonly": True}
+                                )
+                            )
+                        result = await _run_op(run, op(*args, **kwargs))
                     except BaseException as exc:
                         # "connection is closed" is an InterfaceError, as are mere misuses
                         # (a wrong argument type): only the connection's state tells them apart.
                         lost = isinstance(exc, asyncpg.InterfaceError) and conn.is_closed()
-                        with contextlib.suppress(*_CONNECTION_ERRORS, asyncpg.InterfaceError):
-                            await tx.rollback()
+                        # Outside a transaction, a lazy write's statement after its first may
+                        # have been its write: lost there, its outcome is unknown.
+                        committing = write and run.tx is None and run.outside > 1
+                        if run.tx is not None:
+                            with contextlib.suppress(*_CONNECTION_ERRORS, asyncpg.InterfaceError):
+                                await run.tx.rollback()
                         raise
-                    committing = True
-                    await tx.commit()
+                    if run.tx is not None:
+                        committing = True
+                        await run.tx.commit()
                     if write:
                         _COMMIT.observe(time.perf_counter() - began)
                         _BATCH.observe(1)
                     return result
-            except _RETRYABLE as exc:
+            except _RERUN as exc:
+                if isinstance(exc, Conflict):
+                    outside = False  # again, in a transaction from the start: no more guessing
                 # A re-run sees the winner of a unique race; one that still collides is the
                 # operation's own conflict, reported as it is.
-                unique = isinstance(exc, asyncpg.UniqueViolationError)
-                if unique and attempt >= 2:
+                uniques += isinstance(exc, asyncpg.UniqueViolationError)
+                if uniques >= 2:
                     raise UniqueViolation(str(exc)) from exc
                 if attempt >= MAX_RETRIES:
                     raise

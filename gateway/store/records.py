@@ -320,6 +320,9 @@ class LoggedEvent(Struct, kw_only=True):
     name: str
     payload: bytes
     created_at: float
+    # Not stored: the committing transaction enqueued webhook deliveries with this event, so
+    # the delivery worker has something to send (it is woken for nothing else).
+    deliveries: bool = False
 
 
 class AgentBot(Struct, kw_only=True):

@@ -8,6 +8,14 @@ engines accept (``?`` placeholders, which a driver may rewrite; ``RETURNING``; `
 
 Rows are tuples. Booleans are passed as Python ``bool`` and read back through ``bool()`` so
 SQLite's 0/1 and PostgreSQL's boolean look the same to an operation; JSON columns are text.
+
+Where one engine can do in one statement what the other needs several for (PostgreSQL's
+data-modifying ``WITH``, a round trip saved each), an operation asks :func:`dialect` and
+yields the statements of its engine; every other statement is shared.
+
+A read marked :func:`short_read` promises to be cheap and to need no common snapshot, which
+lets an engine skip what a read otherwise costs (SQLite: the hop to a reader thread;
+PostgreSQL: BEGIN and COMMIT, two round trips).
 """
 
 from __future__ import annotations
@@ -30,6 +38,87 @@ class Query(NamedTuple):
 
 Op = Generator[Query, Rows, T]
 OpFactory = Callable[P, Op[T]]
+
+_SHORT = "_inboxgate_short_read"
+
+
+def short_read(op: OpFactory[P, T]) -> OpFactory[P, T]:
+    """Mark a read operation as short: a few statements, each reading a bounded handful of
+    rows through an index (never a scan, never an unbounded list), and correct when each of
+    its statements sees a later commit than the one before (e.g. a record, then rows that
+    only ever follow it). SQLite runs it on the event loop's own read-only connection (a WAL
+    reader never waits for the writer); PostgreSQL runs it without a transaction.
+    Wrappers made with ``functools.wraps`` keep the mark."""
+    setattr(op, _SHORT, True)  # a function attribute: setattr keeps mypy out of it
+    return op
+
+
+def is_short_read(op: Callable[..., Any]) -> bool:
+    return bool(getattr(op, _SHORT, False))
+
+
+# Answered by the engine itself, without touching the database: ``[(name,)]``, the name being
+# "sqlite" or "postgresql".
+DIALECT = Query("-- dialect")
+
+
+def dialect() -> Op[str]:
+    """The SQL dialect of the engine running this operation."""
+    answer = yield DIALECT
+    return str(answer[0][0])
+
+
+# Yielded by a lazy_transaction operation before writes that must commit together: the engine
+# begins a transaction there if it is not in one (answer: no rows).
+ATOMIC = Query("-- atomic")
+
+
+def atomic() -> Op[None]:
+    yield ATOMIC
+
+
+# Asked by a lazy_transaction operation: is it running outside a transaction (so a single
+# statement commits by itself)? Answer ``[(bool,)]``: False in SQLite's group commit, and on
+# PostgreSQL once a transaction began or when the store re-runs the operation after a
+# Conflict (then inside a transaction from the start, where its reads see what it locks).
+OUTSIDE = Query("-- outside a transaction?")
+
+
+def outside_transaction() -> Op[bool]:
+    answer = yield OUTSIDE
+    return bool(answer[0][0])
+
+
+def for_the_engine(query: Query) -> bool:
+    """Whether ``query`` is a question to the engine (DIALECT, ATOMIC, OUTSIDE), not SQL."""
+    return query is DIALECT or query is ATOMIC or query is OUTSIDE
+
+
+_LAZY = "_inboxgate_lazy_transaction"
+
+
+def lazy_transaction(op: OpFactory[P, T]) -> OpFactory[P, T]:
+    """Mark a write operation whose statements may run outside a transaction until it yields
+    :func:`atomic`: before that it runs reads and at most ONE write, its last statement (a
+    single statement is atomic by itself), and only if :func:`outside_transaction` says so.
+    An engine may then skip BEGIN and COMMIT (PostgreSQL: two round trips); SQLite's writer
+    runs it in its group commit as any other."""
+    setattr(op, _LAZY, True)  # a function attribute: setattr keeps mypy out of it
+    return op
+
+
+def is_lazy_transaction(op: Callable[..., Any]) -> bool:
+    return bool(getattr(op, _LAZY, False))
+
+
+def prefixed(columns: str, alias: str) -> str:
+    """A record's ``COLUMNS`` qualified by a table alias, for joins."""
+    return ", ".join(f"{alias}.{name}" for name in columns.split(", "))
+
+
+def width(columns: str) -> int:
+    """How many columns a record's ``COLUMNS`` names (where the next record starts in a row)."""
+    return len(columns.split(", "))
 
 
 def rows(sql: str, *params: Any) -> Op[Rows]:

@@ -8,7 +8,11 @@ performance-notes §6.5: 113k rows/s at 16 callers vs 34k with a commit per row)
 operation rolls back its own savepoint only.
 
 Reads run on a small pool of threads, each with its own read-only connection; WAL lets them
-see the last committed state while the writer works.
+see the last committed state while the writer works. A short read (``sql.short_read``: a few
+indexed rows) runs on the event loop's own read-only connection instead: a WAL reader never
+waits for the writer, and the hop to a reader thread (a future, a thread wake-up, two GIL
+hand-overs) costs more than the read. Should it ever meet a busy database (recovery after a
+crash), it goes to the pool rather than wait on the loop.
 """
 
 from __future__ import annotations
@@ -29,11 +33,14 @@ from .. import metrics
 from ..logs import StateLog
 from .base import Store, StoreUnavailable, UniqueViolation
 from .schema import SQLITE_MIGRATIONS
-from .sql import Op, Rows
+from .sql import ATOMIC, DIALECT, OUTSIDE, Op, Rows, is_short_read
 
 T = TypeVar("T")
 
 MAX_BATCH = 512
+# Prepared statements kept per connection (the default, 128, is fewer than the distinct SQL
+# texts the operations use, so hot statements were re-prepared).
+STATEMENT_CACHE = 1024
 MAX_PENDING_WRITES = 10_000
 log = logging.getLogger("inboxgate.store")
 _READ = metrics.STORE_READ.labels("sqlite")
@@ -43,12 +50,22 @@ _BATCH = metrics.STORE_WRITE_BATCH.labels("sqlite")
 _UNAVAILABLE = metrics.STORE_UNAVAILABLE.labels("sqlite")
 
 
+_DIALECT: Rows = [("sqlite",)]
+_INSIDE: Rows = [(False,)]
+
+
 def _run_op(conn: sqlite3.Connection, gen: Op[Any]) -> Any:
     try:
         query = next(gen)
         while True:
-            cursor = conn.execute(query.sql, tuple(query.params))
-            result: Rows = cursor.fetchall()
+            if query is DIALECT:
+                result = _DIALECT
+            elif query is ATOMIC:  # every write runs in a savepoint of the batch's transaction
+                result = []
+            elif query is OUTSIDE:
+                result = _INSIDE
+            else:
+                result = conn.execute(query.sql, tuple(query.params)).fetchall()
             query = gen.send(result)
     except StopIteration as stop:
         return stop.value
@@ -86,16 +103,20 @@ class _WriteJob:
         self.future = future
 
 
-def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _resolve(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    """On the loop: settle every future of one committed batch (one wake-up for all)."""
+    for future, ok, value in settled:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 class SQLiteStore(Store):
+    dialect = "sqlite"
+
     def __init__(
         self,
         path: str | Path,
@@ -112,6 +133,7 @@ class SQLiteStore(Store):
         self._writer: threading.Thread | None = None
         self._reader_pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
+        self._loop_local = threading.local()  # the short reads' connection, per loop thread
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
         self._pending: asyncio.Semaphore | None = None
@@ -122,11 +144,14 @@ class SQLiteStore(Store):
 
     # -- connections ---------------------------------------------------------------------
 
-    def _connect(self, *, readonly: bool) -> sqlite3.Connection:
+    def _connect(self, *, readonly: bool, busy_timeout: int = 5000) -> sqlite3.Connection:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 5000")
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False,
+            cached_statements=STATEMENT_CACHE,
+        )  # fmt: skip
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout}")
         conn.execute("PRAGMA foreign_keys = ON")
         if readonly:
             conn.execute("PRAGMA query_only = ON")
@@ -135,11 +160,15 @@ class SQLiteStore(Store):
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         return conn
 
-    def _reader_conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    def _reader_conn(self, local: threading.local | None = None) -> sqlite3.Connection:
+        local = local or self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is None:
-            conn = self._connect(readonly=True)
-            self._local.conn = conn
+            # The loop's connection never waits for a lock: it hands the read to the pool.
+            conn = self._connect(
+                readonly=True, busy_timeout=0 if local is self._loop_local else 5000
+            )
+            local.conn = conn
             with self._reader_lock:
                 self._reader_conns.append(conn)
         return conn
@@ -173,6 +202,7 @@ class SQLiteStore(Store):
                 conn.close()
             self._reader_conns.clear()
         self._local = threading.local()
+        self._loop_local = threading.local()
 
     async def migrate(self) -> list[int]:
         return await asyncio.to_thread(self._migrate_sync)
@@ -227,12 +257,29 @@ class SQLiteStore(Store):
     async def read(self, op: Callable[..., Op[T]], *args: Any, **kwargs: Any) -> T:
         if self._closed or self._reader_pool is None:
             raise StoreUnavailable("the store is closed")
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
+            if is_short_read(op):
+                try:
+                    return self._read_here(op, args, kwargs)
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode & 0xFF not in (
+                        sqlite3.SQLITE_BUSY,
+                        sqlite3.SQLITE_LOCKED,
+                    ):
+                        raise
+            loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._reader_pool, self._read_sync, op, args, kwargs)
         finally:
             _READ.observe(time.perf_counter() - started)
+
+    def _read_here(
+        self, op: Callable[..., Op[T]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> T:
+        """A short read on the calling (loop) thread; its statements autocommit (a short read
+        needs no common snapshot), so no transaction is left open on the loop's connection."""
+        result: T = _run_op(self._reader_conn(self._loop_local), op(*args, **kwargs))
+        return result
 
     def _read_sync(
         self, op: Callable[..., Op[T]], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -299,6 +346,11 @@ class SQLiteStore(Store):
             self._commits.recovered(None, "database available again (%d failed commits)")
         self.batches += 1
         self.batched_ops += len(batch)
+        # One call_soon_threadsafe per loop and batch, not per job: each is a wake-up of the
+        # loop (a write to its self-pipe) and a GIL hand-over.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for job, (ok, value) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+        for loop, settled in by_loop.items():
             with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting
-                job.loop.call_soon_threadsafe(_resolve, job.future, ok, value)
+                loop.call_soon_threadsafe(_resolve, settled)

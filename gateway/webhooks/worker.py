@@ -25,7 +25,6 @@ from ..logs import StateLog
 from ..services.context import Context
 from ..store import StoreUnavailable
 from ..store.ops import outbox
-from ..store.ops.webhooks import WEBHOOK_EVENT_NAMES
 from ..store.records import LoggedEvent
 from . import guard, signing
 
@@ -77,8 +76,10 @@ class WebhookWorker:
     # -- waking --------------------------------------------------------------------------
 
     def logged(self, entries: list[LoggedEvent]) -> None:
-        """Event sink: a commit that logged a webhook event may have enqueued deliveries."""
-        if any(entry.name in WEBHOOK_EVENT_NAMES for entry in entries):
+        """Event sink: wake up for a commit that enqueued deliveries (not for every event: a
+        round reads the outbox, which would cost a read per message of an inbox nobody
+        listens to). Deliveries enqueued on another node are found by the next poll."""
+        if any(entry.deliveries for entry in entries):
             self.wake()
 
     def wake(self) -> None:

@@ -11,7 +11,7 @@ from msgspec import Struct
 
 from ...errors import ApiError, NotFound, ValidationFailed
 from ..records import Inbox, User
-from ..sql import Op, Row, dump_json, load_json, one, rows, scalar
+from ..sql import Op, Row, dump_json, load_json, one, rows, scalar, short_read
 from .provisioning import NewInbox, create_inbox, hash_token
 from .tokens import secure_token
 
@@ -102,6 +102,7 @@ def _limit(account_id: int, key: str) -> Op[int | None]:
 # -- inboxes -------------------------------------------------------------------------------
 
 
+@short_read
 def get_inbox(account_id: int, inbox_id: int) -> Op[AdminInbox]:
     row = yield from one(f"{_INBOX_SELECT} WHERE id = ? AND account_id = ?", inbox_id, account_id)
     if row is None:

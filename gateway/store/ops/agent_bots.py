@@ -16,7 +16,7 @@ from msgspec import UNSET, Struct
 
 from ...errors import NotFound
 from ..records import AgentBot
-from ..sql import Op, dump_json, one, rows, scalar
+from ..sql import Op, dump_json, one, rows, scalar, short_read
 from .platform import permit
 from .provisioning import hash_token
 from .tokens import secure_token
@@ -37,6 +37,7 @@ class BotChanges(Struct, kw_only=True):
     bot_config: Any = UNSET
 
 
+@short_read
 def find_bot_by_token(access_token: str) -> Op[AgentBot | None]:
     row = yield from one(
         f"SELECT {AgentBot.COLUMNS} FROM agent_bots WHERE access_token_hash = ?",
@@ -165,6 +166,7 @@ def delete_bot(bot_id: int, now: float) -> Op[None]:
 # -- bots and accounts, bots and inboxes -----------------------------------------------------
 
 
+@short_read
 def bot_in_account(bot: AgentBot, account_id: int) -> Op[bool]:
     """A bot acts in its own account, or in one where an inbox has it (system bots)."""
     if bot.account_id == account_id:
@@ -243,4 +245,9 @@ def reopened_status(inbox_id: int, status: str) -> Op[str]:
     if status != "resolved":
         return "open"
     bot = yield from has_active_bot(inbox_id)
-    return "pending" if bot else "open"
+    return reopened_with(status, bot)
+
+
+def reopened_with(status: str, active_bot: bool) -> str:
+    """:func:`reopened_status` when the caller knows whether the inbox has an active bot."""
+    return "pending" if status == "resolved" and active_bot else "open"

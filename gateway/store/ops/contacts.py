@@ -17,7 +17,7 @@ from msgspec import Struct
 from ... import validation
 from ...errors import NotFound
 from ..records import Contact, ContactInbox
-from ..sql import Op, dump_json, one, rows, scalar
+from ..sql import Op, dump_json, one, prefixed, rows, scalar, short_read, width
 from . import webhooks
 from .tokens import haiku_name, secure_token, uuid4
 
@@ -55,21 +55,27 @@ def get_contact(contact_id: int) -> Op[Contact | None]:
     return Contact.from_row(row) if row else None
 
 
+# A session (``ci``) and its contact (``ct``): the columns, then the tables.
+SESSION_AND_CONTACT = f"{prefixed(ContactInbox.COLUMNS, 'ci')}, {prefixed(Contact.COLUMNS, 'ct')}"
+SESSIONS_WITH_CONTACT = "contact_inboxes ci JOIN contacts ct ON ct.id = ci.contact_id"
+SESSION_WIDTH = width(ContactInbox.COLUMNS)
+CONTACT_WIDTH = width(Contact.COLUMNS)
+
+
+@short_read
 def get_session(inbox_id: int, source_id: str) -> Op[tuple[ContactInbox, Contact] | None]:
     """The contact session with this source_id in this inbox, and its contact."""
     row = yield from one(
-        f"SELECT {ContactInbox.COLUMNS} FROM contact_inboxes WHERE inbox_id = ? AND source_id = ?",
+        f"SELECT {SESSION_AND_CONTACT} FROM {SESSIONS_WITH_CONTACT} "
+        "WHERE ci.inbox_id = ? AND ci.source_id = ?",
         inbox_id, source_id,
     )  # fmt: skip
     if row is None:
         return None
-    session = ContactInbox.from_row(row)
-    contact = yield from get_contact(session.contact_id)
-    if contact is None:
-        return None
-    return session, contact
+    return ContactInbox.from_row(row), Contact.from_row(row[SESSION_WIDTH:])
 
 
+@short_read
 def get_session_by_pubsub_token(token: str) -> Op[ContactInbox | None]:
     row = yield from one(
         f"SELECT {ContactInbox.COLUMNS} FROM contact_inboxes WHERE pubsub_token = ?", token

@@ -11,9 +11,10 @@ from client_sdk import protocol as p
 from ... import presenters
 from ...errors import NotFound
 from ..records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent, Message
-from ..sql import Op, dump_json, one, rows, scalar
+from ..sql import Op, dump_json, one, prefixed, rows, scalar, short_read
 from . import notify
 from .agent_bots import initial_status
+from .contacts import CONTACT_WIDTH, SESSION_AND_CONTACT, SESSION_WIDTH, SESSIONS_WITH_CONTACT
 from .message_views import all_visible_messages, hydrate, render_public
 from .messages import get_conversation, insert_message
 from .tokens import uuid4
@@ -22,6 +23,34 @@ CSAT_DEFAULT_MESSAGE = "Please rate the conversation"
 CSAT_NOT_SENT = "CSAT survey not sent due to outgoing message restrictions"
 
 
+_VISIBLE_TO_SESSION = (
+    "CASE WHEN ci.hmac_verified THEN c.contact_id = ci.contact_id "
+    "ELSE c.contact_inbox_id = ci.id END"
+)
+_MEMBER = (
+    f"SELECT {SESSION_AND_CONTACT}, {prefixed(Conversation.COLUMNS, 'c')} "
+    f"FROM {SESSIONS_WITH_CONTACT} LEFT JOIN conversations c "
+    f"ON c.account_id = ? AND c.display_id = ? AND {_VISIBLE_TO_SESSION} "
+    "WHERE ci.inbox_id = ? AND ci.source_id = ?"
+)
+
+
+@short_read
+def member(
+    inbox_id: int, account_id: int, source_id: str, display_id: int
+) -> Op[tuple[ContactInbox, Contact, Conversation | None] | None]:
+    """The session with ``source_id`` in the inbox, its contact, and its conversation
+    ``display_id`` (None when the session does not reach it: :func:`conversation_for_session`'s
+    rule), in one statement; None without such a session."""
+    row = yield from one(_MEMBER, account_id, display_id, inbox_id, source_id)
+    if row is None:
+        return None
+    at = SESSION_WIDTH + CONTACT_WIDTH
+    conversation = Conversation.from_row(row[at:]) if row[at] is not None else None
+    return ContactInbox.from_row(row), Contact.from_row(row[SESSION_WIDTH:]), conversation
+
+
+@short_read
 def conversation_for_session(session: ContactInbox, display_id: int) -> Op[Conversation]:
     """Conversation member routes: a verified session sees all the contact's conversations,
     an unverified one only its own (§3 lookup chain)."""

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 
 from client_sdk import protocol as p
 
-from ..records import Conversation, LoggedEvent
-from ..sql import Op, one, rows, scalar
+from ..records import ContactInbox, Conversation, LoggedEvent
+from ..sql import Op, dialect, one, rows, scalar
 from . import webhooks
 
 
@@ -39,12 +39,19 @@ def user_stream(user_id: int) -> str:
     return f"user:{user_id}"
 
 
-def contact_streams(conversation: Conversation) -> Op[list[str]]:
+def contact_streams(
+    conversation: Conversation, session: ContactInbox | None = None
+) -> Op[list[str]]:
     """Chatwoot's *contact tokens*: every HMAC-verified session of the contact when the
-    conversation's own session is verified (multi-device sync), else just that session."""
-    verified = yield from scalar(
-        "SELECT hmac_verified FROM contact_inboxes WHERE id = ?", conversation.contact_inbox_id
-    )
+    conversation's own session is verified (multi-device sync), else just that session.
+    ``session``: the conversation's session when the caller already read it."""
+    if session is not None and session.id == conversation.contact_inbox_id:
+        verified = session.hmac_verified
+    else:
+        verified = yield from scalar(
+            "SELECT hmac_verified FROM contact_inboxes WHERE id = ?",
+            conversation.contact_inbox_id,
+        )
     if not verified:
         return [session_stream(conversation.contact_inbox_id)]
     result = yield from rows(
@@ -57,38 +64,87 @@ def contact_streams(conversation: Conversation) -> Op[list[str]]:
 def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[list[LoggedEvent]]:
     """Append one event to every stream in ``streams`` (deduplicated, order kept). A
     ``contact.*`` event also enqueues its account webhooks (message and conversation events
-    get theirs from ``notify``, which holds the records their payloads need)."""
+    get theirs from ``notify``, which holds the records their payloads need).
+
+    Three statements however many streams: the event, every stream's next offset (one
+    multi-row upsert), every entry (one multi-row insert); on PostgreSQL, one."""
     payload = p.encode(p.Event(event=name, data=data))
+    targets = list(dict.fromkeys(streams))
+    if targets and (yield from dialect()) == "postgresql":
+        heads = yield from rows(
+            "WITH event AS (INSERT INTO events (name, payload, created_at) VALUES (?, ?, ?) "
+            "RETURNING id), heads AS (" + _UPSERT_HEADS.format(marks=_heads(len(targets))) + "), "
+            "entries AS (INSERT INTO stream_entries (stream, stream_offset, event_id, created_at) "
+            "SELECT heads.name, heads.last_offset, event.id, CAST(? AS DOUBLE PRECISION) "
+            "FROM heads, event) SELECT name, epoch, last_offset FROM heads",
+            name, payload, now, *new_heads(targets), now,
+        )  # fmt: skip
+        at = {r[0]: (r[1], r[2]) for r in heads}
+        return (yield from _logged(name, data, payload, targets, at, now))
     event_id = yield from scalar(
         "INSERT INTO events (name, payload, created_at) VALUES (?, ?, ?) RETURNING id",
         name, payload, now,
     )  # fmt: skip
-    logged: list[LoggedEvent] = []
-    for stream in dict.fromkeys(streams):
-        row = yield from one(
-            "INSERT INTO streams (name, epoch, last_offset) VALUES (?, ?, 1) "
-            "ON CONFLICT (name) DO UPDATE SET last_offset = streams.last_offset + 1 "
-            "RETURNING epoch, last_offset",
-            stream, secrets.token_hex(6),
-        )  # fmt: skip
-        assert row is not None
-        epoch, offset = row[0], row[1]
+    position: dict[str, tuple[str, int]] = {}
+    if targets:
+        heads = yield from rows(
+            _UPSERT_HEADS.format(marks=_heads(len(targets))), *new_heads(targets)
+        )
+        position = {r[0]: (r[1], r[2]) for r in heads}
         yield from rows(
-            "INSERT INTO stream_entries (stream, stream_offset, event_id, created_at) "
-            "VALUES (?, ?, ?, ?)",
-            stream, offset, event_id, now,
-        )  # fmt: skip
-        logged.append(
-            LoggedEvent(
-                stream=stream, epoch=epoch, offset=offset, name=name, payload=payload,
-                created_at=now,
-            )
-        )  # fmt: skip
+            "INSERT INTO stream_entries (stream, stream_offset, event_id, created_at) VALUES "
+            + ", ".join(["(?, ?, ?, ?)"] * len(targets)),
+            *[v for s in targets for v in (s, position[s][1], event_id, now)],
+        )
+    return (yield from _logged(name, data, payload, targets, position, now))
+
+
+# Every stream's next offset, in one statement. A stream met for the first time starts at
+# offset 1 of a new random epoch. RETURNING promises no order: heads are matched by name.
+_UPSERT_HEADS = (
+    "INSERT INTO streams (name, epoch, last_offset) VALUES {marks} "
+    "ON CONFLICT (name) DO UPDATE SET last_offset = streams.last_offset + 1 "
+    "RETURNING name, epoch, last_offset"
+)
+
+
+def _heads(n: int) -> str:
+    return ", ".join(["(?, ?, 1)"] * n)
+
+
+def new_heads(targets: list[str]) -> list[str]:
+    """``(name, epoch)`` values for :data:`_UPSERT_HEADS`: a fresh epoch for a new stream."""
+    return [v for stream in targets for v in (stream, secrets.token_hex(6))]
+
+
+def _logged(
+    name: str,
+    data: object,
+    payload: bytes,
+    targets: list[str],
+    position: dict[str, tuple[str, int]],
+    now: float,
+) -> Op[list[LoggedEvent]]:
+    logged = [
+        LoggedEvent(
+            stream=stream, epoch=position[stream][0], offset=position[stream][1], name=name,
+            payload=payload, created_at=now,
+        )
+        for stream in targets
+    ]  # fmt: skip
     if name in webhooks.CONTACT_EVENTS:
         contact_id = getattr(data, "id", None)
         if isinstance(contact_id, int):
-            yield from webhooks.contact_event(name, contact_id, now)
+            enqueued = yield from webhooks.contact_event(name, contact_id, now)
+            mark_deliveries(logged, enqueued)
     return logged
+
+
+def mark_deliveries(logged: list[LoggedEvent], enqueued: list[str]) -> None:
+    """Tell the delivery worker (through the logged entries) that deliveries were enqueued."""
+    if enqueued:
+        for entry in logged:
+            entry.deliveries = True
 
 
 def stream_position(stream: str) -> Op[tuple[str, int] | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..sql import Op, one
+from ..sql import Op, one, short_read
 from .provisioning import agent_inbox_ids
 
 
@@ -22,6 +22,7 @@ class AgentGrant(NamedTuple):
     inbox_ids: tuple[int, ...]
 
 
+@short_read
 def contact_by_pubsub_token(token: str) -> Op[ContactGrant | None]:
     row = yield from one(
         "SELECT ci.id, ci.contact_id, ci.inbox_id, i.account_id FROM contact_inboxes ci "

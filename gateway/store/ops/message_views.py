@@ -6,7 +6,7 @@ from client_sdk import protocol as p
 
 from ... import presenters
 from ..records import AgentBot, Attachment, Contact, Message, User
-from ..sql import Op, rows
+from ..sql import Op, rows, short_read
 
 # Customers never see private notes or activity messages.
 VISIBLE = f"private = ? AND message_type <> {p.MESSAGE_TYPE_ACTIVITY}"
@@ -123,6 +123,20 @@ def visible_messages(
         )  # fmt: skip
         ordered = [Message.from_row(r) for r in reversed(result)]
     return (yield from hydrate(ordered))
+
+
+@short_read
+def public_page(
+    conversation_id: int,
+    display_id: int,
+    before: int | None,
+    after: int | None,
+    limit: int,
+    link: presenters.LinkBuilder,
+) -> Op[list[p.PublicMessage]]:
+    """One page of :func:`visible_messages`, rendered (a bounded, indexed read)."""
+    found = yield from visible_messages(conversation_id, before=before, after=after, limit=limit)
+    return (yield from render_public(found, display_id, link))
 
 
 def all_visible_messages(conversation_id: int) -> Op[list[Message]]:

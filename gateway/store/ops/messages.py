@@ -1,4 +1,5 @@
-"""Messages: create (idempotent on echo_id), update submitted values (forms, CSAT)."""
+"""Messages: insert, find by echo_id, the flood guard, update submitted values (forms, CSAT).
+A customer's new message is ``incoming``'s."""
 
 from __future__ import annotations
 
@@ -11,11 +12,16 @@ from msgspec import Struct
 from client_sdk import protocol as p
 
 from ... import presenters
-from ...errors import Locked, NotFound, ValidationFailed
-from ..records import Attachment, Conversation, CsatResponse, LoggedEvent, Message
-from ..sql import Op, dump_json, one, rows, scalar
+from ...errors import Locked, NotFound
+from ..records import (
+    Attachment,
+    Conversation,
+    CsatResponse,
+    LoggedEvent,
+    Message,
+)
+from ..sql import Op, dump_json, one, scalar
 from . import notify
-from .agent_bots import reopened_status
 from .message_views import get_message, hydrate, render_public
 
 CSAT_LOCK_ERROR = "You cannot update the CSAT survey after {days} days"
@@ -41,7 +47,7 @@ class MessageResult(Struct, kw_only=True):
     events: list[LoggedEvent] = []
 
 
-def _view(
+def view_of(
     message: Message, conversation: Conversation, link: presenters.LinkBuilder
 ) -> Op[p.PublicMessage]:
     rendered = yield from render_public([message], conversation.display_id, link)
@@ -55,6 +61,13 @@ def get_conversation(conversation_id: int) -> Op[Conversation]:
     if row is None:
         raise NotFound("conversation")
     return Conversation.from_row(row)
+
+
+INSERT_MESSAGE = (
+    "INSERT INTO messages (account_id, inbox_id, conversation_id, content, message_type, "
+    "content_type, content_attributes, private, status, sender_type, sender_id, echo_id, "
+    "source_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 
 
 def insert_message(
@@ -73,10 +86,7 @@ def insert_message(
     source_id: str | None = None,
 ) -> Op[Message]:
     row = yield from one(
-        "INSERT INTO messages (account_id, inbox_id, conversation_id, content, message_type, "
-        "content_type, content_attributes, private, status, sender_type, sender_id, echo_id, "
-        "source_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-        f"RETURNING {Message.COLUMNS}",
+        f"{INSERT_MESSAGE} RETURNING {Message.COLUMNS}",
         conversation.account_id, conversation.inbox_id, conversation.id, content, message_type,
         content_type, dump_json(content_attributes or {}), private, "sent", sender_type,
         sender_id, echo_id, source_id, now, now,
@@ -97,7 +107,7 @@ def insert_message(
     return message
 
 
-def _find_echo(conversation_id: int, echo_id: str) -> Op[Message | None]:
+def find_echo(conversation_id: int, echo_id: str) -> Op[Message | None]:
     row = yield from one(
         f"SELECT {Message.COLUMNS} FROM messages WHERE conversation_id = ? AND echo_id = ?",
         conversation_id, echo_id,
@@ -132,67 +142,6 @@ def flood_guard(conversation_id: int, per_minute_limit: int, now: float) -> Op[i
     if freeing is None:  # raced with a delete: the window is already freer
         return 1
     return max(1, math.ceil(float(freeing) + FLOOD_WINDOW - now))
-
-
-def create_incoming(
-    conversation_id: int,
-    contact_id: int,
-    content: str | None,
-    echo_id: str | None,
-    attachments: list[NewAttachment],
-    per_minute_limit: int,
-    link: presenters.LinkBuilder,
-    now: float,
-) -> Op[MessageResult]:
-    """A customer's message. A repeated ``echo_id`` in the conversation returns the original
-    and creates nothing, so a client may retry a send it never saw acknowledged."""
-    conversation = yield from get_conversation(conversation_id)
-    if echo_id:
-        original = yield from _find_echo(conversation.id, echo_id)
-        if original is not None:
-            view = yield from _view(original, conversation, link)
-            return MessageResult(
-                message=original, conversation=conversation, created=False, view=view
-            )
-    retry_after = yield from flood_guard(conversation.id, per_minute_limit, now)
-    if retry_after is not None:
-        raise ValidationFailed("Too many messages", ["base"], retry_after=retry_after)
-    message = yield from insert_message(
-        conversation, content=content, message_type=p.MESSAGE_TYPE_INCOMING, now=now,
-        sender_type="Contact", sender_id=contact_id, echo_id=echo_id, attachments=attachments,
-    )  # fmt: skip
-    logged: list[LoggedEvent] = []
-    blocked = yield from scalar("SELECT blocked FROM contacts WHERE id = ?", contact_id)
-    reopen = conversation.status in ("resolved", "snoozed") and not blocked
-    status = conversation.status
-    if reopen:
-        status = yield from reopened_status(conversation.inbox_id, conversation.status)
-    row = yield from one(
-        # Activity times only move forward: concurrent writers (several nodes) may commit
-        # out of the order of their clocks.
-        "UPDATE conversations SET status = ?, "
-        "last_activity_at = CASE WHEN last_activity_at < ? THEN ? ELSE last_activity_at END, "
-        "waiting_since = COALESCE(waiting_since, ?), updated_at = ?, "
-        "snoozed_until = CASE WHEN ? THEN NULL ELSE snoozed_until END "
-        f"WHERE id = ? RETURNING {Conversation.COLUMNS}",
-        status, now, now, now, now, reopen, conversation.id,
-    )  # fmt: skip
-    assert row is not None
-    conversation = Conversation.from_row(row)
-    yield from rows(
-        "UPDATE contacts SET last_activity_at = ? "
-        "WHERE id = ? AND (last_activity_at IS NULL OR last_activity_at < ?)",
-        now, contact_id, now,
-    )  # fmt: skip
-    logged += yield from notify.emit_message("message.created", message, conversation, link, now)
-    if reopen:
-        logged += yield from notify.emit_conversation(
-            "conversation.status_changed", conversation, link, now
-        )
-    view = yield from _view(message, conversation, link)
-    return MessageResult(
-        message=message, conversation=conversation, created=True, view=view, events=logged
-    )
 
 
 def _calendar_days(earlier: float, later: float) -> int:
@@ -246,7 +195,7 @@ def update_submitted_values(
     ):
         raise Locked(CSAT_LOCK_ERROR.format(days=csat_lock_days))
     if submitted_values is None:
-        view = yield from _view(message, conversation, link)
+        view = yield from view_of(message, conversation, link)
         return MessageResult(message=message, conversation=conversation, created=False, view=view)
     before = dict(message.content_attributes)
     after = {**before, "submitted_values": submitted_values}
@@ -272,7 +221,7 @@ def update_submitted_values(
     logged = yield from notify.emit_message(
         "message.updated", updated, conversation, link, now, previous_changes=changes
     )
-    view = yield from _view(updated, conversation, link)
+    view = yield from view_of(updated, conversation, link)
     return MessageResult(
         message=updated, conversation=conversation, created=False, view=view, events=logged
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from msgspec import UNSET
+from msgspec import UNSET, Struct
 
 from client_sdk import protocol as p
 
@@ -24,6 +24,26 @@ from .message_views import hydrate, load_senders
 
 UNREAD_CAP = 10
 BOT_STATUS_EVENTS = {"open": "conversation_opened", "resolved": "conversation_resolved"}
+
+
+class Known(Struct, kw_only=True):
+    """What a caller already read in its transaction about the conversation it reports on,
+    so that its events and webhooks render without reading it again (the hot path of a
+    customer's message): the conversation's session and contact, its unread count as of
+    this change, the account's and inbox's names, whether any webhook receiver may hear the
+    inbox (False: no delivery to enqueue, no receiver to look up), and the push data of the
+    conversation's last visible message."""
+
+    session: ContactInbox
+    contact: Contact
+    unread: int
+    account_name: str
+    inbox_name: str
+    hooks: bool
+    last_message: p.MessageEventData | None = None
+
+    def senders(self) -> presenters.Senders:
+        return {("Contact", self.contact.id): presenters.contact_sender(self.contact)}
 
 
 def _session(contact_inbox_id: int) -> Op[ContactInbox]:
@@ -61,6 +81,20 @@ def message_data(
     )  # fmt: skip
 
 
+def known_message_data(
+    message: Message,
+    conversation: Conversation,
+    link: presenters.LinkBuilder,
+    known: Known,
+    previous_changes: dict[str, list[object]] | None = None,
+) -> p.MessageEventData:
+    """:func:`message_data` of a message whose sender is ``known``'s contact (or nobody)."""
+    return presenters.message_event_data(
+        message, conversation, known.session, known.senders(), link,
+        unread_count=known.unread, previous_changes=previous_changes,
+    )  # fmt: skip
+
+
 def emit_message(
     name: str,
     message: Message,
@@ -70,21 +104,38 @@ def emit_message(
     previous_changes: dict[str, list[object]] | None = None,
     *,
     inbox_callback: bool = True,
+    known: Known | None = None,
+    data: p.MessageEventData | None = None,
 ) -> Op[list[LoggedEvent]]:
     """Log a message event and enqueue its webhooks; ``inbox_callback=False`` spares the API
-    inbox's webhook_url (the update that reports its own failed delivery, §9.4)."""
-    data = yield from message_data(message, conversation, link, previous_changes)
+    inbox's webhook_url (the update that reports its own failed delivery, §9.4). With
+    ``known`` (and ``data``, the event's push data, when the caller rendered it) nothing
+    already read is read again."""
+    if data is None:
+        if known is not None:
+            data = known_message_data(message, conversation, link, known, previous_changes)
+        else:
+            data = yield from message_data(message, conversation, link, previous_changes)
     streams = [events.inbox_stream(conversation.inbox_id)]
     if not message.private and message.message_type != p.MESSAGE_TYPE_ACTIVITY:
-        streams += yield from events.contact_streams(conversation)
+        session = known.session if known is not None else None
+        streams += yield from events.contact_streams(conversation, session)
     logged = yield from events.append(name, data, streams, now)
-    yield from message_webhooks(name, message, conversation, link, now, inbox_callback)
+    if known is None or known.hooks:
+        enqueued = yield from message_webhooks(
+            name, message, conversation, link, now, inbox_callback, known
+        )
+        events.mark_deliveries(logged, enqueued)
     return logged
 
 
-def _webhook_sender(message: Message, account: p.WebhookAccount) -> Op[Any]:
+def _webhook_sender(
+    message: Message, account: p.WebhookAccount, known: Known | None = None
+) -> Op[Any]:
     if message.sender_type is None or message.sender_id is None:
         return None
+    if message.sender_type == "Contact" and known and known.contact.id == message.sender_id:
+        return webhooks.contact_shape(known.contact, account)
     if message.sender_type == "Contact":
         row = yield from one(
             f"SELECT {Contact.COLUMNS} FROM contacts WHERE id = ?", message.sender_id
@@ -101,14 +152,24 @@ def _webhook_sender(message: Message, account: p.WebhookAccount) -> Op[Any]:
 
 
 def message_webhook_payload(
-    event: str, message: Message, conversation: Conversation, link: presenters.LinkBuilder
+    event: str,
+    message: Message,
+    conversation: Conversation,
+    link: presenters.LinkBuilder,
+    known: Known | None = None,
 ) -> Op[p.WebhookMessage]:
     """``message_created`` / ``message_updated`` as §9.2 gives it."""
-    account = yield from webhooks.account_ref(conversation.account_id)
-    inbox_name = yield from scalar("SELECT name FROM inboxes WHERE id = ?", conversation.inbox_id)
-    data = yield from conversation_data(conversation, link)
+    if known is not None:
+        account = p.WebhookAccount(id=conversation.account_id, name=known.account_name)
+        inbox_name = known.inbox_name
+    else:
+        account = yield from webhooks.account_ref(conversation.account_id)
+        inbox_name = yield from scalar(
+            "SELECT name FROM inboxes WHERE id = ?", conversation.inbox_id
+        )
+    data = yield from conversation_data(conversation, link, known)
     data.account_id = UNSET
-    sender = yield from _webhook_sender(message, account)
+    sender = yield from _webhook_sender(message, account, known)
     return p.WebhookMessage(
         event=event, id=message.id, content=message.content, content_type=message.content_type,
         content_attributes=message.content_attributes,
@@ -129,6 +190,7 @@ def message_webhooks(
     link: presenters.LinkBuilder,
     now: float,
     inbox_callback: bool = True,
+    known: Known | None = None,
 ) -> Op[list[str]]:
     """Enqueue the deliveries of a message event: incoming, outgoing and template messages,
     private notes included, never activity (§9.2). Returns the delivery ids."""
@@ -140,7 +202,7 @@ def message_webhooks(
     )
     if not targets:
         return []
-    payload = yield from message_webhook_payload(event, message, conversation, link)
+    payload = yield from message_webhook_payload(event, message, conversation, link, known)
     return (
         yield from webhooks.enqueue(
             conversation.account_id, targets, event, p.encode(payload), now, message_id=message.id
@@ -163,11 +225,16 @@ def last_visible_message(
 
 
 def conversation_data(
-    conversation: Conversation, link: presenters.LinkBuilder
+    conversation: Conversation, link: presenters.LinkBuilder, known: Known | None = None
 ) -> Op[p.ConversationEventData]:
     # meta.assignee / meta.team: loaded here so that every caller (the public side included)
     # announces an assigned conversation as assigned.
     yield from assignees.hydrate_conversation(conversation)
+    if known is not None and known.contact.id == conversation.contact_id:
+        return presenters.conversation_event_data(
+            conversation, known.session, known.contact, known.last_message,
+            unread_count=known.unread,
+        )  # fmt: skip
     session = yield from _session(conversation.contact_inbox_id)
     row = yield from one(
         f"SELECT {Contact.COLUMNS} FROM contacts WHERE id = ?", conversation.contact_id
@@ -188,17 +255,23 @@ def emit_conversation(
     *,
     to_contact: bool = True,
     changed_attributes: list[dict[str, Any]] | None = None,
+    known: Known | None = None,
 ) -> Op[list[LoggedEvent]]:
     """A conversation event to the agents and, unless ``to_contact`` is False (``.read``,
     assignments...), to the contact's sessions; and its webhooks. ``changed_attributes`` is
     the ``conversation_updated`` webhook's list of
     ``{"<attribute>": {"previous_value": ..., "current_value": ...}}``."""
-    data = yield from conversation_data(conversation, link)
+    data = yield from conversation_data(conversation, link, known)
     streams = [events.inbox_stream(conversation.inbox_id)]
     if to_contact:
-        streams += yield from events.contact_streams(conversation)
+        session = known.session if known is not None else None
+        streams += yield from events.contact_streams(conversation, session)
     logged = yield from events.append(name, data, streams, now)
-    yield from conversation_webhooks(name, conversation, data, now, changed_attributes)
+    if known is None or known.hooks:
+        enqueued = yield from conversation_webhooks(
+            name, conversation, data, now, changed_attributes
+        )
+        events.mark_deliveries(logged, enqueued)
     return logged
 
 

@@ -15,7 +15,7 @@ from msgspec import Struct
 from ... import presenters
 from ...errors import NotFound, ValidationFailed
 from ..records import Conversation, LoggedEvent, Message
-from ..sql import Op, Row, dump_json, one, rows, scalar
+from ..sql import Op, Row, dump_json, one, rows, scalar, short_read
 from . import agent_events, notify
 from .message_views import hydrate
 from .messages import get_conversation
@@ -62,6 +62,7 @@ class Delivery(Struct, kw_only=True):
         )  # fmt: skip
 
 
+@short_read
 def next_due() -> Op[float | None]:
     """When the earliest pending delivery is due (or its lease ends); None if none is."""
     due = yield from scalar(

@@ -11,7 +11,7 @@ from msgspec import UNSET, Struct, UnsetType
 
 from ...errors import NotFound, ValidationFailed
 from ..records import Account, User
-from ..sql import Op, Row, dump_json, load_json, one, rows, scalar
+from ..sql import Op, Row, dump_json, load_json, one, rows, scalar, short_read
 from .provisioning import hash_token, user_accounts
 from .tokens import secure_token
 
@@ -304,6 +304,7 @@ def rotate_token(user_id: int, access_token: str, now: float) -> Op[UserDetails]
     return (yield from get_user(user_id))
 
 
+@short_read
 def account_with_status(account_id: int) -> Op[tuple[Account, str] | None]:
     """The account and its status (``active`` or ``suspended``), for the agent API's auth."""
     row = yield from one(f"SELECT {Account.COLUMNS}, status FROM accounts WHERE id = ?", account_id)

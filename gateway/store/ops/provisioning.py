@@ -8,7 +8,7 @@ from typing import Any
 from msgspec import Struct
 
 from ..records import DEFAULT_WORKING_HOURS, Account, Inbox, User
-from ..sql import Op, dump_json, one, rows
+from ..sql import Op, dump_json, one, rows, short_read
 from .tokens import secure_token
 
 
@@ -88,6 +88,7 @@ def get_inbox(inbox_id: int) -> Op[Inbox | None]:
     return Inbox.from_row(row) if row else None
 
 
+@short_read
 def get_inbox_by_identifier(identifier: str) -> Op[Inbox | None]:
     row = yield from one(f"SELECT {Inbox.COLUMNS} FROM inboxes WHERE identifier = ?", identifier)
     return Inbox.from_row(row) if row else None
@@ -128,6 +129,7 @@ def find_user_by_email(email: str) -> Op[User | None]:
     return User.from_row(row) if row else None
 
 
+@short_read
 def find_user_by_token(access_token: str) -> Op[User | None]:
     row = yield from one(
         f"SELECT {User.COLUMNS} FROM users WHERE access_token_hash = ?", hash_token(access_token)

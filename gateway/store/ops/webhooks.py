@@ -227,6 +227,17 @@ def _create_inbox_secret(inbox_id: int, now: float) -> Op[str]:
 
 # -- the outbox ------------------------------------------------------------------------------
 
+# An SQL condition, true when :func:`receivers` may find someone for an event of the inbox of
+# row ``c`` (with ``account_id`` and ``inbox_id``) joined to its inbox ``i``: hot paths read it
+# with what they read anyway, and look receivers up (and render payloads) only when it holds.
+ANY_RECEIVER = (
+    "(EXISTS (SELECT 1 FROM webhooks w WHERE w.account_id = c.account_id) "
+    "OR (i.webhook_url IS NOT NULL AND i.webhook_url <> '') "
+    "OR EXISTS (SELECT 1 FROM agent_bot_inboxes x JOIN agent_bots b ON b.id = x.agent_bot_id "
+    "WHERE x.inbox_id = c.inbox_id AND x.status = 'active' AND b.outgoing_url IS NOT NULL "
+    "AND b.outgoing_url <> ''))"
+)
+
 
 def receivers(
     account_id: int, inbox_id: int | None, event: str, now: float, *, inbox_callback: bool = True

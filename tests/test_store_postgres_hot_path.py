@@ -1,0 +1,104 @@
+"""PostgreSQL's one-statement message (``ops.incoming``): written outside a transaction only
+while the conversation is what was read; otherwise run again, in a transaction, and the
+payloads still say exactly what was committed, in commit order, across nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgspec
+import pytest
+
+from client_sdk import protocol as p
+from gateway.store.ops import events, incoming, message_views, notify
+from gateway.store.postgres import PostgresStore
+from gateway.store.sql import Op, Query, Rows
+from tests.postgres_helpers import fresh_database
+from tests.store_contract import T0, get_conversation_row, link, make_world, new_conversation, send
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def two_nodes() -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    async with (
+        fresh_database() as url,
+        PostgresStore(url, pool_size=8) as a,
+        PostgresStore(url, pool_size=8) as b,
+    ):
+        yield a, b
+
+
+def meddling(op: Callable[..., Op[Any]], conversation_id: int) -> Callable[..., Op[Any]]:
+    """``op``, with an agent's change to the conversation committed (outside any
+    transaction, as the one-statement write runs) just before its first one-statement write."""
+    meddled = False
+
+    def run(*args: Any, **kwargs: Any) -> Op[Any]:
+        nonlocal meddled
+        gen = op(*args, **kwargs)
+        try:
+            query: Query = next(gen)
+            while True:
+                if not meddled and query.sql.startswith("WITH conversation AS (UPDATE"):
+                    meddled = True
+                    yield Query(
+                        "UPDATE conversations SET assignee_id = NULL, updated_at = updated_at + 1 "
+                        "WHERE id = ?",
+                        (conversation_id,),
+                    )
+                result: Rows = yield query
+                query = gen.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    return functools.wraps(op)(run)
+
+
+async def test_a_conversation_changed_since_read_runs_the_message_again(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    store, _ = two_nodes
+    world = await make_world(store)
+    conv = (await new_conversation(store, world.inbox, world.session)).conversation
+    retries = store.retries
+    result = await store.write(
+        meddling(incoming.create_incoming, conv.id),
+        conv.id, world.contact.id, "hello", "echo-1", [], 1000, link, T0 + 5,
+    )  # fmt: skip
+    assert result.created
+    assert store.retries == retries + 1  # the guarded write wrote nothing, the re-run did
+    assert len(await store.read(message_views.visible_messages, conv.id)) == 1
+    # What the event says is what was committed, the meddler's change included.
+    conversation = await store.read(get_conversation_row, conv.id)
+    assert conversation is not None and conversation.updated_at == T0 + 5
+    [hydrated] = await store.read(message_views.hydrate, [result.message])
+    fresh = await store.read(notify.message_data, hydrated, conversation, link)
+    assert {e.payload for e in result.events} == {
+        p.encode(p.Event(event="message.created", data=fresh))
+    }
+
+
+async def test_concurrent_messages_of_a_conversation_read_in_log_order(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """Two nodes post 40 messages to one conversation at once: in the log's order, each
+    message.created shows the unread count and activity time of its own commit."""
+    a, b = two_nodes
+    world = await make_world(a)
+    conv = (await new_conversation(a, world.inbox, world.session)).conversation
+    results = await asyncio.gather(*[
+        send(a if i % 2 else b, conv, world.contact.id, f"m{i}", now=T0 + 1 + i % 7)
+        for i in range(40)
+    ])  # fmt: skip
+    assert all(r.created for r in results)
+    log = await a.read(events.read_stream, events.inbox_stream(world.inbox.id))
+    created = [msgspec.json.decode(e.payload)["data"] for e in log if e.name == "message.created"]
+    assert len(created) == 40
+    unread = [data["conversation"]["unread_count"] for data in created]
+    assert unread == [min(n, notify.UNREAD_CAP) for n in range(1, 41)]
+    activity = [data["conversation"]["last_activity_at"] for data in created]
+    assert activity == sorted(activity)  # only ever forward, whatever order the clocks gave
