@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.schemathesis_report import count_responses
 from tests.server_helpers import GatewayProcess, gateway_server
 
 pytestmark = pytest.mark.slow
@@ -209,15 +210,7 @@ class Report:
     def _scenario(self, body: dict[str, Any]) -> None:
         recorder = body.get("recorder") or {}
         label = recorder.get("label", "?")
-        for interaction in (recorder.get("interactions") or {}).values():
-            response = interaction.get("response")
-            if response is None:
-                continue
-            status = int(response["status_code"])
-            self.statuses[status] += 1
-            if status >= 500:
-                request = interaction["request"]
-                self.server_errors.append(f"{status} {request['method']} {request['uri']}")
+        count_responses(recorder, self.statuses, self.server_errors)
         for case_id in recorder.get("cases") or {}:
             if case_id not in self.seen:
                 self.seen.add(case_id)
