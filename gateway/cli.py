@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 import click
 
-from .errors import GatewayError, NotFound
+from .domain.errors import DomainError, NotFound
+from .errors import GatewayError
 from .settings import Settings, SettingsError
 from .store import Store, StoreError, UniqueViolation, open_store
 from .store.ops.provisioning import (
@@ -76,7 +77,7 @@ def _run(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
         raise
     except NotFound as exc:
         raise click.ClickException(str(exc)) from None
-    except (GatewayError, StoreError, SettingsError, sqlite3.Error, OSError) as exc:
+    except (DomainError, GatewayError, StoreError, SettingsError, sqlite3.Error, OSError) as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
 
 

@@ -24,7 +24,7 @@ import msgspec
 import pytest
 
 from client_sdk import protocol as p
-from gateway.errors import Locked, NotFound, ValidationFailed
+from gateway.domain.errors import Flooded, InvalidAttribute, Locked, NotFound
 from gateway.store import Store, StoreUnavailable, UniqueViolation
 from gateway.store.ops import (
     agent_contacts,
@@ -101,7 +101,7 @@ def insert_account_then_fail(name: str, now: float) -> Op[None]:
         "INSERT INTO accounts (name, last_display_id, created_at, updated_at) VALUES (?, 0, ?, ?)",
         name, now, now,
     )  # fmt: skip
-    raise ValidationFailed("deliberate", ["base"])
+    raise InvalidAttribute("deliberate", ["base"])
 
 
 def count_rows(table: str) -> Op[int]:
@@ -627,12 +627,11 @@ class StoreContract:
         conv = (await new_conversation(store, world.inbox, world.session)).conversation
         for i in range(3):
             await send(store, conv, world.contact.id, f"m{i}", limit=3, now=T0 + i)
-        with pytest.raises(ValidationFailed) as info:
+        with pytest.raises(Flooded) as info:
             await send(store, conv, world.contact.id, "too many", limit=3, now=T0 + 10)
         assert info.value.message == "Too many messages"
-        assert info.value.attributes == ["base"]
         assert info.value.retry_after == 50  # the message of T0 leaves the minute at T0+60
-        with pytest.raises(ValidationFailed) as info:  # a lowered limit: two must leave
+        with pytest.raises(Flooded) as info:  # a lowered limit: two must leave
             await send(store, conv, world.contact.id, "too many", limit=2, now=T0 + 10)
         assert info.value.retry_after == 51
         assert len(await store.read(all_messages, conv.id)) == 3
@@ -641,7 +640,7 @@ class StoreContract:
         # older than 60 s no longer counts: m0 (T0) and m1 (T0+1) drop out at T0+61.5
         ok = await send(store, conv, world.contact.id, "later", limit=3, now=T0 + 61.5)
         assert ok.created
-        with pytest.raises(ValidationFailed):
+        with pytest.raises(Flooded):
             await send(store, conv, world.contact.id, "no", limit=3, now=T0 + 61.6)
 
     async def test_new_message_reopens_resolved(self, store: Store, world: World) -> None:
@@ -1079,7 +1078,7 @@ class StoreContract:
         good, bad, ghosts = outcomes[0::3], outcomes[1::3], outcomes[2::3]
         assert all(isinstance(r, messages.MessageResult) for r in good)
         assert all(isinstance(r, NotFound) for r in bad)
-        assert all(isinstance(r, ValidationFailed) for r in ghosts)
+        assert all(isinstance(r, InvalidAttribute) for r in ghosts)
         assert len(await store.read(all_messages, conv.id)) == 10
         for i in range(10):
             assert await store.read(prov.find_account_by_name, f"ghost{i}") is None

@@ -13,8 +13,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway import inputs, validation
-from gateway.errors import BadRequest, ValidationFailed
+from gateway import inputs
+from gateway.domain import validation
+from gateway.domain.errors import InvalidAttribute
+from gateway.errors import BadRequest
 from gateway.forms import parse_urlencoded
 from gateway.realtime.room import _int as room_int
 from tests.agent_helpers import Api, customer_conversation, make_staff
@@ -103,10 +105,10 @@ def test_room_ids_are_ascii_digits() -> None:
 def test_csat_rating_and_email_bounds() -> None:
     assert validation.csat_rating(" 4 ") == 4
     for bad in ["²", chr(0x0661), "9" * 5000, "+4", "4.0", 2**70]:
-        with pytest.raises(ValidationFailed):
+        with pytest.raises(InvalidAttribute):
             validation.csat_rating(bad)
     validation.email("a" * 240 + "@example.com")  # 252 characters
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(InvalidAttribute):
         validation.email("a" * 250 + "@example.com")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from client_sdk import protocol as p
-from gateway.errors import ValidationFailed
+from gateway.domain.errors import InvalidAttribute
 from gateway.store.ops import contacts, conversations, events, messages, notify, webhooks
 from gateway.store.ops import provisioning as prov
 from gateway.store.sql import Op
@@ -87,9 +87,9 @@ async def test_a_failed_write_enqueues_nothing(hooks: Hooks) -> None:
 
     def create_then_fail() -> Op[None]:
         yield from conversations.create(world.inbox, world.session, {}, link, T0)
-        raise ValidationFailed("deliberate", ["base"])
+        raise InvalidAttribute("deliberate", ["base"])
 
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(InvalidAttribute):
         await hooks.store.write(create_then_fail)
     assert await hooks.deliveries() == []
 

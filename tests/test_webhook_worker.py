@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from gateway.app import create_app
-from gateway.errors import ValidationFailed
+from gateway.domain.errors import InvalidAttribute
 from gateway.store.ops import outbox
 from gateway.store.ops import provisioning as prov
 from gateway.webhooks import signing
@@ -179,7 +179,7 @@ async def test_an_expired_lease_fences_off_the_late_sender(hooks: Hooks) -> None
     assert await hooks.store.write(outbox.delivered, second, 200, T0 + 32)
     [d] = await hooks.deliveries()
     assert (d.status, d.attempts) == ("delivered", 2)
-    with pytest.raises(ValidationFailed, match="Only a dead delivery"):
+    with pytest.raises(InvalidAttribute, match="Only a dead delivery"):
         await hooks.store.write(outbox.redeliver, world.account.id, d.uuid, T0 + 33)
     assert await hooks.store.write(outbox.prune, T0 + 33) == 1
     assert await hooks.deliveries() == []

@@ -2,8 +2,8 @@
 route module, and the profile.
 
 An agent route handler takes ``(request, actor)``; :func:`account_route` authenticates the
-``api_access_token`` header for the path's ``account_id`` first, and turns a store-level
-``NotFound`` into Chatwoot's ``{"error":"Resource could not be found"}``.
+``api_access_token`` header for the path's ``account_id`` first, and answers the domain's
+errors (and the edge's ``NotFound``) as Chatwoot's agent API does (``routes.errors``).
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from starlette.routing import Route
 from client_sdk import protocol as p
 
 from .. import presenters
+from ..domain.errors import DomainError
 from ..errors import NotFound, resource_not_found
 from ..http import json_response
 from ..inputs import parse_id
 from ..services.agent_auth import Actor, authenticate, authenticate_in_account
 from ..services.context import Context
 from ..store.ops import provisioning
+from .errors import agent_error
 
 API = "/api/v1"
 # Not ``{account_id:int}``: Starlette's int convertor takes any number of digits, and
@@ -47,8 +49,8 @@ def account_route(
         actor = await authenticate_in_account(ctx.store, request.headers, account_id, bots=bots)
         try:
             return await handler(request, actor)
-        except NotFound:
-            raise resource_not_found() from None
+        except (DomainError, NotFound) as exc:
+            raise agent_error(exc) from None
 
     return Route(ACCOUNT + path, endpoint, methods=methods)
 
@@ -60,8 +62,8 @@ def user_route(ctx: Context, path: str, handler: AgentHandler, methods: list[str
         actor = await authenticate(ctx.store, request.headers)
         try:
             return await handler(request, actor)
-        except NotFound:
-            raise resource_not_found() from None
+        except (DomainError, NotFound) as exc:
+            raise agent_error(exc) from None
 
     return Route(API + path, endpoint, methods=methods)
 

@@ -21,6 +21,7 @@ from ..services.platform import PlatformService
 from ..store.ops.platform import PlatformApp
 from .agent import account_route
 from .agent_admin import unwrap
+from .errors import answering, platform_error
 
 BOTS = "/agent_bots"
 BOT = BOTS + "/{bot_id}"
@@ -102,7 +103,7 @@ def platform_bot_routes(ctx: Context, prefix: str) -> list[Route]:
             app = await apps.authenticate(request.headers)
             return await handler(request, app)
 
-        return Route(prefix + path, endpoint, methods=methods)
+        return Route(prefix + path, answering(platform_error, endpoint), methods=methods)
 
     async def list_bots(request: Request, app: PlatformApp) -> Response:
         return json_response(await service.list(app))

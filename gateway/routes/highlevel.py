@@ -14,6 +14,7 @@ from ..errors import BadRequest, ValidationFailed
 from ..http import json_response
 from ..services.context import Context
 from ..services.highlevel import HighLevelService, bad_request, bearer, unprocessable
+from .errors import answering, public_error
 
 
 def highlevel_routes(ctx: Context) -> list[Route]:
@@ -37,7 +38,8 @@ def highlevel_routes(ctx: Context) -> list[Route]:
         )  # fmt: skip
         return json_response(result)
 
+    endpoint = answering(public_error, create)
     return [
-        Route("/conversations/", create, methods=["POST"]),
-        Route("/conversations", create, methods=["POST"]),
+        Route("/conversations/", endpoint, methods=["POST"]),
+        Route("/conversations", endpoint, methods=["POST"]),
     ]

@@ -20,6 +20,7 @@ from ..services.platform import PlatformService
 from ..store.ops.platform import PlatformApp
 from .agent_admin import unwrap
 from .agent_bots import platform_bot_routes
+from .errors import answering, platform_error
 
 PLATFORM = "/platform/api/v1"
 UPDATE = ["PATCH", "PUT"]
@@ -37,7 +38,7 @@ def platform_routes(ctx: Context) -> list[Route]:
             app = await service.authenticate(request.headers)
             return await handler(request, app)
 
-        return Route(PLATFORM + path, endpoint, methods=methods)
+        return Route(PLATFORM + path, answering(platform_error, endpoint), methods=methods)
 
     async def body(request: Request, struct: type[S], key: str) -> S:
         got = await read_params(request, max_json=s.max_json_bytes, max_files=0)

@@ -16,6 +16,7 @@ from ..services.contacts import ContactService
 from ..services.context import Context
 from ..services.conversations import ConversationService
 from ..services.csat import CsatService
+from .errors import answering, public_error
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -42,7 +43,7 @@ def _closing(handler: Handler) -> Handler:
 
 
 def _route(path: str, handler: Handler, methods: list[str]) -> Route:
-    return Route(path, _closing(handler), methods=methods)
+    return Route(path, _closing(answering(public_error, handler)), methods=methods)
 
 
 def public_routes(ctx: Context) -> list[BaseRoute]:

@@ -14,8 +14,10 @@ from msgspec import UNSET
 from client_sdk import protocol as p
 
 from .. import admin_presenters as present
-from .. import inputs, validation
-from ..errors import ApiError, ValidationFailed, param_missing, resource_not_found
+from .. import inputs
+from ..domain import validation
+from ..domain.errors import InvalidAttribute
+from ..errors import ApiError, param_missing, resource_not_found
 from ..store.ops import agent_admin as ops
 from ..store.ops.provisioning import NewInbox
 from ..store.records import DEFAULT_WORKING_HOURS
@@ -59,7 +61,7 @@ def _url(value: str | None, attribute: str) -> str | None:
     try:
         guard.parse(value)
     except guard.UrlRefused:
-        raise ValidationFailed(f"{label} is invalid", [attribute]) from None
+        raise InvalidAttribute(f"{label} is invalid", [attribute]) from None
     return value
 
 
@@ -69,7 +71,7 @@ def _csat_config(config: dict[str, Any], normalise: bool) -> dict[str, Any]:
         config = {**CSAT_DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
     display = config.get("display_type")
     if display is not None and display not in ("emoji", "star"):
-        raise ValidationFailed("Csat config display_type must be emoji or star", ["csat_config"])
+        raise InvalidAttribute("Csat config display_type must be emoji or star", ["csat_config"])
     return config
 
 
@@ -88,7 +90,7 @@ def _working_hours(
             )
         )  # fmt: skip
         if not ok:
-            raise ValidationFailed("Working hours are invalid", ["working_hours"])
+            raise InvalidAttribute("Working hours are invalid", ["working_hours"])
         days[hours.day_of_week] = day
     return [days[d] for d in sorted(days)]
 
@@ -102,7 +104,7 @@ def inbox_columns(
     if req.name is not UNSET or current is None:
         name = (req.name or "").strip() if isinstance(req.name, str) else ""
         if not name:
-            raise ValidationFailed("Name can't be blank", ["name"])
+            raise InvalidAttribute("Name can't be blank", ["name"])
         validation.length("name", name, validation.MAX_NAME)
         columns["name"] = name
     for field in _PLAIN:
@@ -111,7 +113,7 @@ def inbox_columns(
             columns[field] = value
     if req.timezone is not UNSET and req.timezone is not None:
         if req.timezone not in _timezones():
-            raise ValidationFailed("Timezone is not included in the list", ["timezone"])
+            raise InvalidAttribute("Timezone is not included in the list", ["timezone"])
         columns["timezone"] = req.timezone
     if req.sender_name_type is not UNSET and req.sender_name_type is not None:
         if req.sender_name_type not in ("friendly", "professional"):
@@ -145,7 +147,7 @@ def _reply_window(attributes: dict[str, Any]) -> int | None:
     # ASCII digits within 64 bits, as every number (``int()`` takes "1_0" and 10**30 alike)
     hours = inputs.parse_id(raw) or 0
     if hours <= 0:
-        raise ValidationFailed(
+        raise InvalidAttribute(
             "Additional attributes agent_reply_time_window must be greater than 0",
             ["additional_attributes"],
         )
@@ -183,7 +185,7 @@ class InboxAdminService:
         except guard.UrlUnresolvable:
             pass  # no address yet: every delivery checks again
         except guard.UrlRefused as exc:
-            raise ValidationFailed(f"Webhook url is not allowed: {exc}", ["webhook_url"]) from None
+            raise InvalidAttribute(f"Webhook url is not allowed: {exc}", ["webhook_url"]) from None
 
     async def _visible(self, actor: Actor, inbox_id: int) -> ops.AdminInbox:
         """404 for another account's inbox, then 401 for an agent who is not a member."""
@@ -204,9 +206,9 @@ class InboxAdminService:
             raise param_missing("channel")
         kind = (req.channel.type or "").strip()
         if kind not in CHANNEL_TYPES:
-            raise ValidationFailed("Channel must exist", ["channel"])
+            raise InvalidAttribute("Channel must exist", ["channel"])
         if kind != "api":
-            raise ValidationFailed(
+            raise InvalidAttribute(
                 f"Channel type {kind} is not supported: inboxgate has API inboxes only",
                 ["channel"],
             )
@@ -266,7 +268,7 @@ class AgentAdminService:
         actor.require_administrator()
         email = (req.email or "").strip().lower()
         if not email:
-            raise ValidationFailed("Email can't be blank", ["email"])
+            raise InvalidAttribute("Email can't be blank", ["email"])
         validation.email(email)
         name = (req.name or "").strip()
         validation.length("name", name, validation.MAX_NAME)

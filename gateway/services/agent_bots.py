@@ -19,8 +19,8 @@ from msgspec import UNSET
 
 from client_sdk import protocol as p
 
-from .. import validation
-from ..errors import NotFound, ValidationFailed
+from ..domain import validation
+from ..domain.errors import InvalidAttribute, NotFound
 from ..store.ops import agent_bots as ops
 from ..store.ops import platform as platform_ops
 from ..store.ops.tokens import secure_token
@@ -52,7 +52,7 @@ def _url(value: str | None, attribute: str) -> str | None:
         guard.parse(value)
     except guard.UrlRefused:
         label = attribute.replace("_", " ").capitalize()
-        raise ValidationFailed(f"{label} is invalid", [attribute]) from None
+        raise InvalidAttribute(f"{label} is invalid", [attribute]) from None
     return value
 
 
@@ -65,7 +65,7 @@ async def reachable(ctx: Context, changes: ops.BotChanges) -> None:
     try:
         await guard.check_saved(url, allow_private=ctx.settings.webhook_allow_private)
     except guard.UrlRefused as exc:
-        raise ValidationFailed(f"Outgoing url is not allowed: {exc}", ["outgoing_url"]) from None
+        raise InvalidAttribute(f"Outgoing url is not allowed: {exc}", ["outgoing_url"]) from None
 
 
 def bot_changes(req: p.AgentBotRequest, creating: bool) -> ops.BotChanges:
@@ -73,7 +73,7 @@ def bot_changes(req: p.AgentBotRequest, creating: bool) -> ops.BotChanges:
     if creating or req.name is not UNSET:
         name = req.name.strip() if isinstance(req.name, str) else ""
         if not name:
-            raise ValidationFailed("Name can't be blank", ["name"])
+            raise InvalidAttribute("Name can't be blank", ["name"])
         validation.length("name", name, validation.MAX_NAME)
         changes.name = name
     if req.description is not UNSET:

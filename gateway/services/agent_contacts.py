@@ -10,8 +10,9 @@ from msgspec import UNSET, UnsetType
 from client_sdk import protocol as p
 
 from .. import admin_presenters as present
-from .. import validation
-from ..errors import ApiError, ValidationFailed, resource_not_found
+from ..domain import validation
+from ..domain.errors import InvalidAttribute
+from ..errors import ApiError, resource_not_found
 from ..store.ops import agent_contacts as ops
 from ..store.ops.agent_admin import get_inbox
 from ..store.records import Contact
@@ -47,10 +48,10 @@ def contact_changes(req: p.AgentContactRequest) -> ops.ContactChanges:
     for attribute, check in checks:
         try:
             check()
-        except ValidationFailed as exc:
+        except InvalidAttribute as exc:
             failures.append((attribute, exc.message))
     if failures:
-        raise ValidationFailed(", ".join(m for _, m in failures), [a for a, _ in failures])
+        raise InvalidAttribute(", ".join(m for _, m in failures), [a for a, _ in failures])
     changes = ops.ContactChanges(
         email=email.lower() if isinstance(email, str) else email,
         phone_number=phone,

@@ -16,8 +16,10 @@ from msgspec import UNSET
 
 from client_sdk import protocol as p
 
-from .. import agent_presenters, inputs, presenters, validation
-from ..errors import ApiError, NotFound
+from .. import agent_presenters, inputs, presenters
+from ..domain import validation
+from ..domain.errors import NotFound
+from ..errors import ApiError
 from ..store import StoreUnavailable
 from ..store.ops import agent_conversation_changes as changes
 from ..store.ops import agent_conversations as ops

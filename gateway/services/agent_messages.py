@@ -15,7 +15,9 @@ from starlette.datastructures import UploadFile
 
 from client_sdk import protocol as p
 
-from .. import inputs, metrics, presenters, validation
+from .. import inputs, metrics, presenters
+from ..domain import validation
+from ..domain.errors import InvalidAttribute
 from ..errors import ApiError, BadRequest, ValidationFailed
 from ..store.ops import agent_messages as ops
 from ..store.ops.messages import NewAttachment
@@ -141,7 +143,7 @@ def _int(value: Any, name: str) -> int | None:
         return None
     number = inputs.parse_id(value)
     if number is None:
-        raise ValidationFailed(f"{name.capitalize()} must be a message id", [name])
+        raise InvalidAttribute(f"{name.capitalize()} must be a message id", [name])
     return number
 
 

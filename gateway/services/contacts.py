@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from client_sdk import protocol as p
 
-from .. import identity, presenters, validation
-from ..errors import NotFound
+from .. import identity, presenters
+from ..domain import validation
+from ..domain.errors import NotFound
 from ..store.ops import contacts as ops
 from ..store.records import Contact, ContactInbox, Inbox
 from .context import Context

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 from ..attachments import FileStore
-from ..errors import NotFound
+from ..domain.errors import NotFound
 from ..settings import Settings
 from ..store import Store
 from ..store.ops import provisioning

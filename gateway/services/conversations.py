@@ -9,8 +9,9 @@ from starlette.datastructures import UploadFile
 
 from client_sdk import protocol as p
 
-from .. import metrics, presenters, validation
-from ..errors import NotFound, ValidationFailed
+from .. import metrics, presenters
+from ..domain import validation
+from ..domain.errors import InvalidAttribute, NotFound
 from ..store.ops import conversations as conv_ops
 from ..store.ops import events, incoming, message_views, notify
 from ..store.ops import messages as msg_ops
@@ -182,10 +183,10 @@ class ConversationService:
         validation.content(req.content)
         validation.length("echo_id", req.echo_id, validation.MAX_ECHO_ID)
         if not uploads and not (req.content or "").strip():
-            raise ValidationFailed("Content can't be blank", ["content"])  # see COMPATIBILITY.md
+            raise InvalidAttribute("Content can't be blank", ["content"])  # see COMPATIBILITY.md
         limit = self.ctx.settings.max_attachments
         if len(uploads) > limit:
-            raise ValidationFailed(f"Too many attachments (maximum is {limit})", ["attachments"])
+            raise InvalidAttribute(f"Too many attachments (maximum is {limit})", ["attachments"])
         saved: list[msg_ops.NewAttachment] = []
         try:
             for upload in uploads:

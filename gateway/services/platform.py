@@ -17,8 +17,9 @@ from msgspec import UNSET, UnsetType
 from client_sdk import protocol as p
 
 from .. import admin_presenters as present
-from .. import validation
-from ..errors import ApiError, ValidationFailed
+from ..domain import validation
+from ..domain.errors import InvalidAttribute
+from ..errors import ApiError
 from ..store.ops import platform as ops
 from .agent_admin import invalid_enum
 from .agent_auth import ADMINISTRATOR, AGENT, access_token
@@ -48,11 +49,11 @@ def _password(value: str | None) -> str | None:
     if value is None or value == "":
         return None
     if len(value) < MIN_PASSWORD:
-        raise ValidationFailed(
+        raise InvalidAttribute(
             f"Password is too short (minimum is {MIN_PASSWORD} characters)", ["password"]
         )
     if not all(rule.search(value) for rule in _PASSWORD_RULES):
-        raise ValidationFailed(
+        raise InvalidAttribute(
             "Password must contain uppercase, lowercase letters, number and a special character",
             ["password"],
         )
@@ -62,7 +63,7 @@ def _password(value: str | None) -> str | None:
 def _required(attribute: str, value: str | UnsetType | None) -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not text:
-        raise ValidationFailed(f"{attribute.capitalize()} can't be blank", [attribute])
+        raise InvalidAttribute(f"{attribute.capitalize()} can't be blank", [attribute])
     validation.length(attribute, text, validation.MAX_NAME)
     return text
 
@@ -163,7 +164,7 @@ class PlatformService:
         learn about, or reach, users that are not its own."""
         await self._account(app, account_id)
         if req.user_id is None:
-            raise ValidationFailed("User must exist", ["user"])
+            raise InvalidAttribute("User must exist", ["user"])
         role = req.role or AGENT
         if role not in (AGENT, ADMINISTRATOR):
             raise invalid_enum(role, "role")

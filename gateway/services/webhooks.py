@@ -15,7 +15,8 @@ from msgspec import UNSET
 from client_sdk import protocol as p
 
 from .. import presenters
-from ..errors import ValidationFailed, param_missing
+from ..domain.errors import InvalidAttribute
+from ..errors import param_missing
 from ..store.ops import outbox
 from ..store.ops import webhooks as ops
 from ..webhooks import guard
@@ -63,7 +64,7 @@ def _subscriptions(value: Any) -> list[str]:
         return list(p.DEFAULT_WEBHOOK_SUBSCRIPTIONS)
     events = list(dict.fromkeys(value))
     if not events or any(event not in p.WEBHOOK_EVENTS for event in events):
-        raise ValidationFailed("Subscriptions Invalid events", ["subscriptions"])
+        raise InvalidAttribute("Subscriptions Invalid events", ["subscriptions"])
     return events
 
 
@@ -73,18 +74,18 @@ class WebhookService:
 
     async def _url(self, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
-            raise ValidationFailed("Url is invalid", ["url"])
+            raise InvalidAttribute("Url is invalid", ["url"])
         url = value.strip()
         try:
             guard.parse(url)
         except guard.UrlRefused:
-            raise ValidationFailed("Url is invalid", ["url"]) from None
+            raise InvalidAttribute("Url is invalid", ["url"]) from None
         try:
             await guard.check(url, allow_private=self.ctx.settings.webhook_allow_private)
         except guard.UrlUnresolvable:
             pass  # no address yet: every delivery checks again
         except guard.UrlRefused as exc:
-            raise ValidationFailed(f"Url is not allowed: {exc}", ["url"]) from None
+            raise InvalidAttribute(f"Url is not allowed: {exc}", ["url"]) from None
         return url
 
     async def _changes(self, fields: p.WebhookFields, *, create: bool) -> ops.Changes:
@@ -93,7 +94,7 @@ class WebhookService:
             changes.url = await self._url(None if fields.url is UNSET else fields.url)
         if fields.name is not UNSET:
             if fields.name is not None and len(fields.name) > MAX_NAME_LENGTH:
-                raise ValidationFailed(
+                raise InvalidAttribute(
                     f"Name is too long (maximum is {MAX_NAME_LENGTH} characters)", ["name"]
                 )
             changes.name = fields.name
@@ -131,7 +132,7 @@ class WebhookService:
         self, account_id: int, status: str | None, webhook_id: int | None
     ) -> p.WebhookDeliveriesEnvelope:
         if status is not None and status not in DELIVERY_STATUSES:
-            raise ValidationFailed(
+            raise InvalidAttribute(
                 f"Status must be one of {', '.join(DELIVERY_STATUSES)}", ["status"]
             )
         found = await self.ctx.store.read(

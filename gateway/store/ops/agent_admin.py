@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from msgspec import Struct
 
-from ...errors import ApiError, NotFound, ValidationFailed
+from ...domain.errors import InvalidAttribute, LimitReached, NotFound
 from ..records import Inbox, User
 from ..sql import Op, Row, dump_json, load_json, one, rows, scalar, short_read
 from .provisioning import NewInbox, create_inbox, hash_token
@@ -130,7 +130,7 @@ def create_admin_inbox(new: NewInbox, columns: dict[str, Any], now: float) -> Op
             "SELECT COUNT(*) FROM inboxes WHERE account_id = ?", new.account_id
         )
         if int(count) >= limit:
-            raise ApiError.error(402, INBOX_LIMIT)
+            raise LimitReached(INBOX_LIMIT)
     inbox = yield from create_inbox(new, now)
     if columns:
         return (yield from update_inbox(new.account_id, inbox.id, columns, now))
@@ -229,7 +229,7 @@ def create_agent(
             "SELECT COUNT(*) FROM account_users WHERE account_id = ?", account_id
         )
         if int(count) >= limit:
-            raise ApiError.error(402, AGENT_LIMIT)
+            raise LimitReached(AGENT_LIMIT)
     email = email.strip().lower()
     user_id = yield from scalar("SELECT id FROM users WHERE email = ?", email)
     created = user_id is None
@@ -245,7 +245,7 @@ def create_agent(
             "SELECT 1 FROM account_users WHERE account_id = ? AND user_id = ?", account_id, user_id
         )
         if member is not None:
-            raise ValidationFailed("User has already been taken", ["user_id"])
+            raise InvalidAttribute("User has already been taken", ["user_id"])
     yield from rows(
         "INSERT INTO account_users (account_id, user_id, role, created_at) VALUES (?,?,?,?)",
         account_id, user_id, role, now,

@@ -14,7 +14,7 @@ from typing import Any
 
 from msgspec import UNSET, Struct
 
-from ...errors import NotFound
+from ...domain.errors import NotFound
 from ..records import AgentBot
 from ..sql import Op, dump_json, one, rows, scalar, short_read
 from .platform import permit

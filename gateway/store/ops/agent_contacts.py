@@ -11,8 +11,8 @@ from msgspec import UNSET, Struct, UnsetType
 
 from client_sdk import protocol as p
 
-from ... import validation
-from ...errors import NotFound, ValidationFailed
+from ...domain import validation
+from ...domain.errors import InvalidAttribute, NotFound
 from ...inputs import parse_id
 from ...presenters import LinkBuilder
 from ..records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent
@@ -141,7 +141,7 @@ def _check_unique(account_id: int, changes: ContactChanges, not_id: int) -> Op[N
             failed.append(column)
     if failed:
         message = ", ".join(f"{_TAKEN[column]} has already been taken" for column in failed)
-        raise ValidationFailed(message, failed)
+        raise InvalidAttribute(message, failed)
 
 
 def _contact_type(email: str | None, phone: str | None, current: str) -> str:
@@ -172,7 +172,7 @@ def attach(contact: Contact, inbox: Inbox, source_id: str | None, now: float) ->
         if row is not None:
             existing = ContactInbox.from_row(row)
             if existing.contact_id != contact.id:
-                raise ValidationFailed("Source has already been taken", ["source_id"])
+                raise InvalidAttribute("Source has already been taken", ["source_id"])
             return existing
     row = yield from one(
         "INSERT INTO contact_inboxes (contact_id, inbox_id, source_id, pubsub_token, "

@@ -10,7 +10,7 @@ from msgspec import Struct
 from client_sdk import protocol as p
 
 from ... import presenters
-from ...errors import ApiError, NotFound
+from ...domain.errors import Duplicate, NotFound
 from ..records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent, Performer, viewer_id
 from ..sql import Op, dump_json, one, rows, scalar
 from . import agent_events
@@ -244,7 +244,7 @@ def _session(new: NewConversation, now: float) -> Op[ContactInbox]:
         if row is not None:
             existing = ContactInbox.from_row(row)
             if existing.contact_id != target.contact_id:
-                raise ApiError.error(422, "source_id should be unique")
+                raise Duplicate("source_id should be unique")
             return existing
     row = yield from one(
         "INSERT INTO contact_inboxes (contact_id, inbox_id, source_id, pubsub_token, "

@@ -11,7 +11,7 @@ from msgspec import Struct
 from client_sdk import protocol as p
 
 from ... import agent_presenters, presenters
-from ...errors import ApiError, NotFound
+from ...domain.errors import Flooded, NotFound
 from ..records import AgentBot, Attachment, Conversation, LoggedEvent, Message, Performer
 from ..sql import Op, dump_json, one, rows, scalar
 from . import agent_events, notify
@@ -119,9 +119,7 @@ def add_message(
     ``first_reply_created_at``; any human reply ends the customer's wait (a bot's does not)."""
     retry_after = yield from flood_guard(conversation.id, per_minute_limit, now)
     if retry_after is not None:
-        raise ApiError(
-            422, {"error": "Validation failed: Too many messages"}, retry_after=retry_after
-        )
+        raise Flooded(retry_after)
     outgoing = new.message_type == p.MESSAGE_TYPE_OUTGOING
     # Outgoing messages are the caller's (a user or a bot); every other type is the contact's
     # (reference §3.4.2).

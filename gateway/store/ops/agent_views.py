@@ -10,7 +10,7 @@ from client_sdk import protocol as p
 
 from ... import agent_presenters as ap
 from ... import presenters
-from ...errors import NotFound
+from ...domain.errors import NotFound
 from ..records import Contact, ContactInbox, Conversation, Inbox, Message, Team, User
 from ..sql import Op, one, rows
 from .assignees import account_user

@@ -14,8 +14,8 @@ from typing import Any
 
 from msgspec import Struct
 
-from ... import validation
-from ...errors import NotFound
+from ...domain import validation
+from ...domain.errors import NotFound
 from ..records import Contact, ContactInbox
 from ..sql import Op, dump_json, one, prefixed, rows, scalar, short_read, width
 from . import webhooks

@@ -9,7 +9,7 @@ from msgspec import Struct
 from client_sdk import protocol as p
 
 from ... import presenters
-from ...errors import NotFound
+from ...domain.errors import NotFound
 from ..records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent, Message
 from ..sql import Op, dump_json, one, prefixed, rows, scalar, short_read
 from . import notify

@@ -9,7 +9,7 @@ from msgspec import Struct
 from client_sdk import protocol as p
 
 from ... import presenters
-from ...errors import NotFound
+from ...domain.errors import NotFound
 from ..records import CsatResponse, Inbox, Message
 from ..sql import Op, one
 from . import messages as message_ops

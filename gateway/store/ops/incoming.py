@@ -26,7 +26,7 @@ from msgspec import Struct
 from client_sdk import protocol as p
 
 from ... import presenters
-from ...errors import NotFound, ValidationFailed
+from ...domain.errors import Flooded, NotFound
 from ..base import Conflict
 from ..records import Contact, ContactInbox, Conversation, LoggedEvent, Message
 from ..sql import (
@@ -230,7 +230,7 @@ def create_incoming(
         if per_minute_limit and context.recent >= per_minute_limit:
             retry_after = yield from flood_guard(conversation.id, per_minute_limit, now)
             if retry_after is not None:
-                raise ValidationFailed("Too many messages", ["base"], retry_after=retry_after)
+                raise Flooded(retry_after)
         reopen = conversation.status in ("resolved", "snoozed") and not known.contact.blocked
         if not postgres or locked:
             break

@@ -12,7 +12,7 @@ from msgspec import Struct
 from client_sdk import protocol as p
 
 from ... import presenters
-from ...errors import Locked, NotFound
+from ...domain.errors import Locked, NotFound
 from ..records import (
     Attachment,
     Conversation,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from msgspec import Struct
 
 from ... import presenters
-from ...errors import NotFound, ValidationFailed
+from ...domain.errors import InvalidAttribute, NotFound
 from ..records import Conversation, LoggedEvent, Message
 from ..sql import Op, Row, dump_json, one, rows, scalar, short_read
 from . import agent_events, notify
@@ -245,7 +245,7 @@ def redeliver(account_id: int, delivery_id: str, now: float) -> Op[Delivery]:
         found = yield from get_delivery(delivery_id)
         if found is None or found.account_id != account_id:
             raise NotFound("delivery")
-        raise ValidationFailed("Only a dead delivery can be retried", ["status"])
+        raise InvalidAttribute("Only a dead delivery can be retried", ["status"])
     return Delivery.from_row(row)
 
 

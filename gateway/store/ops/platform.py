@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from msgspec import UNSET, Struct, UnsetType
 
-from ...errors import NotFound, ValidationFailed
+from ...domain.errors import InvalidAttribute, NotFound
 from ..records import Account, User
 from ..sql import Op, Row, dump_json, load_json, one, rows, scalar, short_read
 from .provisioning import hash_token, user_accounts
@@ -259,7 +259,7 @@ def create_user(
     if existing is not None:
         allowed = yield from permitted(app_id, "User", int(existing))
         if not allowed:
-            raise ValidationFailed("Email has already been taken", ["email"])
+            raise InvalidAttribute("Email has already been taken", ["email"])
         return (yield from get_user(int(existing))), False
     display = None if changes.display_name is UNSET else changes.display_name
     user_id = yield from scalar(
@@ -280,7 +280,7 @@ def update_user(user_id: int, changes: UserChanges, now: float) -> Op[UserDetail
     if isinstance(changes.email, str):
         taken = yield from _email_taken(changes.email, user_id)
         if taken:
-            raise ValidationFailed("Email has already been taken", ["email"])
+            raise InvalidAttribute("Email has already been taken", ["email"])
     user = current.user
     yield from rows(
         "UPDATE users SET name = ?, email = ?, display_name = ?, custom_attributes = ?, "

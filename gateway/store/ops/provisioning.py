@@ -7,6 +7,7 @@ from typing import Any
 
 from msgspec import Struct
 
+from ...domain.errors import NotFound
 from ..records import DEFAULT_WORKING_HOURS, Account, Inbox, User
 from ..sql import Op, dump_json, one, rows, short_read
 from .tokens import secure_token
@@ -61,8 +62,6 @@ def find_account_by_name(name: str) -> Op[Account | None]:
 def create_inbox(new: NewInbox, now: float) -> Op[Inbox]:
     account = yield from get_account(new.account_id)
     if account is None:
-        from ...errors import NotFound
-
         raise NotFound("account")
     row = yield from one(
         "INSERT INTO inboxes (account_id, name, identifier, hmac_token, hmac_mandatory, "
@@ -107,8 +106,6 @@ def create_user(
     """Create a user and add them to the account; the caller shows ``access_token`` once."""
     account = yield from get_account(account_id)
     if account is None:
-        from ...errors import NotFound
-
         raise NotFound("account")
     row = yield from one(
         "INSERT INTO users (name, email, access_token_hash, pubsub_token, availability, "

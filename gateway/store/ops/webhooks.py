@@ -18,7 +18,7 @@ from msgspec import UNSET, Struct
 
 from client_sdk import protocol as p
 
-from ...errors import NotFound, ValidationFailed
+from ...domain.errors import InvalidAttribute, NotFound
 from ..records import Contact
 from ..sql import Op, Row, dump_json, load_json, one, rows, scalar
 from .tokens import secure_token, uuid4
@@ -132,13 +132,13 @@ def _check(account_id: int, url: str, inbox_id: int | None, not_id: int) -> Op[N
         account_id, url, not_id,
     )  # fmt: skip
     if taken is not None:
-        raise ValidationFailed("Url has already been taken", ["url"])
+        raise InvalidAttribute("Url has already been taken", ["url"])
     if inbox_id is not None:
         found = yield from scalar(
             "SELECT id FROM inboxes WHERE id = ? AND account_id = ?", inbox_id, account_id
         )
         if found is None:
-            raise ValidationFailed("Inbox must exist", ["inbox"])
+            raise InvalidAttribute("Inbox must exist", ["inbox"])
 
 
 def create_webhook(account_id: int, changes: Changes, now: float) -> Op[WebhookView]:

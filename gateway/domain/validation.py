@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
-from .errors import ValidationFailed
-from .inputs import parse_id
+from ..inputs import parse_id
+from .errors import InvalidAttribute
 
 MAX_CONTENT = 150_000
 MAX_CUSTOM_STRING = 1500
@@ -29,7 +29,7 @@ _PHONE = re.compile(r"^\+[1-9]\d{1,14}$")
 
 def content(value: str | None) -> None:
     if value is not None and len(value) > MAX_CONTENT:
-        raise ValidationFailed(
+        raise InvalidAttribute(
             f"Content is too long (maximum is {MAX_CONTENT} characters)", ["content"]
         )
 
@@ -39,7 +39,7 @@ def attributes_size(value: Any, attribute: str = "custom_attributes") -> None:
     :data:`MAX_ATTRIBUTES_BYTES` of JSON."""
     if value and len(msgspec.json.encode(value)) > MAX_ATTRIBUTES_BYTES:
         label = attribute.replace("_", " ").capitalize()
-        raise ValidationFailed(
+        raise InvalidAttribute(
             f"{label} are too large (maximum is {MAX_ATTRIBUTES_BYTES} bytes of JSON)", [attribute]
         )
 
@@ -48,12 +48,12 @@ def custom_attributes(value: dict[str, Any] | None) -> None:
     attributes_size(value)
     for key, item in (value or {}).items():
         if isinstance(item, str) and len(item) > MAX_CUSTOM_STRING:
-            raise ValidationFailed(
+            raise InvalidAttribute(
                 f"Custom attributes {key} length should be < {MAX_CUSTOM_STRING}",
                 ["custom_attributes"],
             )
         if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_CUSTOM_INTEGER:
-            raise ValidationFailed(
+            raise InvalidAttribute(
                 f"Custom attributes {key} value should be < {MAX_CUSTOM_INTEGER}",
                 ["custom_attributes"],
             )
@@ -61,20 +61,20 @@ def custom_attributes(value: dict[str, Any] | None) -> None:
 
 def email(value: str | None) -> None:
     if value and len(value.strip()) > MAX_EMAIL:
-        raise ValidationFailed(f"Email is too long (maximum is {MAX_EMAIL} characters)", ["email"])
+        raise InvalidAttribute(f"Email is too long (maximum is {MAX_EMAIL} characters)", ["email"])
     if value and not _EMAIL.match(value.strip()):
-        raise ValidationFailed("Email Invalid email", ["email"])
+        raise InvalidAttribute("Email Invalid email", ["email"])
 
 
 def phone_number(value: str | None) -> None:
     if value and not _PHONE.match(value):
-        raise ValidationFailed("Phone number should be in e164 format", ["phone_number"])
+        raise InvalidAttribute("Phone number should be in e164 format", ["phone_number"])
 
 
 def length(attribute: str, value: str | None, maximum: int) -> None:
     if value is not None and len(value) > maximum:
         label = attribute.replace("_", " ").capitalize()
-        raise ValidationFailed(
+        raise InvalidAttribute(
             f"{label} is too long (maximum is {maximum} characters)", [attribute]
         )
 
@@ -89,5 +89,5 @@ def csat_rating(value: object) -> int:
     elif isinstance(value, str):
         rating = parse_id(value.strip())  # ASCII digits: int("²") raises
     if rating is None or not 1 <= rating <= 5:
-        raise ValidationFailed("Rating must be an integer from 1 to 5", ["rating"])
+        raise InvalidAttribute("Rating must be an integer from 1 to 5", ["rating"])
     return rating
