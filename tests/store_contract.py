@@ -33,7 +33,7 @@ from gateway.store.ops import (
     csat,
     events,
     incoming,
-    message_views,
+    message_reads,
     messages,
     notify,
 )
@@ -50,6 +50,7 @@ from gateway.store.records import (
     Message,
 )
 from gateway.store.sql import Op, execute, one, rows, scalar
+from gateway.views import messages as message_views
 
 pytestmark = pytest.mark.anyio
 
@@ -678,7 +679,7 @@ class StoreContract:
         assert len(await store.read(all_messages, conv.id)) == 45 + 10
 
         async def ids(**bounds: int) -> list[int]:
-            found = await store.read(message_views.visible_messages, conv.id, **bounds)
+            found = await store.read(message_reads.visible_messages, conv.id, **bounds)
             return [m.id for m in found]
 
         assert await ids() == visible[25:]
@@ -690,7 +691,7 @@ class StoreContract:
         assert await ids(after=visible[40]) == visible[41:]
         assert await ids(after=visible[-1]) == []
         assert await ids(limit=5) == visible[40:]
-        everything = await store.read(message_views.all_visible_messages, conv.id)
+        everything = await store.read(message_reads.all_visible_messages, conv.id)
         assert [m.id for m in everything] == visible
         view = await store.read(
             conversations.view_for_session, world.session, conv.display_id, link
@@ -717,9 +718,9 @@ class StoreContract:
             ("b.bin", 20, None),
         ]
         assert all(a.message_id == m.id and a.account_id == world.account.id for a in m.attachments)
-        assert await store.read(message_views.get_message, conv.id, m.id) == m
-        assert await store.read(message_views.get_message, conv.id + 1, m.id) is None
-        [listed] = await store.read(message_views.visible_messages, conv.id)
+        assert await store.read(message_reads.get_message, conv.id, m.id) == m
+        assert await store.read(message_reads.get_message, conv.id + 1, m.id) is None
+        [listed] = await store.read(message_reads.visible_messages, conv.id)
         assert listed.attachments == m.attachments
         public = await store.read(message_views.render_public, [listed], conv.display_id, link)
         assert [a.data_url for a in public[0].attachments or []] == [link(a) for a in m.attachments]

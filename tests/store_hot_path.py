@@ -16,9 +16,10 @@ import pytest
 
 from client_sdk import protocol as p
 from gateway.store import Store
-from gateway.store.ops import incoming, message_views, notify, outbox, webhooks
+from gateway.store.ops import incoming, message_reads, notify, outbox, webhooks
 from gateway.store.records import Conversation, Message
 from gateway.store.sql import ATOMIC, Op, Query, Rows, for_the_engine
+from gateway.views import messages as message_views
 from tests.store_contract import (
     T0,
     get_conversation_row,
@@ -66,7 +67,7 @@ async def counted_send(
 
 
 def fresh_message_data(message: Message, conversation: Conversation) -> Op[p.MessageEventData]:
-    [hydrated] = yield from message_views.hydrate([message])
+    [hydrated] = yield from message_reads.hydrate([message])
     return (yield from notify.message_data(hydrated, conversation, link))
 
 
@@ -132,7 +133,7 @@ class HotPathContract:
 
         deliveries = await store.read(outbox.list_deliveries, world.account.id)
         bodies = {d.event: d.body for d in deliveries if d.message_id == result.message.id}
-        [hydrated] = await store.read(message_views.hydrate, [result.message])
+        [hydrated] = await store.read(message_reads.hydrate, [result.message])
         webhook = await store.read(
             notify.message_webhook_payload, "message_created", hydrated, conversation, link
         )

@@ -10,7 +10,7 @@ import itsdangerous
 import pytest
 
 from gateway.store.ops import conversations as conv_ops
-from gateway.store.ops import message_views
+from gateway.store.ops import message_reads
 from gateway.store.ops import messages as msg_ops
 from tests.routes_helpers import (  # noqa: F401 - fixtures
     MESSAGE_KEYS,
@@ -492,7 +492,7 @@ async def test_private_and_activity_messages_do_not_exist_for_the_contact(
     r = await env.client.request(method, url, json={"submitted_values": {"value": "x"}})
     assert (r.status_code, r.json()) == (404, NOT_FOUND)
     assert "refund" not in r.text
-    stored = await env.store.read(message_views.get_message, conversation.id, hidden.id)
+    stored = await env.store.read(message_reads.get_message, conversation.id, hidden.id)
     assert stored is not None and stored.content_attributes == {"k": "v"}  # unchanged
     assert [m["id"] for m in await env.messages(source_id, cid)] == []
 

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from client_sdk import protocol as p
-from gateway.store.ops import events, incoming, message_views, notify
+from gateway.store.ops import events, incoming, message_reads, notify
 from gateway.store.postgres import PostgresStore
 from gateway.store.sql import Op, Query, Rows
 from tests.postgres_helpers import fresh_database
@@ -71,11 +71,11 @@ async def test_a_conversation_changed_since_read_runs_the_message_again(
     )  # fmt: skip
     assert result.created
     assert store.retries == retries + 1  # the guarded write wrote nothing, the re-run did
-    assert len(await store.read(message_views.visible_messages, conv.id)) == 1
+    assert len(await store.read(message_reads.visible_messages, conv.id)) == 1
     # What the event says is what was committed, the meddler's change included.
     conversation = await store.read(get_conversation_row, conv.id)
     assert conversation is not None and conversation.updated_at == T0 + 5
-    [hydrated] = await store.read(message_views.hydrate, [result.message])
+    [hydrated] = await store.read(message_reads.hydrate, [result.message])
     fresh = await store.read(notify.message_data, hydrated, conversation, link)
     assert {e.payload for e in result.events} == {
         p.encode(p.Event(event="message.created", data=fresh))

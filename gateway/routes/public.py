@@ -60,8 +60,8 @@ def public_routes(ctx: Context) -> list[BaseRoute]:
         return path["inbox"], path["source_id"], int_param(path["conversation_id"], "conversation")
 
     async def show_inbox(request: Request) -> Response:
-        from .. import presenters
         from ..store.ops.agent_admin import get_inbox
+        from ..views import public as presenters
 
         inbox = await ctx.inbox(request.path_params["inbox"])
         admin = await ctx.store.read(get_inbox, inbox.account_id, inbox.id)

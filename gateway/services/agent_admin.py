@@ -13,14 +13,15 @@ from msgspec import UNSET
 
 from client_sdk import protocol as p
 
-from .. import admin_presenters as present
 from .. import inputs
 from ..domain import validation
 from ..domain.errors import InvalidAttribute
+from ..domain.models import AdminInbox
 from ..errors import ApiError, param_missing, resource_not_found
 from ..store.ops import agent_admin as ops
 from ..store.ops.provisioning import NewInbox
 from ..store.records import DEFAULT_WORKING_HOURS
+from ..views import admin as present
 from ..webhooks import guard
 from .agent_auth import ADMINISTRATOR, AGENT, Actor
 from .context import Context
@@ -96,7 +97,7 @@ def _working_hours(
 
 
 def inbox_columns(
-    req: p.InboxRequest, current: ops.AdminInbox | None
+    req: p.InboxRequest, current: AdminInbox | None
 ) -> tuple[str | None, dict[str, Any]]:
     """The request as ``(name, columns)``; ``current`` None on create."""
     columns: dict[str, Any] = {}
@@ -187,7 +188,7 @@ class InboxAdminService:
         except guard.UrlRefused as exc:
             raise InvalidAttribute(f"Webhook url is not allowed: {exc}", ["webhook_url"]) from None
 
-    async def _visible(self, actor: Actor, inbox_id: int) -> ops.AdminInbox:
+    async def _visible(self, actor: Actor, inbox_id: int) -> AdminInbox:
         """404 for another account's inbox, then 401 for an agent who is not a member."""
         found = await self.ctx.store.read(ops.get_inbox, actor.account_id, inbox_id)
         actor.require_inbox(inbox_id)

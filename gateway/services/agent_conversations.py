@@ -16,16 +16,19 @@ from msgspec import UNSET
 
 from client_sdk import protocol as p
 
-from .. import agent_presenters, inputs, presenters
+from .. import inputs
 from ..domain import validation
 from ..domain.errors import NotFound
 from ..errors import ApiError
 from ..store import StoreUnavailable
 from ..store.ops import agent_conversation_changes as changes
 from ..store.ops import agent_conversations as ops
-from ..store.ops import agent_views, assignees, teams
+from ..store.ops import assignees, teams
 from ..store.ops.messages import NewAttachment
 from ..store.records import Conversation, Team, User
+from ..views import agent as agent_presenters
+from ..views import agent_conversations as agent_views
+from ..views import public as presenters
 from .agent_auth import AGENT, Actor
 from .agent_messages import count_created, new_message
 from .context import Context
@@ -144,9 +147,7 @@ class AgentConversationService:
         return self.ctx.files.link_builder(self.ctx.settings.public_url or base_url)
 
     async def conversation(self, actor: Actor, display_id: int) -> Conversation:
-        found = await self.ctx.store.read(
-            agent_views.find_conversation, actor.account_id, display_id
-        )
+        found = await self.ctx.store.read(ops.find_conversation, actor.account_id, display_id)
         actor.require_inbox(found.inbox_id)
         return found
 

@@ -14,9 +14,9 @@ from msgspec import UNSET
 
 from client_sdk import protocol as p
 
-from .. import presenters
 from ..store.ops import events, notify
 from ..store.records import Conversation
+from ..views import public as presenters
 from .agent_auth import Actor
 from .context import Context
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from client_sdk import protocol as p
 
-from .. import identity, presenters
+from .. import identity
 from ..domain import validation
 from ..domain.errors import NotFound
 from ..store.ops import contacts as ops
 from ..store.records import Contact, ContactInbox, Inbox
+from ..views import public as presenters
 from .context import Context
 
 

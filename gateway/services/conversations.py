@@ -9,17 +9,37 @@ from starlette.datastructures import UploadFile
 
 from client_sdk import protocol as p
 
-from .. import metrics, presenters
+from .. import metrics
 from ..domain import validation
 from ..domain.errors import InvalidAttribute, NotFound
 from ..store.ops import conversations as conv_ops
-from ..store.ops import events, incoming, message_views, notify
+from ..store.ops import events, incoming, message_reads, notify
 from ..store.ops import messages as msg_ops
 from ..store.records import Contact, ContactInbox, Conversation, Inbox
+from ..store.sql import Op, short_read
+from ..views import messages as message_views
+from ..views import public as presenters
+from ..views.public import LinkBuilder
 from .contacts import ContactService
 from .context import Context
 
 MESSAGES_PAGE = 20
+
+
+@short_read
+def public_page(
+    conversation_id: int,
+    display_id: int,
+    before: int | None,
+    after: int | None,
+    limit: int,
+    link: LinkBuilder,
+) -> Op[list[p.PublicMessage]]:
+    """One page of :func:`visible_messages`, rendered (a bounded, indexed read)."""
+    found = yield from message_reads.visible_messages(
+        conversation_id, before=before, after=after, limit=limit
+    )
+    return (yield from message_views.render_public(found, display_id, link))
 
 
 def submitted_values(req: p.MessageUpdateRequest) -> Any:
@@ -164,7 +184,7 @@ class ConversationService:
     ) -> list[p.PublicMessage]:
         *_, conversation = await self._member(inbox_identifier, source_id, display_id)
         return await self.ctx.store.read(
-            message_views.public_page, conversation.id, display_id, before, after, MESSAGES_PAGE,
+            public_page, conversation.id, display_id, before, after, MESSAGES_PAGE,
             self._link(base_url),
         )  # fmt: skip
 

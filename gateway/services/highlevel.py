@@ -16,10 +16,10 @@ import msgspec
 
 from client_sdk import protocol as p
 
-from .. import presenters
 from ..errors import ApiError
 from ..store.ops import conversations as conv_ops
 from ..store.ops import highlevel, provisioning
+from ..views import public as presenters
 from .context import Context
 
 API_VERSION = "2021-07-28"

@@ -16,11 +16,12 @@ from msgspec import UNSET, UnsetType
 
 from client_sdk import protocol as p
 
-from .. import admin_presenters as present
 from ..domain import validation
 from ..domain.errors import InvalidAttribute
+from ..domain.models import AccountDetails, UserDetails
 from ..errors import ApiError
 from ..store.ops import platform as ops
+from ..views import admin as present
 from .agent_admin import invalid_enum
 from .agent_auth import ADMINISTRATOR, AGENT, access_token
 from .context import Context
@@ -131,7 +132,7 @@ class PlatformService:
         account = await self.ctx.store.write(ops.create_account, app.id, changes, self.ctx.now())
         return present.platform_account(account)
 
-    async def _account(self, app: ops.PlatformApp, account_id: int) -> ops.AccountDetails:
+    async def _account(self, app: ops.PlatformApp, account_id: int) -> AccountDetails:
         """404 for an unknown account, then 401 for one this app did not create."""
         account = await self.ctx.store.read(ops.get_account, account_id)
         await self._permitted(app, "Account", account_id)
@@ -191,7 +192,7 @@ class PlatformService:
         )
         return present.platform_user(details, token if created else None)
 
-    async def _user(self, app: ops.PlatformApp, user_id: int) -> ops.UserDetails:
+    async def _user(self, app: ops.PlatformApp, user_id: int) -> UserDetails:
         details = await self.ctx.store.read(ops.get_user, user_id)
         await self._permitted(app, "User", user_id)
         return details

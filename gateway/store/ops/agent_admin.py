@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from msgspec import Struct
-
 from ...domain.errors import InvalidAttribute, LimitReached, NotFound
+from ...domain.models import AdminInbox, AgentMember, InboxSettings
 from ..records import Inbox, User
 from ..sql import Op, Row, dump_json, load_json, one, rows, scalar, short_read
 from .provisioning import NewInbox, create_inbox, hash_token
@@ -25,46 +24,6 @@ INBOX_COLUMNS = frozenset(
 )
 AGENT_LIMIT = "Account limit exceeded. Please purchase more licenses"
 INBOX_LIMIT = "Account limit exceeded. Upgrade to a higher plan"
-
-
-class InboxSettings(Struct, kw_only=True):
-    enable_auto_assignment: bool
-    enable_email_collect: bool
-    allow_messages_after_resolved: bool
-    sender_name_type: str
-    business_name: str | None
-    csat_config: dict[str, Any]
-    auto_assignment_config: dict[str, Any]
-    channel_attributes: dict[str, Any]
-    updated_at: float
-
-    COLUMNS = (
-        "enable_auto_assignment, enable_email_collect, allow_messages_after_resolved, "
-        "sender_name_type, business_name, csat_config, auto_assignment_config, "
-        "channel_attributes, updated_at"
-    )
-
-    @classmethod
-    def from_row(cls, r: Row) -> InboxSettings:
-        return cls(
-            enable_auto_assignment=bool(r[0]), enable_email_collect=bool(r[1]),
-            allow_messages_after_resolved=bool(r[2]), sender_name_type=r[3], business_name=r[4],
-            csat_config=load_json(r[5], {}), auto_assignment_config=load_json(r[6], {}),
-            channel_attributes=load_json(r[7], {}), updated_at=r[8],
-        )  # fmt: skip
-
-
-class AdminInbox(Struct, kw_only=True):
-    inbox: Inbox
-    settings: InboxSettings
-
-
-class AgentMember(Struct, kw_only=True):
-    """A user as a member of one account."""
-
-    user: User
-    role: str
-    auto_offline: bool
 
 
 _INBOX_SELECT = f"SELECT {Inbox.COLUMNS}, {InboxSettings.COLUMNS} FROM inboxes"

@@ -13,12 +13,14 @@ from client_sdk import protocol as p
 
 from ...domain import validation
 from ...domain.errors import InvalidAttribute, NotFound
+from ...domain.models import AdminInbox, ContactInboxView
 from ...inputs import parse_id
-from ...presenters import LinkBuilder
+from ...views import agent_conversations as agent_views
+from ...views.public import LinkBuilder
 from ..records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent
 from ..sql import Op, dump_json, one, rows, scalar
-from . import agent_views, events
-from .agent_admin import AdminInbox, get_inbox
+from . import events
+from .agent_admin import get_inbox
 from .contacts import get_contact
 from .tokens import secure_token, uuid4
 
@@ -50,12 +52,6 @@ class ContactChanges(Struct, kw_only=True):
     blocked: bool | UnsetType = UNSET
     custom_attributes: dict[str, Any] | UnsetType = UNSET
     additional_attributes: dict[str, Any] | UnsetType = UNSET
-
-
-class ContactInboxView(Struct, kw_only=True):
-    source_id: str
-    inbox_id: int
-    inbox_name: str
 
 
 def order_by(sort: str | None) -> str:

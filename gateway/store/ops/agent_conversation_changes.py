@@ -9,7 +9,7 @@ from typing import Any
 
 from msgspec import Struct
 
-from ... import presenters
+from ...views import public as presenters
 from ..records import Conversation, Inbox, LoggedEvent, Performer, Team, User
 from ..sql import Op, dump_json, one, rows
 from . import agent_events as ev

@@ -9,14 +9,14 @@ from msgspec import Struct
 
 from client_sdk import protocol as p
 
-from ... import presenters
 from ...domain.errors import Duplicate, NotFound
+from ...views import public as presenters
+from ...views.agent_conversations import render_conversation, render_conversations
 from ..records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent, Performer, viewer_id
 from ..sql import Op, dump_json, one, rows, scalar
 from . import agent_events
 from .agent_bots import initial_status
 from .agent_messages import NewAgentMessage, add_message
-from .agent_views import render_conversation, render_conversations
 from .tokens import secure_token, uuid4
 
 PAGE_SIZE = 25
@@ -318,3 +318,15 @@ def create(
         logged += added.events
     view = yield from render_conversation(conversation, viewer_id(performer), link, now)
     return AgentConversationResult(conversation=conversation, view=view, events=logged)
+
+
+def find_conversation(account_id: int, display_id: int) -> Op[Conversation]:
+    """A conversation by its per-account display id (what agent API URLs carry)."""
+    row = yield from one(
+        f"SELECT {Conversation.COLUMNS} FROM conversations WHERE account_id = ? "
+        "AND display_id = ?",
+        account_id, display_id,
+    )  # fmt: skip
+    if row is None:
+        raise NotFound("conversation")
+    return Conversation.from_row(row)

@@ -10,7 +10,7 @@ from typing import Any
 
 from client_sdk import protocol as p
 
-from ... import presenters
+from ...views import public as presenters
 from ..records import Conversation, LoggedEvent, Message
 from ..sql import Op, rows
 from . import events, notify

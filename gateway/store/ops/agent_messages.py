@@ -10,16 +10,17 @@ from msgspec import Struct
 
 from client_sdk import protocol as p
 
-from ... import agent_presenters, presenters
 from ...domain.errors import Flooded, NotFound
+from ...views import agent as agent_presenters
+from ...views import public as presenters
+from ...views.agent_conversations import render_messages
 from ..records import AgentBot, Attachment, Conversation, LoggedEvent, Message, Performer
 from ..sql import Op, dump_json, one, rows, scalar
 from . import agent_events, notify
 from .agent_bots import reopened_status
-from .agent_views import render_messages
 from .assignees import account_user
 from .contacts import get_contact
-from .message_views import get_message, hydrate
+from .message_reads import get_message, hydrate
 from .messages import NewAttachment, flood_guard, get_conversation, insert_message
 
 DELETED_CONTENT = "This message was deleted"

@@ -8,8 +8,8 @@ from msgspec import Struct
 
 from client_sdk import protocol as p
 
-from ... import presenters
 from ...domain.errors import NotFound
+from ...views import public as presenters
 from ..records import CsatResponse, Inbox, Message
 from ..sql import Op, one
 from . import messages as message_ops

@@ -25,8 +25,8 @@ from msgspec import Struct
 
 from client_sdk import protocol as p
 
-from ... import presenters
 from ...domain.errors import Flooded, NotFound
+from ...views import public as presenters
 from ..base import Conflict
 from ..records import Contact, ContactInbox, Conversation, LoggedEvent, Message
 from ..sql import (
@@ -42,6 +42,7 @@ from ..sql import (
 )
 from . import events, notify
 from .agent_bots import ACTIVE, reopened_with
+from .message_reads import UNREAD_CAP
 from .messages import (
     FLOOD_WINDOW,
     INSERT_MESSAGE,
@@ -61,7 +62,7 @@ _MESSAGE_WIDTH = width(Message.COLUMNS)
 _UNREAD = (
     "(SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE m.conversation_id = c.id "
     f"AND m.message_type = {p.MESSAGE_TYPE_INCOMING} "
-    f"AND m.created_at > COALESCE(c.agent_last_seen_at, 0) LIMIT {notify.UNREAD_CAP}) AS unread)"
+    f"AND m.created_at > COALESCE(c.agent_last_seen_at, 0) LIMIT {UNREAD_CAP}) AS unread)"
 )
 # Everything a customer's message needs to know before it is written, in one statement: the
 # conversation, its session, the sender, an earlier message with the same echo_id, the flood
@@ -286,7 +287,7 @@ def create_incoming(
 def _count_new_message(known: notify.Known, conversation: Conversation, now: float) -> None:
     """The new message counts as unread unless an agent has seen past it (clocks of nodes)."""
     if now > (conversation.agent_last_seen_at or 0.0):
-        known.unread = min(notify.UNREAD_CAP, known.unread + 1)
+        known.unread = min(UNREAD_CAP, known.unread + 1)
 
 
 def _write_all(

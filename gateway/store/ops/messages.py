@@ -11,8 +11,9 @@ from msgspec import Struct
 
 from client_sdk import protocol as p
 
-from ... import presenters
 from ...domain.errors import Locked, NotFound
+from ...views import public as presenters
+from ...views.messages import render_public
 from ..records import (
     Attachment,
     Conversation,
@@ -22,7 +23,7 @@ from ..records import (
 )
 from ..sql import Op, dump_json, one, scalar
 from . import notify
-from .message_views import get_message, hydrate, render_public
+from .message_reads import get_message, hydrate
 
 CSAT_LOCK_ERROR = "You cannot update the CSAT survey after {days} days"
 

@@ -16,13 +16,13 @@ from msgspec import UNSET, Struct
 
 from client_sdk import protocol as p
 
-from ... import presenters
+from ...views import public as presenters
+from ...views.messages import load_senders
 from ..records import Contact, ContactInbox, Conversation, LoggedEvent, Message
 from ..sql import Op, one, scalar
 from . import assignees, events, webhooks
-from .message_views import hydrate, load_senders
+from .message_reads import UNREAD_CAP, hydrate
 
-UNREAD_CAP = 10
 BOT_STATUS_EVENTS = {"open": "conversation_opened", "resolved": "conversation_resolved"}
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from msgspec import Struct
 
-from ... import presenters
 from ...domain.errors import InvalidAttribute, NotFound
+from ...views import public as presenters
 from ..records import Conversation, LoggedEvent, Message
 from ..sql import Op, Row, dump_json, one, rows, scalar, short_read
 from . import agent_events, notify
-from .message_views import hydrate
+from .message_reads import hydrate
 from .messages import get_conversation
 from .webhooks import RECEIVER_BOT, RECEIVER_INBOX
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from msgspec import UNSET, Struct, UnsetType
 
 from ...domain.errors import InvalidAttribute, NotFound
+from ...domain.models import AccountDetails, AccountUserRow, UserDetails
 from ..records import Account, User
 from ..sql import Op, Row, dump_json, load_json, one, rows, scalar, short_read
 from .provisioning import hash_token, user_accounts
@@ -30,28 +31,6 @@ class PlatformApp(Struct, kw_only=True):
         return cls(id=r[0], name=r[1], created_at=r[2])
 
 
-class AccountDetails(Struct, kw_only=True):
-    id: int
-    name: str
-    locale: str
-    domain: str | None
-    support_email: str | None
-    status: str
-    features: dict[str, bool]
-    limits: dict[str, Any]
-    custom_attributes: dict[str, Any]
-
-    COLUMNS = "id, name, locale, domain, support_email, status, features, limits, custom_attributes"
-
-    @classmethod
-    def from_row(cls, r: Row) -> AccountDetails:
-        return cls(
-            id=r[0], name=r[1], locale=r[2], domain=r[3], support_email=r[4], status=r[5],
-            features=load_json(r[6], {}), limits=load_json(r[7], {}),
-            custom_attributes=load_json(r[8], {}),
-        )  # fmt: skip
-
-
 class AccountChanges(Struct, kw_only=True):
     """Validated account fields; UNSET leaves a field as is. Maps merge into the stored ones."""
 
@@ -63,27 +42,6 @@ class AccountChanges(Struct, kw_only=True):
     features: dict[str, bool] | None = None
     limits: dict[str, Any] | None = None
     custom_attributes: dict[str, Any] | None = None
-
-
-class AccountUserRow(Struct, kw_only=True):
-    id: int | None
-    account_id: int
-    user_id: int
-    role: str
-    inviter_id: int | None
-    created_at: float
-    updated_at: float | None
-    availability: str
-    auto_offline: bool
-
-
-class UserDetails(Struct, kw_only=True):
-    """A user with their profile fields and their accounts (newest membership first)."""
-
-    user: User
-    display_name: str | None
-    custom_attributes: dict[str, Any]
-    accounts: list[tuple[Account, str]]
 
 
 class UserChanges(Struct, kw_only=True):

@@ -1,5 +1,5 @@
 """Records to the agent API's contact, inbox and agent shapes, and to the Platform API's
-shapes (reference agent §2.3-2.6, §4). Pure functions, as ``gateway.presenters``.
+shapes (reference agent §2.3-2.6, §4). Pure functions, as ``gateway.views.public``.
 """
 
 from __future__ import annotations
@@ -8,11 +8,16 @@ from msgspec import UNSET
 
 from client_sdk import protocol as p
 
-from .presenters import iso_required
-from .store.ops.agent_admin import AdminInbox, AgentMember
-from .store.ops.agent_contacts import ContactInboxView
-from .store.ops.platform import AccountDetails, AccountUserRow, UserDetails
-from .store.records import Contact
+from ..domain.models import (
+    AccountDetails,
+    AccountUserRow,
+    AdminInbox,
+    AgentMember,
+    ContactInboxView,
+    UserDetails,
+)
+from ..store.records import Contact
+from .public import iso_required
 
 
 def contact(record: Contact, sessions: list[ContactInboxView] | None = None) -> p.AgentContact:

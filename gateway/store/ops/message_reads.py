@@ -1,12 +1,15 @@
-"""Loading what message views need: attachments and senders, in one query each."""
+"""Reading messages as the domain sees them: with their attachments, and (for a customer)
+without private notes or activity messages."""
 
 from __future__ import annotations
 
 from client_sdk import protocol as p
 
-from ... import presenters
-from ..records import AgentBot, Attachment, Contact, Message, User
-from ..sql import Op, rows, short_read
+from ..records import Attachment, Message
+from ..sql import Op, rows
+
+# An unread count shows at most this many (Chatwoot's badge).
+UNREAD_CAP = 10
 
 # Customers never see private notes or activity messages.
 VISIBLE = f"private = ? AND message_type <> {p.MESSAGE_TYPE_ACTIVITY}"
@@ -33,52 +36,6 @@ def hydrate(messages: list[Message]) -> Op[list[Message]]:
     for m in messages:
         m.attachments = by_message.get(m.id, [])
     return messages
-
-
-def load_senders(messages: list[Message]) -> Op[presenters.Senders]:
-    senders: presenters.Senders = {}
-    contact_ids = sorted(
-        {m.sender_id for m in messages if m.sender_type == "Contact" and m.sender_id}
-    )
-    user_ids = sorted({m.sender_id for m in messages if m.sender_type == "User" and m.sender_id})
-    if contact_ids:
-        result = yield from rows(
-            f"SELECT {Contact.COLUMNS} FROM contacts WHERE id IN ({_marks(len(contact_ids))})",
-            *contact_ids,
-        )
-        for r in result:
-            c = Contact.from_row(r)
-            senders[("Contact", c.id)] = presenters.contact_sender(c)
-    if user_ids:
-        result = yield from rows(
-            f"SELECT {User.COLUMNS} FROM users WHERE id IN ({_marks(len(user_ids))})", *user_ids
-        )
-        for r in result:
-            u = User.from_row(r)
-            senders[("User", u.id)] = presenters.user_sender(u)
-    senders.update((yield from load_bot_senders(messages)))
-    return senders
-
-
-def load_bot_senders(messages: list[Message]) -> Op[dict[tuple[str, int], p.AgentBotSender]]:
-    """Senders of the messages agent bots posted (a deleted bot's are left out)."""
-    bot_ids = sorted({m.sender_id for m in messages if m.sender_type == "AgentBot" and m.sender_id})
-    if not bot_ids:
-        return {}
-    result = yield from rows(
-        f"SELECT {AgentBot.COLUMNS} FROM agent_bots WHERE id IN ({_marks(len(bot_ids))})",
-        *bot_ids,
-    )
-    bots = (AgentBot.from_row(r) for r in result)
-    return {("AgentBot", b.id): presenters.agent_bot_sender(b) for b in bots}
-
-
-def render_public(
-    messages: list[Message], display_id: int, link: presenters.LinkBuilder
-) -> Op[list[p.PublicMessage]]:
-    """Public views of ``messages``, which the caller has already hydrated."""
-    senders = yield from load_senders(messages)
-    return [presenters.public_message(m, display_id, senders, link) for m in messages]
 
 
 def get_message(
@@ -123,20 +80,6 @@ def visible_messages(
         )  # fmt: skip
         ordered = [Message.from_row(r) for r in reversed(result)]
     return (yield from hydrate(ordered))
-
-
-@short_read
-def public_page(
-    conversation_id: int,
-    display_id: int,
-    before: int | None,
-    after: int | None,
-    limit: int,
-    link: presenters.LinkBuilder,
-) -> Op[list[p.PublicMessage]]:
-    """One page of :func:`visible_messages`, rendered (a bounded, indexed read)."""
-    found = yield from visible_messages(conversation_id, before=before, after=after, limit=limit)
-    return (yield from render_public(found, display_id, link))
 
 
 def all_visible_messages(conversation_id: int) -> Op[list[Message]]:

@@ -8,14 +8,13 @@ from collections.abc import Iterable
 
 from client_sdk import protocol as p
 
-from ... import agent_presenters as ap
-from ... import presenters
-from ...domain.errors import NotFound
-from ..records import Contact, ContactInbox, Conversation, Inbox, Message, Team, User
-from ..sql import Op, one, rows
-from .assignees import account_user
-from .message_views import hydrate, load_bot_senders
-from .notify import UNREAD_CAP
+from ..store.ops.assignees import account_user
+from ..store.ops.message_reads import UNREAD_CAP, hydrate
+from ..store.records import Contact, ContactInbox, Conversation, Inbox, Message, Team, User
+from ..store.sql import Op, rows
+from . import agent as ap
+from . import public as presenters
+from .messages import load_bot_senders
 
 
 def _marks(n: int) -> str:
@@ -24,18 +23,6 @@ def _marks(n: int) -> str:
 
 def _ids(values: Iterable[int | None]) -> list[int]:
     return sorted({v for v in values if v is not None})
-
-
-def find_conversation(account_id: int, display_id: int) -> Op[Conversation]:
-    """A conversation by its per-account display id (what agent API URLs carry)."""
-    row = yield from one(
-        f"SELECT {Conversation.COLUMNS} FROM conversations WHERE account_id = ? "
-        "AND display_id = ?",
-        account_id, display_id,
-    )  # fmt: skip
-    if row is None:
-        raise NotFound("conversation")
-    return Conversation.from_row(row)
 
 
 def load_agent_senders(messages: list[Message]) -> Op[ap.AgentSenders]:

@@ -1,5 +1,5 @@
 """Records to the agent API's conversation and message shapes (reference agent §2.1-2.2).
-Pure functions, like :mod:`gateway.presenters`: whatever they need is loaded beforehand into a
+Pure functions, like :mod:`gateway.views.public`: whatever they need is loaded beforehand into a
 :class:`ConversationParts`.
 
 The agent API shows more than the public one: private notes and activity messages, the
@@ -13,7 +13,8 @@ from msgspec import UNSET, Struct
 
 from client_sdk import protocol as p
 
-from .presenters import (
+from ..store.records import Contact, ContactInbox, Conversation, Message, Team, User
+from .public import (
     LinkBuilder,
     attachment,
     contact_sender,
@@ -23,7 +24,6 @@ from .presenters import (
     message_fields,
     user_sender,
 )
-from .store.records import Contact, ContactInbox, Conversation, Message, Team, User
 
 AgentSenders = dict[tuple[str, int], p.ContactSender | p.AgentUserSender | p.AgentBotSender]
 

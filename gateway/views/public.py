@@ -14,7 +14,7 @@ from msgspec import UNSET
 
 from client_sdk import protocol as p
 
-from .store.records import (
+from ..store.records import (
     AgentBot,
     Attachment,
     Contact,
