@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.domain import contacts, conversations, provisioning
 from gateway.settings import Settings
 from gateway.store import open_store
-from gateway.store.ops import contacts, conversations, provisioning
 from gateway.store.records import ContactInbox, Conversation, Inbox
 from gateway.store.sql import Op
 

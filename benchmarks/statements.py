@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 
 from gateway.app import create_app
+from gateway.domain import provisioning as prov
+from gateway.domain import webhooks
 from gateway.settings import Settings
 from gateway.store.base import Store
-from gateway.store.ops import provisioning as prov
-from gateway.store.ops import webhooks
 from gateway.store.sql import (
     ATOMIC,
     Op,

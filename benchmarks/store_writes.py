@@ -27,9 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gateway.domain import contacts, conversations, incoming, provisioning
 from gateway.store import SQLiteStore
 from gateway.store.base import Store
-from gateway.store.ops import contacts, conversations, incoming, provisioning
 from gateway.store.sql import Op
 from gateway.store.sqlite import _run_op
 

@@ -23,6 +23,7 @@ from client_sdk import protocol as p
 from . import metrics
 from .attachments import FileStore
 from .broker import Broker, MemoryBroker
+from .domain import events, instance_secrets
 from .errors import GatewayError
 from .health import Health
 from .http import (
@@ -49,7 +50,6 @@ from .services.agent_conversations import reopen_snoozed_forever
 from .services.context import Context, EventSink
 from .settings import Settings
 from .store import Store, StoreUnavailable, open_store
-from .store.ops import events, instance_secrets
 from .store.records import LoggedEvent
 from .webhooks.worker import WebhookWorker
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from .domain.messages import NewAttachment
 from .errors import NotFound, PayloadTooLarge
 from .file_types import HEAD_BYTES, OCTET_STREAM, stored_type
-from .store.ops.messages import NewAttachment
 from .store.records import Attachment
 
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/bmp", "image/webp"}

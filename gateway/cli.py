@@ -21,10 +21,7 @@ from urllib.parse import urlsplit
 import click
 
 from .domain.errors import DomainError, NotFound
-from .errors import GatewayError
-from .settings import Settings, SettingsError
-from .store import Store, StoreError, UniqueViolation, open_store
-from .store.ops.provisioning import (
+from .domain.provisioning import (
     NewInbox,
     add_inbox_member,
     create_account,
@@ -39,6 +36,9 @@ from .store.ops.provisioning import (
     rotate_user_token,
     user_role,
 )
+from .errors import GatewayError
+from .settings import Settings, SettingsError
+from .store import Store, StoreError, UniqueViolation, open_store
 from .store.records import Account, Inbox, User
 from .webhooks import guard
 
@@ -609,8 +609,8 @@ def platform_app() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def platform_app_create(name: str, as_json: bool) -> None:
     """Create a platform app; prints its access token (shown only once)."""
-    from .store.ops.platform import PlatformApp, create_app
-    from .store.ops.tokens import secure_token
+    from .domain.platform import PlatformApp, create_app
+    from .domain.tokens import secure_token
 
     if not name.strip():
         raise click.BadParameter("must not be blank", param_hint="--name")

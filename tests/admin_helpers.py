@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.store.ops import platform as platform_ops
-from gateway.store.ops import provisioning as prov
+from gateway.domain import platform as platform_ops
+from gateway.domain import provisioning as prov
 from gateway.store.records import User
 from tests.routes_helpers import Env
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from gateway.store.ops import provisioning as prov
+from gateway.domain import provisioning as prov
 from gateway.store.records import Inbox, LoggedEvent, User
 from tests.routes_helpers import Env
 

@@ -22,8 +22,8 @@ import pytest
 
 from gateway import identity
 from gateway.app import create_app
+from gateway.domain import provisioning as prov
 from gateway.settings import Settings
-from gateway.store.ops import provisioning as prov
 from gateway.store.records import Inbox, LoggedEvent
 from tests.postgres_helpers import fresh_database
 

@@ -24,9 +24,7 @@ import msgspec
 import pytest
 
 from client_sdk import protocol as p
-from gateway.domain.errors import Flooded, InvalidAttribute, Locked, NotFound
-from gateway.store import Store, StoreUnavailable, UniqueViolation
-from gateway.store.ops import (
+from gateway.domain import (
     agent_contacts,
     contacts,
     conversations,
@@ -37,8 +35,10 @@ from gateway.store.ops import (
     messages,
     notify,
 )
-from gateway.store.ops import provisioning as prov
-from gateway.store.ops.tokens import BASE58
+from gateway.domain import provisioning as prov
+from gateway.domain.errors import Flooded, InvalidAttribute, Locked, NotFound
+from gateway.domain.tokens import BASE58
+from gateway.store import Store, StoreUnavailable, UniqueViolation
 from gateway.store.records import (
     Account,
     Attachment,

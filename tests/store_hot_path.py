@@ -15,8 +15,8 @@ import msgspec
 import pytest
 
 from client_sdk import protocol as p
+from gateway.domain import incoming, message_reads, notify, outbox, webhooks
 from gateway.store import Store
-from gateway.store.ops import incoming, message_reads, notify, outbox, webhooks
 from gateway.store.records import Conversation, Message
 from gateway.store.sql import ATOMIC, Op, Query, Rows, for_the_engine
 from gateway.views import messages as message_views

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from gateway.store.ops import platform as platform_ops
-from gateway.store.ops import provisioning as prov
+from gateway.domain import platform as platform_ops
+from gateway.domain import provisioning as prov
 from tests.admin_helpers import (
     ADMIN_TOKEN,
     AGENT_TOKEN,

@@ -11,9 +11,9 @@ from typing import Any
 import anyio
 import pytest
 
-from gateway.store.ops import agent_bots as bot_ops
-from gateway.store.ops import outbox
-from gateway.store.ops import provisioning as prov
+from gateway.domain import agent_bots as bot_ops
+from gateway.domain import outbox
+from gateway.domain import provisioning as prov
 from gateway.store.records import LoggedEvent
 from gateway.store.sql import rows
 from tests.admin_helpers import ADMIN_TOKEN, AGENT_TOKEN, account_url, admin, agent, auth

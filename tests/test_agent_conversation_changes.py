@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 import pytest
 
+from gateway.domain import teams
 from gateway.services.agent_conversations import AgentConversationService
-from gateway.store.ops import teams
 from tests.agent_helpers import (
     NOT_AUTHORIZED,
     NOT_FOUND,

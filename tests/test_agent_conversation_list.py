@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.store.ops import teams
+from gateway.domain import teams
 from tests.agent_helpers import NOT_FOUND, Api, Staff, customer_conversation, make_staff
 from tests.routes_helpers import (  # noqa: F401 - fixtures
     Env,

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from client_sdk import protocol as p
-from gateway.store.ops import teams
+from gateway.domain import teams
 from tests.agent_helpers import (
     NOT_FOUND,
     Staff,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.store.ops import provisioning as prov
+from gateway.domain import provisioning as prov
 from tests.agent_helpers import NOT_AUTHORIZED, NOT_FOUND, Staff, customer_conversation, make_staff
 from tests.routes_helpers import (  # noqa: F401 - fixtures
     Env,

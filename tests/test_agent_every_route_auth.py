@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from starlette.routing import Route
 
+from gateway.domain import provisioning as prov
 from gateway.routes.agent import ACCOUNT
-from gateway.store.ops import provisioning as prov
 from tests.admin_helpers import ADMIN_TOKEN, admin, auth, make_user
 from tests.routes_helpers import Env, anyio_backend_fixture, env_fixture, make_env_fixture
 

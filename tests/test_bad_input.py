@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.routing import Route
 
-from gateway.store.ops import provisioning as prov
+from gateway.domain import provisioning as prov
 from tests.admin_helpers import ADMIN_TOKEN, PLATFORM_TOKEN, admin, platform_app
 from tests.routes_helpers import PUBLIC, Env, EnvFactory, anyio_backend_fixture, make_env_fixture
 

@@ -171,7 +171,7 @@ def test_user_create_summary(invoke: Any) -> None:
 def test_user_create_summary_prints_what_the_readme_promises(
     invoke: Any, settings: Settings
 ) -> None:
-    from gateway.store.ops.provisioning import find_user_by_token
+    from gateway.domain.provisioning import find_user_by_token
 
     account_id = make_account(invoke)
     inbox_id = int(as_json(invoke(f"inbox create --account {account_id} --name Web --json"))["id"])
@@ -197,7 +197,7 @@ def test_user_create_summary_prints_what_the_readme_promises(
 
 
 def test_user_create_json_token_authenticates(invoke: Any, settings: Settings) -> None:
-    from gateway.store.ops.provisioning import find_user_by_token, user_role
+    from gateway.domain.provisioning import find_user_by_token, user_role
 
     account_id = make_account(invoke)
     payload = as_json(
@@ -264,7 +264,7 @@ def test_provision_demo_is_idempotent(settings: Settings) -> None:
 def test_provision_demo_without_saved_file_keeps_inbox_and_rotates_token(
     settings: Settings,
 ) -> None:
-    from gateway.store.ops.provisioning import find_user_by_token, list_inboxes
+    from gateway.domain.provisioning import find_user_by_token, list_inboxes
 
     first = cli.provision_demo(settings)
     (settings.data_dir / "demo.json").unlink()

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from gateway import cli
-from gateway.store.ops import platform as platform_ops
+from gateway.domain import platform as platform_ops
 from tests.admin_helpers import (
     ADMIN_TOKEN,
     PLATFORM_NOT_FOUND,

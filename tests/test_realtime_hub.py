@@ -15,9 +15,9 @@ import pytest
 from client_sdk import cable_protocol as cp
 from gateway.broker import MemoryBroker
 from gateway.cable import SessionSnapshot, SubscriptionState
+from gateway.domain import events
 from gateway.routes.cable import CableEndpoint
 from gateway.store import StoreUnavailable
-from gateway.store.ops import events
 from tests.asgi_cable import FakeSocket, connected
 from tests.cable_client import contact_identifier
 from tests.routes_helpers import (

@@ -9,9 +9,9 @@ from typing import Any
 import itsdangerous
 import pytest
 
-from gateway.store.ops import conversations as conv_ops
-from gateway.store.ops import message_reads
-from gateway.store.ops import messages as msg_ops
+from gateway.domain import conversations as conv_ops
+from gateway.domain import message_reads
+from gateway.domain import messages as msg_ops
 from tests.routes_helpers import (  # noqa: F401 - fixtures
     MESSAGE_KEYS,
     NOT_FOUND,

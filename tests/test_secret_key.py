@@ -15,10 +15,10 @@ from anyio.abc import TaskStatus
 from starlette.applications import Starlette
 
 from gateway.app import create_app
+from gateway.domain import instance_secrets
 from gateway.errors import NotFound
 from gateway.settings import Settings
 from gateway.store import SQLiteStore, Store
-from gateway.store.ops import instance_secrets
 from gateway.store.postgres import PostgresStore
 from gateway.store.records import Attachment
 from gateway.store.sql import Op, rows

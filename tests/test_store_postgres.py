@@ -15,9 +15,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from gateway.domain import events, outbox
 from gateway.settings import Settings
 from gateway.store import SQLiteStore, StoreUnavailable, open_store
-from gateway.store.ops import events, outbox
 from gateway.store.postgres import PostgresStore, to_dollar
 from gateway.store.postgres_schema import POSTGRES_MIGRATIONS
 from gateway.store.schema import SQLITE_MIGRATIONS

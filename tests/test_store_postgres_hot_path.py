@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from client_sdk import protocol as p
-from gateway.store.ops import events, incoming, message_reads, notify
+from gateway.domain import events, incoming, message_reads, notify
 from gateway.store.postgres import PostgresStore
 from gateway.store.sql import Op, Query, Rows
 from tests.postgres_helpers import fresh_database

@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
+from gateway.domain import contacts, conversations
 from gateway.store import SQLiteStore
-from gateway.store.ops import contacts, conversations
 from gateway.store.sql import Op, execute, is_short_read, scalar, short_read
 from tests.store_contract import T0, make_world, new_conversation, send
 

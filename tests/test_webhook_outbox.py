@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from client_sdk import protocol as p
+from gateway.domain import contacts, conversations, events, messages, notify, webhooks
+from gateway.domain import provisioning as prov
 from gateway.domain.errors import InvalidAttribute
-from gateway.store.ops import contacts, conversations, events, messages, notify, webhooks
-from gateway.store.ops import provisioning as prov
 from gateway.store.sql import Op
 from tests.store_contract import T0, link, make_session, new_conversation, send
 from tests.webhook_helpers import (

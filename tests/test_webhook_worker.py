@@ -12,9 +12,9 @@ import msgspec
 import pytest
 
 from gateway.app import create_app
+from gateway.domain import outbox
+from gateway.domain import provisioning as prov
 from gateway.domain.errors import InvalidAttribute
-from gateway.store.ops import outbox
-from gateway.store.ops import provisioning as prov
 from gateway.webhooks import signing
 from gateway.webhooks import worker as worker_module
 from gateway.webhooks.guard import UrlUnresolvable

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from client_sdk import protocol as p
-from gateway.store.ops import provisioning as prov
+from gateway.domain import provisioning as prov
 from tests.routes_helpers import Env, EnvFactory, anyio_backend_fixture, make_env_fixture
 from tests.server_helpers import free_port
 

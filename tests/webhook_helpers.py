@@ -15,9 +15,9 @@ import pytest
 
 from client_sdk import protocol as p
 from gateway.attachments import FileStore
+from gateway.domain import outbox, webhooks
 from gateway.services.context import Context
 from gateway.store import SQLiteStore, Store
-from gateway.store.ops import outbox, webhooks
 from gateway.store.postgres import PostgresStore
 from gateway.store.records import LoggedEvent, Message
 from gateway.store.sql import Op, one

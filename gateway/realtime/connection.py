@@ -47,8 +47,8 @@ from ..cable import (
     ping_frame,
 )
 from ..cable import Send as SendFrame
+from ..domain import events
 from ..store import StoreUnavailable
-from ..store.ops import events
 from ..store.records import LoggedEvent
 from ..store.sql import Op
 from .hub import Hub

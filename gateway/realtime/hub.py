@@ -27,9 +27,9 @@ from anyio.abc import TaskStatus
 from .. import metrics
 from ..broker import Broker, BrokerClosed, BrokerMessage, Delivery, Feed, Gap
 from ..cable import EncodedEvent, Limits, PingClock, StreamIds
+from ..domain import events
 from ..logs import StateLog
 from ..store import Store, StoreUnavailable
-from ..store.ops import events
 from ..store.records import LoggedEvent
 from .room import RoomChannel
 from .sessions import SessionCache

@@ -13,9 +13,9 @@ from typing import Any, Literal, NamedTuple
 
 from client_sdk import protocol as p
 
+from ..domain import events, grants
 from ..inputs import parse_id
 from ..store import Store
-from ..store.ops import events, grants
 from .presence import Presence
 
 log = logging.getLogger("inboxgate.cable")

@@ -17,13 +17,13 @@ from starlette.routing import Route
 
 from client_sdk import protocol as p
 
+from ..domain import provisioning
 from ..domain.errors import DomainError
 from ..errors import NotFound, resource_not_found
 from ..http import json_response
 from ..inputs import parse_id
 from ..services.agent_auth import Actor, authenticate, authenticate_in_account
 from ..services.context import Context
-from ..store.ops import provisioning
 from ..views import public as presenters
 from .errors import agent_error
 

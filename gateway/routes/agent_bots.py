@@ -13,12 +13,12 @@ from starlette.routing import Route
 
 from client_sdk import protocol as p
 
+from ..domain.platform import PlatformApp
 from ..http import Params, empty_response, int_param, json_response, read_params
 from ..services.agent_auth import Actor
 from ..services.agent_bots import AgentBotService, PlatformBotService
 from ..services.context import Context
 from ..services.platform import PlatformService
-from ..store.ops.platform import PlatformApp
 from .agent import account_route
 from .agent_admin import unwrap
 from .errors import answering, platform_error

@@ -14,10 +14,10 @@ from starlette.routing import Route
 
 from client_sdk import protocol as p
 
+from ..domain.platform import PlatformApp
 from ..http import Params, empty_response, int_param, json_response, read_params
 from ..services.context import Context
 from ..services.platform import PlatformService
-from ..store.ops.platform import PlatformApp
 from .agent_admin import unwrap
 from .agent_bots import platform_bot_routes
 from .errors import answering, platform_error

@@ -60,7 +60,7 @@ def public_routes(ctx: Context) -> list[BaseRoute]:
         return path["inbox"], path["source_id"], int_param(path["conversation_id"], "conversation")
 
     async def show_inbox(request: Request) -> Response:
-        from ..store.ops.agent_admin import get_inbox
+        from ..domain.agent_admin import get_inbox
         from ..views import public as presenters
 
         inbox = await ctx.inbox(request.path_params["inbox"])

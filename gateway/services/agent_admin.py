@@ -14,12 +14,12 @@ from msgspec import UNSET
 from client_sdk import protocol as p
 
 from .. import inputs
+from ..domain import agent_admin as ops
 from ..domain import validation
 from ..domain.errors import InvalidAttribute
 from ..domain.models import AdminInbox
+from ..domain.provisioning import NewInbox
 from ..errors import ApiError, param_missing, resource_not_found
-from ..store.ops import agent_admin as ops
-from ..store.ops.provisioning import NewInbox
 from ..store.records import DEFAULT_WORKING_HOURS
 from ..views import admin as present
 from ..webhooks import guard

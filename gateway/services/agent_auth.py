@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..domain import agent_bots, platform, provisioning
 from ..errors import (
     ApiError,
     invalid_access_token,
@@ -25,7 +26,6 @@ from ..errors import (
     sign_in_required,
 )
 from ..store import Store
-from ..store.ops import agent_bots, platform, provisioning
 from ..store.records import Account, AgentBot, Performer, User
 
 ADMINISTRATOR = "administrator"

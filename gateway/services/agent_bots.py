@@ -19,11 +19,11 @@ from msgspec import UNSET
 
 from client_sdk import protocol as p
 
+from ..domain import agent_bots as ops
+from ..domain import platform as platform_ops
 from ..domain import validation
 from ..domain.errors import InvalidAttribute, NotFound
-from ..store.ops import agent_bots as ops
-from ..store.ops import platform as platform_ops
-from ..store.ops.tokens import secure_token
+from ..domain.tokens import secure_token
 from ..store.records import AgentBot
 from ..webhooks import guard
 from .agent_admin import invalid_enum

@@ -9,11 +9,11 @@ from msgspec import UNSET, UnsetType
 
 from client_sdk import protocol as p
 
+from ..domain import agent_contacts as ops
 from ..domain import validation
+from ..domain.agent_admin import get_inbox
 from ..domain.errors import InvalidAttribute
 from ..errors import ApiError, resource_not_found
-from ..store.ops import agent_contacts as ops
-from ..store.ops.agent_admin import get_inbox
 from ..store.records import Contact
 from ..views import admin as present
 from .agent_auth import Actor

@@ -17,14 +17,13 @@ from msgspec import UNSET
 from client_sdk import protocol as p
 
 from .. import inputs
-from ..domain import validation
+from ..domain import agent_conversation_changes as changes
+from ..domain import agent_conversations as ops
+from ..domain import assignees, teams, validation
 from ..domain.errors import NotFound
+from ..domain.messages import NewAttachment
 from ..errors import ApiError
 from ..store import StoreUnavailable
-from ..store.ops import agent_conversation_changes as changes
-from ..store.ops import agent_conversations as ops
-from ..store.ops import assignees, teams
-from ..store.ops.messages import NewAttachment
 from ..store.records import Conversation, Team, User
 from ..views import agent as agent_presenters
 from ..views import agent_conversations as agent_views

@@ -16,11 +16,11 @@ from starlette.datastructures import UploadFile
 from client_sdk import protocol as p
 
 from .. import inputs, metrics
+from ..domain import agent_messages as ops
 from ..domain import validation
 from ..domain.errors import InvalidAttribute
+from ..domain.messages import NewAttachment
 from ..errors import ApiError, BadRequest, ValidationFailed
-from ..store.ops import agent_messages as ops
-from ..store.ops.messages import NewAttachment
 from ..store.records import AgentBot, Attachment, Conversation, Performer
 from ..views import public as presenters
 from .agent_auth import Actor

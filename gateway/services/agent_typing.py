@@ -14,7 +14,7 @@ from msgspec import UNSET
 
 from client_sdk import protocol as p
 
-from ..store.ops import events, notify
+from ..domain import events, notify
 from ..store.records import Conversation
 from ..views import public as presenters
 from .agent_auth import Actor

@@ -1,14 +1,14 @@
 """Contacts on the public API (§3.2-3.4, §4): sessions and HMAC identity, under the trust
-model of ``store.ops.contacts``."""
+model of ``domain.contacts``."""
 
 from __future__ import annotations
 
 from client_sdk import protocol as p
 
 from .. import identity
+from ..domain import contacts as ops
 from ..domain import validation
 from ..domain.errors import NotFound
-from ..store.ops import contacts as ops
 from ..store.records import Contact, ContactInbox, Inbox
 from ..views import public as presenters
 from .context import Context

@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 from ..attachments import FileStore
+from ..domain import provisioning
 from ..domain.errors import NotFound
 from ..settings import Settings
 from ..store import Store
-from ..store.ops import provisioning
 from ..store.records import Inbox, LoggedEvent
 
 # Called with the events a committed change appended; the realtime layer publishes them.

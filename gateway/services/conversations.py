@@ -10,11 +10,10 @@ from starlette.datastructures import UploadFile
 from client_sdk import protocol as p
 
 from .. import metrics
-from ..domain import validation
+from ..domain import conversations as conv_ops
+from ..domain import events, incoming, message_reads, notify, validation
+from ..domain import messages as msg_ops
 from ..domain.errors import InvalidAttribute, NotFound
-from ..store.ops import conversations as conv_ops
-from ..store.ops import events, incoming, message_reads, notify
-from ..store.ops import messages as msg_ops
 from ..store.records import Contact, ContactInbox, Conversation, Inbox
 from ..store.sql import Op, short_read
 from ..views import messages as message_views

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from client_sdk import protocol as p
 
-from ..store.ops import csat as ops
+from ..domain import csat as ops
 from .context import Context
 from .conversations import submitted_values
 

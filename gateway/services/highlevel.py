@@ -16,9 +16,9 @@ import msgspec
 
 from client_sdk import protocol as p
 
+from ..domain import conversations as conv_ops
+from ..domain import highlevel, provisioning
 from ..errors import ApiError
-from ..store.ops import conversations as conv_ops
-from ..store.ops import highlevel, provisioning
 from ..views import public as presenters
 from .context import Context
 

@@ -16,11 +16,11 @@ from msgspec import UNSET, UnsetType
 
 from client_sdk import protocol as p
 
+from ..domain import platform as ops
 from ..domain import validation
 from ..domain.errors import InvalidAttribute
 from ..domain.models import AccountDetails, UserDetails
 from ..errors import ApiError
-from ..store.ops import platform as ops
 from ..views import admin as present
 from .agent_admin import invalid_enum
 from .agent_auth import ADMINISTRATOR, AGENT, access_token

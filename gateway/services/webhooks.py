@@ -14,10 +14,10 @@ from msgspec import UNSET
 
 from client_sdk import protocol as p
 
+from ..domain import outbox
+from ..domain import webhooks as ops
 from ..domain.errors import InvalidAttribute
 from ..errors import param_missing
-from ..store.ops import outbox
-from ..store.ops import webhooks as ops
 from ..views import public as presenters
 from ..webhooks import guard
 from .context import Context

@@ -1,4 +1,5 @@
-"""Storage: the ``Store`` interface, its implementations, and the operations they run."""
+"""Storage engines: the ``Store`` interface and its implementations (SQLite, PostgreSQL),
+which run the sans-I/O operations of ``gateway.domain`` and ``gateway.views``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The Store interface. Every implementation runs the same sans-I/O operations
-(``gateway.store.ops``) and passes the same contract suite (``tests/store_contract.py``).
+"""The Store interface. Every implementation runs the same sans-I/O operations (those of
+``gateway.domain`` and ``gateway.views``) and passes the same contract suite
+(``tests/store_contract.py``).
 
 StoreError
 ├── StoreUnavailable   the engine cannot be reached or is shutting down

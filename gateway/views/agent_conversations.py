@@ -8,8 +8,8 @@ from collections.abc import Iterable
 
 from client_sdk import protocol as p
 
-from ..store.ops.assignees import account_user
-from ..store.ops.message_reads import UNREAD_CAP, hydrate
+from ..domain.assignees import account_user
+from ..domain.message_reads import UNREAD_CAP, hydrate
 from ..store.records import Contact, ContactInbox, Conversation, Inbox, Message, Team, User
 from ..store.sql import Op, rows
 from . import agent as ap

@@ -21,10 +21,10 @@ import httpx
 from anyio.abc import TaskGroup, TaskStatus
 
 from .. import metrics
+from ..domain import outbox
 from ..logs import StateLog
 from ..services.context import Context
 from ..store import StoreUnavailable
-from ..store.ops import outbox
 from ..store.records import LoggedEvent
 from . import guard, signing
 

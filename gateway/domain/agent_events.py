@@ -10,9 +10,9 @@ from typing import Any
 
 from client_sdk import protocol as p
 
-from ...views import public as presenters
-from ..records import Conversation, LoggedEvent, Message
-from ..sql import Op, rows
+from ..store.records import Conversation, LoggedEvent, Message
+from ..store.sql import Op, rows
+from ..views import public as presenters
 from . import events, notify
 from .assignees import hydrate_conversation
 from .messages import insert_message

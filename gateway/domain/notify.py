@@ -16,10 +16,10 @@ from msgspec import UNSET, Struct
 
 from client_sdk import protocol as p
 
-from ...views import public as presenters
-from ...views.messages import load_senders
-from ..records import Contact, ContactInbox, Conversation, LoggedEvent, Message
-from ..sql import Op, one, scalar
+from ..store.records import Contact, ContactInbox, Conversation, LoggedEvent, Message
+from ..store.sql import Op, one, scalar
+from ..views import public as presenters
+from ..views.messages import load_senders
 from . import assignees, events, webhooks
 from .message_reads import UNREAD_CAP, hydrate
 

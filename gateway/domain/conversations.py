@@ -8,14 +8,14 @@ from msgspec import Struct
 
 from client_sdk import protocol as p
 
-from ...domain.errors import NotFound
-from ...views import public as presenters
-from ...views.messages import render_public
-from ..records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent, Message
-from ..sql import Op, dump_json, one, prefixed, rows, scalar, short_read
+from ..store.records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent, Message
+from ..store.sql import Op, dump_json, one, prefixed, rows, scalar, short_read
+from ..views import public as presenters
+from ..views.messages import render_public
 from . import notify
 from .agent_bots import initial_status
 from .contacts import CONTACT_WIDTH, SESSION_AND_CONTACT, SESSION_WIDTH, SESSIONS_WITH_CONTACT
+from .errors import NotFound
 from .message_reads import all_visible_messages, hydrate
 from .messages import get_conversation, insert_message
 from .tokens import uuid4

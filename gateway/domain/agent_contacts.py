@@ -11,17 +11,16 @@ from msgspec import UNSET, Struct, UnsetType
 
 from client_sdk import protocol as p
 
-from ...domain import validation
-from ...domain.errors import InvalidAttribute, NotFound
-from ...domain.models import AdminInbox, ContactInboxView
-from ...inputs import parse_id
-from ...views import agent_conversations as agent_views
-from ...views.public import LinkBuilder
-from ..records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent
-from ..sql import Op, dump_json, one, rows, scalar
-from . import events
+from ..inputs import parse_id
+from ..store.records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent
+from ..store.sql import Op, dump_json, one, rows, scalar
+from ..views import agent_conversations as agent_views
+from ..views.public import LinkBuilder
+from . import events, validation
 from .agent_admin import get_inbox
 from .contacts import get_contact
+from .errors import InvalidAttribute, NotFound
+from .models import AdminInbox, ContactInboxView
 from .tokens import secure_token, uuid4
 
 PAGE_SIZE = 15

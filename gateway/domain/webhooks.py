@@ -18,9 +18,9 @@ from msgspec import UNSET, Struct
 
 from client_sdk import protocol as p
 
-from ...domain.errors import InvalidAttribute, NotFound
-from ..records import Contact
-from ..sql import Op, Row, dump_json, load_json, one, rows, scalar
+from ..store.records import Contact
+from ..store.sql import Op, Row, dump_json, load_json, one, rows, scalar
+from .errors import InvalidAttribute, NotFound
 from .tokens import secure_token, uuid4
 
 # Realtime event names and the webhook event each becomes.

@@ -5,7 +5,7 @@ users'), and which bot an inbox has.
 An inbox with an active bot changes what conversations do: a new one starts ``pending``, and
 a resolved one that hears from its contact goes back to ``pending`` (the bot's again) rather
 than ``open``. Deliveries to the bot's ``outgoing_url`` go through the webhook outbox
-(:func:`gateway.store.ops.webhooks.receivers`).
+(:func:`gateway.domain.webhooks.receivers`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 from msgspec import UNSET, Struct
 
-from ...domain.errors import NotFound
-from ..records import AgentBot
-from ..sql import Op, dump_json, one, rows, scalar, short_read
+from ..store.records import AgentBot
+from ..store.sql import Op, dump_json, one, rows, scalar, short_read
+from .errors import NotFound
 from .platform import permit
 from .provisioning import hash_token
 from .tokens import secure_token

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from client_sdk import protocol as p
 
-from ..records import Attachment, Message
-from ..sql import Op, rows
+from ..store.records import Attachment, Message
+from ..store.sql import Op, rows
 
 # An unread count shows at most this many (Chatwoot's badge).
 UNREAD_CAP = 10

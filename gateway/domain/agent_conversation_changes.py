@@ -9,9 +9,9 @@ from typing import Any
 
 from msgspec import Struct
 
-from ...views import public as presenters
-from ..records import Conversation, Inbox, LoggedEvent, Performer, Team, User
-from ..sql import Op, dump_json, one, rows
+from ..store.records import Conversation, Inbox, LoggedEvent, Performer, Team, User
+from ..store.sql import Op, dump_json, one, rows
+from ..views import public as presenters
 from . import agent_events as ev
 from .conversations import send_csat
 from .messages import get_conversation

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..sql import Op, one, short_read
+from ..store.sql import Op, one, short_read
 from .provisioning import agent_inbox_ids
 
 

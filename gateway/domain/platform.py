@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 from msgspec import UNSET, Struct, UnsetType
 
-from ...domain.errors import InvalidAttribute, NotFound
-from ...domain.models import AccountDetails, AccountUserRow, UserDetails
-from ..records import Account, User
-from ..sql import Op, Row, dump_json, load_json, one, rows, scalar, short_read
+from ..store.records import Account, User
+from ..store.sql import Op, Row, dump_json, load_json, one, rows, scalar, short_read
+from .errors import InvalidAttribute, NotFound
+from .models import AccountDetails, AccountUserRow, UserDetails
 from .provisioning import hash_token, user_accounts
 from .tokens import secure_token
 

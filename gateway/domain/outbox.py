@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from msgspec import Struct
 
-from ...domain.errors import InvalidAttribute, NotFound
-from ...views import public as presenters
-from ..records import Conversation, LoggedEvent, Message
-from ..sql import Op, Row, dump_json, one, rows, scalar, short_read
+from ..store.records import Conversation, LoggedEvent, Message
+from ..store.sql import Op, Row, dump_json, one, rows, scalar, short_read
+from ..views import public as presenters
 from . import agent_events, notify
+from .errors import InvalidAttribute, NotFound
 from .message_reads import hydrate
 from .messages import get_conversation
 from .webhooks import RECEIVER_BOT, RECEIVER_INBOX

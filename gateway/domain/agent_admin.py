@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from ...domain.errors import InvalidAttribute, LimitReached, NotFound
-from ...domain.models import AdminInbox, AgentMember, InboxSettings
-from ..records import Inbox, User
-from ..sql import Op, Row, dump_json, load_json, one, rows, scalar, short_read
+from ..store.records import Inbox, User
+from ..store.sql import Op, Row, dump_json, load_json, one, rows, scalar, short_read
+from .errors import InvalidAttribute, LimitReached, NotFound
+from .models import AdminInbox, AgentMember, InboxSettings
 from .provisioning import NewInbox, create_inbox, hash_token
 from .tokens import secure_token
 

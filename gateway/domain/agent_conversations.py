@@ -9,14 +9,22 @@ from msgspec import Struct
 
 from client_sdk import protocol as p
 
-from ...domain.errors import Duplicate, NotFound
-from ...views import public as presenters
-from ...views.agent_conversations import render_conversation, render_conversations
-from ..records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent, Performer, viewer_id
-from ..sql import Op, dump_json, one, rows, scalar
+from ..store.records import (
+    Contact,
+    ContactInbox,
+    Conversation,
+    Inbox,
+    LoggedEvent,
+    Performer,
+    viewer_id,
+)
+from ..store.sql import Op, dump_json, one, rows, scalar
+from ..views import public as presenters
+from ..views.agent_conversations import render_conversation, render_conversations
 from . import agent_events
 from .agent_bots import initial_status
 from .agent_messages import NewAgentMessage, add_message
+from .errors import Duplicate, NotFound
 from .tokens import secure_token, uuid4
 
 PAGE_SIZE = 25

@@ -5,8 +5,8 @@ Kept free of ``notify`` so that ``notify`` may call :func:`hydrate_conversation`
 
 from __future__ import annotations
 
-from ..records import Conversation, Team, User
-from ..sql import Op, one
+from ..store.records import Conversation, Team, User
+from ..store.sql import Op, one
 
 _USER_COLUMNS = ", ".join("u." + name for name in User.COLUMNS.split(", "))
 

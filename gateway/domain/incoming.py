@@ -25,11 +25,9 @@ from msgspec import Struct
 
 from client_sdk import protocol as p
 
-from ...domain.errors import Flooded, NotFound
-from ...views import public as presenters
-from ..base import Conflict
-from ..records import Contact, ContactInbox, Conversation, LoggedEvent, Message
-from ..sql import (
+from ..store.base import Conflict
+from ..store.records import Contact, ContactInbox, Conversation, LoggedEvent, Message
+from ..store.sql import (
     Op,
     atomic,
     dialect,
@@ -40,8 +38,10 @@ from ..sql import (
     rows,
     width,
 )
+from ..views import public as presenters
 from . import events, notify
 from .agent_bots import ACTIVE, reopened_with
+from .errors import Flooded, NotFound
 from .message_reads import UNREAD_CAP
 from .messages import (
     FLOOD_WINDOW,

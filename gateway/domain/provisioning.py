@@ -7,9 +7,9 @@ from typing import Any
 
 from msgspec import Struct
 
-from ...domain.errors import NotFound
-from ..records import DEFAULT_WORKING_HOURS, Account, Inbox, User
-from ..sql import Op, dump_json, one, rows, short_read
+from ..store.records import DEFAULT_WORKING_HOURS, Account, Inbox, User
+from ..store.sql import Op, dump_json, one, rows, short_read
+from .errors import NotFound
 from .tokens import secure_token
 
 

@@ -10,16 +10,16 @@ from msgspec import Struct
 
 from client_sdk import protocol as p
 
-from ...domain.errors import Flooded, NotFound
-from ...views import agent as agent_presenters
-from ...views import public as presenters
-from ...views.agent_conversations import render_messages
-from ..records import AgentBot, Attachment, Conversation, LoggedEvent, Message, Performer
-from ..sql import Op, dump_json, one, rows, scalar
+from ..store.records import AgentBot, Attachment, Conversation, LoggedEvent, Message, Performer
+from ..store.sql import Op, dump_json, one, rows, scalar
+from ..views import agent as agent_presenters
+from ..views import public as presenters
+from ..views.agent_conversations import render_messages
 from . import agent_events, notify
 from .agent_bots import reopened_status
 from .assignees import account_user
 from .contacts import get_contact
+from .errors import Flooded, NotFound
 from .message_reads import get_message, hydrate
 from .messages import NewAttachment, flood_guard, get_conversation, insert_message
 

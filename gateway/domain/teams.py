@@ -6,8 +6,8 @@ create teams with these operations.
 
 from __future__ import annotations
 
-from ..records import Team
-from ..sql import Op, one, rows
+from ..store.records import Team
+from ..store.sql import Op, one, rows
 
 
 def create_team(

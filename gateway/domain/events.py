@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 
 from client_sdk import protocol as p
 
-from ..records import ContactInbox, Conversation, LoggedEvent
-from ..sql import Op, dialect, one, rows, scalar
+from ..store.records import ContactInbox, Conversation, LoggedEvent
+from ..store.sql import Op, dialect, one, rows, scalar
 from . import webhooks
 
 

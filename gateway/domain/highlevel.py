@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from ...inputs import parse_id
-from ..records import Contact, ContactInbox, Inbox
-from ..sql import Op, one
+from ..inputs import parse_id
+from ..store.records import Contact, ContactInbox, Inbox
+from ..store.sql import Op, one
 from .tokens import secure_token
 
 

@@ -8,12 +8,12 @@ from msgspec import Struct
 
 from client_sdk import protocol as p
 
-from ...domain.errors import NotFound
-from ...views import public as presenters
-from ..records import CsatResponse, Inbox, Message
-from ..sql import Op, one
+from ..store.records import CsatResponse, Inbox, Message
+from ..store.sql import Op, one
+from ..views import public as presenters
 from . import messages as message_ops
 from .conversations import conversation_by_uuid
+from .errors import NotFound
 
 
 class CsatSurveyView(Struct, kw_only=True):

@@ -14,11 +14,10 @@ from typing import Any
 
 from msgspec import Struct
 
-from ...domain import validation
-from ...domain.errors import NotFound
-from ..records import Contact, ContactInbox
-from ..sql import Op, dump_json, one, prefixed, rows, scalar, short_read, width
-from . import webhooks
+from ..store.records import Contact, ContactInbox
+from ..store.sql import Op, dump_json, one, prefixed, rows, scalar, short_read, width
+from . import validation, webhooks
+from .errors import NotFound
 from .tokens import haiku_name, secure_token, uuid4
 
 

@@ -3,7 +3,7 @@ database share them without any other configuration."""
 
 from __future__ import annotations
 
-from ..sql import Op, execute, scalar
+from ..store.sql import Op, execute, scalar
 
 SECRET_KEY = "secret_key"
 

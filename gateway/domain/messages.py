@@ -11,18 +11,12 @@ from msgspec import Struct
 
 from client_sdk import protocol as p
 
-from ...domain.errors import Locked, NotFound
-from ...views import public as presenters
-from ...views.messages import render_public
-from ..records import (
-    Attachment,
-    Conversation,
-    CsatResponse,
-    LoggedEvent,
-    Message,
-)
-from ..sql import Op, dump_json, one, scalar
+from ..store.records import Attachment, Conversation, CsatResponse, LoggedEvent, Message
+from ..store.sql import Op, dump_json, one, scalar
+from ..views import public as presenters
+from ..views.messages import render_public
 from . import notify
+from .errors import Locked, NotFound
 from .message_reads import get_message, hydrate
 
 CSAT_LOCK_ERROR = "You cannot update the CSAT survey after {days} days"
