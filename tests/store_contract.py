@@ -26,6 +26,7 @@ import pytest
 from client_sdk import protocol as p
 from gateway.domain import (
     agent_contacts,
+    agent_messages,
     contacts,
     conversations,
     csat,
@@ -605,6 +606,35 @@ class StoreContract:
         assert contact is not None and contact.last_activity_at == T0 + 30
         with pytest.raises(NotFound):
             await send(store, msgspec.structs.replace(conv, id=999_999), world.contact.id)
+
+    async def test_every_message_moves_activity_forward_only(
+        self, store: Store, world: World
+    ) -> None:
+        """Nodes' clocks differ, so a message stamped earlier may commit later: whoever sent
+        it (the customer, an agent, an agent for the contact), activity never goes back."""
+        conv = (await new_conversation(store, world.inbox, world.session)).conversation
+        await send(store, conv, world.contact.id, "ahead", now=T0 + 30)
+        agent = await store.write(
+            prov.create_user, world.account.id, "Ann", "ann@example.com", "agent", "tok-ann", T0
+        )
+
+        async def agent_sends(content: str, message_type: int, now: float) -> Conversation:
+            new = agent_messages.NewAgentMessage(content=content, message_type=message_type)
+            result = await store.write(
+                agent_messages.create_message, conv.id, new, agent, 0, link, now
+            )
+            return result.conversation
+
+        behind = await agent_sends("behind", p.MESSAGE_TYPE_OUTGOING, T0 + 10)
+        assert behind.last_activity_at == T0 + 30
+        for_contact = await agent_sends("for the contact", p.MESSAGE_TYPE_INCOMING, T0 + 20)
+        assert for_contact.last_activity_at == T0 + 30
+        contact = await store.read(contacts.get_contact, world.contact.id)
+        assert contact is not None and contact.last_activity_at == T0 + 30
+        ahead = await agent_sends("ahead", p.MESSAGE_TYPE_OUTGOING, T0 + 40)
+        assert ahead.last_activity_at == T0 + 40
+        late = await send(store, conv, world.contact.id, "late", now=T0 + 35)
+        assert late.conversation.last_activity_at == T0 + 40
 
     async def test_echo_id_is_idempotent(self, store: Store, world: World) -> None:
         conv = (await new_conversation(store, world.inbox, world.session)).conversation

@@ -10,7 +10,6 @@ from msgspec import Struct
 from client_sdk import protocol as p
 
 from ..store.records import (
-    Contact,
     ContactInbox,
     Conversation,
     Inbox,
@@ -18,12 +17,11 @@ from ..store.records import (
     Performer,
     viewer_id,
 )
-from ..store.sql import Op, dump_json, one, rows, scalar
+from ..store.sql import Op, one, rows, scalar
 from ..views import public as presenters
 from ..views.agent_conversations import render_conversation, render_conversations
-from . import agent_events
-from .agent_bots import initial_status
 from .agent_messages import NewAgentMessage, add_message
+from .conversations import Opening, open_conversation
 from .errors import Duplicate, NotFound
 from .tokens import secure_token, uuid4
 
@@ -266,58 +264,25 @@ def _session(new: NewConversation, now: float) -> Op[ContactInbox]:
 
 
 def create(
-    account_id: int,
     new: NewConversation,
     performer: Performer,
     per_minute_limit: int,
     link: presenters.LinkBuilder,
     now: float,
 ) -> Op[AgentConversationResult]:
-    inbox = new.target.inbox
+    """An agent's new conversation (with its first message, if given), rendered for them."""
+    inbox = new.target.inbox  # one of the caller's account (resolve_target)
     session = yield from _session(new, now)
-    if inbox.lock_to_single_conversation:
-        row = yield from one(
-            f"SELECT {Conversation.COLUMNS} FROM conversations WHERE contact_inbox_id = ? "
-            "ORDER BY id DESC LIMIT 1",
-            session.id,
-        )
-        if row is not None:
-            existing = Conversation.from_row(row)
-            view = yield from render_conversation(existing, viewer_id(performer), link, now)
-            return AgentConversationResult(conversation=existing, view=view)
-    contact_row = yield from one(
-        f"SELECT {Contact.COLUMNS} FROM contacts WHERE id = ?", session.contact_id
-    )
-    assert contact_row is not None
-    blocked = Contact.from_row(contact_row).blocked
-    status = yield from initial_status(inbox.id, blocked, new.status)
-    display_id = yield from scalar(
-        "UPDATE accounts SET last_display_id = last_display_id + 1 WHERE id = ? "
-        "RETURNING last_display_id",
-        account_id,
-    )
-    row = yield from one(
-        "INSERT INTO conversations (account_id, inbox_id, contact_id, contact_inbox_id, "
-        "display_id, uuid, status, assignee_id, team_id, snoozed_until, last_activity_at, "
-        "waiting_since, custom_attributes, additional_attributes, created_at, updated_at) "
-        f"VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING {Conversation.COLUMNS}",
-        account_id, inbox.id, session.contact_id, session.id, display_id, uuid4(), status,
-        new.assignee_id, new.team_id, new.snoozed_until if status == "snoozed" else None, now,
-        now, dump_json(new.custom_attributes), dump_json(new.additional_attributes), now, now,
+    opening = Opening(
+        status=new.status, assignee_id=new.assignee_id, team_id=new.team_id,
+        snoozed_until=new.snoozed_until, custom_attributes=new.custom_attributes,
+        additional_attributes=new.additional_attributes,
     )  # fmt: skip
-    assert row is not None
-    conversation = Conversation.from_row(row)
-    logged = yield from agent_events.conversation_event(
-        "conversation.created", conversation, link, now
-    )
-    if conversation.assignee_id is not None:
-        logged += yield from agent_events.conversation_event(
-            "assignee.changed", conversation, link, now, to_contact=False
-        )
-    if conversation.team_id is not None:
-        logged += yield from agent_events.conversation_event(
-            "team.changed", conversation, link, now, to_contact=False
-        )
+    opened = yield from open_conversation(inbox, session, opening, link, now)
+    conversation, logged = opened.conversation, opened.events
+    if not opened.created:
+        view = yield from render_conversation(conversation, viewer_id(performer), link, now)
+        return AgentConversationResult(conversation=conversation, view=view)
     if new.message is not None:
         added = yield from add_message(
             conversation, new.message, performer, per_minute_limit, link, now

@@ -11,11 +11,11 @@ from typing import Any
 from client_sdk import protocol as p
 
 from ..store.records import Conversation, LoggedEvent, Message
-from ..store.sql import Op, rows
+from ..store.sql import Op
 from ..views import public as presenters
 from . import events, notify
 from .assignees import hydrate_conversation
-from .messages import insert_message
+from .messages import insert_message, someone_wrote
 
 # Chatwoot's activity texts (config/locales/en.yml, conversations.activity).
 STATUS_ACTIVITY = {
@@ -72,9 +72,7 @@ def activity(
         conversation, content=content, message_type=p.MESSAGE_TYPE_ACTIVITY, now=now
     )
     # Every message counts as activity in Chatwoot, activity messages too.
-    yield from rows(
-        "UPDATE conversations SET last_activity_at = ? WHERE id = ?", now, conversation.id
-    )
+    yield from someone_wrote(conversation, now)
     return (yield from notify.emit_message("message.created", message, conversation, link, now))
 
 

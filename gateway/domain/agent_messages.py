@@ -21,7 +21,14 @@ from .assignees import account_user
 from .contacts import get_contact
 from .errors import Flooded, NotFound
 from .message_reads import get_message, hydrate
-from .messages import NewAttachment, flood_guard, get_conversation, insert_message
+from .messages import (
+    NewAttachment,
+    contact_wrote,
+    flood_guard,
+    get_conversation,
+    insert_message,
+    someone_wrote,
+)
 
 DELETED_CONTENT = "This message was deleted"
 BEFORE_LIMIT = 20
@@ -145,20 +152,11 @@ def add_message(
         status = conversation.status
         if reopened:
             status = yield from reopened_status(conversation.inbox_id, conversation.status)
-        conversation = yield from _update_conversation(
-            "status = ?, snoozed_until = CASE WHEN ? THEN NULL ELSE snoozed_until END, "
-            "last_activity_at = ?, waiting_since = COALESCE(waiting_since, ?), updated_at = ? "
-            "WHERE id = ?",
-            status, reopened, now, now, now,
-            conversation.id,
-        )  # fmt: skip
-        yield from rows(
-            "UPDATE contacts SET last_activity_at = ? WHERE id = ?", now, conversation.contact_id
+        conversation = yield from contact_wrote(
+            conversation, status, reopened, conversation.contact_id, now
         )
     else:
-        conversation = yield from _update_conversation(
-            "last_activity_at = ? WHERE id = ?", now, conversation.id
-        )
+        conversation = yield from someone_wrote(conversation, now)
     logged += yield from notify.emit_message("message.created", message, conversation, link, now)
     if reopened:
         logged += yield from agent_events.conversation_event(

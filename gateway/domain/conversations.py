@@ -14,6 +14,7 @@ from ..views import public as presenters
 from ..views.messages import render_public
 from . import notify
 from .agent_bots import initial_status
+from .assignees import hydrate_conversation
 from .contacts import CONTACT_WIDTH, SESSION_AND_CONTACT, SESSION_WIDTH, SESSIONS_WITH_CONTACT
 from .errors import NotFound
 from .message_reads import all_visible_messages, hydrate
@@ -115,13 +116,30 @@ class ConversationResult(Struct, kw_only=True):
     events: list[LoggedEvent] = []
 
 
-def create(
-    inbox: Inbox,
-    session: ContactInbox,
-    custom_attributes: dict[str, Any],
-    link: presenters.LinkBuilder,
-    now: float,
-) -> Op[ConversationResult]:
+class Opening(Struct, kw_only=True):
+    """What a new conversation starts with. A customer gives custom attributes only; an agent
+    may ask for a status (a bot or a blocked contact overrules it), an assignee, a team."""
+
+    status: str = "open"
+    assignee_id: int | None = None
+    team_id: int | None = None
+    snoozed_until: float | None = None
+    custom_attributes: dict[str, Any] = {}
+    additional_attributes: dict[str, Any] = {}
+
+
+class Opened(Struct, kw_only=True):
+    conversation: Conversation
+    created: bool
+    events: list[LoggedEvent] = []
+
+
+def open_conversation(
+    inbox: Inbox, session: ContactInbox, opening: Opening, link: presenters.LinkBuilder, now: float
+) -> Op[Opened]:
+    """A new conversation of ``session`` in ``inbox``, whoever asks (the customer or an
+    agent): in an inbox locked to one conversation, the session's latest instead. Logs
+    ``conversation.created`` (and the assignment and team events an agent's opening makes)."""
     if inbox.lock_to_single_conversation:
         row = yield from one(
             f"SELECT {Conversation.COLUMNS} FROM conversations WHERE contact_inbox_id = ? "
@@ -129,11 +147,9 @@ def create(
             session.id,
         )
         if row is not None:
-            existing = Conversation.from_row(row)
-            view = yield from public_view(existing, link)
-            return ConversationResult(conversation=existing, view=view)
+            return Opened(conversation=Conversation.from_row(row), created=False)
     blocked = yield from scalar("SELECT blocked FROM contacts WHERE id = ?", session.contact_id)
-    status = yield from initial_status(inbox.id, bool(blocked))
+    status = yield from initial_status(inbox.id, bool(blocked), opening.status)
     display_id = yield from scalar(
         "UPDATE accounts SET last_display_id = last_display_id + 1 WHERE id = ? "
         "RETURNING last_display_id",
@@ -141,18 +157,41 @@ def create(
     )
     row = yield from one(
         "INSERT INTO conversations (account_id, inbox_id, contact_id, contact_inbox_id, "
-        "display_id, uuid, status, last_activity_at, waiting_since, custom_attributes, "
-        "additional_attributes, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
-        f"RETURNING {Conversation.COLUMNS}",
-        inbox.account_id, inbox.id, session.contact_id, session.id, display_id, uuid4(),
-        status, now, now, dump_json(custom_attributes), "{}", now,
-        now,
+        "display_id, uuid, status, assignee_id, team_id, snoozed_until, last_activity_at, "
+        "waiting_since, custom_attributes, additional_attributes, created_at, updated_at) "
+        f"VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING {Conversation.COLUMNS}",
+        inbox.account_id, inbox.id, session.contact_id, session.id, display_id, uuid4(), status,
+        opening.assignee_id, opening.team_id,
+        opening.snoozed_until if status == "snoozed" else None, now, now,
+        dump_json(opening.custom_attributes), dump_json(opening.additional_attributes), now, now,
     )  # fmt: skip
     assert row is not None
-    conversation = Conversation.from_row(row)
+    conversation = yield from hydrate_conversation(Conversation.from_row(row))
     logged = yield from notify.emit_conversation("conversation.created", conversation, link, now)
-    view = yield from public_view(conversation, link)
-    return ConversationResult(conversation=conversation, view=view, events=logged)
+    # Assignments reach the agents only.
+    if conversation.assignee_id is not None:
+        logged += yield from notify.emit_conversation(
+            "assignee.changed", conversation, link, now, to_contact=False
+        )
+    if conversation.team_id is not None:
+        logged += yield from notify.emit_conversation(
+            "team.changed", conversation, link, now, to_contact=False
+        )
+    return Opened(conversation=conversation, created=True, events=logged)
+
+
+def create(
+    inbox: Inbox,
+    session: ContactInbox,
+    custom_attributes: dict[str, Any],
+    link: presenters.LinkBuilder,
+    now: float,
+) -> Op[ConversationResult]:
+    """A customer's new conversation, rendered for them."""
+    opening = Opening(custom_attributes=custom_attributes)
+    opened = yield from open_conversation(inbox, session, opening, link, now)
+    view = yield from public_view(opened.conversation, link)
+    return ConversationResult(conversation=opened.conversation, view=view, events=opened.events)
 
 
 def _can_reply(conversation: Conversation, inbox: Inbox, now: float) -> Op[bool]:

@@ -46,8 +46,11 @@ from .message_reads import UNREAD_CAP
 from .messages import (
     FLOOD_WINDOW,
     INSERT_MESSAGE,
+    TOUCH_CONTACT,
+    TOUCH_CONVERSATION,
     MessageResult,
     NewAttachment,
+    contact_wrote,
     find_echo,
     flood_guard,
     insert_message,
@@ -88,26 +91,14 @@ _CONTEXT_POSTGRES = _CONTEXT.format(
     next_id=", nextval(pg_get_serial_sequence('messages', 'id')), CAST(c.xmin AS TEXT)"
 )
 
-# Activity times only move forward: concurrent writers (several nodes) may commit out of the
-# order of their clocks.
-_TOUCH_CONVERSATION = (
-    "UPDATE conversations SET status = ?, "
-    "last_activity_at = CASE WHEN last_activity_at < ? THEN ? ELSE last_activity_at END, "
-    "waiting_since = COALESCE(waiting_since, ?), updated_at = ?, "
-    "snoozed_until = CASE WHEN ? THEN NULL ELSE snoozed_until END WHERE id = ?"
-)
-_TOUCH_CONTACT = (
-    "UPDATE contacts SET last_activity_at = ? "
-    "WHERE id = ? AND (last_activity_at IS NULL OR last_activity_at < ?)"
-)
 _INSERT_WITH_ID = INSERT_MESSAGE.replace("(account_id,", "(id, account_id,", 1).replace(
     "VALUES (?,", "VALUES (?, ?,", 1
 )
 # PostgreSQL in a transaction: the message, its conversation and its sender's activity.
 _WRITE_ROWS = (
     f"WITH message AS ({_INSERT_WITH_ID} RETURNING {Message.COLUMNS}), "
-    f"conversation AS ({_TOUCH_CONVERSATION} RETURNING {Conversation.COLUMNS}), "
-    f"contact AS ({_TOUCH_CONTACT}) "
+    f"conversation AS ({TOUCH_CONVERSATION} RETURNING {Conversation.COLUMNS}), "
+    f"contact AS ({TOUCH_CONTACT}) "
     f"SELECT {prefixed(Message.COLUMNS, 'message')}, "
     f"{prefixed(Conversation.COLUMNS, 'conversation')} FROM message, conversation"
 )
@@ -127,7 +118,7 @@ _WRITE_ALL = (
     "'sent', "
     "'Contact', CAST(? AS BIGINT), CAST(? AS TEXT), NULL, CAST(? AS DOUBLE PRECISION), "
     "CAST(? AS DOUBLE PRECISION) FROM conversation), "
-    f"contact AS ({_TOUCH_CONTACT} AND EXISTS (SELECT 1 FROM conversation)), "
+    f"contact AS ({TOUCH_CONTACT} AND EXISTS (SELECT 1 FROM conversation)), "
     "event AS (INSERT INTO events (name, payload, created_at) SELECT CAST(? AS TEXT), "
     "CAST(? AS BYTEA), CAST(? AS DOUBLE PRECISION) FROM conversation RETURNING id), "
     "heads AS (INSERT INTO streams (name, epoch, last_offset) SELECT v.name, v.epoch, 1 "
@@ -244,9 +235,9 @@ def create_incoming(
     status = conversation.status
     if reopen:
         status = reopened_with(conversation.status, context.bot_active)
-    touch_conversation = (status, now, now, now, now, reopen, conversation.id)
-    touch_contact = (now, contact_id, now)
     if context.next_id is not None and not attachments:
+        touch_conversation = (status, now, now, now, now, reopen, conversation.id)
+        touch_contact = (now, contact_id, now)
         row = yield from one(
             _WRITE_ROWS, context.next_id, conversation.account_id, conversation.inbox_id,
             conversation.id, content, p.MESSAGE_TYPE_INCOMING, "text", "{}", False, "sent",
@@ -261,13 +252,10 @@ def create_incoming(
             sender_type="Contact", sender_id=contact_id, echo_id=echo_id,
             attachments=attachments,
         )  # fmt: skip
-        row = yield from one(
-            f"{_TOUCH_CONVERSATION} RETURNING {Conversation.COLUMNS}", *touch_conversation
-        )
-        assert row is not None
-        conversation = Conversation.from_row(row)
-        if known.contact.last_activity_at is None or known.contact.last_activity_at < now:
-            yield from rows(_TOUCH_CONTACT, *touch_contact)
+        conversation = yield from contact_wrote(
+            conversation, status, reopen, contact_id, now,
+            contact_active_at=known.contact.last_activity_at,
+        )  # fmt: skip
     _count_new_message(known, conversation, now)
     data = notify.known_message_data(message, conversation, link, known)
     known.last_message = data

@@ -12,7 +12,7 @@ from msgspec import Struct
 from client_sdk import protocol as p
 
 from ..store.records import Attachment, Conversation, CsatResponse, LoggedEvent, Message
-from ..store.sql import Op, dump_json, one, scalar
+from ..store.sql import Op, dump_json, execute, one, scalar
 from ..views import public as presenters
 from ..views.messages import render_public
 from . import notify
@@ -110,6 +110,57 @@ def find_echo(conversation_id: int, echo_id: str) -> Op[Message | None]:
     if row is None:
         return None
     return (yield from hydrate([Message.from_row(row)]))[0]
+
+
+# Activity times only move forward: concurrent writers (several nodes) may commit out of the
+# order of their clocks. Every new message moves them, whoever sent it.
+TOUCH_CONVERSATION = (
+    "UPDATE conversations SET status = ?, "
+    "last_activity_at = CASE WHEN last_activity_at < ? THEN ? ELSE last_activity_at END, "
+    "waiting_since = COALESCE(waiting_since, ?), updated_at = ?, "
+    "snoozed_until = CASE WHEN ? THEN NULL ELSE snoozed_until END WHERE id = ?"
+)
+TOUCH_CONTACT = (
+    "UPDATE contacts SET last_activity_at = ? "
+    "WHERE id = ? AND (last_activity_at IS NULL OR last_activity_at < ?)"
+)
+_TOUCH_ACTIVITY = (
+    "UPDATE conversations SET "
+    "last_activity_at = CASE WHEN last_activity_at < ? THEN ? ELSE last_activity_at END "
+    f"WHERE id = ? RETURNING {Conversation.COLUMNS}"
+)
+
+
+def contact_wrote(
+    conversation: Conversation,
+    status: str,
+    reopen: bool,
+    contact_id: int,
+    now: float,
+    *,
+    contact_active_at: float | None = None,
+) -> Op[Conversation]:
+    """What a message from the conversation's contact does, whether the customer sent it or
+    an agent or bot posted it for them: sets ``status`` (``reopen``: a snooze ends), starts
+    the wait for a reply, and moves the conversation's and the contact's activity forward.
+    ``contact_active_at``: the contact's activity as the caller read it, if it did (a write
+    that cannot move it is skipped)."""
+    row = yield from one(
+        f"{TOUCH_CONVERSATION} RETURNING {Conversation.COLUMNS}",
+        status, now, now, now, now, reopen, conversation.id,
+    )  # fmt: skip
+    assert row is not None
+    if contact_active_at is None or contact_active_at < now:
+        yield from execute(TOUCH_CONTACT, now, contact_id, now)
+    return Conversation.from_row(row)
+
+
+def someone_wrote(conversation: Conversation, now: float) -> Op[Conversation]:
+    """What any other message does (an agent's, a bot's, an activity): moves the
+    conversation's activity forward."""
+    row = yield from one(_TOUCH_ACTIVITY, now, now, conversation.id)
+    assert row is not None
+    return Conversation.from_row(row)
 
 
 FLOOD_WINDOW = 60.0

@@ -226,7 +226,7 @@ class AgentConversationService:
             message=new_message(req.message, []) if req.message is not None else None,
         )  # fmt: skip
         result = await self.ctx.store.write(
-            ops.create, actor.account_id, new, actor.performer,
+            ops.create, new, actor.performer,
             self.ctx.settings.messages_per_minute,
             self.link(base_url), self.ctx.now(),
         )  # fmt: skip

@@ -14,7 +14,7 @@ from ..store.records import Contact, ContactInbox, Conversation, Inbox, Message,
 from ..store.sql import Op, rows
 from . import agent as ap
 from . import public as presenters
-from .messages import load_bot_senders
+from .messages import senders_of
 
 
 def _marks(n: int) -> str:
@@ -26,26 +26,8 @@ def _ids(values: Iterable[int | None]) -> list[int]:
 
 
 def load_agent_senders(messages: list[Message]) -> Op[ap.AgentSenders]:
-    senders: ap.AgentSenders = {}
-    contact_ids = _ids(m.sender_id for m in messages if m.sender_type == "Contact")
-    user_ids = _ids(m.sender_id for m in messages if m.sender_type == "User")
-    if contact_ids:
-        result = yield from rows(
-            f"SELECT {Contact.COLUMNS} FROM contacts WHERE id IN ({_marks(len(contact_ids))})",
-            *contact_ids,
-        )
-        for r in result:
-            contact = Contact.from_row(r)
-            senders[("Contact", contact.id)] = presenters.contact_sender(contact)
-    if user_ids:
-        result = yield from rows(
-            f"SELECT {User.COLUMNS} FROM users WHERE id IN ({_marks(len(user_ids))})", *user_ids
-        )
-        for r in result:
-            user = User.from_row(r)
-            senders[("User", user.id)] = ap.agent_user_sender(user)
-    senders.update((yield from load_bot_senders(messages)))
-    return senders
+    """Senders as the agent API shows them (a user with their e-mail and avatar)."""
+    return (yield from senders_of(messages, ap.agent_user_sender))
 
 
 def _last_messages(conversation_ids: list[int], where: str = "") -> Op[dict[int, Message]]:

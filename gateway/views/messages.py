@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from client_sdk import protocol as p
 
 from ..store.records import AgentBot, Contact, Message, User
@@ -13,8 +16,15 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-def load_senders(messages: list[Message]) -> Op[presenters.Senders]:
-    senders: presenters.Senders = {}
+# Who wrote a message, as the API that shows it names a user: the public shape or the agent's.
+U = TypeVar("U", p.UserSender, p.AgentUserSender)
+
+
+def senders_of(
+    messages: list[Message], user_sender: Callable[[User], U]
+) -> Op[dict[tuple[str, int], p.ContactSender | U | p.AgentBotSender]]:
+    """The senders of ``messages``, one query per kind of sender (contacts, users, bots)."""
+    senders: dict[tuple[str, int], p.ContactSender | U | p.AgentBotSender] = {}
     contact_ids = sorted(
         {m.sender_id for m in messages if m.sender_type == "Contact" and m.sender_id}
     )
@@ -33,9 +43,14 @@ def load_senders(messages: list[Message]) -> Op[presenters.Senders]:
         )
         for r in result:
             u = User.from_row(r)
-            senders[("User", u.id)] = presenters.user_sender(u)
+            senders[("User", u.id)] = user_sender(u)
     senders.update((yield from load_bot_senders(messages)))
     return senders
+
+
+def load_senders(messages: list[Message]) -> Op[presenters.Senders]:
+    """Senders as the public API and push payloads show them."""
+    return (yield from senders_of(messages, presenters.user_sender))
 
 
 def load_bot_senders(messages: list[Message]) -> Op[dict[tuple[str, int], p.AgentBotSender]]:
