@@ -16,7 +16,7 @@ import pytest
 from starlette.routing import Route
 
 from gateway.domain import provisioning as prov
-from gateway.routes.agent import ACCOUNT
+from gateway.routes.agent_routing import ACCOUNT
 from tests.admin_helpers import ADMIN_TOKEN, admin, auth, make_user
 from tests.routes_helpers import Env, anyio_backend_fixture, env_fixture, make_env_fixture
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from client_sdk import protocol as p
 
-from ..routes.agent import ACCOUNT
+from ..routes.agent_routing import ACCOUNT
 from .model import UPDATE, Auth, Param, ops
 
 AGENT = Auth.AGENT

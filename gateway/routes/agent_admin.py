@@ -18,7 +18,7 @@ from ..services.agent_admin import AgentAdminService, InboxAdminService
 from ..services.agent_auth import Actor
 from ..services.agent_contacts import ContactAdminService
 from ..services.context import Context
-from .agent import account_route
+from .agent_routing import account_route
 
 S = TypeVar("S")
 UPDATE = ["PATCH", "PUT"]
@@ -49,142 +49,161 @@ def include_inboxes(params: Params) -> bool:
     return raw is None or raw == "" or str(raw).strip().lower() == "true"
 
 
-def admin_routes(ctx: Context) -> list[Route]:
-    contacts = ContactAdminService(ctx)
-    inboxes = InboxAdminService(ctx)
-    agents = AgentAdminService(ctx)
-    s = ctx.settings
+class AgentAdminApi:
+    """The agent API's contact, inbox, inbox member and agent handlers (§3.5, §3.6, §3.9)."""
 
-    async def params(request: Request) -> Params:
-        return await read_params(request, max_json=s.max_json_bytes, max_files=0)
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.contacts = ContactAdminService(self.ctx)
+        self.inboxes = InboxAdminService(self.ctx)
+        self.agents = AgentAdminService(self.ctx)
+        self.settings = self.ctx.settings
 
-    async def body(request: Request, struct: type[S], key: str | None = None) -> S:
-        got = await params(request)
+    async def params(self, request: Request) -> Params:
+        return await read_params(request, max_json=self.settings.max_json_bytes, max_files=0)
+
+    async def body(self, request: Request, struct: type[S], key: str | None = None) -> S:
+        got = await self.params(request)
         if key is not None:
             got = Params(unwrap(got.values, key), got.files)
         return got.to(struct)
 
-    def path_id(request: Request, name: str) -> int:
+    def path_id(self, request: Request, name: str) -> int:
         return int_param(request.path_params[name], name)
 
-    def base_url(request: Request) -> str:
+    def base_url(self, request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
-    # -- contacts ---------------------------------------------------------------------------
+    # -- self.contacts ---------------------------------------------------------------------------
 
-    async def list_contacts(request: Request, actor: Actor) -> Response:
-        got = await params(request)
+    async def list_contacts(self, request: Request, actor: Actor) -> Response:
+        got = await self.params(request)
         sort = got.values.get("sort")
-        found = await contacts.list_contacts(
+        found = await self.contacts.list_contacts(
             actor, page_of(got), str(sort) if sort else None,
             include_inboxes(got),
         )  # fmt: skip
         return json_response(found)
 
-    async def search_contacts(request: Request, actor: Actor) -> Response:
-        got = await params(request)
+    async def search_contacts(self, request: Request, actor: Actor) -> Response:
+        got = await self.params(request)
         query, sort = got.values.get("q"), got.values.get("sort")
-        found = await contacts.search(
+        found = await self.contacts.search(
             actor, str(query) if query is not None else None, page_of(got),
             str(sort) if sort else None, include_inboxes(got),
         )  # fmt: skip
         return json_response(found)
 
-    async def create_contact(request: Request, actor: Actor) -> Response:
-        req = await body(request, p.AgentContactRequest, "contact")
-        return json_response(await contacts.create(actor, req))
+    async def create_contact(self, request: Request, actor: Actor) -> Response:
+        req = await self.body(request, p.AgentContactRequest, "contact")
+        return json_response(await self.contacts.create(actor, req))
 
-    async def show_contact(request: Request, actor: Actor) -> Response:
-        return json_response(await contacts.show(actor, path_id(request, "contact_id")))
+    async def show_contact(self, request: Request, actor: Actor) -> Response:
+        return json_response(await self.contacts.show(actor, self.path_id(request, "contact_id")))
 
-    async def update_contact(request: Request, actor: Actor) -> Response:
-        contact_id = path_id(request, "contact_id")
-        req = await body(request, p.AgentContactRequest, "contact")
-        return json_response(await contacts.update(actor, contact_id, req))
+    async def update_contact(self, request: Request, actor: Actor) -> Response:
+        contact_id = self.path_id(request, "contact_id")
+        req = await self.body(request, p.AgentContactRequest, "contact")
+        return json_response(await self.contacts.update(actor, contact_id, req))
 
-    async def contact_conversations(request: Request, actor: Actor) -> Response:
-        contact_id = path_id(request, "contact_id")
-        return json_response(await contacts.conversations(actor, contact_id, base_url(request)))
+    async def contact_conversations(self, request: Request, actor: Actor) -> Response:
+        contact_id = self.path_id(request, "contact_id")
+        return json_response(
+            await self.contacts.conversations(actor, contact_id, self.base_url(request))
+        )
 
-    async def create_contact_inbox(request: Request, actor: Actor) -> Response:
-        contact_id = path_id(request, "contact_id")
-        req = await body(request, p.ContactInboxesRequest)
-        return json_response(await contacts.add_inbox(actor, contact_id, req))
+    async def create_contact_inbox(self, request: Request, actor: Actor) -> Response:
+        contact_id = self.path_id(request, "contact_id")
+        req = await self.body(request, p.ContactInboxesRequest)
+        return json_response(await self.contacts.add_inbox(actor, contact_id, req))
 
-    # -- inboxes ----------------------------------------------------------------------------
+    # -- self.inboxes ----------------------------------------------------------------------------
 
-    async def inbox_request(request: Request) -> p.InboxRequest:
-        got = await params(request)
+    async def inbox_request(self, request: Request) -> p.InboxRequest:
+        got = await self.params(request)
         return Params(nulls(unwrap(got.values, "inbox")), []).to(p.InboxRequest)
 
-    async def list_inboxes(request: Request, actor: Actor) -> Response:
-        return json_response(await inboxes.list_inboxes(actor))
+    async def list_inboxes(self, request: Request, actor: Actor) -> Response:
+        return json_response(await self.inboxes.list_inboxes(actor))
 
-    async def show_inbox(request: Request, actor: Actor) -> Response:
-        return json_response(await inboxes.show(actor, path_id(request, "inbox_id")))
+    async def show_inbox(self, request: Request, actor: Actor) -> Response:
+        return json_response(await self.inboxes.show(actor, self.path_id(request, "inbox_id")))
 
-    async def create_inbox(request: Request, actor: Actor) -> Response:
-        return json_response(await inboxes.create(actor, await inbox_request(request)))
+    async def create_inbox(self, request: Request, actor: Actor) -> Response:
+        return json_response(await self.inboxes.create(actor, await self.inbox_request(request)))
 
-    async def update_inbox(request: Request, actor: Actor) -> Response:
-        inbox_id = path_id(request, "inbox_id")
-        return json_response(await inboxes.update(actor, inbox_id, await inbox_request(request)))
+    async def update_inbox(self, request: Request, actor: Actor) -> Response:
+        inbox_id = self.path_id(request, "inbox_id")
+        return json_response(
+            await self.inboxes.update(actor, inbox_id, await self.inbox_request(request))
+        )
 
-    async def inbox_members(request: Request, actor: Actor) -> Response:
-        return json_response(await inboxes.members(actor, path_id(request, "inbox_id")))
+    async def inbox_members(self, request: Request, actor: Actor) -> Response:
+        return json_response(await self.inboxes.members(actor, self.path_id(request, "inbox_id")))
 
-    def change_members(mode: Literal["add", "replace", "remove"]) -> Any:
+    def change_members(self, mode: Literal["add", "replace", "remove"]) -> Any:
         async def handler(request: Request, actor: Actor) -> Response:
-            req = await body(request, p.InboxMembersRequest, "inbox_member")
-            found = await inboxes.change_members(actor, req, mode)
+            req = await self.body(request, p.InboxMembersRequest, "inbox_member")
+            found = await self.inboxes.change_members(actor, req, mode)
             return empty_response() if mode == "remove" else json_response(found)
 
         return handler
 
-    # -- agents -----------------------------------------------------------------------------
+    # -- self.agents -----------------------------------------------------------------------------
 
-    async def agent_request(request: Request) -> p.AgentRequest:
-        got = await params(request)
+    async def agent_request(self, request: Request) -> p.AgentRequest:
+        got = await self.params(request)
         values = unwrap(got.values, "agent")
         if not any(values.get(key) is not None for key in AGENT_KEYS):
             raise param_missing("agent")
         return Params(values, []).to(p.AgentRequest)
 
-    async def list_agents(request: Request, actor: Actor) -> Response:
-        return json_response(await agents.list_agents(actor))
+    async def list_agents(self, request: Request, actor: Actor) -> Response:
+        return json_response(await self.agents.list_agents(actor))
 
-    async def create_agent(request: Request, actor: Actor) -> Response:
-        actor.require_administrator()  # Chatwoot authorizes before it reads the body
-        return json_response(await agents.create(actor, await agent_request(request)))
+    async def create_agent(self, request: Request, actor: Actor) -> Response:
+        actor.require_administrator()  # Chatwoot authorizes before it reads the self.body
+        return json_response(await self.agents.create(actor, await self.agent_request(request)))
 
-    async def update_agent(request: Request, actor: Actor) -> Response:
-        user_id = path_id(request, "user_id")
-        return json_response(await agents.update(actor, user_id, await agent_request(request)))
+    async def update_agent(self, request: Request, actor: Actor) -> Response:
+        user_id = self.path_id(request, "user_id")
+        return json_response(
+            await self.agents.update(actor, user_id, await self.agent_request(request))
+        )
 
-    async def delete_agent(request: Request, actor: Actor) -> Response:
-        await agents.delete(actor, path_id(request, "user_id"))
+    async def delete_agent(self, request: Request, actor: Actor) -> Response:
+        await self.agents.delete(actor, self.path_id(request, "user_id"))
         return empty_response()
 
-    contact = "/contacts/{contact_id}"
-    inbox = "/inboxes/{inbox_id}"
-    return [
-        account_route(ctx, "/contacts", list_contacts, ["GET"]),
-        account_route(ctx, "/contacts", create_contact, ["POST"]),
-        account_route(ctx, "/contacts/search", search_contacts, ["GET"]),
-        account_route(ctx, contact, show_contact, ["GET"]),
-        account_route(ctx, contact, update_contact, UPDATE),
-        account_route(ctx, contact + "/conversations", contact_conversations, ["GET"]),
-        account_route(ctx, contact + "/contact_inboxes", create_contact_inbox, ["POST"]),
-        account_route(ctx, "/inboxes", list_inboxes, ["GET"]),
-        account_route(ctx, "/inboxes", create_inbox, ["POST"]),
-        account_route(ctx, inbox, show_inbox, ["GET"]),
-        account_route(ctx, inbox, update_inbox, UPDATE),
-        account_route(ctx, "/inbox_members/{inbox_id}", inbox_members, ["GET"]),
-        account_route(ctx, "/inbox_members", change_members("add"), ["POST"]),
-        account_route(ctx, "/inbox_members", change_members("replace"), UPDATE),
-        account_route(ctx, "/inbox_members", change_members("remove"), ["DELETE"]),
-        account_route(ctx, "/agents", list_agents, ["GET"]),
-        account_route(ctx, "/agents", create_agent, ["POST"]),
-        account_route(ctx, "/agents/{user_id}", update_agent, UPDATE),
-        account_route(ctx, "/agents/{user_id}", delete_agent, ["DELETE"]),
-    ]
+    def routes(self) -> list[Route]:
+        contact = "/contacts/{contact_id}"
+        inbox = "/inboxes/{inbox_id}"
+        return [
+            account_route(self.ctx, "/contacts", self.list_contacts, ["GET"]),
+            account_route(self.ctx, "/contacts", self.create_contact, ["POST"]),
+            account_route(self.ctx, "/contacts/search", self.search_contacts, ["GET"]),
+            account_route(self.ctx, contact, self.show_contact, ["GET"]),
+            account_route(self.ctx, contact, self.update_contact, UPDATE),
+            account_route(
+                self.ctx, contact + "/conversations", self.contact_conversations, ["GET"]
+            ),
+            account_route(
+                self.ctx, contact + "/contact_inboxes", self.create_contact_inbox, ["POST"]
+            ),
+            account_route(self.ctx, "/inboxes", self.list_inboxes, ["GET"]),
+            account_route(self.ctx, "/inboxes", self.create_inbox, ["POST"]),
+            account_route(self.ctx, inbox, self.show_inbox, ["GET"]),
+            account_route(self.ctx, inbox, self.update_inbox, UPDATE),
+            account_route(self.ctx, "/inbox_members/{inbox_id}", self.inbox_members, ["GET"]),
+            account_route(self.ctx, "/inbox_members", self.change_members("add"), ["POST"]),
+            account_route(self.ctx, "/inbox_members", self.change_members("replace"), UPDATE),
+            account_route(self.ctx, "/inbox_members", self.change_members("remove"), ["DELETE"]),
+            account_route(self.ctx, "/agents", self.list_agents, ["GET"]),
+            account_route(self.ctx, "/agents", self.create_agent, ["POST"]),
+            account_route(self.ctx, "/agents/{user_id}", self.update_agent, UPDATE),
+            account_route(self.ctx, "/agents/{user_id}", self.delete_agent, ["DELETE"]),
+        ]
+
+
+def admin_routes(ctx: Context) -> list[Route]:
+    return AgentAdminApi(ctx).routes()

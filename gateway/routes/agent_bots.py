@@ -19,8 +19,8 @@ from ..services.agent_auth import Actor
 from ..services.agent_bots import AgentBotService, PlatformBotService
 from ..services.context import Context
 from ..services.platform import PlatformService
-from .agent import account_route
 from .agent_admin import unwrap
+from .agent_routing import account_route
 from .errors import answering, platform_error
 
 BOTS = "/agent_bots"
@@ -39,58 +39,71 @@ async def _body(ctx: Context, request: Request) -> p.AgentBotRequest:
     return Params(unwrap(got.values, "agent_bot"), []).to(p.AgentBotRequest)
 
 
-def agent_bot_routes(ctx: Context) -> list[Route]:
-    service = AgentBotService(ctx)
+class AgentBotApi:
+    """The agent API's agent bot handlers (an account's bots, an inbox's bot)."""
 
-    async def list_bots(request: Request, actor: Actor) -> Response:
-        return json_response(await service.list(actor))
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.service = AgentBotService(self.ctx)
 
-    async def create(request: Request, actor: Actor) -> Response:
+    async def list_bots(self, request: Request, actor: Actor) -> Response:
+        return json_response(await self.service.list(actor))
+
+    async def create(self, request: Request, actor: Actor) -> Response:
         actor.require_administrator()  # before the body is read, as Chatwoot authorizes
-        return json_response(await service.create(actor, await _body(ctx, request)))
+        return json_response(await self.service.create(actor, await _body(self.ctx, request)))
 
-    async def show(request: Request, actor: Actor) -> Response:
-        return json_response(await service.show(actor, _bot_id(request)))
+    async def show(self, request: Request, actor: Actor) -> Response:
+        return json_response(await self.service.show(actor, _bot_id(request)))
 
-    async def update(request: Request, actor: Actor) -> Response:
+    async def update(self, request: Request, actor: Actor) -> Response:
         actor.require_administrator()
         bot_id = _bot_id(request)
-        return json_response(await service.update(actor, bot_id, await _body(ctx, request)))
+        return json_response(
+            await self.service.update(actor, bot_id, await _body(self.ctx, request))
+        )
 
-    async def delete(request: Request, actor: Actor) -> Response:
-        await service.delete(actor, _bot_id(request))
+    async def delete(self, request: Request, actor: Actor) -> Response:
+        await self.service.delete(actor, _bot_id(request))
         return empty_response()
 
-    async def reset_token(request: Request, actor: Actor) -> Response:
-        return json_response(await service.reset_token(actor, _bot_id(request)))
+    async def reset_token(self, request: Request, actor: Actor) -> Response:
+        return json_response(await self.service.reset_token(actor, _bot_id(request)))
 
-    async def remove_avatar(request: Request, actor: Actor) -> Response:
-        return json_response(await service.remove_avatar(actor, _bot_id(request)))
+    async def remove_avatar(self, request: Request, actor: Actor) -> Response:
+        return json_response(await self.service.remove_avatar(actor, _bot_id(request)))
 
-    def inbox_id(request: Request) -> int:
+    def inbox_id(self, request: Request) -> int:
         return int_param(request.path_params["inbox_id"], "inbox")
 
-    async def inbox_bot(request: Request, actor: Actor) -> Response:
-        return json_response(await service.inbox_bot(actor, inbox_id(request)))
+    async def inbox_bot(self, request: Request, actor: Actor) -> Response:
+        return json_response(await self.service.inbox_bot(actor, self.inbox_id(request)))
 
-    async def set_inbox_bot(request: Request, actor: Actor) -> Response:
+    async def set_inbox_bot(self, request: Request, actor: Actor) -> Response:
         actor.require_administrator()
-        got = await read_params(request, max_json=ctx.settings.max_json_bytes, max_files=0)
-        await service.set_inbox_bot(actor, inbox_id(request), got.to(p.SetAgentBotRequest))
+        got = await read_params(request, max_json=self.ctx.settings.max_json_bytes, max_files=0)
+        await self.service.set_inbox_bot(
+            actor, self.inbox_id(request), got.to(p.SetAgentBotRequest)
+        )
         return empty_response()
 
-    inbox = "/inboxes/{inbox_id}"
-    return [
-        account_route(ctx, BOTS, list_bots, ["GET"]),
-        account_route(ctx, BOTS, create, ["POST"]),
-        account_route(ctx, BOT, show, ["GET"]),
-        account_route(ctx, BOT, update, UPDATE),
-        account_route(ctx, BOT, delete, ["DELETE"]),
-        account_route(ctx, BOT + "/reset_access_token", reset_token, ["POST"]),
-        account_route(ctx, BOT + "/avatar", remove_avatar, ["DELETE"]),
-        account_route(ctx, inbox + "/agent_bot", inbox_bot, ["GET"]),
-        account_route(ctx, inbox + "/set_agent_bot", set_inbox_bot, ["POST"]),
-    ]
+    def routes(self) -> list[Route]:
+        inbox = "/inboxes/{inbox_id}"
+        return [
+            account_route(self.ctx, BOTS, self.list_bots, ["GET"]),
+            account_route(self.ctx, BOTS, self.create, ["POST"]),
+            account_route(self.ctx, BOT, self.show, ["GET"]),
+            account_route(self.ctx, BOT, self.update, UPDATE),
+            account_route(self.ctx, BOT, self.delete, ["DELETE"]),
+            account_route(self.ctx, BOT + "/reset_access_token", self.reset_token, ["POST"]),
+            account_route(self.ctx, BOT + "/avatar", self.remove_avatar, ["DELETE"]),
+            account_route(self.ctx, inbox + "/agent_bot", self.inbox_bot, ["GET"]),
+            account_route(self.ctx, inbox + "/set_agent_bot", self.set_inbox_bot, ["POST"]),
+        ]
+
+
+def agent_bot_routes(ctx: Context) -> list[Route]:
+    return AgentBotApi(ctx).routes()
 
 
 def platform_bot_routes(ctx: Context, prefix: str) -> list[Route]:

@@ -18,7 +18,7 @@ from ..services.agent_conversations import AgentConversationService
 from ..services.agent_messages import AgentMessageService
 from ..services.agent_typing import AgentTypingService
 from ..services.context import Context
-from .agent import account_route
+from .agent_routing import account_route
 
 CONVERSATIONS = "/conversations"
 CONVERSATION = CONVERSATIONS + "/{conversation_id}"
@@ -47,147 +47,170 @@ def _closing(handler: Handler) -> Handler:
     return run
 
 
-def conversation_routes(ctx: Context) -> list[Route]:
-    conversations = AgentConversationService(ctx)
-    messages = AgentMessageService(ctx)
-    typing = AgentTypingService(ctx)
-    s = ctx.settings
+class AgentConversationApi:
+    """The agent API's conversation, message and typing handlers (reference agent §3.1-3.4)."""
 
-    async def params(request: Request) -> Params:
-        return await read_params(request, max_json=s.max_json_bytes, max_files=s.max_attachments)
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.conversations = AgentConversationService(self.ctx)
+        self.messages = AgentMessageService(self.ctx)
+        self.typing = AgentTypingService(self.ctx)
+        self.settings = self.ctx.settings
 
-    # -- conversations -------------------------------------------------------------------
-
-    async def list_conversations(request: Request, actor: Actor) -> Response:
-        values = (await params(request)).values
-        return json_response(
-            await conversations.list_conversations(actor, values, _base_url(request))
+    async def params(self, request: Request) -> Params:
+        return await read_params(
+            request, max_json=self.settings.max_json_bytes, max_files=self.settings.max_attachments
         )
 
-    async def counts(request: Request, actor: Actor) -> Response:
-        values = (await params(request)).values
-        return json_response(await conversations.counts(actor, values))
+    # -- self.conversations -------------------------------------------------------------------
 
-    async def create(request: Request, actor: Actor) -> Response:
-        req = (await params(request)).to(p.AgentConversationCreateRequest)
-        return json_response(await conversations.create(actor, req, _base_url(request)))
+    async def list_conversations(self, request: Request, actor: Actor) -> Response:
+        values = (await self.params(request)).values
+        return json_response(
+            await self.conversations.list_conversations(actor, values, _base_url(request))
+        )
 
-    async def show(request: Request, actor: Actor) -> Response:
-        view = await conversations.show(actor, _display_id(request), _base_url(request))
+    async def counts(self, request: Request, actor: Actor) -> Response:
+        values = (await self.params(request)).values
+        return json_response(await self.conversations.counts(actor, values))
+
+    async def create(self, request: Request, actor: Actor) -> Response:
+        req = (await self.params(request)).to(p.AgentConversationCreateRequest)
+        return json_response(await self.conversations.create(actor, req, _base_url(request)))
+
+    async def show(self, request: Request, actor: Actor) -> Response:
+        view = await self.conversations.show(actor, _display_id(request), _base_url(request))
         return json_response(view)
 
-    async def update(request: Request, actor: Actor) -> Response:
-        req = (await params(request)).to(p.ConversationUpdateRequest)
-        view = await conversations.update(actor, _display_id(request), req, _base_url(request))
+    async def update(self, request: Request, actor: Actor) -> Response:
+        req = (await self.params(request)).to(p.ConversationUpdateRequest)
+        view = await self.conversations.update(actor, _display_id(request), req, _base_url(request))
         return json_response(view)
 
-    async def delete(request: Request, actor: Actor) -> Response:
-        await conversations.delete(actor, _display_id(request))
+    async def delete(self, request: Request, actor: Actor) -> Response:
+        await self.conversations.delete(actor, _display_id(request))
         return empty_response()
 
-    async def toggle_status(request: Request, actor: Actor) -> Response:
-        req = (await params(request)).to(p.ToggleStatusRequest)
-        result = await conversations.toggle_status(
+    async def toggle_status(self, request: Request, actor: Actor) -> Response:
+        req = (await self.params(request)).to(p.ToggleStatusRequest)
+        result = await self.conversations.toggle_status(
             actor, _display_id(request), req, _base_url(request)
         )
         return json_response(result)
 
-    async def toggle_priority(request: Request, actor: Actor) -> Response:
-        req = (await params(request)).to(p.TogglePriorityRequest)
-        await conversations.set_priority(
+    async def toggle_priority(self, request: Request, actor: Actor) -> Response:
+        req = (await self.params(request)).to(p.TogglePriorityRequest)
+        await self.conversations.set_priority(
             actor, _display_id(request), req.priority, _base_url(request)
         )
         return empty_response()
 
-    async def custom_attributes(request: Request, actor: Actor) -> Response:
-        req = (await params(request)).to(p.CustomAttributesRequest)
-        result = await conversations.custom_attributes(
+    async def custom_attributes(self, request: Request, actor: Actor) -> Response:
+        req = (await self.params(request)).to(p.CustomAttributesRequest)
+        result = await self.conversations.custom_attributes(
             actor, _display_id(request), req, _base_url(request)
         )
         return json_response(result)
 
-    async def update_last_seen(request: Request, actor: Actor) -> Response:
-        view = await conversations.update_last_seen(actor, _display_id(request), _base_url(request))
+    async def update_last_seen(self, request: Request, actor: Actor) -> Response:
+        view = await self.conversations.update_last_seen(
+            actor, _display_id(request), _base_url(request)
+        )
         return json_response(view)
 
-    async def assignments(request: Request, actor: Actor) -> Response:
-        req = (await params(request)).to(p.AssignmentRequest)
-        result = await conversations.assign(actor, _display_id(request), req, _base_url(request))
-        return json_response(result)
-
-    async def labels(request: Request, actor: Actor) -> Response:
-        return json_response(await conversations.labels(actor, _display_id(request)))
-
-    async def set_labels(request: Request, actor: Actor) -> Response:
-        req = (await params(request)).to(p.LabelsRequest)
-        result = await conversations.set_labels(
+    async def assignments(self, request: Request, actor: Actor) -> Response:
+        req = (await self.params(request)).to(p.AssignmentRequest)
+        result = await self.conversations.assign(
             actor, _display_id(request), req, _base_url(request)
         )
         return json_response(result)
 
-    # -- messages ------------------------------------------------------------------------
+    async def labels(self, request: Request, actor: Actor) -> Response:
+        return json_response(await self.conversations.labels(actor, _display_id(request)))
 
-    async def list_messages(request: Request, actor: Actor) -> Response:
-        conversation = await conversations.conversation(actor, _display_id(request))
-        values = (await params(request)).values
+    async def set_labels(self, request: Request, actor: Actor) -> Response:
+        req = (await self.params(request)).to(p.LabelsRequest)
+        result = await self.conversations.set_labels(
+            actor, _display_id(request), req, _base_url(request)
+        )
+        return json_response(result)
+
+    # -- self.messages ------------------------------------------------------------------------
+
+    async def list_messages(self, request: Request, actor: Actor) -> Response:
+        conversation = await self.conversations.conversation(actor, _display_id(request))
+        values = (await self.params(request)).values
         return json_response(
-            await messages.list_messages(actor, conversation, values, _base_url(request))
+            await self.messages.list_messages(actor, conversation, values, _base_url(request))
         )
 
-    async def create_message(request: Request, actor: Actor) -> Response:
-        conversation = await conversations.conversation(actor, _display_id(request))
+    async def create_message(self, request: Request, actor: Actor) -> Response:
+        conversation = await self.conversations.conversation(actor, _display_id(request))
         try:
-            got = await params(request)
+            got = await self.params(request)
             req = got.to(p.AgentMessageInput)
-        except ValidationFailed as exc:  # message create answers every failure as {"error"}
+        except ValidationFailed as exc:  # message self.create answers every failure as {"error"}
             raise ApiError.error(422, exc.message) from None
-        view = await messages.create(actor, conversation, req, got.files, _base_url(request))
+        view = await self.messages.create(actor, conversation, req, got.files, _base_url(request))
         return json_response(view)
 
-    def message_id(request: Request) -> int:
+    def message_id(self, request: Request) -> int:
         return int_param(request.path_params["message_id"], "message")
 
-    async def delete_message(request: Request, actor: Actor) -> Response:
-        conversation = await conversations.conversation(actor, _display_id(request))
-        view = await messages.delete(actor, conversation, message_id(request), _base_url(request))
-        return json_response(view)
-
-    async def update_message(request: Request, actor: Actor) -> Response:
-        conversation = await conversations.conversation(actor, _display_id(request))
-        req = (await params(request)).to(p.MessageStatusRequest)
-        view = await messages.update_status(
-            actor, conversation, message_id(request), req, _base_url(request)
+    async def delete_message(self, request: Request, actor: Actor) -> Response:
+        conversation = await self.conversations.conversation(actor, _display_id(request))
+        view = await self.messages.delete(
+            actor, conversation, self.message_id(request), _base_url(request)
         )
         return json_response(view)
 
-    async def toggle_typing(request: Request, actor: Actor) -> Response:
-        conversation = await conversations.conversation(actor, _display_id(request))
-        req = (await params(request)).to(p.AgentTypingRequest)
-        await typing.toggle(actor, conversation, req, _base_url(request))
+    async def update_message(self, request: Request, actor: Actor) -> Response:
+        conversation = await self.conversations.conversation(actor, _display_id(request))
+        req = (await self.params(request)).to(p.MessageStatusRequest)
+        view = await self.messages.update_status(
+            actor, conversation, self.message_id(request), req, _base_url(request)
+        )
+        return json_response(view)
+
+    async def toggle_typing(self, request: Request, actor: Actor) -> Response:
+        conversation = await self.conversations.conversation(actor, _display_id(request))
+        req = (await self.params(request)).to(p.AgentTypingRequest)
+        await self.typing.toggle(actor, conversation, req, _base_url(request))
         return empty_response()
 
-    def route(path: str, handler: Handler, methods: list[str], *, bots: bool = False) -> Route:
-        return account_route(ctx, path, _closing(handler), methods, bots=bots)
+    def route(
+        self, path: str, handler: Handler, methods: list[str], *, bots: bool = False
+    ) -> Route:
+        return account_route(self.ctx, path, _closing(handler), methods, bots=bots)
 
-    return [
-        # Fixed paths before the {conversation_id} ones. ``bots=True``: the only routes an
-        # agent bot's token may use (Chatwoot's BOT_ACCESSIBLE_ENDPOINTS, reference §1.3).
-        route(CONVERSATIONS, list_conversations, ["GET"]),
-        route(CONVERSATIONS, create, ["POST"], bots=True),
-        route(CONVERSATIONS + "/meta", counts, ["GET"]),
-        route(CONVERSATION, show, ["GET"]),
-        route(CONVERSATION, update, ["PATCH", "PUT"], bots=True),
-        route(CONVERSATION, delete, ["DELETE"]),
-        route(CONVERSATION + "/toggle_status", toggle_status, ["POST"], bots=True),
-        route(CONVERSATION + "/toggle_priority", toggle_priority, ["POST"], bots=True),
-        route(CONVERSATION + "/custom_attributes", custom_attributes, ["POST"], bots=True),
-        route(CONVERSATION + "/update_last_seen", update_last_seen, ["POST"]),
-        route(CONVERSATION + "/toggle_typing_status", toggle_typing, ["POST"]),
-        route(CONVERSATION + "/assignments", assignments, ["POST"], bots=True),
-        route(CONVERSATION + "/labels", labels, ["GET"]),
-        route(CONVERSATION + "/labels", set_labels, ["POST"]),
-        route(CONVERSATION + "/messages", list_messages, ["GET"]),
-        route(CONVERSATION + "/messages", create_message, ["POST"], bots=True),
-        route(MESSAGE, update_message, ["PATCH", "PUT"]),
-        route(MESSAGE, delete_message, ["DELETE"]),
-    ]
+    def routes(self) -> list[Route]:
+        return [
+            # Fixed paths before the {conversation_id} ones. ``bots=True``: the only routes an
+            # agent bot's token may use (Chatwoot's BOT_ACCESSIBLE_ENDPOINTS, reference §1.3).
+            self.route(CONVERSATIONS, self.list_conversations, ["GET"]),
+            self.route(CONVERSATIONS, self.create, ["POST"], bots=True),
+            self.route(CONVERSATIONS + "/meta", self.counts, ["GET"]),
+            self.route(CONVERSATION, self.show, ["GET"]),
+            self.route(CONVERSATION, self.update, ["PATCH", "PUT"], bots=True),
+            self.route(CONVERSATION, self.delete, ["DELETE"]),
+            self.route(CONVERSATION + "/toggle_status", self.toggle_status, ["POST"], bots=True),
+            self.route(
+                CONVERSATION + "/toggle_priority", self.toggle_priority, ["POST"], bots=True
+            ),
+            self.route(
+                CONVERSATION + "/custom_attributes", self.custom_attributes, ["POST"], bots=True
+            ),
+            self.route(CONVERSATION + "/update_last_seen", self.update_last_seen, ["POST"]),
+            self.route(CONVERSATION + "/toggle_typing_status", self.toggle_typing, ["POST"]),
+            self.route(CONVERSATION + "/assignments", self.assignments, ["POST"], bots=True),
+            self.route(CONVERSATION + "/labels", self.labels, ["GET"]),
+            self.route(CONVERSATION + "/labels", self.set_labels, ["POST"]),
+            self.route(CONVERSATION + "/messages", self.list_messages, ["GET"]),
+            self.route(CONVERSATION + "/messages", self.create_message, ["POST"], bots=True),
+            self.route(MESSAGE, self.update_message, ["PATCH", "PUT"]),
+            self.route(MESSAGE, self.delete_message, ["DELETE"]),
+        ]
+
+
+def conversation_routes(ctx: Context) -> list[Route]:
+    return AgentConversationApi(ctx).routes()

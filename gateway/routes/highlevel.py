@@ -17,10 +17,14 @@ from ..services.highlevel import HighLevelService, bad_request, bearer, unproces
 from .errors import answering, public_error
 
 
-def highlevel_routes(ctx: Context) -> list[Route]:
-    service = HighLevelService(ctx)
+class HighLevelApi:
+    """The GoHighLevel-compatible conversation create."""
 
-    async def create(request: Request) -> Response:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.service = HighLevelService(self.ctx)
+
+    async def create(self, request: Request) -> Response:
         body = await request.body()
         try:  # bounded as every body (gateway.inputs): no deep nesting, no NUL
             decoded = inputs.decode_json(body or b"{}")
@@ -28,18 +32,23 @@ def highlevel_routes(ctx: Context) -> list[Route]:
             req = msgspec.convert(decoded, p.HighLevelConversationRequest)
         except ValidationFailed as exc:
             # JSON that parses but holds what no id can (NUL, an integer past 64 bits): a 422
-            # naming it, as for any other id the service cannot use.
+            # naming it, as for any other id the self.service cannot use.
             raise unprocessable(exc.message) from None
         except (msgspec.DecodeError, BadRequest):
             raise bad_request() from None
-        result = await service.create_conversation(
+        result = await self.service.create_conversation(
             bearer(request.headers.get("authorization")), request.headers.get("version"), req,
             str(request.base_url).rstrip("/"),
         )  # fmt: skip
         return json_response(result)
 
-    endpoint = answering(public_error, create)
-    return [
-        Route("/conversations/", endpoint, methods=["POST"]),
-        Route("/conversations", endpoint, methods=["POST"]),
-    ]
+    def routes(self) -> list[Route]:
+        endpoint = answering(public_error, self.create)
+        return [
+            Route("/conversations/", endpoint, methods=["POST"]),
+            Route("/conversations", endpoint, methods=["POST"]),
+        ]
+
+
+def highlevel_routes(ctx: Context) -> list[Route]:
+    return HighLevelApi(ctx).routes()

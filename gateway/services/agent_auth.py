@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from client_sdk import protocol as p
+
 from ..domain import agent_bots, platform, provisioning
 from ..errors import (
     ApiError,
@@ -27,6 +29,7 @@ from ..errors import (
 )
 from ..store import Store
 from ..store.records import Account, AgentBot, Performer, User
+from ..views import public as presenters
 
 ADMINISTRATOR = "administrator"
 AGENT = "agent"
@@ -139,4 +142,29 @@ async def authenticate_in_account(
     return Actor(
         user=actor.user, token=actor.token, account=account, role=role,
         inbox_ids=tuple(inboxes or ()),
+    )  # fmt: skip
+
+
+async def profile_of(store: Store, actor: Actor) -> p.Profile:
+    """``GET /api/v1/profile``: the user and the accounts they belong to."""
+    memberships = await store.read(provisioning.user_accounts, actor.user.id)
+    user = actor.user
+    accounts = [
+        p.ProfileAccount(
+            id=account.id,
+            name=account.name,
+            role=role,
+            permissions=[role],
+            availability=user.availability,
+            availability_status=user.availability,
+            active_at=presenters.iso(account.created_at),
+        )
+        for account, role in memberships
+    ]
+    current = accounts[0] if accounts else None
+    return p.Profile(
+        access_token=actor.token, account_id=current.id if current else None,
+        available_name=user.name, email=user.email, id=user.id, name=user.name,
+        pubsub_token=user.pubsub_token, role=current.role if current else None, uid=user.email,
+        accounts=accounts,
     )  # fmt: skip

@@ -6,8 +6,8 @@ from __future__ import annotations
 from client_sdk import protocol as p
 
 from .. import identity
+from ..domain import agent_admin, validation
 from ..domain import contacts as ops
-from ..domain import validation
 from ..domain.errors import NotFound
 from ..store.records import Contact, ContactInbox, Inbox
 from ..views import public as presenters
@@ -48,6 +48,12 @@ def proved_identifier(
 class ContactService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+
+    async def inbox(self, inbox_identifier: str) -> p.PublicInbox:
+        """The inbox as its widget sees it (§3.1), with its channel attributes."""
+        inbox = await self.ctx.inbox(inbox_identifier)
+        admin = await self.ctx.store.read(agent_admin.get_inbox, inbox.account_id, inbox.id)
+        return presenters.public_inbox(inbox, admin.settings.channel_attributes)
 
     async def session(
         self, inbox_identifier: str, source_id: str
