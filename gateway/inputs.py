@@ -16,14 +16,14 @@ Failures, all gateway errors with JSON bodies:
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
 
+from .domain.validation import MAX_ID as MAX_ID
+from .domain.validation import parse_id as parse_id
 from .errors import BadRequest, ValidationFailed
 
-MAX_ID = 2**63 - 1  # PostgreSQL bigint, SQLite INTEGER
 MIN_INT = -(2**63)
 MAX_DEPTH = 32  # Rack's default param depth limit is 32 as well
 MAX_KEYS = 1000  # keys of one object; Starlette's form field limit is 1000 too
@@ -33,21 +33,6 @@ MAX_PAGE = 1_000_000_000  # far past any real list; (page - 1) * page size fits 
 # Characters of one string: over every field's own limit (the longest, a message's content,
 # is 150 000), so that a field's own check answers first, in its own words.
 MAX_STRING = 256 * 1024
-
-_ID = re.compile(r"[0-9]{1,19}")  # a str pattern's [0-9] is ASCII only, unlike \d or isdigit
-
-
-def parse_id(value: object) -> int | None:
-    """A record id or a count: a JSON integer, or ASCII digits only (no sign, space,
-    underscore or non-ASCII digit), from 0 to 2**63-1. None for anything else."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if 0 <= value <= MAX_ID else None
-    if isinstance(value, str) and _ID.fullmatch(value):
-        number = int(value)
-        return number if number <= MAX_ID else None
-    return None
 
 
 def page_number(value: object) -> int:

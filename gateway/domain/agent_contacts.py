@@ -11,7 +11,6 @@ from msgspec import UNSET, Struct, UnsetType
 
 from client_sdk import protocol as p
 
-from ..inputs import parse_id
 from ..store.records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent
 from ..store.sql import Op, dump_json, one, rows, scalar
 from ..views import agent_conversations as agent_views
@@ -22,6 +21,7 @@ from .contacts import get_contact
 from .errors import InvalidAttribute, NotFound
 from .models import AdminInbox, ContactInboxView
 from .tokens import secure_token, uuid4
+from .validation import parse_id
 
 PAGE_SIZE = 15
 

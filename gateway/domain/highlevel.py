@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from ..inputs import parse_id
 from ..store.records import Contact, ContactInbox, Inbox
 from ..store.sql import Op, one
 from .tokens import secure_token
+from .validation import parse_id
 
 
 def location_inbox(location_id: str) -> Op[Inbox | None]:

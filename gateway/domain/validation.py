@@ -7,7 +7,6 @@ from typing import Any
 
 import msgspec
 
-from ..inputs import parse_id
 from .errors import InvalidAttribute
 
 MAX_CONTENT = 150_000
@@ -23,6 +22,8 @@ MAX_EMAIL = 254  # RFC 5321's longest forward path, less its brackets
 # map makes of it, so that repeated updates with new keys cannot grow a profile without end.
 MAX_ATTRIBUTES_BYTES = 16 * 1024
 
+MAX_ID = 2**63 - 1  # PostgreSQL bigint, SQLite INTEGER
+_ID = re.compile(r"[0-9]{1,19}")  # a str pattern's [0-9] is ASCII only, unlike \d or isdigit
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+[1-9]\d{1,14}$")
 
@@ -91,3 +92,16 @@ def csat_rating(value: object) -> int:
     if rating is None or not 1 <= rating <= 5:
         raise InvalidAttribute("Rating must be an integer from 1 to 5", ["rating"])
     return rating
+
+
+def parse_id(value: object) -> int | None:
+    """A record id or a count: a JSON integer, or ASCII digits only (no sign, space,
+    underscore or non-ASCII digit), from 0 to 2**63-1. None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value <= MAX_ID else None
+    if isinstance(value, str) and _ID.fullmatch(value):
+        number = int(value)
+        return number if number <= MAX_ID else None
+    return None
