@@ -1,4 +1,8 @@
-"""Gateway exceptions. Every one maps once (``gateway.http``) to a JSON error body.
+"""The HTTP edge's exceptions. Every one maps once (``gateway.http``) to a JSON error body.
+The domain's own errors carry no status: each API turns them into these once
+(``gateway.routes.errors``). The gateway's other roots: ``DomainError`` (``gateway.domain``),
+``StoreError`` (``gateway.store``), ``BrokerError`` (``gateway.broker``), ``UrlRefused``
+(``gateway.webhooks``), ``SettingsError`` (``gateway.settings``).
 
 GatewayError
 ├── BadRequest            400  malformed body (bad JSON, bad multipart)

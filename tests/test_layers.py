@@ -129,3 +129,29 @@ def test_every_module_imports() -> None:
     for info in pkgutil.walk_packages(gateway.__path__, "gateway."):
         if not info.name.endswith("__main__"):
             importlib.import_module(info.name)
+
+
+ROOTS = {
+    "gateway.domain": "gateway.domain.errors.DomainError",
+    "gateway.store": "gateway.store.base.StoreError",
+    "gateway.broker": "gateway.broker.base.BrokerError",
+    "gateway.webhooks": "gateway.webhooks.guard.UrlRefused",
+}
+
+
+@pytest.mark.parametrize("package", sorted(ROOTS))
+def test_one_exception_root_per_package(package: str) -> None:
+    """Every exception a package defines descends from its one root (drawn in its docstring)."""
+    module_name, _, root_name = ROOTS[package].rpartition(".")
+    root = getattr(importlib.import_module(module_name), root_name)
+    strays = []
+    for module in _layer(package):
+        for value in vars(importlib.import_module(module)).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseException)
+                and value.__module__ == module
+                and not issubclass(value, root)
+            ):
+                strays.append(f"{module}.{value.__name__}")
+    assert strays == []

@@ -29,8 +29,9 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 MAX_URL_LENGTH = 2048
 
 
-class UrlRefused(ValueError):
-    """The URL is not http(s), or resolves to an address a webhook may not reach."""
+class UrlRefused(Exception):
+    """The URL is not http(s), or resolves to an address a webhook may not reach. The root of
+    the webhooks package's errors (see the package's docstring)."""
 
 
 class UrlUnresolvable(UrlRefused):
