@@ -12,9 +12,7 @@ from client_sdk import protocol as p
 
 from ..store.records import AgentBot, Attachment, Conversation, LoggedEvent, Message, Performer
 from ..store.sql import Op, dump_json, one, rows, scalar
-from ..views import agent as agent_presenters
 from ..views import public as presenters
-from ..views.agent_conversations import render_messages
 from . import agent_events, notify
 from .agent_bots import reopened_status
 from .assignees import account_user
@@ -29,6 +27,7 @@ from .messages import (
     insert_message,
     someone_wrote,
 )
+from .models import MessagePage
 
 DELETED_CONTENT = "This message was deleted"
 BEFORE_LIMIT = 20
@@ -50,9 +49,10 @@ class NewAgentMessage(Struct, kw_only=True):
 
 
 class AgentMessageResult(Struct, kw_only=True):
+    """The message as written (its view is rendered by the service, in the same transaction)."""
+
     message: Message
     conversation: Conversation
-    view: p.AgentMessage
     events: list[LoggedEvent] = []
     # Files whose rows were deleted in the transaction: the service removes them after commit.
     removed: list[Attachment] = []
@@ -63,8 +63,7 @@ def list_messages(
     before: int | None,
     after: int | None,
     filter_internal: bool,
-    link: presenters.LinkBuilder,
-) -> Op[p.MessagesResponse]:
+) -> Op[MessagePage]:
     """Oldest first: the latest 20; 20 before ``before``; up to 100 after ``after``; with
     both, ids in ``[after, before)`` (up to 1000)."""
     where = "conversation_id = ?"
@@ -93,7 +92,6 @@ def list_messages(
     if order == "DESC":
         found.reverse()
     found = yield from hydrate(found)
-    payload = yield from render_messages(found, conversation.display_id, link)
     contact = yield from get_contact(conversation.contact_id)
     if contact is None:
         raise NotFound("contact")
@@ -101,9 +99,7 @@ def list_messages(
     if conversation.assignee_id is not None:
         member = yield from account_user(conversation.account_id, conversation.assignee_id)
         assignee = member[0] if member else None
-    return p.MessagesResponse(
-        meta=agent_presenters.messages_meta(conversation, contact, assignee), payload=payload
-    )
+    return MessagePage(messages=found, contact=contact, assignee=assignee)
 
 
 def _update_conversation(sql: str, *params: object) -> Op[Conversation]:
@@ -183,10 +179,7 @@ def add_message(
             logged += yield from agent_events.conversation_event(
                 "conversation.updated", conversation, link, now, changed=changed
             )
-    views = yield from render_messages([message], conversation.display_id, link)
-    return AgentMessageResult(
-        message=message, conversation=conversation, view=views[0], events=logged
-    )
+    return AgentMessageResult(message=message, conversation=conversation, events=logged)
 
 
 def create_message(
@@ -244,11 +237,9 @@ def delete_message(
     logged = yield from notify.emit_message(
         "message.updated", updated, conversation, link, now, previous_changes=changes
     )
-    views = yield from render_messages([updated], conversation.display_id, link)
     return AgentMessageResult(
-        message=updated, conversation=conversation, view=views[0], events=logged,
-        removed=message.attachments,
-    )  # fmt: skip
+        message=updated, conversation=conversation, events=logged, removed=message.attachments
+    )
 
 
 def update_status(
@@ -288,7 +279,4 @@ def update_status(
             "message.updated", updated, conversation, link, now, previous_changes=changes
         )
         message = updated
-    views = yield from render_messages([message], conversation.display_id, link)
-    return AgentMessageResult(
-        message=message, conversation=conversation, view=views[0], events=logged
-    )
+    return AgentMessageResult(message=message, conversation=conversation, events=logged)

@@ -8,7 +8,7 @@ from typing import Any
 
 from msgspec import Struct
 
-from ..store.records import Account, Inbox, User
+from ..store.records import Account, Contact, Inbox, Message, User
 from ..store.sql import Row, load_json
 
 
@@ -99,3 +99,12 @@ class UserDetails(Struct, kw_only=True):
     display_name: str | None
     custom_attributes: dict[str, Any]
     accounts: list[tuple[Account, str]]
+
+
+class MessagePage(Struct, kw_only=True):
+    """A page of a conversation's messages (hydrated), with who the agent API's ``meta``
+    names: the contact and the assignee."""
+
+    messages: list[Message]
+    contact: Contact
+    assignee: User | None

@@ -8,6 +8,7 @@ are checked as its ``ContentAttributeValidator`` does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -22,7 +23,9 @@ from ..domain.errors import InvalidAttribute
 from ..domain.messages import NewAttachment
 from ..errors import ApiError, BadRequest, ValidationFailed
 from ..store.records import AgentBot, Attachment, Conversation, Performer
+from ..store.sql import Op
 from ..views import public as presenters
+from ..views.agent_conversations import messages_page, render_messages
 from .agent_auth import Actor
 from .context import Context
 
@@ -155,6 +158,27 @@ def _as_new(att: Attachment) -> NewAttachment:
     )  # fmt: skip
 
 
+def _rendered(
+    op: Callable[..., Op[ops.AgentMessageResult]], link: presenters.LinkBuilder, *args: Any
+) -> Op[tuple[ops.AgentMessageResult, p.AgentMessage]]:
+    """One transaction: the domain operation ``op(*args)``, then the agent view of the message
+    it wrote."""
+    result = yield from op(*args)
+    views = yield from render_messages([result.message], result.conversation.display_id, link)
+    return result, views[0]
+
+
+def _page(
+    conversation: Conversation,
+    before: int | None,
+    after: int | None,
+    filter_internal: bool,
+    link: presenters.LinkBuilder,
+) -> Op[p.MessagesResponse]:
+    found = yield from ops.list_messages(conversation, before, after, filter_internal)
+    return (yield from messages_page(conversation, found, link))
+
+
 class AgentMessageService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -168,7 +192,7 @@ class AgentMessageService:
         before, after = _int(params.get("before"), "before"), _int(params.get("after"), "after")
         internal = str(params.get("filter_internal_messages", "")).lower() == "true"
         response: p.MessagesResponse = await self.ctx.store.read(
-            ops.list_messages, conversation, before, after, internal, self.link(base_url)
+            _page, conversation, before, after, internal, self.link(base_url)
         )
         return response
 
@@ -201,27 +225,29 @@ class AgentMessageService:
         saved = await self.save_uploads(uploads)
         new.attachments = saved
         try:
-            result = await self.ctx.store.write(
-                ops.create_message, conversation.id, new, actor.performer,
-                self.ctx.settings.messages_per_minute, self.link(base_url), self.ctx.now(),
+            link = self.link(base_url)
+            result, view = await self.ctx.store.write(
+                _rendered, ops.create_message, link, conversation.id, new, actor.performer,
+                self.ctx.settings.messages_per_minute, link, self.ctx.now(),
             )  # fmt: skip
         except BaseException:
             await self.ctx.files.discard(saved)
             raise
         count_created(actor.performer, new.message_type)
         self.ctx.emitted(result.events)
-        return result.view
+        return view
 
     async def delete(
         self, actor: Actor, conversation: Conversation, message_id: int, base_url: str
     ) -> p.AgentMessage:
-        result = await self.ctx.store.write(
-            ops.delete_message, conversation.id, message_id, actor.performer, self.link(base_url),
-            self.ctx.now(),
+        link = self.link(base_url)
+        result, view = await self.ctx.store.write(
+            _rendered, ops.delete_message, link, conversation.id, message_id, actor.performer,
+            link, self.ctx.now(),
         )  # fmt: skip
         self.ctx.emitted(result.events)
         await self.ctx.files.discard([_as_new(a) for a in result.removed])
-        return result.view
+        return view
 
     async def update_status(
         self,
@@ -231,9 +257,10 @@ class AgentMessageService:
         req: p.MessageStatusRequest,
         base_url: str,
     ) -> p.AgentMessage:
-        result = await self.ctx.store.write(
-            ops.update_status, conversation.id, message_id, req.status, req.external_error,
-            actor.performer, self.link(base_url), self.ctx.now(),
+        link = self.link(base_url)
+        result, view = await self.ctx.store.write(
+            _rendered, ops.update_status, link, conversation.id, message_id, req.status,
+            req.external_error, actor.performer, link, self.ctx.now(),
         )  # fmt: skip
         self.ctx.emitted(result.events)
-        return result.view
+        return view

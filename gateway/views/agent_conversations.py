@@ -10,6 +10,7 @@ from client_sdk import protocol as p
 
 from ..domain.assignees import account_user
 from ..domain.message_reads import UNREAD_CAP, hydrate
+from ..domain.models import MessagePage
 from ..store.records import Contact, ContactInbox, Conversation, Inbox, Message, Team, User
 from ..store.sql import Op, rows
 from . import agent as ap
@@ -165,3 +166,12 @@ def render_messages(
     """API shapes of already hydrated ``messages``."""
     senders = yield from load_agent_senders(messages)
     return [ap.api_message(m, display_id, senders, link) for m in messages]
+
+
+def messages_page(
+    conversation: Conversation, page: MessagePage, link: presenters.LinkBuilder
+) -> Op[p.MessagesResponse]:
+    """``GET .../messages``: the page and its ``meta``."""
+    payload = yield from render_messages(page.messages, conversation.display_id, link)
+    meta = ap.messages_meta(conversation, page.contact, page.assignee)
+    return p.MessagesResponse(meta=meta, payload=payload)
