@@ -13,8 +13,6 @@ from client_sdk import protocol as p
 
 from ..store.records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent
 from ..store.sql import Op, dump_json, one, rows, scalar
-from ..views import agent_conversations as agent_views
-from ..views.public import LinkBuilder
 from . import events, validation
 from .agent_admin import get_inbox
 from .contacts import get_contact
@@ -277,16 +275,3 @@ def contact_conversations(
         account_id, contact_id, *inbox_ids, limit,
     )  # fmt: skip
     return [Conversation.from_row(r) for r in result]
-
-
-def contact_conversation_views(
-    account_id: int,
-    contact_id: int,
-    inbox_ids: tuple[int, ...],
-    viewer_id: int,
-    link: LinkBuilder,
-    now: float,
-) -> Op[list[p.AgentConversation]]:
-    """``GET .../contacts/{id}/conversations``: full conversation shapes (§2.1)."""
-    found = yield from contact_conversations(account_id, contact_id, inbox_ids)
-    return (yield from agent_views.render_conversations(found, viewer_id, link, now))

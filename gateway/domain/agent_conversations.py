@@ -15,11 +15,9 @@ from ..store.records import (
     Inbox,
     LoggedEvent,
     Performer,
-    viewer_id,
 )
 from ..store.sql import Op, one, rows, scalar
 from ..views import public as presenters
-from ..views.agent_conversations import render_conversation, render_conversations
 from .agent_messages import NewAgentMessage, add_message
 from .conversations import Opening, open_conversation
 from .errors import Duplicate, NotFound
@@ -139,9 +137,8 @@ def list_conversations(
     inbox_ids: tuple[int, ...],
     viewer_id: int,
     f: ConversationFilter,
-    link: presenters.LinkBuilder,
     now: float,
-) -> Op[p.ConversationList]:
+) -> Op[ConversationPage]:
     counted = yield from counts(account_id, inbox_ids, viewer_id, f, now)
     where, params = _where(account_id, inbox_ids, viewer_id, f, now)
     if f.assignee_type == "me":
@@ -157,9 +154,9 @@ def list_conversations(
     if f.updated_within is None:  # as Chatwoot: updated_within returns everything at once
         sql += f" LIMIT {PAGE_SIZE} OFFSET {(max(f.page, 1) - 1) * PAGE_SIZE}"
     result = yield from rows(sql, *params)
-    found = [Conversation.from_row(r) for r in result]
-    views = yield from render_conversations(found, viewer_id, link, now)
-    return p.ConversationList(data=p.ConversationPage(meta=counted, payload=views))
+    return ConversationPage(
+        counts=counted, conversations=[Conversation.from_row(r) for r in result]
+    )
 
 
 # -- create -------------------------------------------------------------------------------
@@ -229,9 +226,16 @@ class NewConversation(Struct, kw_only=True):
     message: NewAgentMessage | None = None
 
 
+class ConversationPage(Struct, kw_only=True):
+    counts: p.ConversationCounts
+    conversations: list[Conversation]
+
+
 class AgentConversationResult(Struct, kw_only=True):
+    """The conversation as opened (its view is rendered by the service, in the same
+    transaction)."""
+
     conversation: Conversation
-    view: p.AgentConversation
     events: list[LoggedEvent] = []
 
 
@@ -270,7 +274,7 @@ def create(
     link: presenters.LinkBuilder,
     now: float,
 ) -> Op[AgentConversationResult]:
-    """An agent's new conversation (with its first message, if given), rendered for them."""
+    """An agent's new conversation (with its first message, if given)."""
     inbox = new.target.inbox  # one of the caller's account (resolve_target)
     session = yield from _session(new, now)
     opening = Opening(
@@ -281,16 +285,14 @@ def create(
     opened = yield from open_conversation(inbox, session, opening, link, now)
     conversation, logged = opened.conversation, opened.events
     if not opened.created:
-        view = yield from render_conversation(conversation, viewer_id(performer), link, now)
-        return AgentConversationResult(conversation=conversation, view=view)
+        return AgentConversationResult(conversation=conversation)
     if new.message is not None:
         added = yield from add_message(
             conversation, new.message, performer, per_minute_limit, link, now
         )
         conversation = added.conversation
         logged += added.events
-    view = yield from render_conversation(conversation, viewer_id(performer), link, now)
-    return AgentConversationResult(conversation=conversation, view=view, events=logged)
+    return AgentConversationResult(conversation=conversation, events=logged)
 
 
 def find_conversation(account_id: int, display_id: int) -> Op[Conversation]:

@@ -15,7 +15,10 @@ from ..domain.agent_admin import get_inbox
 from ..domain.errors import InvalidAttribute
 from ..errors import ApiError, resource_not_found
 from ..store.records import Contact
+from ..store.sql import Op
 from ..views import admin as present
+from ..views import agent_conversations as agent_views
+from ..views.public import LinkBuilder
 from .agent_auth import Actor
 from .context import Context
 
@@ -66,6 +69,19 @@ def contact_changes(req: p.AgentContactRequest) -> ops.ContactChanges:
     if req.additional_attributes is not UNSET:
         changes.additional_attributes = req.additional_attributes or {}
     return changes
+
+
+def _contact_conversations(
+    account_id: int,
+    contact_id: int,
+    inbox_ids: tuple[int, ...],
+    viewer: int,
+    link: LinkBuilder,
+    now: float,
+) -> Op[list[p.AgentConversation]]:
+    """``GET .../contacts/{id}/conversations``: one read, then the full shapes (§2.1)."""
+    found = yield from ops.contact_conversations(account_id, contact_id, inbox_ids)
+    return (yield from agent_views.render_conversations(found, viewer, link, now))
 
 
 class ContactAdminService:
@@ -155,7 +171,7 @@ class ContactAdminService:
         """Only conversations in inboxes the caller sees (an agent's member inboxes)."""
         link = self.ctx.files.link_builder(self.ctx.settings.public_url or base_url)
         found = await self.ctx.store.read(
-            ops.contact_conversation_views, actor.account_id, contact_id, actor.inbox_ids,
+            _contact_conversations, actor.account_id, contact_id, actor.inbox_ids,
             actor.user.id, link, self.ctx.now(),
         )  # fmt: skip
         return p.ContactConversationList(payload=found)

@@ -24,7 +24,8 @@ from ..domain.errors import NotFound
 from ..domain.messages import NewAttachment
 from ..errors import ApiError
 from ..store import StoreUnavailable
-from ..store.records import Conversation, Team, User
+from ..store.records import Conversation, Performer, Team, User, viewer_id
+from ..store.sql import Op
 from ..views import agent as agent_presenters
 from ..views import agent_conversations as agent_views
 from ..views import public as presenters
@@ -39,6 +40,35 @@ SNOOZE_CHECK_SECONDS = 60.0
 PRIORITIES = ("low", "medium", "high", "urgent")
 # Times the presenters can show: up to the end of year 9999.
 MAX_EPOCH = 253_402_300_799.0
+
+
+def _listed(
+    account_id: int,
+    inbox_ids: tuple[int, ...],
+    viewer: int,
+    f: ops.ConversationFilter,
+    link: presenters.LinkBuilder,
+    now: float,
+) -> Op[p.ConversationList]:
+    """One read: the page of conversations, then their views."""
+    page = yield from ops.list_conversations(account_id, inbox_ids, viewer, f, now)
+    views = yield from agent_views.render_conversations(page.conversations, viewer, link, now)
+    return p.ConversationList(data=p.ConversationPage(meta=page.counts, payload=views))
+
+
+def _created(
+    new: ops.NewConversation,
+    performer: Performer,
+    per_minute_limit: int,
+    link: presenters.LinkBuilder,
+    now: float,
+) -> Op[tuple[ops.AgentConversationResult, p.AgentConversation]]:
+    """One transaction: the conversation opened (or found), then its view for the caller."""
+    result = yield from ops.create(new, performer, per_minute_limit, link, now)
+    view = yield from agent_views.render_conversation(
+        result.conversation, viewer_id(performer), link, now
+    )
+    return result, view
 
 
 def record_id(value: Any, what: str) -> int | None:
@@ -164,8 +194,8 @@ class AgentConversationService:
         if f.team_id is not None and await self._team(actor, f.team_id) is None:
             raise NotFound("team")
         return await self.ctx.store.read(
-            ops.list_conversations, actor.account_id, actor.inbox_ids, actor.user.id, f,
-            self.link(base_url), self.ctx.now(),
+            _listed, actor.account_id, actor.inbox_ids, actor.user.id, f, self.link(base_url),
+            self.ctx.now(),
         )  # fmt: skip
 
     async def counts(self, actor: Actor, params: dict[str, Any]) -> p.ConversationCountsResponse:
@@ -225,15 +255,14 @@ class AgentConversationService:
             additional_attributes=req.additional_attributes or {},
             message=new_message(req.message, []) if req.message is not None else None,
         )  # fmt: skip
-        result = await self.ctx.store.write(
-            ops.create, new, actor.performer,
-            self.ctx.settings.messages_per_minute,
+        result, view = await self.ctx.store.write(
+            _created, new, actor.performer, self.ctx.settings.messages_per_minute,
             self.link(base_url), self.ctx.now(),
         )  # fmt: skip
         if new.message is not None:
             count_created(actor.performer, new.message.message_type)
         self.ctx.emitted(result.events)
-        return result.view
+        return view
 
     # -- changes ---------------------------------------------------------------------------
 
