@@ -40,7 +40,7 @@ def short_insert() -> Op[None]:
 def test_the_hot_lookups_are_short_reads() -> None:
     assert is_short_read(contacts.get_session)
     assert is_short_read(conversations.member)
-    assert not is_short_read(conversations.list_for_session)  # every conversation: unbounded
+    assert not is_short_read(conversations.session_conversations)  # every conversation: unbounded
     assert not is_short_read(thread_of_read)
 
 

@@ -11,13 +11,12 @@ from client_sdk import protocol as p
 from ..store.records import Contact, ContactInbox, Conversation, Inbox, LoggedEvent, Message
 from ..store.sql import Op, dump_json, one, prefixed, rows, scalar, short_read
 from ..views import public as presenters
-from ..views.messages import render_public
 from . import notify
 from .agent_bots import initial_status
 from .assignees import hydrate_conversation
 from .contacts import CONTACT_WIDTH, SESSION_AND_CONTACT, SESSION_WIDTH, SESSIONS_WITH_CONTACT
 from .errors import NotFound
-from .message_reads import all_visible_messages, hydrate
+from .message_reads import hydrate
 from .messages import get_conversation, insert_message
 from .tokens import uuid4
 
@@ -74,22 +73,8 @@ def conversation_by_uuid(uuid: str) -> Op[Conversation | None]:
     return Conversation.from_row(row) if row else None
 
 
-def public_view(
-    conversation: Conversation, link: presenters.LinkBuilder
-) -> Op[p.PublicConversation]:
-    messages = yield from all_visible_messages(conversation.id)
-    public = yield from render_public(messages, conversation.display_id, link)
-    row = yield from one(
-        f"SELECT {Contact.COLUMNS} FROM contacts WHERE id = ?", conversation.contact_id
-    )
-    if row is None:
-        raise NotFound("contact")
-    return presenters.public_conversation(conversation, public, Contact.from_row(row))
-
-
-def list_for_session(
-    session: ContactInbox, link: presenters.LinkBuilder
-) -> Op[list[p.PublicConversation]]:
+def session_conversations(session: ContactInbox) -> Op[list[Conversation]]:
+    """Every conversation the session reaches: its own, or (HMAC-verified) its contact's."""
     if session.hmac_verified:
         where, key = "contact_id = ?", session.contact_id
     else:
@@ -97,22 +82,13 @@ def list_for_session(
     result = yield from rows(
         f"SELECT {Conversation.COLUMNS} FROM conversations WHERE {where} ORDER BY id", key
     )
-    views = []
-    for r in result:
-        views.append((yield from public_view(Conversation.from_row(r), link)))
-    return views
-
-
-def view_for_session(
-    session: ContactInbox, display_id: int, link: presenters.LinkBuilder
-) -> Op[p.PublicConversation]:
-    conversation = yield from conversation_for_session(session, display_id)
-    return (yield from public_view(conversation, link))
+    return [Conversation.from_row(r) for r in result]
 
 
 class ConversationResult(Struct, kw_only=True):
+    """A conversation as written (the service renders its view in the same transaction)."""
+
     conversation: Conversation
-    view: p.PublicConversation
     events: list[LoggedEvent] = []
 
 
@@ -187,11 +163,10 @@ def create(
     link: presenters.LinkBuilder,
     now: float,
 ) -> Op[ConversationResult]:
-    """A customer's new conversation, rendered for them."""
+    """A customer's new conversation."""
     opening = Opening(custom_attributes=custom_attributes)
     opened = yield from open_conversation(inbox, session, opening, link, now)
-    view = yield from public_view(opened.conversation, link)
-    return ConversationResult(conversation=opened.conversation, view=view, events=opened.events)
+    return ConversationResult(conversation=opened.conversation, events=opened.events)
 
 
 def _can_reply(conversation: Conversation, inbox: Inbox, now: float) -> Op[bool]:
@@ -263,8 +238,7 @@ def resolve(
         )
         assert inbox_row is not None
         logged += yield from send_csat(conversation, Inbox.from_row(inbox_row), link, now)
-    view = yield from public_view(conversation, link)
-    return ConversationResult(conversation=conversation, view=view, events=logged)
+    return ConversationResult(conversation=conversation, events=logged)
 
 
 def update_last_seen(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -16,6 +17,7 @@ from ..domain import messages as msg_ops
 from ..domain.errors import InvalidAttribute, NotFound
 from ..store.records import Contact, ContactInbox, Conversation, Inbox
 from ..store.sql import Op, short_read
+from ..views import conversations as conversation_views
 from ..views import messages as message_views
 from ..views import public as presenters
 from ..views.public import LinkBuilder
@@ -39,6 +41,27 @@ def public_page(
         conversation_id, before=before, after=after, limit=limit
     )
     return (yield from message_views.render_public(found, display_id, link))
+
+
+def _listed(session: ContactInbox, link: LinkBuilder) -> Op[list[p.PublicConversation]]:
+    views = []
+    for conversation in (yield from conv_ops.session_conversations(session)):
+        views.append((yield from conversation_views.public_conversation(conversation, link)))
+    return views
+
+
+def _shown(session: ContactInbox, display_id: int, link: LinkBuilder) -> Op[p.PublicConversation]:
+    conversation = yield from conv_ops.conversation_for_session(session, display_id)
+    return (yield from conversation_views.public_conversation(conversation, link))
+
+
+def _rendered(
+    op: Callable[..., Op[conv_ops.ConversationResult]], link: LinkBuilder, *args: Any
+) -> Op[tuple[conv_ops.ConversationResult, p.PublicConversation]]:
+    """One transaction: the domain operation ``op(*args)``, then the customer's view of the
+    conversation it wrote."""
+    result = yield from op(*args)
+    return result, (yield from conversation_views.public_conversation(result.conversation, link))
 
 
 def submitted_values(req: p.MessageUpdateRequest) -> Any:
@@ -91,37 +114,36 @@ class ConversationService:
         self, inbox_identifier: str, source_id: str, base_url: str
     ) -> list[p.PublicConversation]:
         _inbox, session, _contact = await self.contacts.session(inbox_identifier, source_id)
-        return await self.ctx.store.read(conv_ops.list_for_session, session, self._link(base_url))
+        return await self.ctx.store.read(_listed, session, self._link(base_url))
 
     async def create(
         self, inbox_identifier: str, source_id: str, req: p.ConversationCreateRequest, base_url: str
     ) -> p.PublicConversation:
         inbox, session, _contact = await self.contacts.session(inbox_identifier, source_id)
         validation.custom_attributes(req.custom_attributes)
-        result = await self.ctx.store.write(
-            conv_ops.create, inbox, session, req.custom_attributes or {}, self._link(base_url),
-            self.ctx.now(),
+        result, view = await self.ctx.store.write(
+            _rendered, conv_ops.create, self._link(base_url), inbox, session,
+            req.custom_attributes or {}, self._link(base_url), self.ctx.now(),
         )  # fmt: skip
         self.ctx.emitted(result.events)
-        return result.view
+        return view
 
     async def show(
         self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
     ) -> p.PublicConversation:
         _inbox, session, _contact = await self.contacts.session(inbox_identifier, source_id)
-        return await self.ctx.store.read(
-            conv_ops.view_for_session, session, display_id, self._link(base_url)
-        )
+        return await self.ctx.store.read(_shown, session, display_id, self._link(base_url))
 
     async def resolve(
         self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
     ) -> p.PublicConversation:
         *_, conversation = await self._member(inbox_identifier, source_id, display_id)
-        result = await self.ctx.store.write(
-            conv_ops.resolve, conversation.id, self._link(base_url), self.ctx.now()
-        )
+        result, view = await self.ctx.store.write(
+            _rendered, conv_ops.resolve, self._link(base_url), conversation.id,
+            self._link(base_url), self.ctx.now(),
+        )  # fmt: skip
         self.ctx.emitted(result.events)
-        return result.view
+        return view
 
     async def toggle_typing(
         self,
