@@ -19,6 +19,7 @@ from client_sdk import protocol as p
 from ..store.records import Contact, ContactInbox, Conversation, LoggedEvent, Message
 from ..store.sql import Op, one, scalar
 from ..views import public as presenters
+from ..views import push
 from ..views.messages import load_senders
 from . import assignees, events, webhooks
 from .message_reads import UNREAD_CAP, hydrate
@@ -75,7 +76,7 @@ def message_data(
     senders = yield from load_senders([message])
     session = yield from _session(conversation.contact_inbox_id)
     unread = yield from unread_count(conversation)
-    return presenters.message_event_data(
+    return push.message_event_data(
         message, conversation, session, senders, link,
         unread_count=unread, previous_changes=previous_changes,
     )  # fmt: skip
@@ -89,7 +90,7 @@ def known_message_data(
     previous_changes: dict[str, list[object]] | None = None,
 ) -> p.MessageEventData:
     """:func:`message_data` of a message whose sender is ``known``'s contact (or nobody)."""
-    return presenters.message_event_data(
+    return push.message_event_data(
         message, conversation, known.session, known.senders(), link,
         unread_count=known.unread, previous_changes=previous_changes,
     )  # fmt: skip
@@ -231,7 +232,7 @@ def conversation_data(
     # announces an assigned conversation as assigned.
     yield from assignees.hydrate_conversation(conversation)
     if known is not None and known.contact.id == conversation.contact_id:
-        return presenters.conversation_event_data(
+        return push.conversation_event_data(
             conversation, known.session, known.contact, known.last_message,
             unread_count=known.unread,
         )  # fmt: skip
@@ -242,7 +243,7 @@ def conversation_data(
     assert row is not None
     last = yield from last_visible_message(conversation, link)
     unread = yield from unread_count(conversation)
-    return presenters.conversation_event_data(
+    return push.conversation_event_data(
         conversation, session, Contact.from_row(row), last, unread_count=unread
     )
 

@@ -21,9 +21,9 @@ from .public import (
     epoch,
     iso,
     iso_required,
-    message_fields,
     user_sender,
 )
+from .push import message_fields
 
 AgentSenders = dict[tuple[str, int], p.ContactSender | p.AgentUserSender | p.AgentBotSender]
 
