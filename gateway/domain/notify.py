@@ -20,6 +20,7 @@ from ..store.records import Contact, ContactInbox, Conversation, LoggedEvent, Me
 from ..store.sql import Op, one, scalar
 from ..views import public as presenters
 from ..views import push
+from ..views import webhooks as webhook_views
 from ..views.messages import load_senders
 from . import assignees, events, webhooks
 from .message_reads import UNREAD_CAP, hydrate
@@ -130,28 +131,6 @@ def emit_message(
     return logged
 
 
-def _webhook_sender(
-    message: Message, account: p.WebhookAccount, known: Known | None = None
-) -> Op[Any]:
-    if message.sender_type is None or message.sender_id is None:
-        return None
-    if message.sender_type == "Contact" and known and known.contact.id == message.sender_id:
-        return webhooks.contact_shape(known.contact, account)
-    if message.sender_type == "Contact":
-        row = yield from one(
-            f"SELECT {Contact.COLUMNS} FROM contacts WHERE id = ?", message.sender_id
-        )
-        return webhooks.contact_shape(Contact.from_row(row), account) if row else None
-    if message.sender_type == "User":
-        row = yield from one("SELECT id, name, email FROM users WHERE id = ?", message.sender_id)
-        return p.WebhookUser(id=row[0], name=row[1], email=row[2]) if row else None
-    senders = yield from load_senders([message])
-    found = senders.get((message.sender_type, message.sender_id))
-    if isinstance(found, p.AgentBotSender):
-        return p.WebhookAgentBot(id=found.id, name=found.name)
-    return None
-
-
 def message_webhook_payload(
     event: str,
     message: Message,
@@ -164,13 +143,14 @@ def message_webhook_payload(
         account = p.WebhookAccount(id=conversation.account_id, name=known.account_name)
         inbox_name = known.inbox_name
     else:
-        account = yield from webhooks.account_ref(conversation.account_id)
+        account = yield from webhook_views.account_ref(conversation.account_id)
         inbox_name = yield from scalar(
             "SELECT name FROM inboxes WHERE id = ?", conversation.inbox_id
         )
     data = yield from conversation_data(conversation, link, known)
     data.account_id = UNSET
-    sender = yield from _webhook_sender(message, account, known)
+    contact = known.contact if known is not None else None
+    sender = yield from webhook_views.sender(message, account, contact)
     return p.WebhookMessage(
         event=event, id=message.id, content=message.content, content_type=message.content_type,
         content_attributes=message.content_attributes,

@@ -20,6 +20,7 @@ from client_sdk import protocol as p
 
 from ..store.records import Contact
 from ..store.sql import Op, Row, dump_json, load_json, one, rows, scalar
+from ..views.webhooks import account_ref, contact_shape
 from .errors import InvalidAttribute, NotFound
 from .tokens import secure_token, uuid4
 
@@ -298,21 +299,6 @@ def enqueue(
         )  # fmt: skip
         ids.append(delivery_id)
     return ids
-
-
-def account_ref(account_id: int) -> Op[p.WebhookAccount]:
-    name = yield from scalar("SELECT name FROM accounts WHERE id = ?", account_id)
-    return p.WebhookAccount(id=account_id, name=name or "")
-
-
-def contact_shape(contact: Contact, account: p.WebhookAccount) -> p.WebhookContact:
-    """A contact as webhook payloads show it (Chatwoot's ``Contact#webhook_data``)."""
-    return p.WebhookContact(
-        account=account, additional_attributes=contact.additional_attributes,
-        custom_attributes=contact.custom_attributes, email=contact.email, id=contact.id,
-        identifier=contact.identifier, name=contact.name, phone_number=contact.phone_number,
-        blocked=contact.blocked,
-    )  # fmt: skip
 
 
 CONTACT_EVENTS = frozenset({"contact.created", "contact.updated"})

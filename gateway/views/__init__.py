@@ -9,4 +9,5 @@ conversations         the public API's conversation with its visible messages
 agent                 the agent API's conversation and message shapes
 agent_conversations   pages of agent conversations and messages (a fixed number of queries)
 admin                 the agent API's contacts, inboxes, agents; the Platform API's shapes
+webhooks              what webhook payloads share: the account, a contact, a sender
 """
