@@ -52,6 +52,7 @@ from gateway.store.records import (
 )
 from gateway.store.sql import Op, execute, one, rows, scalar
 from gateway.views import conversations as conversation_views
+from gateway.views import csat as csat_views
 from gateway.views import messages as message_views
 
 pytestmark = pytest.mark.anyio
@@ -819,7 +820,7 @@ class StoreContract:
         found = await store.read(all_messages, conv.id)
         assert [m.message_type for m in found] == [p.MESSAGE_TYPE_INCOMING, p.MESSAGE_TYPE_ACTIVITY]
         with pytest.raises(NotFound):
-            await store.read(csat.show, conv.uuid)
+            await store.read(csat.survey, conv.uuid)
 
     async def test_reply_window_blocks_the_survey(self, store: Store) -> None:
         w = await make_world(store, csat_survey_enabled=True, reply_time_window_hours=1)
@@ -923,19 +924,20 @@ class StoreContract:
     async def test_csat_show_and_submit_by_uuid(self, store: Store) -> None:
         w = await make_world(store, csat_survey_enabled=True, csat_message="How did we do?")
         conv, survey = await self._survey(store, w)
-        shown = await store.read(csat.show, conv.uuid)
+        shown = csat_views.csat_survey(await store.read(csat.survey, conv.uuid))
         assert shown.id == survey.id and shown.csat_survey_response is None
         assert shown.display_type == "emoji" and shown.content == "How did we do?"
         assert shown.inbox_name == w.inbox.name and shown.conversation_id == conv.id
         answer = {"csat_survey_response": {"rating": 2, "feedback_message": "slow"}}
-        after, result = await store.write(csat.submit, conv.uuid, answer, 14, link, T0 + 5)
+        answered, result = await store.write(csat.submit, conv.uuid, answer, 14, link, T0 + 5)
+        after = csat_views.csat_survey(answered)
         assert result.message.id == survey.id and result.events
         assert after.csat_survey_response is not None
         assert after.csat_survey_response.rating == 2
         assert after.csat_survey_response.message_id == survey.id
-        assert (await store.read(csat.show, conv.uuid)) == after
+        assert csat_views.csat_survey(await store.read(csat.survey, conv.uuid)) == after
         with pytest.raises(NotFound):
-            await store.read(csat.show, "00000000-0000-4000-8000-000000000000")
+            await store.read(csat.survey, "00000000-0000-4000-8000-000000000000")
         with pytest.raises(NotFound):
             await store.write(csat.submit, "nope", answer, 14, link, T0)
 
