@@ -4,6 +4,8 @@ and server-to-client shapes stay decodable by older clients (unknown fields and 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import pkgutil
 from typing import Any
 
 import msgspec
@@ -14,13 +16,19 @@ from hypothesis import strategies as st
 
 from client_sdk import protocol as p
 
+# Every Struct of the package, found in its modules (a new module or Struct is included without
+# editing this file), each checked below to be re-exported by ``client_sdk.protocol``.
+MODULES = [
+    importlib.import_module(f"{p.__name__}.{m.name}") for m in pkgutil.iter_modules(p.__path__)
+]
 STRUCTS: list[type[msgspec.Struct]] = sorted(
     (
         obj
-        for obj in vars(p).values()
+        for module in MODULES
+        for obj in vars(module).values()
         if isinstance(obj, type)
         and issubclass(obj, msgspec.Struct)
-        and obj.__module__ == p.__name__
+        and obj.__module__ == module.__name__
     ),
     key=lambda cls: cls.__name__,
 )
