@@ -11,23 +11,20 @@ explicit time, so hypothesis can shrink a failure to its few steps (the real-pro
   flows call (list conversations, list messages by pages of 20, post a message idempotently on
   its ``echo_id``).
 
-Rules: the agent and the customer write; the socket drops; the network goes down and up
-(connects and requests fail); the answer to a send is lost after the gateway stored it; the
-gateway restarts (sessions for restore lost); old history is forgotten (history rejected: the
-SDK catches up over HTTP); time passes, with or without a ping (stale connections, the outbox
-retry). After every step the messages handed over are each once and in order per conversation;
-at the end, once the network is back, they are exactly the gateway's, and every customer send
-is stored once, in the order it was sent.
+Rules: the agent and the customer write (a send may find the gateway busy, a 503, or lose its
+answer after the gateway stored it); the socket drops; the network goes down and up (connects
+and requests fail); the gateway restarts (sessions for restore lost); old history is forgotten
+(history rejected: the SDK catches up over HTTP); time passes, with or without a ping (stale
+connections, the outbox retry). After every step the messages handed over are each once and in
+order per conversation; at the end, once the network is back, they are exactly the gateway's,
+and every customer send is stored once, in the order it was sent.
 """
 
 from __future__ import annotations
 
-import re
-from collections import deque
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import msgspec
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -49,169 +46,26 @@ from client_sdk.flows import (
     Pause,
     Receive,
     Request,
-    Response,
     SendFrame,
     Sleep,
     drive,
     resume,
 )
-from client_sdk.http_core import ApiCall, ApiRoutes
 from client_sdk.options import RealtimeOptions
 from client_sdk.session_core import SessionCore
 from client_sdk.session_flows import SessionFlows
-from gateway.cable import (
-    CableSession,
-    Close,
-    EncodedEvent,
-    HistoryCursor,
-    HistoryRequested,
-    SaveSession,
-    Send,
-    StreamIds,
-    SubscribeRequested,
-    SubscriptionState,
-    ping_frame,
+from gateway.cable import ping_frame
+from tests.sdk_gateway_model import (
+    CONVERSATIONS,
+    INBOX,
+    PROTOCOLS,
+    ROUTES,
+    SOURCE,
+    T0,
+    TOKEN,
+    Gateway,
+    Link,
 )
-
-T0 = 1_800_000_000.0
-IDS = StreamIds(b"s" * 32)
-INBOX, SOURCE, TOKEN = "inbox", "src-1", "tok-1"
-STREAM, EPOCH = "contact_inbox:1", "ep-1"
-CONVERSATIONS = (11, 12)
-ROUTES = ApiRoutes(INBOX)
-PROTOCOLS = {
-    "ext-json": (cp.EXT_JSON, cp.JSON),
-    "plain-json": (cp.JSON,),
-    "ext-msgpack": (cp.EXT_MSGPACK,),
-}
-_json = msgspec.json.encode
-
-
-class Gateway:
-    """The gateway's state and routes around real :class:`CableSession` objects."""
-
-    def __init__(self) -> None:
-        self.messages: dict[int, list[p.PublicMessage]] = {c: [] for c in CONVERSATIONS}
-        self.by_echo: dict[str, p.PublicMessage] = {}
-        self.log: list[tuple[EncodedEvent, float]] = []  # (event, server time), offsets 1..
-        self.offset = 0
-        self.forgotten = 0  # offsets up to this one are no longer retained
-        self.saved: dict[str, tuple[SubscriptionState, ...]] = {}
-        self.link: Link | None = None
-        self.up = True
-        self.lose_next_answer = False
-        self.now = T0
-
-    def store(self, conversation: int, content: str, incoming: bool, echo: str | None) -> Any:
-        if echo is not None and echo in self.by_echo:
-            return self.by_echo[echo]  # the gateway stores an echo_id once per conversation
-        kind = p.MESSAGE_TYPE_INCOMING if incoming else 1
-        message = p.PublicMessage(
-            id=sum(map(len, self.messages.values())) + 1, content=content, message_type=kind,
-            content_type="text", content_attributes={}, created_at=int(self.now),
-            conversation_id=conversation,
-        )  # fmt: skip
-        self.messages[conversation].append(message)
-        data = p.MessageEventData(
-            id=message.id, content=content, account_id=1, inbox_id=1,
-            conversation_id=conversation, message_type=kind, created_at=int(self.now),
-            updated_at="", echo_id=echo if echo is not None else msgspec.UNSET,
-        )  # fmt: skip
-        self.offset += 1
-        event = EncodedEvent(
-            STREAM, EPOCH, self.offset, _json({"event": "message.created", "data": data})
-        )
-        self.log.append((event, self.now))
-        if echo is not None:
-            self.by_echo[echo] = message
-        if self.link is not None:
-            self.link.deliver(event)
-        return message
-
-    def history(self, cursors: tuple[HistoryCursor, ...]) -> list[EncodedEvent] | None:
-        """The log after each cursor, or None (reject) when part of it is forgotten."""
-        found: list[EncodedEvent] = []
-        for cursor in cursors:
-            if cursor.epoch is not None:
-                assert cursor.offset is not None
-                if cursor.epoch != EPOCH or not self.forgotten <= cursor.offset <= self.offset:
-                    return None
-                found += [e for e, _ in self.log if e.offset > cursor.offset]
-            else:
-                assert cursor.since is not None
-                if self.forgotten:
-                    return None
-                found += [e for e, at in self.log if at >= cursor.since]
-        return found
-
-    def http(self, call: ApiCall[Any]) -> Response:
-        if not self.up:
-            raise errors.TransportError("connection refused")
-        if call.path == ROUTES.list_conversations(SOURCE).path:
-            return 200, {}, _json([conversation(c) for c in CONVERSATIONS])
-        found = re.fullmatch(r".*/conversations/(\d+)/messages", call.path)
-        assert found is not None, call
-        conv = int(found.group(1))
-        if call.method == "POST":
-            body = msgspec.json.decode(call.json or b"")
-            message = self.store(conv, body["content"], True, body["echo_id"])
-            if self.lose_next_answer:
-                self.lose_next_answer = False
-                raise errors.TransportError("the answer was lost")
-            return 200, {}, _json(message)
-        before = int(call.params.get("before", 1 << 62))
-        page = [m for m in self.messages[conv] if m.id < before][-20:]
-        return 200, {}, _json(page)
-
-
-def conversation(conv: int) -> p.PublicConversation:
-    contact = p.Contact(id=1, name="Kiosk", account_id=1, created_at="", updated_at="")
-    return p.PublicConversation(
-        id=conv, uuid=str(conv), inbox_id=1, contact_last_seen_at=0, status="open",
-        agent_last_seen_at=0, messages=[], contact=contact,
-    )  # fmt: skip
-
-
-class Link:
-    """One client connection at the gateway: its CableSession, and the frames it has sent
-    that the client has not read yet (a socket's buffer)."""
-
-    def __init__(self, gateway: Gateway, protocol: cp.Subprotocol, sid: str | None) -> None:
-        self.gateway = gateway
-        self.session = CableSession(protocol, stream_ids=IDS, now=gateway.now)
-        self.encoding = protocol.encoding
-        self.inbound: deque[cp.WireFrame] = deque()
-        self.open = True
-        restored = gateway.saved.get(sid) if sid is not None and protocol.extended else None
-        self.run(self.session.start(gateway.now, restored=restored))
-
-    def run(self, actions: list[Any]) -> None:
-        for action in actions:
-            if isinstance(action, Send) and self.open:
-                self.inbound.append(action.frame)
-            elif isinstance(action, Close):
-                self.open = False  # the frames before the close are still read
-            elif isinstance(action, SaveSession):
-                self.gateway.saved[action.sid] = action.snapshot.subscriptions
-            elif isinstance(action, SubscribeRequested):
-                assert action.params["pubsub_token"] == TOKEN
-                confirmed = self.session.subscription_confirmed(action.identifier, [STREAM])
-                self.run(confirmed)
-            elif isinstance(action, HistoryRequested):
-                events = self.gateway.history(action.cursors)
-                if events is None:
-                    self.run(self.session.history_rejected(action.identifier))
-                else:
-                    self.run(self.session.history_served(action.identifier, events))
-
-    def deliver(self, event: EncodedEvent) -> None:
-        if self.open:
-            self.inbound.extend(self.session.deliver(event))
-
-    def receive(self, frame: cp.WireFrame) -> None:
-        if not self.open:
-            raise errors.TransportError("the socket is closed")
-        self.run(self.session.receive(frame, self.gateway.now))
 
 
 class Kiosk:
@@ -232,6 +86,7 @@ class Kiosk:
         self.waiting: Effect[Any] | None = None  # what the events flow waits for
         self.emitted: list[Event] = []
         self.started = False
+        self.refused = False  # the last connect was refused: wait for the network
 
     def tick(self, seconds: float) -> None:
         self.clock += seconds
@@ -248,7 +103,8 @@ class Kiosk:
         if isinstance(effect, Flush):
             return drive(self.flows.flush(), self.perform)
         if isinstance(effect, Connect):
-            if not gateway.up:
+            self.refused = not gateway.up
+            if self.refused:
                 raise errors.TransportError("connection refused")
             chosen = cp.select_subprotocol(effect.protocols)
             assert chosen is not None
@@ -284,7 +140,7 @@ class Kiosk:
                     timeout = False
                 else:
                     return
-            elif isinstance(effect, Pause) and not self.gateway.up:
+            elif isinstance(effect, Pause) and self.refused and not self.gateway.up:
                 return
             elif effect is not None:
                 try:
@@ -337,12 +193,26 @@ class SessionMachine(RuleBasedStateMachine):
         self.gateway.store(conv, self._text("agent"), False, None)
         self.k.settle()
 
-    @rule(conv=st.sampled_from(CONVERSATIONS), lose_answer=st.booleans())
-    def customer_sends(self, conv: int, lose_answer: bool) -> None:
-        self.gateway.lose_next_answer = lose_answer and self.gateway.up
+    @rule(conv=st.sampled_from(CONVERSATIONS))
+    def customer_sends(self, conv: int) -> None:
         self.sent.append(self._text("customer"))
         self.k.send(conv, self.sent[-1])
-        self.gateway.lose_next_answer = False
+        self.k.settle()
+
+    @rule(lost=st.booleans())
+    def next_post_fails(self, lost: bool) -> None:
+        """The next message posted (a send, or the outbox's delivery on reconnect) meets a
+        busy gateway, or its answer is lost after the gateway stored it."""
+        if lost:
+            self.gateway.lose_next_answer = True
+        else:
+            self.gateway.busy_next = True
+
+    @rule()
+    def broker_repeats(self) -> None:
+        """The broker is at least once: the last event reaches the socket again."""
+        if self.gateway.link is not None and self.gateway.log:
+            self.gateway.link.deliver(self.gateway.log[-1][0])
         self.k.settle()
 
     @rule()
@@ -364,10 +234,16 @@ class SessionMachine(RuleBasedStateMachine):
         self.gateway.up = True
         self.k.settle()
 
-    @rule()
-    def gateway_restarts(self) -> None:
+    @rule(graceful=st.booleans())
+    def gateway_restarts(self, graceful: bool) -> None:
+        """Sessions for restore are lost; a graceful stop says so first (``disconnect``)."""
         self.gateway.saved.clear()
-        self.socket_drops()
+        link = self.gateway.link
+        if graceful and link is not None and link.open:
+            link.run(link.session.disconnect("server_restart", reconnect=True, code=1001))
+            self.k.settle()
+        else:
+            self.socket_drops()
 
     @rule(keep=st.integers(0, 3))
     def history_forgotten(self, keep: int) -> None:
@@ -393,9 +269,12 @@ class SessionMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         if self.kiosk is None:
             return
-        # Everything comes back: the network, and a fresh socket (which delivers the outbox).
+        # Everything comes back: the network, a fresh socket (which delivers the outbox), time.
         self.gateway.up = True
         self.socket_drops()
+        for _ in range(3):  # a delivery that met a fault is retried while connected
+            if self.k.outbox.queued(SOURCE):
+                self.k.settle(timeout=True)
         for conv in CONVERSATIONS:
             heard = [m.id for m in self.k.heard() if m.conversation_id == conv]
             assert heard == [m.id for m in self.gateway.messages[conv]], f"conversation {conv}"
