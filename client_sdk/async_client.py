@@ -1,6 +1,7 @@
 """``AsyncInboxClient``: the public client API over httpx.AsyncClient, and sessions over the
 websockets asyncio client. Its twin :class:`~client_sdk.sync_client.InboxClient` has the same
-methods with the same parameters; both are thin shells over :mod:`~client_sdk.http_core`.
+methods with the same parameters; both are thin shells over :mod:`~client_sdk.http_core`
+(the calls) and :mod:`~client_sdk.flows` (the multi-step flows), moving only bytes and time.
 """
 
 from __future__ import annotations

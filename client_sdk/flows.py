@@ -7,14 +7,18 @@ sync shell (:mod:`~client_sdk.sync_client`, :mod:`~client_sdk.sync_session`) and
 run the very same steps, and a test can drive it in-process with explicit time. This is
 httpx's ``Auth.auth_flow`` pattern.
 
-Why this rather than httpcore's (write the async half, generate the sync half with
-``unasync``): the two halves differ in more than ``async``/``await`` (a receive with a
-timeout is ``wait_for(recv())`` on one side and ``recv(timeout=)`` on the other, the outbox
-runs in a worker thread on one side only, the close of a pause is an ``asyncio.Event`` or a
-``threading.Event``), so generation needs substitution rules or compatibility shims beside a
-checked-in generated copy of every line; here the logic exists once and is read once, each
-shell is its public surface plus one small driver that maps effects to its I/O, and the
-flows are testable without sockets (``tests/test_sdk_state_machine.py``).
+Why this rather than httpcore's way (write the async half, generate the sync half with
+``unasync`` and check the copy in): that would leave fewer hand-written lines (the sync
+client and session would be generated), but the logic would still live inside a shell, mixed
+with its I/O, and only testable through sockets or fakes of them; and the halves differ in
+more than ``async``/``await`` (a receive with a timeout is ``wait_for(recv())`` on one side
+and ``recv(timeout=)`` on the other, the outbox runs in a worker thread on one side only, a
+pause ends on an ``asyncio.Event`` or a ``threading.Event``, the websockets clients open
+differently), each a substitution rule or a shim. Here the reconnect loop, the outbox
+delivery, the catch-up and the 429 retry exist once; each shell is its public surface plus a
+driver of about 90 lines that maps effects to its I/O (the clearer shells); and the very code
+both shells run is what ``tests/test_sdk_state_machine.py`` drives, in-process, against the
+gateway's cable core.
 
 The HTTP flows (:class:`Api`) live here; the session's (outbox delivery, the reconnecting
 subscription, the HTTP catch-up) in :mod:`~client_sdk.session_flows`.

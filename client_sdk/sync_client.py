@@ -1,6 +1,7 @@
 """``InboxClient``: the public client API over httpx.Client, and sessions over the websockets
 sync client. Its twin :class:`~client_sdk.async_client.AsyncInboxClient` has the same methods
-with the same parameters; both are thin shells over :mod:`~client_sdk.http_core`.
+with the same parameters; both are thin shells over :mod:`~client_sdk.http_core` (the calls)
+and :mod:`~client_sdk.flows` (the multi-step flows), moving only bytes and time.
 """
 
 from __future__ import annotations
