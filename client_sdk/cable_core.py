@@ -1,7 +1,7 @@
 """The client side of a ``/cable`` subscription as a state machine with no I/O.
 
-The shells (:mod:`~client_sdk.async_session`, :mod:`~client_sdk.sync_session`) open sockets,
-feed every received frame to :meth:`CableCore.receive` and send what it returns; they ask
+The session flow (:mod:`~client_sdk.session_flows`, driven by both shells) feeds every
+received frame to :meth:`CableCore.receive` and sends what it returns; it asks
 :meth:`CableCore.time_left` how long to wait for the next frame before the connection counts
 as stale, and :class:`ReconnectPolicy` how long to back off before reconnecting.
 
