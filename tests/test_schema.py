@@ -27,6 +27,7 @@ from tests.schema_snapshot import (
     postgres_schema,
     sqlite_schema,
 )
+from tests.test_records import records
 
 pytestmark = pytest.mark.anyio
 
@@ -60,6 +61,23 @@ def test_each_table_is_described_once_with_columns_in_version_order() -> None:
     assert len(names) == len(set(names))
     for table in TABLES:
         assert table.since in VERSIONS and all(v > table.since for v in table.added)
+
+
+def test_every_record_reads_columns_of_one_table() -> None:
+    """A record's fields name columns of a table the schema describes (tests/test_records.py
+    lists the records)."""
+    tables = {
+        table.name: {
+            line.split()[0]
+            for text in (table.columns, *table.added.values())
+            for line in text.strip().splitlines()
+            if not line.strip().startswith(("UNIQUE", "PRIMARY KEY"))
+        }
+        for table in TABLES
+    }
+    for record in records():
+        columns = set(record.COLUMNS.split(", "))
+        assert any(columns <= names for names in tables.values()), record.__name__
 
 
 async def test_a_fresh_sqlite_database_is_the_hand_written_one(tmp_path: Path) -> None:
