@@ -159,9 +159,9 @@ def create_app(
         key = await store.write(
             instance_secrets.get_or_create, instance_secrets.SECRET_KEY, secrets.token_urlsafe(32)
         )
+        # Given to what signs and keys; the settings stay as read (empty: the database's).
         files.use_secret_key(key)
         realtime.use_secret_key(key)
-        ctx.settings = ctx.settings.with_(secret_key=key)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

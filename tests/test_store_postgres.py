@@ -19,8 +19,7 @@ from gateway.settings import Settings
 from gateway.store import SQLiteStore, StoreUnavailable, open_store
 from gateway.store.ops import events, outbox
 from gateway.store.postgres import PostgresStore, to_dollar
-from gateway.store.postgres_schema import POSTGRES_MIGRATIONS
-from gateway.store.schema import SQLITE_MIGRATIONS
+from gateway.store.schema import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
 from tests.postgres_helpers import ADMIN_URL, TcpProxy, fresh_database
 from tests.store_contract import (
     T0,

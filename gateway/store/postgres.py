@@ -45,7 +45,7 @@ from asyncpg.pool import PoolConnectionProxy
 from .. import metrics
 from ..logs import StateLog
 from .base import Conflict, Store, StoreUnavailable, UniqueViolation
-from .postgres_schema import POSTGRES_MIGRATIONS
+from .schema import POSTGRES_MIGRATIONS
 from .sql import ATOMIC, DIALECT, OUTSIDE, Op, Rows, is_lazy_transaction, is_short_read
 
 T = TypeVar("T")

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from msgspec import Struct
 
 from ...errors import ApiError, NotFound, ValidationFailed
-from ..records import Inbox, User
+from ..records import Inbox, Record, User
 from ..sql import Op, Row, dump_json, load_json, one, rows, scalar, short_read
 from .provisioning import NewInbox, create_inbox, hash_token
 from .tokens import secure_token
@@ -27,7 +27,7 @@ AGENT_LIMIT = "Account limit exceeded. Please purchase more licenses"
 INBOX_LIMIT = "Account limit exceeded. Upgrade to a higher plan"
 
 
-class InboxSettings(Struct, kw_only=True):
+class InboxSettings(Record, kw_only=True):
     enable_auto_assignment: bool
     enable_email_collect: bool
     allow_messages_after_resolved: bool
@@ -37,21 +37,6 @@ class InboxSettings(Struct, kw_only=True):
     auto_assignment_config: dict[str, Any]
     channel_attributes: dict[str, Any]
     updated_at: float
-
-    COLUMNS = (
-        "enable_auto_assignment, enable_email_collect, allow_messages_after_resolved, "
-        "sender_name_type, business_name, csat_config, auto_assignment_config, "
-        "channel_attributes, updated_at"
-    )
-
-    @classmethod
-    def from_row(cls, r: Row) -> InboxSettings:
-        return cls(
-            enable_auto_assignment=bool(r[0]), enable_email_collect=bool(r[1]),
-            allow_messages_after_resolved=bool(r[2]), sender_name_type=r[3], business_name=r[4],
-            csat_config=load_json(r[5], {}), auto_assignment_config=load_json(r[6], {}),
-            channel_attributes=load_json(r[7], {}), updated_at=r[8],
-        )  # fmt: skip
 
 
 class AdminInbox(Struct, kw_only=True):

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from msgspec import UNSET, Struct, UnsetType
 
 from ...errors import NotFound, ValidationFailed
-from ..records import Account, User
+from ..records import Account, Record, User
 from ..sql import Op, Row, dump_json, load_json, one, rows, scalar, short_read
 from .provisioning import hash_token, user_accounts
 from .tokens import secure_token
@@ -18,19 +18,13 @@ from .tokens import secure_token
 Permissible = Literal["Account", "User", "AgentBot"]
 
 
-class PlatformApp(Struct, kw_only=True):
+class PlatformApp(Record, kw_only=True):
     id: int
     name: str
     created_at: float
 
-    COLUMNS = "id, name, created_at"
 
-    @classmethod
-    def from_row(cls, r: Row) -> PlatformApp:
-        return cls(id=r[0], name=r[1], created_at=r[2])
-
-
-class AccountDetails(Struct, kw_only=True):
+class AccountDetails(Record, kw_only=True):
     id: int
     name: str
     locale: str
@@ -40,16 +34,6 @@ class AccountDetails(Struct, kw_only=True):
     features: dict[str, bool]
     limits: dict[str, Any]
     custom_attributes: dict[str, Any]
-
-    COLUMNS = "id, name, locale, domain, support_email, status, features, limits, custom_attributes"
-
-    @classmethod
-    def from_row(cls, r: Row) -> AccountDetails:
-        return cls(
-            id=r[0], name=r[1], locale=r[2], domain=r[3], support_email=r[4], status=r[5],
-            features=load_json(r[6], {}), limits=load_json(r[7], {}),
-            custom_attributes=load_json(r[8], {}),
-        )  # fmt: skip
 
 
 class AccountChanges(Struct, kw_only=True):

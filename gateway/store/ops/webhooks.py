@@ -19,8 +19,8 @@ from msgspec import UNSET, Struct
 from client_sdk import protocol as p
 
 from ...errors import NotFound, ValidationFailed
-from ..records import Contact
-from ..sql import Op, Row, dump_json, load_json, one, rows, scalar
+from ..records import Contact, Record
+from ..sql import Op, dump_json, load_json, one, rows, scalar
 from .tokens import secure_token, uuid4
 
 # Realtime event names and the webhook event each becomes.
@@ -51,7 +51,7 @@ RECEIVER_INBOX = "inbox"
 RECEIVER_BOT = "agent_bot"
 
 
-class Webhook(Struct, kw_only=True):
+class Webhook(Record, kw_only=True):
     id: int
     account_id: int
     inbox_id: int | None
@@ -61,15 +61,6 @@ class Webhook(Struct, kw_only=True):
     secret: str
     created_at: float
     updated_at: float
-
-    COLUMNS = "id, account_id, inbox_id, name, url, subscriptions, secret, created_at, updated_at"
-
-    @classmethod
-    def from_row(cls, r: Row) -> Webhook:
-        return cls(
-            id=r[0], account_id=r[1], inbox_id=r[2], name=r[3], url=r[4],
-            subscriptions=load_json(r[5], []), secret=r[6], created_at=r[7], updated_at=r[8],
-        )  # fmt: skip
 
 
 class WebhookView(Struct, kw_only=True):
