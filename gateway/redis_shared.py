@@ -14,8 +14,8 @@ import redis.asyncio as aioredis
 
 from .broker.redis import RedisBroker
 from .ratelimit import RedisRateLimiter
-from .realtime.redis_presence import RedisPresence
-from .realtime.redis_sessions import RedisSessionCache
+from .realtime.presence_redis import RedisPresence
+from .realtime.sessions_redis import RedisSessionCache
 from .settings import Settings
 
 # Requests wait on Redis (rate limit, presence): a stalled Redis must not stall them for long.

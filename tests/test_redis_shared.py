@@ -20,8 +20,8 @@ from gateway.broker.redis import RedisBroker
 from gateway.cable import SessionSnapshot, SubscriptionState
 from gateway.ratelimit import IpLimit, MemoryRateLimiter, RedisRateLimiter
 from gateway.realtime import MemoryPresence
-from gateway.realtime.redis_presence import RedisPresence
-from gateway.realtime.redis_sessions import RedisSessionCache
+from gateway.realtime.presence_redis import RedisPresence
+from gateway.realtime.sessions_redis import RedisSessionCache
 from gateway.settings import Settings, SettingsError
 from tests.redis_helpers import (
     REDIS_URL,
