@@ -132,7 +132,10 @@ class RedisBroker(Broker):
         self._ever_connected = False
         self._pub: aioredis.Redis | None = None
         self._sub: aioredis.Redis | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        # The reader and the flusher, owned by this group from start to close: a failure in one
+        # cancels the task that started the broker and is raised by close, never lost.
+        self._tasks: asyncio.TaskGroup | None = None
+        self._children: list[asyncio.Task[None]] = []
         self._flush_state = StateLog(log)
 
     @property
@@ -170,9 +173,11 @@ class RedisBroker(Broker):
             retry=Retry(NoBackoff(), 0),
             client_name=self.subscriber_name,
         )
-        self._tasks = [
-            asyncio.create_task(self._read_forever(), name="redis-broker-reader"),
-            asyncio.create_task(self._flush_forever(), name="redis-broker-flusher"),
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        self._children = [
+            self._tasks.create_task(self._read_forever(), name="redis-broker-reader"),
+            self._tasks.create_task(self._flush_forever(), name="redis-broker-flusher"),
         ]
         try:
             await asyncio.wait_for(self._ready.wait(), CONNECT_TIMEOUT)
@@ -186,21 +191,26 @@ class RedisBroker(Broker):
         if self._connected and self._pending:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained(), CLOSE_FLUSH_SECONDS)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            # A cancel that lands as redis-py's read timeout fires is taken for that timeout
-            # (asyncio.timeout on 3.11) and the reader reads on: cancel until it is gone.
-            while not (await asyncio.wait({task}, timeout=CANCEL_AGAIN_SECONDS))[0]:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        if self._tasks is not None:
+            await self._stop_tasks(self._tasks)
+            self._tasks = None
         self._connected = False
         self._fail_markers("broker closed")
         for client in (self._pub, self._sub):
             if client is not None:
                 await client.aclose()
+
+    async def _stop_tasks(self, tasks: asyncio.TaskGroup) -> None:
+        running = set(self._children)
+        for task in running:
+            task.cancel()
+        # A cancel that lands as redis-py's read timeout fires is taken for that timeout
+        # (asyncio.timeout on 3.11) and the reader reads on: cancel until it is gone.
+        while running:
+            running = (await asyncio.wait(running, timeout=CANCEL_AGAIN_SECONDS))[1]
+            for task in running:
+                task.cancel()
+        await tasks.__aexit__(None, None, None)
 
     async def _drained(self) -> None:
         while self._pending:
