@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import secrets
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -43,6 +42,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from .. import metrics
+from ..backoff import backoff
 from ..logs import StateLog
 from .base import Broker, BrokerMessage, BrokerUnavailable, shard_of
 
@@ -338,22 +338,22 @@ class RedisBroker(Broker):
 
     async def _read_forever(self) -> None:
         assert self._sub is not None
-        delay = RECONNECT_MIN
+        failures = 0  # in a row, since the subscriber last confirmed its channels
         while True:
             pubsub = self._sub.pubsub()
             try:
                 await pubsub.subscribe(*self.channels)
                 await self._confirmed(pubsub)
                 self._subscribed()
-                delay = RECONNECT_MIN
+                failures = 0
                 await self._read(pubsub)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._lost(exc)
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, RECONNECT_MAX)
+            await asyncio.sleep(backoff(failures, RECONNECT_MIN, RECONNECT_MAX))
+            failures += 1
 
     async def _confirmed(self, pubsub: PubSub) -> None:
         waiting = set(self.channels)

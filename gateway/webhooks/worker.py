@@ -6,7 +6,7 @@ services' event sink) or when one of its deliveries finishes. Pending deliveries
 restart in the database and are picked up on start. Each delivery is POSTed with httpx under
 a timeout, after the SSRF guard checked its URL again; a 2xx response delivers it, anything
 else (an error status, a timeout, a refused connection) schedules a retry
-(:func:`signing.backoff`) until ``webhook_max_attempts`` attempts, after which it is dead.
+(:func:`gateway.backoff.backoff`) until ``webhook_max_attempts`` attempts, after which it is dead.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import httpx
 from anyio.abc import TaskGroup, TaskStatus
 
 from .. import metrics
+from ..backoff import backoff
 from ..logs import StateLog
 from ..services.context import Context
 from ..store import StoreUnavailable
@@ -257,11 +258,11 @@ class WebhookWorker:
         self._failing.failing(
             url, "webhook deliveries to %s are failing (%s); retrying with backoff", url, error
         )
-        delay = signing.backoff(
-            delivery.attempts,
+        delay = backoff(
+            delivery.attempts - 1,  # the first failed attempt waits ``webhook_backoff_base``
             self.settings.webhook_backoff_base,
             self.settings.webhook_backoff_max,
-            self.rand,
+            rand=self.rand,
         )
         await self.ctx.store.write(outbox.retry, delivery, error, status, now + delay, now)
         log.debug(
