@@ -82,7 +82,7 @@ async def hooks_fixture(tmp_path: Path) -> AsyncIterator[Hooks]:
         files = FileStore(tmp_path / "files", "key", 3600, 10**6)
         logged: list[LoggedEvent] = []
         ctx = Context(
-            store=store, settings=settings, files=files, clock=clock, on_events=logged.extend
+            store=store, settings=settings, files=files, clock=clock, event_sinks=[logged.extend]
         )
         world = await make_world(store, webhook_url=INBOX_HOOK)
         yield Hooks(ctx=ctx, world=world, clock=clock, logged=logged)
