@@ -16,7 +16,6 @@ from tests.browser_helpers import (
     Demo,
     agent_api,
     demo_gateway,
-    launch_chromium,
     no_page_errors,
 )
 from tests.server_helpers import GatewayProcess
@@ -33,12 +32,6 @@ class Seeded:
     server: GatewayProcess
     demo: Demo
     oldest: int  # the conversation with the long thread, the least recently active
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_chromium() as launched:
-        yield launched
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,6 @@ from gateway.webhooks import guard, signing
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # -- signing -----------------------------------------------------------------------------------
 
 
