@@ -14,7 +14,6 @@ from tests.browser_helpers import (
     Console,
     Customer,
     Demo,
-    agent_api,
     demo_gateway,
     no_page_errors,
 )
@@ -44,18 +43,11 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             customer = Customer(server, demo, f"Customer {n:02d}", f"customer{n:02d}@example.com")
             customer.says(f"Hello from customer {n:02d}")
             if n in RESOLVED:
-                status = {"status": "resolved"}
-                agent_api(
-                    server, demo, "POST", f"/conversations/{customer.conversation}/toggle_status",
-                    json=status,
-                )  # fmt: skip
+                customer.given_status("resolved")
             customer.close()
         grace = Customer(server, demo, "Grace Hopper", "amazing.grace@navy.example")
         grace.says("My compiler cannot find the bug")
-        agent_api(
-            server, demo, "POST", f"/conversations/{grace.conversation}/toggle_status",
-            json={"status": "pending"},
-        )  # fmt: skip
+        grace.given_status("pending")
         grace.close()
         olive.close()
         yield Seeded(server, demo, olive.conversation)

@@ -29,7 +29,7 @@ from tests.multinode_helpers import Cluster, cluster
 from tests.postgres_helpers import fresh_database_sync
 from tests.redis_helpers import redis_server
 from tests.server_helpers import GatewayProcess
-from tests.test_webhooks_server import Receiver
+from tests.webhook_receiver import Receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -74,7 +74,9 @@ async def test_a_session_saved_on_one_node_restores_once_on_another(
     assert await b.take("sid-2") == snapshot("x", "z")
 
 
-async def test_a_session_carries_its_ttl_and_ttl_0_saves_nothing(client: aioredis.Redis, prefix: str) -> None:
+async def test_a_session_carries_its_ttl_and_ttl_0_saves_nothing(
+    client: aioredis.Redis, prefix: str
+) -> None:
     # Expiry is Redis's own clock: the key carries the TTL (PX), so nothing here waits for it.
     cache = RedisSessionCache(client, 0.2, prefix=prefix)
     await cache.put("sid", snapshot("x"))
