@@ -107,7 +107,9 @@ async def test_outage_loses_and_repeats_nothing(tmp_path: Path) -> None:
             tg.start_soon(listen, session)
             await wait_for(lambda: heard("offline 2") and heard("agent while kiosk down"), "resume")
             await outbox_drained(session)  # every send confirmed by its echo
-            await anyio.sleep(0.5)  # a repeat would arrive now
+            # The agent's last word: once heard, a repeat of anything before it was heard too.
+            await anyio.to_thread.run_sync(agent.reply, conv.id, "agent: the last word")
+            await wait_for(lambda: heard("agent: the last word"), "the sentinel")
             stored = await client.messages_after(session.source_id, conv.id)
             await session.close()
         await client.close()
