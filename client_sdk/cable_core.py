@@ -44,7 +44,8 @@ STALE_AFTER = 6.0
 @dataclass(frozen=True)
 class ReconnectPolicy:
     """Jittered exponential backoff: attempt n waits ``min(cap, base * factor**n)`` times a
-    random factor in [0.5, 1.5]. ``max_attempts`` None retries forever."""
+    random factor in [0.5, 1.5]. ``max_attempts`` None retries forever. The SDK's one backoff
+    rule: a 429 without ``Retry-After`` waits by it too (``http_core.RATE_LIMIT_BACKOFF``)."""
 
     base: float = 0.25
     factor: float = 2.0

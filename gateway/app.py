@@ -50,7 +50,6 @@ from .services.context import Context, EventSink
 from .settings import Settings
 from .store import Store, StoreUnavailable, open_store
 from .store.ops import events, instance_secrets
-from .store.records import LoggedEvent
 from .webhooks.worker import WebhookWorker
 
 log = logging.getLogger("inboxgate")
@@ -134,21 +133,16 @@ def create_app(
         settings.data_dir / "attachments", settings.secret_key, settings.attachment_url_ttl,
         settings.max_attachment_bytes,
     )  # fmt: skip
-    sink = realtime.publisher.logged
-    if on_events is not None:
-        extra = on_events
-
-        def sink(entries: list[LoggedEvent]) -> None:
-            realtime.publisher.logged(entries)
-            extra(entries)
-
     ctx = Context(
-        store=store, settings=settings, files=files, clock=clock, on_events=sink,
-        typing=realtime.typing_changed,
+        store=store, settings=settings, files=files, clock=clock, typing=realtime.typing_changed
     )  # fmt: skip
-    # Webhooks: the worker is woken by every commit that logged an event.
     webhooks = WebhookWorker(ctx)
-    ctx.on_events = webhooks.chain(ctx.on_events)
+    # Where every committed batch of logged events goes, in this order: the realtime publisher
+    # (the broker, then the sockets), the webhook worker (woken to send what the commit
+    # enqueued), then the embedder's hook.
+    ctx.event_sinks = [realtime.publisher.logged, webhooks.logged]
+    if on_events is not None:
+        ctx.event_sinks.append(on_events)
     health = Health(store, shared.client if shared else None)
     sample = node_sampler(realtime, webhooks)
 

@@ -20,15 +20,7 @@ from gateway.store import StoreUnavailable
 from gateway.store.ops import events
 from tests.asgi_cable import FakeSocket, connected
 from tests.cable_client import contact_identifier
-from tests.routes_helpers import (
-    Env,
-    EnvFactory,
-    anyio_backend_fixture,
-    env_fixture,
-    make_env_fixture,
-)
-
-__all__ = ["anyio_backend_fixture", "env_fixture", "make_env_fixture"]
+from tests.routes_helpers import Env, EnvFactory
 
 pytestmark = pytest.mark.anyio
 

@@ -116,7 +116,9 @@ async def test_outage_loses_and_repeats_nothing(tmp_path: Path, shell: str) -> N
             tg.start_soon(listen, session, events)
             await wait_for(lambda: heard("offline 2") and heard("agent while kiosk down"), "resume")
             await outbox_drained(session)  # every send confirmed by its echo
-            await anyio.sleep(0.5)  # a repeat would arrive now
+            # The agent's last word: once heard, a repeat of anything before it was heard too.
+            await anyio.to_thread.run_sync(agent.reply, conv.id, "agent: the last word")
+            await wait_for(lambda: heard("agent: the last word"), "the sentinel")
             stored = await sdk(client.messages_after, session.source_id, conv.id)
             await sdk(session.close)
         await sdk(client.close)

@@ -118,17 +118,6 @@ async def test_two_nodes_starting_together_migrate_once() -> None:
         assert sorted([first, second]) == [[], [v for v, _, _ in POSTGRES_MIGRATIONS]]
 
 
-@pytest.fixture
-async def two_nodes() -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
-    """Two stores on one database: what two gateway nodes are to each other."""
-    async with (
-        fresh_database() as url,
-        PostgresStore(url, pool_size=8) as a,
-        PostgresStore(url, pool_size=8) as b,
-    ):
-        yield a, b
-
-
 async def test_two_nodes_display_ids_unique_and_gap_free(
     two_nodes: tuple[PostgresStore, PostgresStore],
 ) -> None:
