@@ -17,15 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
-from client_sdk import protocol as p
-
 from . import metrics
 from .attachments import FileStore
 from .broker import Broker, MemoryBroker
 from .edge import Edge
 from .errors import GatewayError
+from .fastpath import HotRoutes
 from .health import Health
-from .http import error_response, json_response
+from .http import error_response, http_error_response
 from .logs import current_request_id
 from .observability import monitor, node_sampler
 from .openapi import api_docs_routes
@@ -55,12 +54,7 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    if exc.status_code in (404, 405):
-        # Rails answers an undeclared action on a known resource with 404, not 405.
-        return json_response(p.StatusError(status=404, error="Not Found"), 404)
-    return json_response(
-        p.StatusError(status=exc.status_code, error=str(exc.detail)), exc.status_code
-    )
+    return http_error_response(exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -186,7 +180,7 @@ def create_app(
     # suffix, request ids, metrics and the probes (gateway/edge.py says in which order).
     edge = Middleware(
         Edge, settings=settings, health=health, limiter=limiter, inbox_origins=ctx.inbox_origins,
-        clock=clock, sample=sample,
+        clock=clock, hot=HotRoutes(routes), sample=sample,
     )  # fmt: skip
     app = Starlette(
         routes=routes,

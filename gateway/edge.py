@@ -31,11 +31,13 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from client_sdk import protocol as p
 
 from .errors import PayloadTooLarge
+from .fastpath import HotRoutes, handled_error, send_json
 from .health import Health
 from .http import error_response, json_response
 from .logs import CURRENT, RequestContext
@@ -66,9 +68,11 @@ class Edge:
         limiter: RateLimiter,
         inbox_origins: InboxOrigins,
         clock: Callable[[], float],
+        hot: HotRoutes | None = None,
         sample: Callable[[], None] = lambda: None,
     ) -> None:
         self.app = app
+        self.hot = hot
         self.probes = Probes(settings, health, sample)
         self.recorder = HttpRecorder(settings)
         self.origins = settings.cors_origins
@@ -161,7 +165,25 @@ class Edge:
                     raise PayloadTooLarge(f"Request body is larger than {max_body} bytes")
             return message
 
-        await self.app(scope, limited_receive, send)
+        # Behind a root path the router matches what follows it: left to the router.
+        hot = self.hot if not scope.get("root_path") else None
+        found = hot.match(scope["method"], scope["path"]) if hot is not None else None
+        if found is None:
+            await self.app(scope, limited_receive, send)
+            return
+        # What the router would run, without its scan and its two exception wrappers.
+        route, params = found
+        scope["route"] = route
+        scope["path_params"] = params
+        try:
+            body = await route.answer(Request(scope, limited_receive))
+        except Exception as exc:
+            response = handled_error(exc)
+            if response is None:
+                raise
+            await response(scope, limited_receive, send)
+            return
+        await send_json(send, body)
 
     # -- CORS for /public/* ------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -46,6 +47,26 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
 
 def empty_response() -> Response:
     return Response(b"", status_code=200, media_type=JSON_TYPE)
+
+
+_BASE_URLS: dict[tuple[Any, ...], str] = {}
+MAX_BASE_URLS = 64
+
+
+def base_url(request: Request) -> str:
+    """``str(request.base_url)`` without its final slash (links in answers start with it),
+    remembered per scheme, server, Host header and root path: building the URL costs more
+    than most reads, and a deployment is reached by a handful of names."""
+    scope = request.scope
+    host = next((value for name, value in scope["headers"] if name == b"host"), None)
+    server = scope.get("server")
+    key = (scope.get("scheme"), server, host, scope.get("root_path"), scope.get("app_root_path"))
+    found = _BASE_URLS.get(key) if server is None or type(server) is tuple else None
+    if found is None:
+        found = str(request.base_url).rstrip("/")
+        if len(_BASE_URLS) < MAX_BASE_URLS and (server is None or type(server) is tuple):
+            _BASE_URLS[key] = found  # a client names the host: only the first few are kept
+    return found
 
 
 # -- parameters -----------------------------------------------------------------------------
@@ -121,10 +142,19 @@ async def read_params(
     return Params(values, files)
 
 
+def _content_type(headers: list[tuple[bytes, bytes]]) -> str:
+    """The media type (lower case, no parameters) of the first Content-Type header, as
+    ``request.headers.get`` would find it, without building a Headers object per request."""
+    for name, value in headers:
+        if name == b"content-type":
+            return value.decode("latin-1").split(";")[0].strip().lower()
+    return ""
+
+
 async def _read_body(
     request: Request, values: dict[str, Any], max_json: int, max_files: int, max_form_part: int
 ) -> list[UploadFile]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = _content_type(request.scope["headers"])
     files: list[UploadFile] = []
     if content_type == "multipart/form-data":
         try:
@@ -232,6 +262,15 @@ def error_response(exc: Exception) -> Response:
     if isinstance(exc, GatewayError):
         return json_response(p.StatusError(status=exc.status, error=str(exc)), exc.status)
     return json_response(p.StatusError(status=500, error="Internal Server Error"), 500)
+
+
+def http_error_response(exc: HTTPException) -> Response:
+    if exc.status_code in (404, 405):
+        # Rails answers an undeclared action on a known resource with 404, not 405.
+        return json_response(p.StatusError(status=404, error="Not Found"), 404)
+    return json_response(
+        p.StatusError(status=exc.status_code, error=str(exc.detail)), exc.status_code
+    )
 
 
 def _retry_after(seconds: int | None) -> dict[str, str] | None:
