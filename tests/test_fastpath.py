@@ -167,6 +167,29 @@ async def test_errors_on_the_fast_path_answer_as_through_the_router(env: Env) ->
         assert len(r.headers["x-request-id"]) == 32
 
 
+@pytest.mark.anyio
+async def test_the_inbox_view_is_kept_until_the_inbox_changes(env: Env) -> None:
+    from tests.admin_helpers import ADMIN_TOKEN, account_url, admin, auth
+
+    await admin(env)
+    first = (await env.client.get(env.base)).json()
+    assert first["pre_chat_form_enabled"] is False
+    assert (await env.client.get(env.base)).json() == first  # the kept view
+    attributes = {
+        "pre_chat_form_enabled": True,
+        "pre_chat_form_options": {"pre_chat_message": "Hi"},
+    }
+    r = await env.client.patch(
+        account_url(env, f"/inboxes/{env.inbox.id}"), headers=auth(ADMIN_TOKEN),
+        json={"channel": {"additional_attributes": attributes}},
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    shown = (await env.client.get(env.base)).json()  # at once: the update replaced the record
+    assert (shown["pre_chat_form_enabled"], shown["pre_chat_form_options"]) == (
+        True, {"pre_chat_message": "Hi"},
+    )  # fmt: skip
+
+
 # -- base URLs -------------------------------------------------------------------------------
 
 
