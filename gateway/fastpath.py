@@ -18,6 +18,7 @@ have found.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -72,8 +73,34 @@ def handled_error(exc: Exception) -> Response | None:
     return None
 
 
-# (position, text) of a template's literal segments, (position, name) of its parameters.
-Shape = tuple[tuple[tuple[int, str], ...], tuple[tuple[int, str], ...], JsonRoute]
+class _Shape:
+    """A template as the table compares it: its literal segments, fetched from a split path
+    by one ``itemgetter`` and compared at once, and where its parameters are."""
+
+    __slots__ = ("expected", "literals", "names", "params", "route")
+
+    def __init__(self, route: JsonRoute, segments: list[str | None]) -> None:
+        self.route = route
+        at = [i for i, s in enumerate(segments) if s is not None]
+        self.literals = itemgetter(*at) if at else None
+        texts = tuple(segments[i] for i in at)
+        self.expected: object = texts[0] if len(texts) == 1 else texts  # as itemgetter gives
+        names = [(i, part[1:-1]) for i, part in enumerate(route.path.split("/"))]
+        self.names = [name for i, name in names if segments[i] is None]
+        where = [i for i, _ in names if segments[i] is None]
+        self.params = itemgetter(*where) if where else None
+
+    def match(self, parts: list[str]) -> dict[str, Any] | None:
+        if self.literals is not None and self.literals(parts) != self.expected:
+            return None
+        if self.params is None:
+            return {}
+        values = self.params(parts)
+        if len(self.names) == 1:
+            values = (values,)
+        if "" in values:
+            return None  # the router's [^/]+ wants a character
+        return dict(zip(self.names, values, strict=True))
 
 
 def _segments(route: Route) -> list[str | None] | None:
@@ -109,23 +136,18 @@ def _may_answer(earlier: BaseRoute, segments: list[str | None], method: str) -> 
 
 class HotRoutes:
     def __init__(self, routes: Sequence[BaseRoute]) -> None:
-        self._by: dict[tuple[str, int], list[Shape]] = {}
+        self._by: dict[tuple[str, int], list[_Shape]] = {}
         for n, route in enumerate(routes):
             segments = _segments(route) if isinstance(route, JsonRoute) else None
             if segments is None:
                 continue
             assert isinstance(route, JsonRoute)
-            literals = tuple((i, s) for i, s in enumerate(segments) if s is not None)
-            names = tuple(
-                (i, part[1:-1])
-                for i, part in enumerate(route.path.split("/"))
-                if segments[i] is None
-            )
+            shape = _Shape(route, segments)
             for method in sorted(route.methods or ()):
                 if method == "HEAD" or any(_may_answer(r, segments, method) for r in routes[:n]):
                     continue
                 key = (method, len(segments) - 1)
-                self._by.setdefault(key, []).append((literals, names, route))
+                self._by.setdefault(key, []).append(shape)
 
     def match(self, method: str, path: str) -> tuple[JsonRoute, dict[str, Any]] | None:
         """The route the router would run for ``method`` and ``path``, with its path
@@ -134,10 +156,8 @@ class HotRoutes:
         if shapes is None:
             return None
         parts = path.split("/")
-        for literals, names, route in shapes:
-            if all(parts[i] == text for i, text in literals):
-                params = {name: parts[i] for i, name in names}
-                if "" in params.values():
-                    return None  # the router's [^/]+ wants a character
-                return route, params
+        for shape in shapes:
+            params = shape.match(parts)
+            if params is not None:
+                return shape.route, params
         return None
