@@ -19,7 +19,10 @@ which is what decides what each early answer carries:
 5. the request body limit: 413 for a body over ``max_body_bytes``, announced by
    Content-Length or streamed (then raised from ``receive`` inside the route, and mapped to
    its answer by the app's error handlers, CORS headers included);
-6. the per-IP rate limit: 429.
+6. the per-IP rate limit: 429;
+7. then the route: one found in the hot routes' table (:class:`gateway.fastpath.HotRoutes`)
+   is run here, its errors answered by the app's handlers; any other request goes on to
+   Starlette's router.
 
 An unexpected error leaves the request's context set on purpose: the server-error handler
 outside logs the failure and answers 500, both with this request's id.
