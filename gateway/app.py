@@ -16,25 +16,17 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from client_sdk import protocol as p
 
 from . import metrics
 from .attachments import FileStore
 from .broker import Broker, MemoryBroker
+from .edge import Edge
 from .errors import GatewayError
+from .fastpath import HotRoutes
 from .health import Health
-from .http import (
-    BodyLimitMiddleware,
-    NulPathMiddleware,
-    PublicCorsMiddleware,
-    RateLimitMiddleware,
-    error_response,
-    json_response,
-)
+from .http import error_response, http_error_response
 from .logs import current_request_id
-from .observability import Observability, monitor, node_sampler
+from .observability import monitor, node_sampler
 from .openapi import api_docs_routes
 from .ratelimit import IpLimit, MemoryRateLimiter, RateLimiter
 from .realtime import Realtime
@@ -55,31 +47,13 @@ from .webhooks.worker import WebhookWorker
 log = logging.getLogger("inboxgate")
 
 
-class JsonSuffixMiddleware:
-    """Rails routes take an optional ``.json`` format suffix: ``/contacts/abc.json``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] == "http" and path.startswith("/public/") and path.endswith(".json"):
-            scope = {**scope, "path": path[: -len(".json")]}
-        await self.app(scope, receive, send)
-
-
 async def _gateway_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    if exc.status_code in (404, 405):
-        # Rails answers an undeclared action on a known resource with 404, not 405.
-        return json_response(p.StatusError(status=404, error="Not Found"), 404)
-    return json_response(
-        p.StatusError(status=exc.status_code, error=str(exc.detail)), exc.status_code
-    )
+    return http_error_response(exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -196,31 +170,15 @@ def create_app(
         *static_routes(settings),
         *api_docs_routes(settings),
     ]
-    # CORS sits outside the limits (as rack-cors at position 0 in Chatwoot), so that a browser
-    # can read a 413 or 429 answer too.
-    # /health, /ready and /metrics are answered by the observability layer, before the limits.
-    # It sits inside JsonSuffixMiddleware, which copies the scope: the router marks the route
-    # on the scope that the layer holds.
-    middleware = [
-        Middleware(NulPathMiddleware),
-        Middleware(JsonSuffixMiddleware),
-        Middleware(Observability, settings=settings, health=health, sample=sample),
-        Middleware(
-            PublicCorsMiddleware, origins=settings.cors_origins, inbox_origins=ctx.inbox_origins
-        ),
-        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
-        Middleware(
-            RateLimitMiddleware,
-            limiter=limiter,
-            limit=settings.rate_limit_per_ip,
-            window=settings.rate_limit_window,
-            safelist=settings.rate_limit_safelist,
-            clock=clock,
-        ),
-    ]
+    # One layer in front of the router: CORS, the body and rate limits, NUL paths, the .json
+    # suffix, request ids, metrics and the probes (gateway/edge.py says in which order).
+    edge = Middleware(
+        Edge, settings=settings, health=health, limiter=limiter, inbox_origins=ctx.inbox_origins,
+        clock=clock, hot=HotRoutes(routes), sample=sample,
+    )  # fmt: skip
     app = Starlette(
         routes=routes,
-        middleware=middleware,
+        middleware=[edge],
         lifespan=lifespan,
         exception_handlers={
             GatewayError: _gateway_error,
