@@ -18,16 +18,7 @@ from gateway import http
 from gateway.app import create_app
 from gateway.fastpath import HotRoutes, JsonRoute
 from gateway.routes.public import CONTACT, CONVERSATION, INBOX
-from tests.routes_helpers import (
-    PUBLIC,
-    Env,
-    anyio_backend_fixture,
-    env_fixture,
-    make_env_fixture,
-    settings_for,
-)
-
-__all__ = ["anyio_backend_fixture", "env_fixture", "make_env_fixture"]
+from tests.routes_helpers import PUBLIC, Env, settings_for
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 SEGMENTS = [
