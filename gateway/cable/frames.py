@@ -65,6 +65,7 @@ class EncodedEvent:
         "epoch",
         "offset",
         "payload",
+        "position",
         "stream",
     )
 
@@ -73,6 +74,8 @@ class EncodedEvent:
         self.epoch = epoch
         self.offset = offset
         self.payload = payload
+        # ``(epoch, offset)``, one tuple for every socket that remembers it sent this event.
+        self.position = (epoch, offset) if epoch is not None else None
         self._text: str | None = None
         self._msgpack: bytes | None = None
         self._json_tail: str | None = None

@@ -391,6 +391,16 @@ class CableSession:
             return []
         return [sub.frame(event) for sub in subs]
 
+    def wired_frame(self, event: EncodedEvent) -> bytes | None:
+        """The one websocket frame of ``event`` when exactly one subscription holds its stream
+        (the usual case, without a list per socket); None otherwise (see
+        :meth:`deliver_wired`)."""
+        subs = self._by_stream.get(event.stream)
+        if subs is None or len(subs) != 1 or self._closed:
+            return None
+        sub = subs[0]
+        return event.wired(sub.splicer, sub.stream_ids[event.stream])
+
     def deliver_wired(self, event: EncodedEvent) -> list[bytes]:
         """:meth:`deliver` as websocket frames, each built once per event and subscription
         identifier on this node and shared by every socket subscribed with it."""

@@ -237,11 +237,12 @@ class Connection:
     # ---- frames out ------------------------------------------------------------------------
 
     def _send_event(self, event: EncodedEvent) -> None:
-        if event.epoch is not None:
+        position = event.position
+        if position is not None:
             last = self._sent.get(event.stream)
-            if last is not None and last[0] == event.epoch and event.offset <= last[1]:
+            if last is not None and last[0] == position[0] and position[1] <= last[1]:
                 return
-            self._sent[event.stream] = (event.epoch, event.offset)
+            self._sent[event.stream] = position
         if not self.session.closed:
             self._emit(event)
 

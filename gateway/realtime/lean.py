@@ -392,20 +392,24 @@ class LeanConnection(Connection, asyncio.Protocol):
         if self._held is not None or self._state != _OPEN:
             super().deliver(event)
             return
-        epoch = event.epoch
-        if epoch is not None:
+        position = event.position
+        if position is not None:
             sent = self._sent
             last = sent.get(event.stream)
-            if last is not None and last[0] == epoch and event.offset <= last[1]:
+            if last is not None and last[0] == position[0] and position[1] <= last[1]:
                 return
-            sent[event.stream] = (epoch, event.offset)
-        frames = self.session.deliver_wired(event)
-        write = self.transport.write
+            sent[event.stream] = position
         hub = self.hub
-        for data in frames:
-            write(data)
-            hub.frames_out += 1
-            hub.bytes_out += len(data)
+        data = self.session.wired_frame(event)
+        if data is None:  # no subscription holds the stream any more, or several do
+            for data in self.session.deliver_wired(event):
+                self.transport.write(data)
+                hub.frames_out += 1
+                hub.bytes_out += len(data)
+            return
+        self.transport.write(data)
+        hub.frames_out += 1
+        hub.bytes_out += len(data)
 
     def deliver_all(self, events: Sequence[EncodedEvent]) -> None:
         """Several events of one turn of the loop: their frames in one write."""
@@ -416,12 +420,12 @@ class LeanConnection(Connection, asyncio.Protocol):
         session = self.session
         frames: list[bytes] = []
         for event in events:
-            epoch = event.epoch
-            if epoch is not None:
+            position = event.position
+            if position is not None:
                 last = sent.get(event.stream)
-                if last is not None and last[0] == epoch and event.offset <= last[1]:
+                if last is not None and last[0] == position[0] and position[1] <= last[1]:
                     continue
-                sent[event.stream] = (epoch, event.offset)
+                sent[event.stream] = position
             frames += session.deliver_wired(event)
         if frames:
             data = b"".join(frames)
