@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from client_sdk import protocol as p
@@ -38,9 +38,9 @@ from .observability import Observability, monitor, node_sampler
 from .openapi import api_docs_routes
 from .ratelimit import IpLimit, MemoryRateLimiter, RateLimiter
 from .realtime import Realtime
+from .realtime.endpoint import CableEndpoint, CableFirst
 from .redis_shared import redis_broker, redis_shared
 from .routes.agent import agent_routes
-from .routes.cable import CableEndpoint
 from .routes.highlevel import highlevel_routes
 from .routes.platform import platform_routes
 from .routes.public import public_routes
@@ -116,7 +116,7 @@ def create_app(
     rate_limiter: RateLimiter | None = None,
     clock: Callable[[], float] = time.time,
     on_events: EventSink | None = None,
-) -> Starlette:
+) -> CableFirst:
     """The gateway. ``on_events`` also receives every committed batch of logged events (after
     the realtime publisher), for tests and embedding."""
     settings = settings or Settings.from_env()
@@ -193,8 +193,7 @@ def create_app(
     )  # fmt: skip
     cable = CableEndpoint(realtime.hub, upgrades)
     routes = [
-        WebSocketRoute("/cable", cable),
-        Route("/cable", cable),
+        Route("/cable", cable),  # plain HTTP: the 404 page (websockets: CableFirst)
         *public_routes(ctx),
         *agent_routes(ctx),
         *platform_routes(ctx),
@@ -224,7 +223,8 @@ def create_app(
             clock=clock,
         ),
     ]
-    app = Starlette(
+    app = CableFirst(
+        cable,
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,

@@ -14,8 +14,8 @@ import pytest
 
 from client_sdk import cable_protocol as cp
 from gateway.broker import MemoryBroker
-from gateway.cable import SessionSnapshot, SubscriptionState
-from gateway.routes.cable import CableEndpoint
+from gateway.realtime.core import SessionSnapshot, SubscriptionState
+from gateway.realtime.endpoint import CableEndpoint
 from gateway.store import StoreUnavailable
 from gateway.store.ops import events
 from tests.asgi_cable import FakeSocket, connected

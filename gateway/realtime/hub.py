@@ -1,8 +1,8 @@
 """The node's cable registry: which local connections hear which stream, fed by the broker.
 
 One task reads the node's broker feed and hands each event, encoded once
-(:class:`~gateway.cable.EncodedEvent`), to every local connection listening to its stream. The
-broker is only a doorbell, so the hub keeps, per stream, the last offset it delivered: an offset
+(:class:`~gateway.realtime.core.EncodedEvent`), to every local connection listening to its stream.
+The broker is only a doorbell, so the hub keeps, per stream, the last offset it delivered: an offset
 that jumps, or a :class:`~gateway.broker.Gap`, is healed by re-reading the log before going on,
 and an offset already delivered is skipped. A second task is the one timer of every connection:
 each tick sends the ping when it is due (every 3 s, the same frame for everyone, built once) and
@@ -26,11 +26,11 @@ from anyio.abc import TaskStatus
 
 from .. import metrics
 from ..broker import Broker, BrokerClosed, BrokerMessage, Delivery, Feed, Gap
-from ..cable import EncodedEvent, Limits, PingClock, StreamIds
 from ..logs import StateLog
 from ..store import Store, StoreUnavailable
 from ..store.ops import events
 from ..store.records import LoggedEvent
+from .core import EncodedEvent, Limits, PingClock, StreamIds
 from .room import RoomChannel
 from .sessions import SessionCache
 

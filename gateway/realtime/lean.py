@@ -3,12 +3,13 @@
 uvicorn takes a class as its websocket protocol (``ws=``); this one receives every websocket
 upgrade that its HTTP protocol parsed. ``/cable`` stays here: the handshake is answered from the
 headers uvicorn already parsed, frames are read in ``data_received`` and fed to the sans-I/O
-:class:`~gateway.cable.CableSession`, and frames go out with one ``transport.write`` each, framed
-once per event and subscription identifier for every socket (:meth:`EncodedEvent.wired`). No
-task per socket: the hub's one timer pings and times everyone, and a socket runs a short task
-(owned by the hub) only while the session waits on I/O (the upgrade's rate limit, a session
-restore, a subscribe's authorization, a history read); frames that arrive meanwhile wait their
-turn, in order. Any other websocket path is handed to uvicorn's own protocol.
+:class:`~gateway.realtime.core.CableSession`, and frames go out with one ``transport.write``
+each, framed once per event and subscription identifier for every socket
+(:meth:`EncodedEvent.wired`). No task per socket: the hub's one timer pings and times
+everyone, and a socket runs a short task (owned by the hub) only while the session waits on
+I/O (the upgrade's rate limit, a session restore, a subscribe's authorization, a history read);
+frames that arrive meanwhile wait their turn, in order. Any other websocket path is handed to
+uvicorn's own protocol.
 
 Backpressure is the transport's: its high-water mark is the send budget
 (``INBOXGATE_CABLE_SEND_BUFFER_BYTES``), and ``pause_writing`` marks a slow consumer, told
@@ -33,12 +34,12 @@ from uvicorn.server import ServerState
 from client_sdk import cable_protocol as cp
 from client_sdk.cable_protocol import WireFrame
 
-from ..cable import CableSession, Close, EncodedEvent, ping_frame, restore_sid
-from ..cable import websocket as ws
 from ..http import error_response
 from ..metrics import CABLE_BYTES, CABLE_CONNECTS, CABLE_FRAMES
 from ..ratelimit import IpLimit
 from .connection import ASYNC_ACTIONS, Connection
+from .core import CableSession, Close, EncodedEvent, ping_frame, restore_sid
+from .core import websocket as ws
 from .hub import Hub
 
 _HANDSHAKE, _OPENING, _OPEN, _CLOSING, _GONE = range(5)
