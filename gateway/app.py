@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
 
 from . import metrics
 from .attachments import FileStore
@@ -30,9 +30,9 @@ from .observability import monitor, node_sampler
 from .openapi import api_docs_routes
 from .ratelimit import IpLimit, MemoryRateLimiter, RateLimiter
 from .realtime import Realtime
+from .realtime.endpoint import CableEndpoint, CableFirst
 from .redis_shared import redis_broker, redis_shared
 from .routes.agent import agent_routes
-from .routes.cable import CableEndpoint
 from .routes.highlevel import highlevel_routes
 from .routes.platform import platform_routes
 from .routes.public import public_routes
@@ -89,7 +89,7 @@ def create_app(
     rate_limiter: RateLimiter | None = None,
     clock: Callable[[], float] = time.time,
     on_events: EventSink | None = None,
-) -> Starlette:
+) -> CableFirst:
     """The gateway. ``on_events`` also receives every committed batch of logged events (after
     the realtime publisher), for tests and embedding."""
     settings = settings or Settings.from_env()
@@ -161,8 +161,7 @@ def create_app(
     )  # fmt: skip
     cable = CableEndpoint(realtime.hub, upgrades)
     routes = [
-        WebSocketRoute("/cable", cable),
-        Route("/cable", cable),
+        Route("/cable", cable),  # plain HTTP: the 404 page (websockets: CableFirst)
         *public_routes(ctx),
         *agent_routes(ctx),
         *platform_routes(ctx),
@@ -176,7 +175,8 @@ def create_app(
         Edge, settings=settings, health=health, limiter=limiter, inbox_origins=ctx.inbox_origins,
         clock=clock, hot=HotRoutes(routes), sample=sample,
     )  # fmt: skip
-    app = Starlette(
+    app = CableFirst(
+        cable,
         routes=routes,
         middleware=[edge],
         lifespan=lifespan,

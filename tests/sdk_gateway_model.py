@@ -6,7 +6,7 @@ offsets for the contact's stream (old entries can be forgotten: history is then 
 sessions saved for restore, and answers the public routes the SDK's flows call: list
 conversations, list messages by pages of 20, post a message idempotently on its ``echo_id``
 (it can be busy once, a 503, or lose the answer to one post after storing it).
-:class:`Link` is one connection: a real :class:`~gateway.cable.CableSession` whose actions it
+:class:`Link` is one connection: a real :class:`~gateway.realtime.core.CableSession` whose actions it
 carries out, and the frames it sent that the client has not read yet.
 """
 
@@ -23,7 +23,7 @@ from client_sdk import errors
 from client_sdk import protocol as p
 from client_sdk.flows import Response
 from client_sdk.http_core import ApiCall, ApiRoutes
-from gateway.cable import (
+from gateway.realtime.core import (
     CableSession,
     Close,
     EncodedEvent,

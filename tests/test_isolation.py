@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from client_sdk import cable_protocol as cp
-from gateway.routes.cable import CableEndpoint
+from gateway.realtime.endpoint import CableEndpoint
 from tests.agent_helpers import Api, make_staff
 from tests.asgi_cable import FakeSocket
 from tests.cable_client import agent_identifier, contact_identifier

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from client_sdk import protocol as p
 from gateway.app import create_app
 from gateway.broker.redis import RedisBroker
-from gateway.cable import SessionSnapshot, SubscriptionState
 from gateway.ratelimit import IpLimit, MemoryRateLimiter, RedisRateLimiter
 from gateway.realtime import MemoryPresence
+from gateway.realtime.core import SessionSnapshot, SubscriptionState
 from gateway.realtime.presence_redis import RedisPresence
 from gateway.realtime.sessions_redis import RedisSessionCache
 from gateway.settings import Settings, SettingsError

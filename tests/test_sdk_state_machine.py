@@ -5,7 +5,7 @@ explicit time, so hypothesis can shrink a failure to its few steps (the real-pro
 * The SDK side is the real :class:`~client_sdk.session_flows.SessionFlows` (with the real
   ``CableCore``, ``SessionCore`` and an in-memory ``Outbox``), driven by a third shell: this
   test (:class:`Kiosk`), as the sync and async shells drive it.
-* The gateway side is the real :class:`~gateway.cable.CableSession` for each connection, in a
+* The gateway side is the real :class:`~gateway.realtime.core.CableSession` for each connection, in a
   small in-memory gateway (:class:`Gateway`): the messages of two conversations, one event log
   with offsets for the contact's stream, saved sessions for restore, and the public routes the
   flows call (list conversations, list messages by pages of 20, post a message idempotently on
@@ -54,7 +54,7 @@ from client_sdk.flows import (
 from client_sdk.options import RealtimeOptions
 from client_sdk.session_core import SessionCore
 from client_sdk.session_flows import SessionFlows
-from gateway.cable import ping_frame
+from gateway.realtime.core import ping_frame
 from tests.sdk_gateway_model import (
     CONVERSATIONS,
     INBOX,

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
 
-from ..cable import SessionSnapshot, dump_snapshot, load_snapshot
+from .core import SessionSnapshot, dump_snapshot, load_snapshot
 
 
 class SessionCache(ABC):
