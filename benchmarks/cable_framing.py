@@ -4,7 +4,7 @@ cost of one client frame, the cost of the handshake.
 * ``websockets``: its sans-I/O ``ServerProtocol`` (what uvicorn's ``websockets-sansio`` uses);
 * ``picows``: its Cython ``WSProtocol`` fed the same bytes (measured only when installed:
   ``pip install picows``; it is not a dependency);
-* ``own``: :mod:`gateway.cable.websocket` (``FrameReader`` + the 101 built from the headers
+* ``own``: :mod:`gateway.realtime.core.websocket` (``FrameReader`` + the 101 built from the headers
   uvicorn already parsed).
 
 Server frames are not compared: the lean transport frames each broadcast once for every socket
@@ -29,7 +29,7 @@ from typing import Any
 
 from websockets.server import ServerProtocol
 
-from gateway.cable import websocket as ws
+from gateway.realtime.core import websocket as ws
 
 SUBSCRIBE = (
     b'{"command":"subscribe","identifier":"{\\"channel\\":\\"RoomChannel\\",'
@@ -186,7 +186,7 @@ async def main(n: int) -> None:
         print("| picows | not installed | | |")
     else:
         measure("picows WSProtocol", *picows_pair, n)
-    measure("own (gateway.cable.websocket)", own_open, own_feed, n)
+    measure("own (gateway.realtime.core.websocket)", own_open, own_feed, n)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ class Config:
     agents: int = 20
     rates: list[float] = field(default_factory=lambda: [250, 500, 1000, 2000, 3000])
     seconds: float = 10.0
+    # Server CPU with every socket open and nothing posted (pings only), measured this long.
+    idle_seconds: float = 9.0
     connections: int = 128  # the posters' keep-alive connections
     warmup: bool = True
     # After the measured phases: one more at the first rate under py-spy, into this SVG.
@@ -95,6 +97,13 @@ def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any
         }
         log(f"  [chat] {len(identifiers)} sockets subscribed in {ready['seconds']:.1f} s; RSS "
             f"{rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MiB")  # fmt: skip
+        if config.idle_seconds > 0:
+            # Three ping ticks (every 3 s) at least: what idle sockets cost with their pings.
+            idle = procs.CpuMeter([gateway.pid]).start()
+            time.sleep(config.idle_seconds)
+            out["memory"]["idle_cpu"] = idle.stop()
+            log(f"  [chat] {len(identifiers)} idle sockets: server CPU "
+                f"{out['memory']['idle_cpu']:.1f}% of a core")  # fmt: skip
         poster = procs.Child(
             procs.python(module, "post", "--spec", str(post_spec)), root / "post.log",
             cpus=load_cpus, pipes=True,
@@ -224,6 +233,8 @@ def phase(
         "misrouted": wrong,
         "sockets_closed": report["closed"],
         "server_cpu": server_cpu,
+        # Server CPU per message acknowledged (all 21 deliveries): steady on a shared machine.
+        "server_cpu_us_per_msg": server.seconds / len(acked) * 1e6 if acked else math.nan,
         "load_cpu": load_cpu,
         "server_core_busy": core_busy,
     }

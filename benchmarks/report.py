@@ -347,8 +347,10 @@ def chat_section(r: dict[str, Any]) -> list[str]:
         lines += [
             f"- Memory: {m['sockets']:,} subscribed sockets opened in {m['open_s']:.1f} s; "
             f"server RSS {m['rss_before_mib']:.0f} -> {m['rss_after_mib']:.0f} MiB "
-            f"({m['per_socket_kib']:.1f} KiB per socket).",
-        ]
+            f"({m['per_socket_kib']:.1f} KiB per socket)"
+            + (f"; idle, with their pings: {m['idle_cpu']:.1f}% of a core." if "idle_cpu" in m
+               else "."),
+        ]  # fmt: skip
     f = r.get("flame")
     if f:
         lines += [

@@ -1,6 +1,7 @@
 """``AsyncInboxClient``: the public client API over httpx.AsyncClient, and sessions over the
 websockets asyncio client. Its twin :class:`~client_sdk.sync_client.InboxClient` has the same
-methods with the same parameters; both are thin shells over :mod:`~client_sdk.http_core`.
+methods with the same parameters; both are thin shells over :mod:`~client_sdk.http_core`
+(the calls) and :mod:`~client_sdk.flows` (the multi-step flows), moving only bytes and time.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from websockets.asyncio.client import connect as ws_connect
 from websockets.typing import Subprotocol
 
-from . import errors, http_core
+from . import errors, flows, http_core
 from . import protocol as p
 from .async_session import AsyncChatSession
 from .cable_core import DEFAULT_PROTOCOLS, STALE_AFTER, ReconnectPolicy
@@ -121,25 +122,32 @@ class AsyncInboxClient:
     ) -> None:
         await self.close()
 
+    @property
+    def _api(self) -> flows.Api:
+        return flows.Api(self.routes, self.rate_limit_retries, self.max_retry_after)
+
     async def _call(self, call: ApiCall[T]) -> T:
-        attempt = 0
-        while True:
-            try:
-                response = await self.http.request(
-                    call.method, self.base_url + call.path, params=call.params or None,
-                    content=call.json, data=call.form or None, files=call.files or None,
-                    headers=call.headers,
-                )  # fmt: skip
-            except httpx.HTTPError as exc:
-                raise errors.TransportError(f"{call.method} {call.path}: {exc!r}") from exc
-            try:
-                return http_core.handle(
-                    call, response.status_code, response.headers, response.content
-                )
-            except errors.RateLimited as exc:
-                retries, cap = self.rate_limit_retries, self.max_retry_after
-                await asyncio.sleep(http_core.rate_limit_delay(exc, attempt, retries, cap))
-                attempt += 1
+        return await self._run(self._api.call(call))
+
+    async def _run(self, flow: flows.Flow[T]) -> T:
+        return await flows.adrive(flow, self._perform)
+
+    async def _perform(self, effect: flows.Effect[Any]) -> Any:
+        match effect:
+            case flows.Request(call):
+                try:
+                    response = await self.http.request(
+                        call.method, self.base_url + call.path, params=call.params or None,
+                        content=call.json, data=call.form or None, files=call.files or None,
+                        headers=call.headers,
+                    )  # fmt: skip
+                except httpx.HTTPError as exc:
+                    raise errors.TransportError(f"{call.method} {call.path}: {exc!r}") from exc
+                return response.status_code, response.headers, response.content
+            case flows.Sleep(seconds):
+                await asyncio.sleep(seconds)
+                return None
+        raise TypeError(f"not an HTTP effect: {effect!r}")
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -163,22 +171,12 @@ class AsyncInboxClient:
         then verified (sees the user's conversations from every device). Raises as the API
         methods do (``Unauthorized`` for a wrong hash).
         """
-        if hmac_token is not None and identifier is not None and identifier_hash is None:
-            identifier_hash = http_core.identifier_hash(hmac_token, identifier)
-        contact = await self.create_contact(
+        request = p.ContactCreateRequest(
             source_id=source_id, identifier=identifier, identifier_hash=identifier_hash,
             email=email, name=name, phone_number=phone_number, avatar_url=avatar_url,
             custom_attributes=custom_attributes,
         )  # fmt: skip
-        if identifier is not None and identifier_hash is not None:
-            # Create never marks the session verified (§4.3); a signed GET does.
-            await self.get_contact(
-                contact.source_id, identifier=identifier, identifier_hash=identifier_hash
-            )
-        state = SessionState(
-            base_url=self.base_url, inbox_identifier=self.inbox_identifier,
-            source_id=contact.source_id, pubsub_token=contact.pubsub_token, contact_id=contact.id,
-        )  # fmt: skip
+        state = await self._run(self._api.start_session(self.base_url, request, hmac_token))
         return AsyncChatSession(self, state, resumed=False)
 
     def resume_session(self, state: SessionState) -> AsyncChatSession:
@@ -283,13 +281,7 @@ class AsyncInboxClient:
     ) -> list[p.PublicMessage]:
         """Every message newer than message id ``after``, oldest first, paging back through
         the list (works on Chatwoot, which has no ``after``). Raises ``NotFound``."""
-        found: list[p.PublicMessage] = []
-        page = await self.list_messages(source_id, conversation_id)
-        while True:
-            found[:0] = [m for m in page if m.id > after]
-            if not http_core.older_pages_needed(page, after):
-                return found
-            page = await self.list_messages(source_id, conversation_id, before=page[0].id)
+        return await self._run(self._api.messages_after(source_id, conversation_id, after))
 
     async def send_message(
         self,

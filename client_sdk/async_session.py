@@ -1,35 +1,30 @@
 """``AsyncChatSession`` and ``AsyncConversation``: one contact session over the async client,
-with its realtime subscription and its outbox. The twin of :mod:`~client_sdk.sync_session`.
+with its realtime subscription and its outbox. The twin of :mod:`~client_sdk.sync_session`;
+both drive the same flows (:mod:`~client_sdk.session_flows`) and only move bytes and time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import aclosing, suppress
+from collections.abc import AsyncIterator, Sequence
+from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import WebSocketException
 
-from . import errors
+from . import errors, flows
 from . import protocol as p
-from .cable_core import CableCore
-from .events import Event, MessageCreated
+from .events import Event
 from .http_core import AttachmentFile
 from .options import Sent
 from .outbox import OutboxEntry
 from .session_core import SessionCore, SessionState
+from .session_flows import SessionFlows
 
 if TYPE_CHECKING:
     from .async_client import AsyncInboxClient, AsyncWebSocket
 
-log = logging.getLogger("client_sdk.session")
-
-# While connected, queued sends that failed are retried this often.
-OUTBOX_RETRY = 2.0
 # What a broken socket or a failed connect may raise (an injected connector: OSError or ours).
 _SOCKET_ERRORS = (OSError, TimeoutError, WebSocketException, errors.TransportError)
 
@@ -45,12 +40,10 @@ class AsyncChatSession:
         self.client = client
         self.state = state
         self._core = SessionCore(state, resumed=resumed)
+        self._flows = SessionFlows(self._core, client._api, client.realtime)
         self._flush_lock = asyncio.Lock()
-        self._waiting: dict[str, p.PublicMessage | errors.InboxError | None] = {}
         self._ws: AsyncWebSocket | None = None
         self._closed = asyncio.Event()
-        self._listening = False
-        self._reason = "closed"
 
     @property
     def source_id(self) -> str:
@@ -118,53 +111,22 @@ class AsyncChatSession:
         the gateway is back: on the next send, on reconnect, or :meth:`flush_outbox`). Raises
         an :class:`~client_sdk.errors.ApiError` when the gateway refuses this message for good
         (``NotFound``, ``ValidationFailed``)."""
-        entry = await self.client.outbox.add(
-            self.source_id, conversation_id, content, attachments, echo_id
-        )
-        self._waiting[entry.echo_id] = None
-        try:
-            await self.flush_outbox()
-            outcome = self._waiting.get(entry.echo_id)
-        finally:
-            self._waiting.pop(entry.echo_id, None)
-        if isinstance(outcome, errors.InboxError):
-            raise outcome
-        return Sent(entry.echo_id, outcome)
+        flow = self._flows.send(conversation_id, content, attachments, echo_id)
+        return await flows.adrive(flow, self._perform)
 
     async def flush_outbox(self) -> int:
         """Deliver queued messages, oldest first, until one cannot go (the gateway is away).
         Returns how many were delivered. Never raises for a delivery failure."""
         async with self._flush_lock:
-            delivered = 0
-            for entry in await self.client.outbox.queued(self.source_id):
-                try:
-                    message = await self.client.send_message(
-                        self.source_id, entry.conversation_id, entry.content,
-                        echo_id=entry.echo_id, attachments=entry.attachments,
-                    )  # fmt: skip
-                except errors.InboxError as exc:
-                    if self._core.retry_later(exc):
-                        break
-                    await self.client.outbox.mark_failed(entry.echo_id, str(exc))
-                    if entry.echo_id in self._waiting:
-                        self._waiting[entry.echo_id] = exc
-                    continue
-                await self.client.outbox.mark_sent(entry.echo_id, message.id)
-                self._core.track(message.conversation_id)
-                if entry.echo_id in self._waiting:
-                    self._waiting[entry.echo_id] = message
-                delivered += 1
-            return delivered
+            return await flows.adrive(self._flows.flush(), self._perform)
 
     # -- realtime -------------------------------------------------------------------------------
 
     async def close(self) -> None:
         """Stop :meth:`events` cleanly (it returns) and close the socket."""
+        self._flows.closed = True
         self._closed.set()
-        ws = self._ws
-        if ws is not None:
-            with suppress(*_SOCKET_ERRORS):
-                await ws.close()
+        await self._drop_socket()
 
     async def events(self) -> AsyncIterator[Event]:
         """The session's events, live, until :meth:`close`: typed, each once, in order.
@@ -175,112 +137,62 @@ class AsyncChatSession:
         :class:`~client_sdk.errors.ConnectionClosed` when the server ends the subscription for
         good, and :class:`~client_sdk.errors.ProtocolError` if it chose a protocol not offered.
         """
-        if self._listening:
-            raise RuntimeError("events() is already being iterated for this session")
-        self._listening = True
-        opts = self.client.realtime
-        cable = self._core.cable(opts.protocols, opts.stale_after)
-        attempt = 0
+        flow = self._flows.events()
+        answer: Any = None
+        error: Exception | None = None
         try:
-            while not self._closed.is_set():
-                try:
-                    ws = await self.client.connect(cable.url(opts.cable_url), cable.protocols)
-                except _SOCKET_ERRORS as exc:
-                    log.debug("connect failed: %r", exc)
-                    if opts.reconnect.gives_up(attempt):
-                        raise errors.ConnectionClosed("gave up reconnecting") from exc
-                    await self._pause(opts.reconnect.delay(attempt))
-                    attempt += 1
+            while not isinstance(step := flows.resume(flow, answer, error), flows.Done):
+                answer, error = None, None
+                if isinstance(step, flows.Emit):
+                    yield step.event
                     continue
-                self._ws = ws
-                reason = "closed"
                 try:
-                    cable.opened(ws.subprotocol, time.monotonic())
-                    async with aclosing(self._listen(ws, cable)) as listening:
-                        async for event in listening:
-                            attempt = 0
-                            yield event
-                    reason = self._reason
-                finally:
-                    self._ws = None
-                    with suppress(*_SOCKET_ERRORS):
-                        await ws.close()
-                if self._closed.is_set():
-                    return
-                yield cable.lost(reason)
-                await self._pause(opts.reconnect.delay(attempt))
-                attempt += 1
+                    answer = await self._perform(step)
+                except Exception as exc:  # thrown into the flow, which handles it or raises it
+                    error = exc
         finally:
-            self._listening = False
+            flow.close()
+            await self._drop_socket()
 
-    async def _pause(self, seconds: float) -> None:
-        with suppress(TimeoutError):
-            await asyncio.wait_for(self._closed.wait(), timeout=seconds)
-
-    async def _listen(self, ws: AsyncWebSocket, cable: CableCore) -> AsyncGenerator[Event, None]:
-        """One connection: frames in, events out, until it breaks (``self._reason`` says how)."""
-        self._reason = "transport_closed"
-        retry_at: float | None = None
-        while not self._closed.is_set():
-            now = time.monotonic()
-            if retry_at is not None and now >= retry_at:
-                retry_at = await self._deliver(cable)
-            wait = cable.time_left(now)
-            if retry_at is not None:
-                wait = min(wait, max(0.0, retry_at - now))
-            if cable.time_left(now) <= 0:
-                self._reason = "stale_connection"
-                return
-            try:
-                raw = await asyncio.wait_for(ws.recv(), timeout=wait)
-            except TimeoutError:
-                continue  # stale, or time to retry the outbox: both checked above
-            except _SOCKET_ERRORS:
-                return
-            step = cable.receive(raw, time.monotonic())
-            try:
-                for frame in step.send:
-                    await ws.send(frame)
-            except _SOCKET_ERRORS:
-                return
-            for event in step.events:
-                if await self._accept(event):
-                    yield event
-            if step.catch_up:
+    async def _perform(self, effect: flows.Effect[Any]) -> Any:
+        """One effect of a session flow, on asyncio (the outbox in worker threads)."""
+        match effect:
+            case flows.OutboxCall(method, args):
+                return await self.client.outbox.run(method, *args)
+            case flows.Flush():
+                return await self.flush_outbox()
+            case flows.Pause(seconds):
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), timeout=seconds)
+                return None
+            case flows.CloseSocket():
+                return await self._drop_socket()
+            case flows.Connect() | flows.Receive() | flows.SendFrame():
                 try:
-                    for event in await self._catch_up():
-                        yield event
-                except _SOCKET_ERRORS:
-                    return  # the gateway went away mid catch-up: reconnect, catch up again
-            if step.live:
-                retry_at = await self._deliver(cable)
-            self._core.remember_since(cable)
-            if step.closed is not None:
-                self._reason = step.closed.reason
-                if not step.closed.reconnect:
-                    raise errors.ConnectionClosed(step.closed.reason)
-                return
+                    return await self._socket(effect)
+                except _SOCKET_ERRORS as exc:
+                    raise errors.TransportError(repr(exc)) from exc
+        return await self.client._perform(effect)
 
-    async def _deliver(self, cable: CableCore) -> float | None:
-        await self.flush_outbox()
-        left = await self.client.outbox.queued(self.source_id)
-        return time.monotonic() + OUTBOX_RETRY if left and cable.live else None
+    async def _socket(self, effect: flows.Effect[Any]) -> Any:
+        match effect:
+            case flows.Connect(url, protocols):
+                self._ws = await self.client.connect(url, protocols)
+                return self._ws.subprotocol
+            case flows.Receive(timeout) if self._ws is not None:
+                try:
+                    return await asyncio.wait_for(self._ws.recv(), timeout=timeout)
+                except TimeoutError:
+                    return None
+            case flows.SendFrame(frame) if self._ws is not None:
+                return await self._ws.send(frame)
+        raise errors.TransportError("the socket is closed")
 
-    async def _catch_up(self) -> list[Event]:
-        listed = await self.client.list_conversations(self.source_id)
-        found: list[Event] = []
-        for conversation_id, after in self._core.catch_up_plan(listed):
-            messages = await self.client.messages_after(self.source_id, conversation_id, after)
-            found += [e for e in self._core.recovered(messages, after) if await self._accept(e)]
-        return found
-
-    async def _accept(self, event: Event) -> bool:
-        """:meth:`SessionCore.accept`, then the outbox entry the message confirms settled."""
-        if not self._core.accept(event):
-            return False
-        if isinstance(event, MessageCreated):
-            await self.client.outbox.settle(self.source_id, event.echo_id, event.message.id)
-        return True
+    async def _drop_socket(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with suppress(*_SOCKET_ERRORS):
+                await ws.close()
 
 
 class AsyncConversation:

@@ -1,7 +1,7 @@
 """The client side of a ``/cable`` subscription as a state machine with no I/O.
 
-The shells (:mod:`~client_sdk.async_session`, :mod:`~client_sdk.sync_session`) open sockets,
-feed every received frame to :meth:`CableCore.receive` and send what it returns; they ask
+The session flow (:mod:`~client_sdk.session_flows`, driven by both shells) feeds every
+received frame to :meth:`CableCore.receive` and sends what it returns; it asks
 :meth:`CableCore.time_left` how long to wait for the next frame before the connection counts
 as stale, and :class:`ReconnectPolicy` how long to back off before reconnecting.
 
@@ -44,7 +44,8 @@ STALE_AFTER = 6.0
 @dataclass(frozen=True)
 class ReconnectPolicy:
     """Jittered exponential backoff: attempt n waits ``min(cap, base * factor**n)`` times a
-    random factor in [0.5, 1.5]. ``max_attempts`` None retries forever."""
+    random factor in [0.5, 1.5]. ``max_attempts`` None retries forever. The SDK's one backoff
+    rule: a 429 without ``Retry-After`` waits by it too (``http_core.RATE_LIMIT_BACKOFF``)."""
 
     base: float = 0.25
     factor: float = 2.0

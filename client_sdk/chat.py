@@ -174,13 +174,22 @@ async def chat(
                 term.show(event)
                 save()
 
-        listener = asyncio.create_task(listen())
         try:
-            while (line := await lines.get()) is not None and await term.handle(line):
-                save()
+            # The listener is owned by this group: closing the session ends its event stream,
+            # and an error in it stops the chat at once instead of waiting for the next line.
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(listen())
+                try:
+                    while (line := await lines.get()) is not None and await term.handle(line):
+                        save()
+                finally:
+                    await session.close()
+        except BaseExceptionGroup as group:
+            # One listener: its error is shown as itself, not as a group of one.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
         finally:
-            await session.close()
-            await listener
             save()
     return 0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import random
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -21,6 +21,7 @@ import msgspec
 
 from . import errors
 from . import protocol as p
+from .cable_core import ReconnectPolicy
 
 T = TypeVar("T")
 
@@ -150,6 +151,11 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
+# Without ``Retry-After``: the SDK's one backoff rule, from a second, uncapped (the caller's cap
+# refuses a longer wait instead of shortening it).
+RATE_LIMIT_BACKOFF = ReconnectPolicy(base=1.0, cap=math.inf)
+
+
 def rate_limit_delay(exc: errors.RateLimited, attempt: int, retries: int, cap: float) -> float:
     """How long to wait before retry ``attempt`` (0-based) of a rate-limited call; raises
     ``exc`` when the caller allowed no more retries or the wait would exceed ``cap``. Chatwoot
@@ -158,7 +164,7 @@ def rate_limit_delay(exc: errors.RateLimited, attempt: int, retries: int, cap: f
         raise exc
     wait = exc.retry_after
     if wait is None:
-        wait = (2**attempt) * random.uniform(0.5, 1.5)
+        wait = RATE_LIMIT_BACKOFF.delay(attempt)
     if wait > cap:
         raise exc
     return wait

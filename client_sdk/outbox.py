@@ -203,9 +203,11 @@ class AsyncOutbox:
                     self._box = await asyncio.to_thread(Outbox, self._path)
         return self._box
 
-    async def _run(
+    async def run(
         self, method: Callable[Concatenate[Outbox, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
+        """``method(outbox, *args, **kwargs)`` in a worker thread (how a session flow's
+        :class:`~client_sdk.flows.OutboxCall` runs on the async shell)."""
         box = await self._opened()
         return await asyncio.to_thread(method, box, *args, **kwargs)
 
@@ -226,35 +228,33 @@ class AsyncOutbox:
         echo_id: str | None = None,
     ) -> OutboxEntry:
         """See :meth:`Outbox.add`."""
-        return await self._run(
-            Outbox.add, source_id, conversation_id, content, attachments, echo_id
-        )
+        return await self.run(Outbox.add, source_id, conversation_id, content, attachments, echo_id)
 
     async def get(self, echo_id: str) -> OutboxEntry | None:
-        return await self._run(Outbox.get, echo_id)
+        return await self.run(Outbox.get, echo_id)
 
     async def entries(self, source_id: str, status: str | None = None) -> list[OutboxEntry]:
         """See :meth:`Outbox.entries`."""
-        return await self._run(Outbox.entries, source_id, status)
+        return await self.run(Outbox.entries, source_id, status)
 
     async def queued(self, source_id: str) -> list[OutboxEntry]:
-        return await self._run(Outbox.queued, source_id)
+        return await self.run(Outbox.queued, source_id)
 
     async def mark_sent(self, echo_id: str, message_id: int) -> None:
-        await self._run(Outbox.mark_sent, echo_id, message_id)
+        await self.run(Outbox.mark_sent, echo_id, message_id)
 
     async def mark_failed(self, echo_id: str, error: str) -> None:
-        await self._run(Outbox.mark_failed, echo_id, error)
+        await self.run(Outbox.mark_failed, echo_id, error)
 
     async def confirm(self, echo_id: str) -> bool:
-        return await self._run(Outbox.confirm, echo_id)
+        return await self.run(Outbox.confirm, echo_id)
 
     async def settle(self, source_id: str, echo_id: str | None, message_id: int) -> bool:
         """See :meth:`Outbox.settle`."""
-        return await self._run(Outbox.settle, source_id, echo_id, message_id)
+        return await self.run(Outbox.settle, source_id, echo_id, message_id)
 
     async def discard(self, echo_id: str) -> None:
-        await self._run(Outbox.discard, echo_id)
+        await self.run(Outbox.discard, echo_id)
 
 
 def _entry(row: tuple[object, ...]) -> OutboxEntry:

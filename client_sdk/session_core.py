@@ -1,4 +1,4 @@
-"""What a contact session remembers, and the bookkeeping both session shells share.
+"""What a contact session remembers, and the bookkeeping of its flows (no I/O).
 
 :class:`SessionState` is everything needed to pick a session up in another process: the
 contact's ``source_id`` (its credential) and ``pubsub_token`` (its realtime key), the
@@ -8,9 +8,10 @@ stopped, with nothing missed and nothing repeated.
 
 :class:`SessionCore` (no I/O) decides which events reach the application (a message is handed
 over once, whichever way it came: live, replayed from history, or fetched after a reconnect),
-and plans the HTTP catch-up. The shells do the outbox work it decides on: the sync shell
-calls the :class:`~client_sdk.outbox.Outbox` directly, the async one in a worker thread
-(:class:`~client_sdk.outbox.AsyncOutbox`), so a disk write never stalls an event loop.
+and plans the HTTP catch-up. The session flows (:mod:`~client_sdk.session_flows`) do the
+outbox work it decides on; the sync shell runs it on the :class:`~client_sdk.outbox.Outbox`
+directly, the async one in a worker thread (:class:`~client_sdk.outbox.AsyncOutbox`), so a
+disk write never stalls an event loop.
 """
 
 from __future__ import annotations

@@ -1,35 +1,30 @@
 """``ChatSession`` and ``Conversation``: one contact session over the sync client, with its
-realtime subscription and its outbox. The twin of :mod:`~client_sdk.async_session`.
+realtime subscription and its outbox. The twin of :mod:`~client_sdk.async_session`; both
+drive the same flows (:mod:`~client_sdk.session_flows`) and only move bytes and time.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import WebSocketException
 
-from . import errors
+from . import errors, flows
 from . import protocol as p
-from .cable_core import CableCore
-from .events import Event, MessageCreated
+from .events import Event
 from .http_core import AttachmentFile
 from .options import Sent
 from .outbox import OutboxEntry
 from .session_core import SessionCore, SessionState
+from .session_flows import SessionFlows
 
 if TYPE_CHECKING:
     from .sync_client import InboxClient, SyncWebSocket
 
-log = logging.getLogger("client_sdk.session")
-
-# While connected, queued sends that failed are retried this often.
-OUTBOX_RETRY = 2.0
 # What a broken socket or a failed connect may raise (an injected connector: OSError or ours).
 _SOCKET_ERRORS = (OSError, TimeoutError, WebSocketException, errors.TransportError)
 
@@ -45,12 +40,10 @@ class ChatSession:
         self.client = client
         self.state = state
         self._core = SessionCore(state, resumed=resumed)
+        self._flows = SessionFlows(self._core, client._api, client.realtime)
         self._flush_lock = threading.Lock()
-        self._waiting: dict[str, p.PublicMessage | errors.InboxError | None] = {}
         self._ws: SyncWebSocket | None = None
         self._closed = threading.Event()
-        self._listening = False
-        self._reason = "closed"
 
     @property
     def source_id(self) -> str:
@@ -116,53 +109,22 @@ class ChatSession:
         the gateway is back: on the next send, on reconnect, or :meth:`flush_outbox`). Raises
         an :class:`~client_sdk.errors.ApiError` when the gateway refuses this message for good
         (``NotFound``, ``ValidationFailed``)."""
-        entry = self.client.outbox.add(
-            self.source_id, conversation_id, content, attachments, echo_id
-        )
-        self._waiting[entry.echo_id] = None
-        try:
-            self.flush_outbox()
-            outcome = self._waiting.get(entry.echo_id)
-        finally:
-            self._waiting.pop(entry.echo_id, None)
-        if isinstance(outcome, errors.InboxError):
-            raise outcome
-        return Sent(entry.echo_id, outcome)
+        flow = self._flows.send(conversation_id, content, attachments, echo_id)
+        return flows.drive(flow, self._perform)
 
     def flush_outbox(self) -> int:
         """Deliver queued messages, oldest first, until one cannot go (the gateway is away).
         Returns how many were delivered. Never raises for a delivery failure."""
         with self._flush_lock:
-            delivered = 0
-            for entry in self.client.outbox.queued(self.source_id):
-                try:
-                    message = self.client.send_message(
-                        self.source_id, entry.conversation_id, entry.content,
-                        echo_id=entry.echo_id, attachments=entry.attachments,
-                    )  # fmt: skip
-                except errors.InboxError as exc:
-                    if self._core.retry_later(exc):
-                        break
-                    self.client.outbox.mark_failed(entry.echo_id, str(exc))
-                    if entry.echo_id in self._waiting:
-                        self._waiting[entry.echo_id] = exc
-                    continue
-                self.client.outbox.mark_sent(entry.echo_id, message.id)
-                self._core.track(message.conversation_id)
-                if entry.echo_id in self._waiting:
-                    self._waiting[entry.echo_id] = message
-                delivered += 1
-            return delivered
+            return flows.drive(self._flows.flush(), self._perform)
 
     # -- realtime -------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop :meth:`events` cleanly (it returns) and close the socket."""
+        self._flows.closed = True
         self._closed.set()
-        ws = self._ws
-        if ws is not None:
-            with suppress(*_SOCKET_ERRORS):
-                ws.close()
+        self._drop_socket()
 
     def events(self) -> Iterator[Event]:
         """The session's events, live, until :meth:`close`: typed, each once, in order.
@@ -173,110 +135,61 @@ class ChatSession:
         :class:`~client_sdk.errors.ConnectionClosed` when the server ends the subscription for
         good, and :class:`~client_sdk.errors.ProtocolError` if it chose a protocol not offered.
         """
-        if self._listening:
-            raise RuntimeError("events() is already being iterated for this session")
-        self._listening = True
-        opts = self.client.realtime
-        cable = self._core.cable(opts.protocols, opts.stale_after)
-        attempt = 0
+        flow = self._flows.events()
+        answer: Any = None
+        error: Exception | None = None
         try:
-            while not self._closed.is_set():
-                try:
-                    ws = self.client.connect(cable.url(opts.cable_url), cable.protocols)
-                except _SOCKET_ERRORS as exc:
-                    log.debug("connect failed: %r", exc)
-                    if opts.reconnect.gives_up(attempt):
-                        raise errors.ConnectionClosed("gave up reconnecting") from exc
-                    self._pause(opts.reconnect.delay(attempt))
-                    attempt += 1
+            while not isinstance(step := flows.resume(flow, answer, error), flows.Done):
+                answer, error = None, None
+                if isinstance(step, flows.Emit):
+                    yield step.event
                     continue
-                self._ws = ws
-                reason = "closed"
                 try:
-                    cable.opened(ws.subprotocol, time.monotonic())
-                    for event in self._listen(ws, cable):
-                        attempt = 0
-                        yield event
-                    reason = self._reason
-                finally:
-                    self._ws = None
-                    with suppress(*_SOCKET_ERRORS):
-                        ws.close()
-                if self._closed.is_set():
-                    return
-                yield cable.lost(reason)
-                self._pause(opts.reconnect.delay(attempt))
-                attempt += 1
+                    answer = self._perform(step)
+                except Exception as exc:  # thrown into the flow, which handles it or raises it
+                    error = exc
         finally:
-            self._listening = False
+            flow.close()
+            self._drop_socket()
 
-    def _pause(self, seconds: float) -> None:
-        self._closed.wait(timeout=seconds)
-
-    def _listen(self, ws: SyncWebSocket, cable: CableCore) -> Iterator[Event]:
-        """One connection: frames in, events out, until it breaks (``self._reason`` says how)."""
-        self._reason = "transport_closed"
-        retry_at: float | None = None
-        while not self._closed.is_set():
-            now = time.monotonic()
-            if retry_at is not None and now >= retry_at:
-                retry_at = self._deliver(cable)
-            wait = cable.time_left(now)
-            if retry_at is not None:
-                wait = min(wait, max(0.0, retry_at - now))
-            if cable.time_left(now) <= 0:
-                self._reason = "stale_connection"
-                return
-            try:
-                raw = ws.recv(timeout=wait)
-            except TimeoutError:
-                continue  # stale, or time to retry the outbox: both checked above
-            except _SOCKET_ERRORS:
-                return
-            step = cable.receive(raw, time.monotonic())
-            try:
-                for frame in step.send:
-                    ws.send(frame)
-            except _SOCKET_ERRORS:
-                return
-            for event in step.events:
-                if self._accept(event):
-                    yield event
-            if step.catch_up:
+    def _perform(self, effect: flows.Effect[Any]) -> Any:
+        """One effect of a session flow, blocking the calling thread."""
+        match effect:
+            case flows.OutboxCall(method, args):
+                return method(self.client.outbox, *args)
+            case flows.Flush():
+                return self.flush_outbox()
+            case flows.Pause(seconds):
+                self._closed.wait(timeout=seconds)
+                return None
+            case flows.CloseSocket():
+                return self._drop_socket()
+            case flows.Connect() | flows.Receive() | flows.SendFrame():
                 try:
-                    for event in self._catch_up():
-                        yield event
-                except _SOCKET_ERRORS:
-                    return  # the gateway went away mid catch-up: reconnect, catch up again
-            if step.live:
-                retry_at = self._deliver(cable)
-            self._core.remember_since(cable)
-            if step.closed is not None:
-                self._reason = step.closed.reason
-                if not step.closed.reconnect:
-                    raise errors.ConnectionClosed(step.closed.reason)
-                return
+                    return self._socket(effect)
+                except _SOCKET_ERRORS as exc:
+                    raise errors.TransportError(repr(exc)) from exc
+        return self.client._perform(effect)
 
-    def _deliver(self, cable: CableCore) -> float | None:
-        self.flush_outbox()
-        left = self.client.outbox.queued(self.source_id)
-        return time.monotonic() + OUTBOX_RETRY if left and cable.live else None
+    def _socket(self, effect: flows.Effect[Any]) -> Any:
+        match effect:
+            case flows.Connect(url, protocols):
+                self._ws = self.client.connect(url, protocols)
+                return self._ws.subprotocol
+            case flows.Receive(timeout) if self._ws is not None:
+                try:
+                    return self._ws.recv(timeout=timeout)
+                except TimeoutError:
+                    return None
+            case flows.SendFrame(frame) if self._ws is not None:
+                return self._ws.send(frame)
+        raise errors.TransportError("the socket is closed")
 
-    def _catch_up(self) -> list[Event]:
-        listed = self.client.list_conversations(self.source_id)
-        found: list[Event] = []
-        for conversation_id, after in self._core.catch_up_plan(listed):
-            messages = self.client.messages_after(self.source_id, conversation_id, after)
-            found += [e for e in self._core.recovered(messages, after) if self._accept(e)]
-        return found
-
-    def _accept(self, event: Event) -> bool:
-        """:meth:`SessionCore.accept`, then the outbox entry the message confirms settled."""
-        if not self._core.accept(event):
-            return False
-        if isinstance(event, MessageCreated):
-            self.client.outbox.settle(self.source_id, event.echo_id, event.message.id)
-        return True
+    def _drop_socket(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with suppress(*_SOCKET_ERRORS):
+                ws.close()
 
 
 class Conversation:

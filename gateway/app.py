@@ -15,33 +15,25 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from client_sdk import protocol as p
+from starlette.routing import Route
 
 from . import metrics
 from .attachments import FileStore
 from .broker import Broker, MemoryBroker
 from .domain import events, instance_secrets
+from .edge import Edge
 from .errors import GatewayError
+from .fastpath import HotRoutes
 from .health import Health
-from .http import (
-    BodyLimitMiddleware,
-    NulPathMiddleware,
-    PublicCorsMiddleware,
-    RateLimitMiddleware,
-    error_response,
-    json_response,
-)
+from .http import error_response, http_error_response
 from .logs import current_request_id
-from .observability import Observability, monitor, node_sampler
+from .observability import monitor, node_sampler
 from .openapi import api_docs_routes
 from .ratelimit import IpLimit, MemoryRateLimiter, RateLimiter
 from .realtime import Realtime
+from .realtime.endpoint import CableEndpoint, CableFirst
 from .redis_shared import redis_broker, redis_shared
 from .routes.agent import agent_routes
-from .routes.cable import CableEndpoint
 from .routes.highlevel import highlevel_routes
 from .routes.platform import platform_routes
 from .routes.public import public_routes
@@ -50,23 +42,9 @@ from .services.agent_conversations import reopen_snoozed_forever
 from .services.context import Context, EventSink
 from .settings import Settings
 from .store import Store, StoreUnavailable, open_store
-from .store.records import LoggedEvent
 from .webhooks.worker import WebhookWorker
 
 log = logging.getLogger("inboxgate")
-
-
-class JsonSuffixMiddleware:
-    """Rails routes take an optional ``.json`` format suffix: ``/contacts/abc.json``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] == "http" and path.startswith("/public/") and path.endswith(".json"):
-            scope = {**scope, "path": path[: -len(".json")]}
-        await self.app(scope, receive, send)
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
@@ -75,12 +53,7 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    if exc.status_code in (404, 405):
-        # Rails answers an undeclared action on a known resource with 404, not 405.
-        return json_response(p.StatusError(status=404, error="Not Found"), 404)
-    return json_response(
-        p.StatusError(status=exc.status_code, error=str(exc.detail)), exc.status_code
-    )
+    return http_error_response(exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -116,7 +89,7 @@ def create_app(
     rate_limiter: RateLimiter | None = None,
     clock: Callable[[], float] = time.time,
     on_events: EventSink | None = None,
-) -> Starlette:
+) -> CableFirst:
     """The gateway. ``on_events`` also receives every committed batch of logged events (after
     the realtime publisher), for tests and embedding."""
     settings = settings or Settings.from_env()
@@ -134,21 +107,16 @@ def create_app(
         settings.data_dir / "attachments", settings.secret_key, settings.attachment_url_ttl,
         settings.max_attachment_bytes,
     )  # fmt: skip
-    sink = realtime.publisher.logged
-    if on_events is not None:
-        extra = on_events
-
-        def sink(entries: list[LoggedEvent]) -> None:
-            realtime.publisher.logged(entries)
-            extra(entries)
-
     ctx = Context(
-        store=store, settings=settings, files=files, clock=clock, on_events=sink,
-        typing=realtime.typing_changed,
+        store=store, settings=settings, files=files, clock=clock, typing=realtime.typing_changed
     )  # fmt: skip
-    # Webhooks: the worker is woken by every commit that logged an event.
     webhooks = WebhookWorker(ctx)
-    ctx.on_events = webhooks.chain(ctx.on_events)
+    # Where every committed batch of logged events goes, in this order: the realtime publisher
+    # (the broker, then the sockets), the webhook worker (woken to send what the commit
+    # enqueued), then the embedder's hook.
+    ctx.event_sinks = [realtime.publisher.logged, webhooks.logged]
+    if on_events is not None:
+        ctx.event_sinks.append(on_events)
     health = Health(store, shared.client if shared else None)
     sample = node_sampler(realtime, webhooks)
 
@@ -159,9 +127,9 @@ def create_app(
         key = await store.write(
             instance_secrets.get_or_create, instance_secrets.SECRET_KEY, secrets.token_urlsafe(32)
         )
+        # Given to what signs and keys; the settings stay as read (empty: the database's).
         files.use_secret_key(key)
         realtime.use_secret_key(key)
-        ctx.settings = ctx.settings.with_(secret_key=key)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -193,8 +161,7 @@ def create_app(
     )  # fmt: skip
     cable = CableEndpoint(realtime.hub, upgrades)
     routes = [
-        WebSocketRoute("/cable", cable),
-        Route("/cable", cable),
+        Route("/cable", cable),  # plain HTTP: the 404 page (websockets: CableFirst)
         *public_routes(ctx),
         *agent_routes(ctx),
         *platform_routes(ctx),
@@ -202,31 +169,16 @@ def create_app(
         *static_routes(settings),
         *api_docs_routes(settings),
     ]
-    # CORS sits outside the limits (as rack-cors at position 0 in Chatwoot), so that a browser
-    # can read a 413 or 429 answer too.
-    # /health, /ready and /metrics are answered by the observability layer, before the limits.
-    # It sits inside JsonSuffixMiddleware, which copies the scope: the router marks the route
-    # on the scope that the layer holds.
-    middleware = [
-        Middleware(NulPathMiddleware),
-        Middleware(JsonSuffixMiddleware),
-        Middleware(Observability, settings=settings, health=health, sample=sample),
-        Middleware(
-            PublicCorsMiddleware, origins=settings.cors_origins, inbox_origins=ctx.inbox_origins
-        ),
-        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
-        Middleware(
-            RateLimitMiddleware,
-            limiter=limiter,
-            limit=settings.rate_limit_per_ip,
-            window=settings.rate_limit_window,
-            safelist=settings.rate_limit_safelist,
-            clock=clock,
-        ),
-    ]
-    app = Starlette(
+    # One layer in front of the router: CORS, the body and rate limits, NUL paths, the .json
+    # suffix, request ids, metrics and the probes (gateway/edge.py says in which order).
+    edge = Middleware(
+        Edge, settings=settings, health=health, limiter=limiter, inbox_origins=ctx.inbox_origins,
+        clock=clock, hot=HotRoutes(routes), sample=sample,
+    )  # fmt: skip
+    app = CableFirst(
+        cable,
         routes=routes,
-        middleware=middleware,
+        middleware=[edge],
         lifespan=lifespan,
         exception_handlers={
             GatewayError: _gateway_error,

@@ -1,5 +1,5 @@
-"""The HTTP edge: request bodies to Structs, gateway errors to JSON, and the middlewares that
-guard every request (body size, rate limit, CORS).
+"""HTTP for the routes: request bodies to Structs, gateway errors to JSON. (What guards every
+request before a route sees it, CORS and the limits, is :mod:`gateway.edge`.)
 
 Rails merges query, form, multipart and JSON parameters into one bag and so does
 :func:`read_params`; the bag is converted to the route's protocol Struct, and a type mismatch
@@ -9,15 +9,14 @@ becomes a 422 that names the attribute.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from client_sdk import protocol as p
 
@@ -35,7 +34,6 @@ from .errors import (
     ValidationFailed,
 )
 from .forms import parse_urlencoded, read_multipart
-from .ratelimit import RateLimiter
 from .store import StoreUnavailable
 
 S = TypeVar("S")
@@ -49,6 +47,26 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
 
 def empty_response() -> Response:
     return Response(b"", status_code=200, media_type=JSON_TYPE)
+
+
+_BASE_URLS: dict[tuple[Any, ...], str] = {}
+MAX_BASE_URLS = 64
+
+
+def base_url(request: Request) -> str:
+    """``str(request.base_url)`` without its final slash (links in answers start with it),
+    remembered per scheme, server, Host header and root path: building the URL costs more
+    than most reads, and a deployment is reached by a handful of names."""
+    scope = request.scope
+    host = next((value for name, value in scope["headers"] if name == b"host"), None)
+    server = scope.get("server")
+    key = (scope.get("scheme"), server, host, scope.get("root_path"), scope.get("app_root_path"))
+    found = _BASE_URLS.get(key) if server is None or type(server) is tuple else None
+    if found is None:
+        found = str(request.base_url).rstrip("/")
+        if len(_BASE_URLS) < MAX_BASE_URLS and (server is None or type(server) is tuple):
+            _BASE_URLS[key] = found  # a client names the host: only the first few are kept
+    return found
 
 
 # -- parameters -----------------------------------------------------------------------------
@@ -124,10 +142,33 @@ async def read_params(
     return Params(values, files)
 
 
+def _content_type(headers: list[tuple[bytes, bytes]]) -> str:
+    """The media type (lower case, no parameters) of the first Content-Type header, as
+    ``request.headers.get`` would find it, without building a Headers object per request."""
+    for name, value in headers:
+        if name == b"content-type":
+            return value.decode("latin-1").split(";")[0].strip().lower()
+    return ""
+
+
+async def _body(request: Request) -> bytes:
+    """What ``request.body()`` reads, without the async generator it reads through (every
+    public request reads its body, a GET's too: Rails merges it into the parameters)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+
+
 async def _read_body(
     request: Request, values: dict[str, Any], max_json: int, max_files: int, max_form_part: int
 ) -> list[UploadFile]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = _content_type(request.scope["headers"])
     files: list[UploadFile] = []
     if content_type == "multipart/form-data":
         try:
@@ -146,7 +187,7 @@ async def _read_body(
             else:
                 _assign(values, key, item)
         return files
-    body = await request.body()
+    body = await _body(request)
     if content_type == "application/x-www-form-urlencoded":
         if len(body) > max_json:
             raise PayloadTooLarge(f"Form body is larger than {max_json} bytes")
@@ -237,161 +278,14 @@ def error_response(exc: Exception) -> Response:
     return json_response(p.StatusError(status=500, error="Internal Server Error"), 500)
 
 
+def http_error_response(exc: HTTPException) -> Response:
+    if exc.status_code in (404, 405):
+        # Rails answers an undeclared action on a known resource with 404, not 405.
+        return json_response(p.StatusError(status=404, error="Not Found"), 404)
+    return json_response(
+        p.StatusError(status=exc.status_code, error=str(exc.detail)), exc.status_code
+    )
+
+
 def _retry_after(seconds: int | None) -> dict[str, str] | None:
     return None if seconds is None else {"Retry-After": str(seconds)}
-
-
-# -- middlewares (pure ASGI: no per-request task overhead) -----------------------------------
-
-
-async def _send_response(response: Response, scope: Scope, receive: Receive, send: Send) -> None:
-    await response(scope, receive, send)
-
-
-class NulPathMiddleware:
-    """A path with a NUL character names nothing: 404 before any lookup (the CORS check's
-    inbox lookup included), as PostgreSQL refuses NUL in text and would answer 500."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and "\x00" in scope.get("path", ""):
-            if scope["type"] == "http":
-                response = json_response(p.StatusError(status=404, error="Not Found"), 404)
-                await _send_response(response, scope, receive, send)
-            else:
-                await send({"type": "websocket.close", "code": 1008})
-            return
-        await self.app(scope, receive, send)
-
-
-class BodyLimitMiddleware:
-    """413 for bodies over ``max_bytes``, whether announced by Content-Length or streamed."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    announced = int(value)
-                except ValueError:
-                    announced = 0
-                if announced > self.max_bytes:
-                    exc = PayloadTooLarge(f"Request body is larger than {self.max_bytes} bytes")
-                    await _send_response(error_response(exc), scope, receive, send)
-                    return
-        seen = 0
-
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise PayloadTooLarge(f"Request body is larger than {self.max_bytes} bytes")
-            return message
-
-        await self.app(scope, limited_receive, send)
-
-
-class RateLimitMiddleware:
-    def __init__(
-        self,
-        app: ASGIApp,
-        limiter: RateLimiter,
-        limit: int,
-        window: int,
-        safelist: tuple[str, ...],
-        clock: Callable[[], float],
-    ) -> None:
-        self.app = app
-        self.limiter = limiter
-        self.limit = limit
-        self.window = window
-        self.safelist = set(safelist)
-        self.clock = clock
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.limit:
-            await self.app(scope, receive, send)
-            return
-        client = scope.get("client")
-        ip = client[0] if client else "unknown"
-        if ip not in self.safelist:
-            allowed, retry = await self.limiter.acquire(
-                "ip:" + ip, self.limit, self.window, self.clock()
-            )
-            if not allowed:
-                exc = RateLimited(retry, f"Rate limit of {self.limit} requests per "
-                                         f"{self.window} s exceeded for {ip}")  # fmt: skip
-                await _send_response(error_response(exc), scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-InboxOrigins = Callable[[str], Awaitable[list[str] | None]]
-_INBOX_PATH = re.compile(r"^/public/api/v1/inboxes/([^/]+)")
-
-
-class PublicCorsMiddleware:
-    """CORS for ``/public/*``: open to every origin by default (as Chatwoot), narrowed by the
-    global setting and by an inbox's own allow-list. A browser request from an origin that is
-    not allowed is refused with 403 before it can change anything."""
-
-    def __init__(self, app: ASGIApp, origins: tuple[str, ...], inbox_origins: InboxOrigins) -> None:
-        self.app = app
-        self.origins = origins
-        self.inbox_origins = inbox_origins
-
-    async def _allowed(self, path: str, origin: str) -> bool:
-        if "*" not in self.origins and origin not in self.origins:
-            return False
-        match = _INBOX_PATH.match(path)
-        if match:
-            allowed = await self.inbox_origins(match.group(1))
-            if allowed and "*" not in allowed and origin not in allowed:
-                return False
-        return True
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith("/public/"):
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        origin = headers.get("origin")
-        if origin is None:
-            await self.app(scope, receive, send)
-            return
-        if not await self._allowed(path, origin):
-            body = p.DetailedError(
-                status=403, error="Forbidden",
-                description=f"Origin {origin} is not allowed for this inbox",
-            )  # fmt: skip
-            await _send_response(json_response(body, 403), scope, receive, send)
-            return
-        cors = {"Access-Control-Allow-Origin": "*" if "*" in self.origins else origin,
-                "Vary": "Origin"}  # fmt: skip
-        if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
-            cors["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
-            cors["Access-Control-Allow-Headers"] = headers.get(
-                "access-control-request-headers", "*"
-            )
-            cors["Access-Control-Max-Age"] = "7200"
-            await _send_response(Response(b"", 200, headers=cors), scope, receive, send)
-            return
-        encoded = [(k.lower().encode(), v.encode()) for k, v in cors.items()]
-
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *encoded]
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)

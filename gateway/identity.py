@@ -2,19 +2,19 @@
 
 ``identifier_hash`` is the lowercase hex HMAC-SHA256 of ``identifier`` keyed with the inbox's
 ``hmac_token``. Unlike Chatwoot, the compare is constant-time and a failure is a 401, not a 500.
+The hash is computed in one place, the SDK's :func:`client_sdk.http_core.identifier_hash`, which
+customers' backends call: what the gateway expects is what the SDK sends, by construction.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+
+from client_sdk.http_core import identifier_hash
 
 from .errors import HmacFailed
 
-
-def identifier_hash(hmac_token: str, identifier: str) -> str:
-    """The hash a customer's backend computes to prove it vouches for ``identifier``."""
-    return hmac.new(hmac_token.encode(), identifier.encode(), hashlib.sha256).hexdigest()
+__all__ = ["identifier_hash", "verify"]
 
 
 def verify(

@@ -1,7 +1,7 @@
-"""The operating layer: one pure-ASGI middleware for request ids, HTTP metrics and the access
-log, which also answers ``/health``, ``/ready`` and ``/metrics`` itself (so the API's rate
-limit, body limit and CORS never apply to probes and scrapes); and the node monitor, a
-periodic task of the app's lifespan that measures event-loop lag and samples queue depths.
+"""The operating layer: request ids, HTTP metrics and the access log, and the answers to
+``/health``, ``/ready`` and ``/metrics`` (the parts :class:`gateway.edge.Edge` runs for every
+request); and the node monitor, a periodic task of the app's lifespan that measures event-loop
+lag and samples queue depths.
 
 The request path costs: one header scan for ``X-Request-Id``, a context variable set and
 reset, one appended response header, and, with metrics on, a cached label lookup, a counter
@@ -19,14 +19,14 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope, Send
 
 from client_sdk import protocol as p
 
 from . import metrics
 from .broker.redis import RedisBroker
 from .health import Health
-from .logs import ACCESS, CURRENT, MAX_LOGGED_PATH, RequestContext
+from .logs import ACCESS, MAX_LOGGED_PATH, RequestContext
 from .realtime import Realtime
 from .settings import Settings
 from .webhooks.worker import WebhookWorker
@@ -55,63 +55,18 @@ def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
-class Observability:
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        settings: Settings,
-        health: Health,
-        sample: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.app = app
-        self.health = health
-        self.sample = sample
+class HttpRecorder:
+    """HTTP metrics (by route template, method and status) and the access line (off by
+    default), for the requests :class:`gateway.edge.Edge` passes to the app."""
+
+    def __init__(self, settings: Settings) -> None:
         self.record = settings.metrics_enabled
-        self.metrics_path = settings.metrics_path if settings.metrics_enabled else None
-        self.token = settings.metrics_token.encode()
         self.access = settings.access_log
         self._children: dict[tuple[str, str, int], Children] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        request_id = request_id_of(scope["headers"])
-        header = (b"x-request-id", request_id.encode("ascii"))
-        path: str = scope["path"]
-        if path == "/health" or path == "/ready" or path == self.metrics_path:
-            status = await self._operate(path, scope, send, header)
-            self._observe(path, scope["method"], status, started)
-            return
-        client = scope.get("client")
-        ctx = RequestContext(request_id, scope["method"], path, client[0] if client else "", scope)
-        token = CURRENT.set(ctx)
-        status = 0
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            # Left set on purpose: the server-error handler outside logs this request's
-            # failure and answers it, and both should carry its id.
-            self._finish(ctx, status or 500, started)
-            raise
-        self._finish(ctx, status, started)
-        CURRENT.reset(token)
-
-    # -- recording -------------------------------------------------------------------------
-
-    def _finish(self, ctx: RequestContext, status: int, started: float) -> None:
+    def finish(self, ctx: RequestContext, status: int, started: float) -> None:
         route = ctx.route
-        self._observe(route or UNMATCHED, ctx.method, status, started)
+        self.observe(route or UNMATCHED, ctx.method, status, started)
         if self.access:
             elapsed = (time.perf_counter() - started) * 1000.0
             ACCESS.info(
@@ -119,7 +74,7 @@ class Observability:
                 elapsed, extra={"status": status, "duration_ms": round(elapsed, 3)},
             )  # fmt: skip
 
-    def _observe(self, route: str, method: str, status: int, started: float) -> None:
+    def observe(self, route: str, method: str, status: int, started: float) -> None:
         if not self.record:
             return
         key = (route, method, status)
@@ -135,28 +90,41 @@ class Observability:
         children[0].inc()
         children[1].observe(time.perf_counter() - started)
 
-    # -- /health, /ready, /metrics ---------------------------------------------------------
 
-    async def _operate(
-        self, path: str, scope: Scope, send: Send, header: tuple[bytes, bytes]
-    ) -> int:
+class Probes:
+    """``/health``, ``/ready`` and ``/metrics`` (when on), answered before CORS and the
+    limits, so that the API's rate limit, body limit and CORS never apply to probes and
+    scrapes."""
+
+    def __init__(
+        self, settings: Settings, health: Health, sample: Callable[[], None] = lambda: None
+    ) -> None:
+        self.health = health
+        self.sample = sample
+        metrics_path = settings.metrics_path if settings.metrics_enabled else None
+        self.metrics_path = metrics_path
+        self.paths = frozenset(p for p in ("/health", "/ready", metrics_path) if p)
+        self.token = settings.metrics_token.encode()
+
+    async def answer(self, path: str, scope: Scope, send: Send, header: tuple[bytes, bytes]) -> int:
+        """Answer the probe at ``path`` (one of :attr:`paths`); the status sent."""
         if scope["method"] not in ("GET", "HEAD"):
             # As every other route of the gateway: an undeclared method is Rails' 404.
             body = p.StatusError(status=404, error="Not Found")
-            return await _answer(send, 404, p.encode(body), [*JSON, header])
+            return await respond(send, 404, p.encode(body), [*JSON, header])
         if path == "/health":
-            return await _answer(send, 200, b'{"status":"ok"}', [*JSON, header])
+            return await respond(send, 200, b'{"status":"ok"}', [*JSON, header])
         if path == "/ready":
             ready, state = await self.health.ready()
-            return await _answer(send, 200 if ready else 503, p.encode(state), [*JSON, header])
+            return await respond(send, 200 if ready else 503, p.encode(state), [*JSON, header])
         if self.token and not self._authorized(scope["headers"]):
             body = p.StatusError(status=401, error="Unauthorized")
             extra = [(b"www-authenticate", b'Bearer realm="metrics"'), header]
-            return await _answer(send, 401, p.encode(body), [*JSON, *extra])
+            return await respond(send, 401, p.encode(body), [*JSON, *extra])
         self.sample()
         text = await anyio.to_thread.run_sync(metrics.exposition)
         kind = (b"content-type", metrics.CONTENT_TYPE.encode())
-        return await _answer(send, 200, text, [kind, header])
+        return await respond(send, 200, text, [kind, header])
 
     def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
         for name, value in headers:
@@ -168,7 +136,8 @@ class Observability:
         return False
 
 
-async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    """A whole answer in two messages, with its length (never chunked); the status sent."""
     length = (b"content-length", str(len(body)).encode())
     await send({"type": "http.response.start", "status": status, "headers": [*headers, length]})
     await send({"type": "http.response.body", "body": body})

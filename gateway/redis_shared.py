@@ -4,6 +4,12 @@ With ``INBOXGATE_REDIS_URL`` set, :func:`gateway.app.create_app` takes the broke
 session cache, presence and the rate limiter from here, so processes that share the database
 and Redis behave as one gateway. The broker keeps its own connections (one subscriber per
 node); the rest share one connection pool, closed by the app's lifespan.
+
+Each part is the Redis twin of an in-memory one, in the same package and behind the same
+interface: ``broker/redis.py`` beside ``broker/memory.py``, ``realtime/sessions_redis.py``
+beside ``realtime/sessions.py``, ``realtime/presence_redis.py`` beside ``realtime/presence.py``,
+and ``ratelimit.RedisRateLimiter`` beside ``ratelimit.MemoryRateLimiter``. This module only
+builds them.
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ import redis.asyncio as aioredis
 
 from .broker.redis import RedisBroker
 from .ratelimit import RedisRateLimiter
-from .realtime.redis_presence import RedisPresence
-from .realtime.redis_sessions import RedisSessionCache
+from .realtime.presence_redis import RedisPresence
+from .realtime.sessions_redis import RedisSessionCache
 from .settings import Settings
 
 # Requests wait on Redis (rate limit, presence): a stalled Redis must not stall them for long.

@@ -12,43 +12,18 @@ import socket
 from typing import Any
 
 import uvicorn
-from starlette.applications import Starlette
-from starlette.types import Receive, Scope, Send
 from uvicorn.supervisors import Multiprocess, multiprocess
 
 from .app import create_app
 from .connections import ConnectionGuard, GuardedHttpProtocol, connection_cap
-from .health import Health
 from .logs import logging_config
-from .realtime import Realtime
+from .realtime.endpoint import CableFirst
 from .realtime.lean import LeanConnection
-from .routes.cable import CableEndpoint
 from .settings import Settings
 
 # Frames above the cable limit (64 KiB) get a clear protocol error from the session; only
 # absurd ones are cut by the websocket layer itself.
 WS_MAX_SIZE = 1 << 20
-
-
-class CableFirst:
-    """Hands ``/cable`` websockets straight to the cable endpoint, everything else to the app.
-
-    A websocket lives for hours, and every ASGI layer it passed through keeps a suspended frame
-    for that long: the Starlette middleware stack and router cost about a third of an idle
-    connection's memory, for nothing (none of them applies to /cable).
-    """
-
-    def __init__(self, app: Starlette) -> None:
-        self.app = app
-        self.realtime: Realtime = app.state.realtime
-        self.health: Health = app.state.health
-        self.cable: CableEndpoint = app.state.cable
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope.get("path") == "/cable":
-            await self.cable(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
 
 
 class GatewayServer(uvicorn.Server):
@@ -70,7 +45,7 @@ class GatewayServer(uvicorn.Server):
         app = self.app or _worker_app
         if app is not None:
             # Still listening: /ready answers 503 for the drain delay, then the websockets move.
-            await app.health.drain(app.realtime.hub, self.drain_seconds)
+            await app.state.health.drain(app.state.realtime.hub, self.drain_seconds)
         await super().shutdown(sockets)
 
 
@@ -128,7 +103,7 @@ class GatewayConfig(uvicorn.Config):
 
 
 def run(settings: Settings, host: str, port: int) -> None:
-    app = CableFirst(create_app(settings))
+    app = create_app(settings)
     config = GatewayConfig(app, settings, host=host, port=port)
     GatewayServer(config, app, settings.drain_seconds).run()
 
@@ -157,7 +132,7 @@ _worker_app: CableFirst | None = None
 def worker_app() -> CableFirst:
     """The app of one worker process (uvicorn's factory)."""
     global _worker_app
-    _worker_app = CableFirst(create_app(_worker_settings or Settings.from_env()))
+    _worker_app = create_app(_worker_settings or Settings.from_env())
     return _worker_app
 
 

@@ -1,29 +1,90 @@
-"""Settings, read from ``INBOXGATE_*`` environment variables in this one place."""
+"""Settings, read from ``INBOXGATE_*`` environment variables in this one place.
+
+:class:`Settings` declares every setting once: its field's name gives the variable
+(``INBOXGATE_`` and the name in capitals, see ``_VARIABLES`` for the one exception), its type
+and ``Meta`` constraints what the variable may hold, and :meth:`Settings.from_env` decodes the
+environment with msgspec against that declaration. An error names the variable and says what
+it takes (``tests/test_settings.py`` also holds docs/deployment.md's table to these fields).
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Annotated, Any, Literal, cast
+
+import msgspec
+from msgspec import Meta, Struct, field
+from msgspec import inspect as mi
 
 MB = 1024 * 1024
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# The longest number of seconds a setting takes: finite, so "inf" is refused (about 31 years).
+FOREVER = 1e9
+
+# What ``Meta.extra`` marks: a value an error must not echo (it may hold a password), and a
+# setting where 0 means the default (a window or timeout of 0 would make no sense).
+SECRET = "secret"
+ZERO_MEANS_DEFAULT = "zero means default"
+
+Count = Annotated[int, Meta(ge=0)]
+CountOrDefault = Annotated[int, Meta(ge=0, extra={ZERO_MEANS_DEFAULT: True})]
+Seconds = Annotated[float, Meta(ge=0, le=FOREVER)]
+SecondsOrDefault = Annotated[float, Meta(ge=0, le=FOREVER, extra={ZERO_MEANS_DEFAULT: True})]
+Hidden = Annotated[str, Meta(extra={SECRET: True})]
+DatabaseUrl = Annotated[
+    str,
+    Meta(
+        pattern=r"^(sqlite:///|postgresql://|postgres://)",
+        description="sqlite:///PATH or postgresql://...",
+        extra={SECRET: True},
+    ),
+]
+RedisUrl = Annotated[
+    str,
+    Meta(
+        pattern=r"^((redis|rediss|unix)://.*)?$",
+        description="redis://, rediss:// or unix://...",
+        extra={SECRET: True},
+    ),
+]
+# Not "/" and not a probe's path: those are answered before the metrics.
+MetricsPath = Annotated[
+    str,
+    Meta(
+        pattern=r"^/(?!(health|ready)?$)",
+        description="a path like /metrics (not /, /health or /ready)",
+    ),
+]
+
+# Variables not named after their field.
+_VARIABLES = {"metrics_enabled": "INBOXGATE_METRICS"}
+# Fields never read from the environment.
+_NOT_FROM_ENV = frozenset({"demo_inbox"})
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def variable(name: str) -> str:
+    """The environment variable of the setting ``name``."""
+    return _VARIABLES.get(name, "INBOXGATE_" + name.upper())
 
 
 class SettingsError(ValueError):
     """An ``INBOXGATE_*`` variable holds a value that cannot be used."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    database_url: str = "sqlite:///./inboxgate.db"
+class Settings(Struct, frozen=True, kw_only=True, rename=variable):
+    database_url: DatabaseUrl = "sqlite:///./inboxgate.db"
     # Several nodes or worker processes share realtime fan-out, cable sessions, presence and
     # rate limits through Redis (redis://, rediss:// or unix://); empty: all in-process.
-    redis_url: str = ""
+    redis_url: RedisUrl = ""
     # Namespace of every Redis key and channel, so deployments can share one Redis.
     redis_prefix: str = "inboxgate"
     data_dir: Path = Path("./data")
@@ -33,84 +94,84 @@ class Settings:
     # ids survive restarts and every process signs alike: with SQLite in DATA_DIR/secret_key;
     # with PostgreSQL in the database, so nodes sharing it need no other setting. Empty means
     # "the database's": the app reads (or creates) it there when it starts.
-    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    secret_key: Hidden = field(default_factory=lambda: secrets.token_urlsafe(32))
     # "full" survives power loss; "normal" survives a process crash (WAL) and is faster.
-    sqlite_synchronous: str = "full"
-    max_body_bytes: int = 45 * MB
-    max_json_bytes: int = 1 * MB
-    max_attachment_bytes: int = 40 * MB
-    max_attachments: int = 15
-    attachment_url_ttl: int = 3600
-    rate_limit_per_ip: int = 3000
-    rate_limit_window: int = 60
+    sqlite_synchronous: Literal["full", "normal"] = "full"
+    max_body_bytes: Count = 45 * MB
+    max_json_bytes: Count = 1 * MB
+    max_attachment_bytes: Count = 40 * MB
+    max_attachments: Count = 15
+    attachment_url_ttl: Count = 3600
+    rate_limit_per_ip: Count = 3000
+    rate_limit_window: CountOrDefault = 60
     rate_limit_safelist: tuple[str, ...] = ()
     # Websocket upgrades on /cable per client IP per rate-limit window; over it is a 429 before
     # the upgrade. 0 disables.
-    cable_connects_per_ip: int = 300
+    cable_connects_per_ip: Count = 300
     # Client addresses (IPs or networks, or "*") whose X-Forwarded-For / X-Forwarded-Proto are
     # believed: the reverse proxies in front. Empty: nobody's, the peer address is the client.
     forwarded_allow_ips: tuple[str, ...] = ()
     # Connections. One that has not sent complete request headers this many seconds after it
     # opened (or after its previous response) is closed.
-    header_timeout: float = 10.0
+    header_timeout: SecondsOrDefault = 10.0
     # Open connections (HTTP and websocket) per process; one more is answered 503 and closed.
     # 0: derived from the process's file descriptor limit (gateway.connections).
-    max_connections: int = 0
-    messages_per_minute: int = 200
+    max_connections: Count = 0
+    messages_per_minute: Count = 200
     cors_origins: tuple[str, ...] = ("*",)
-    csat_lock_days: int = 14
-    event_retention_days: int = 30
+    csat_lock_days: Count = 14
+    event_retention_days: Count = 30
     # Realtime (/cable). A dropped extended-protocol client can restore its session (its
     # subscriptions) for this long after the socket closed; 0 disables restore.
-    cable_session_ttl: int = 300
+    cable_session_ttl: Count = 300
     # Per connection: frames waiting to be written beyond this are a slow consumer, which is
-    # disconnected (reconnect: true) and catches up through history.
-    cable_send_buffer_bytes: int = 1 * MB
+    # disconnected (reconnect: true) and catches up through history. At least 4096.
+    cable_send_buffer_bytes: Count = 1 * MB
     # Every this many seconds the hub compares each listened stream with its log head and heals
     # the ones behind: a broadcast lost with no later event to reveal it (a node killed between
     # commit and publish) still arrives. 0 disables.
-    cable_reconcile_seconds: float = 5.0
+    cable_reconcile_seconds: Seconds = 5.0
     # How /cable sockets are carried: "lean" (the gateway's own protocol on uvicorn's port: no
     # task per socket, frames framed once) or "asgi" (uvicorn's websocket protocol and ASGI, the
     # fallback for one release).
-    cable_transport: str = "lean"
+    cable_transport: Literal["lean", "asgi"] = "lean"
     # Typing indicators clear themselves when not renewed for this long (the widget's 30 s).
-    typing_timeout: int = 30
+    typing_timeout: CountOrDefault = 30
     # presence.update lists who was seen within this window (Chatwoot's PRESENCE_DURATION).
-    presence_window: int = 20
+    presence_window: CountOrDefault = 20
     # Webhooks. A delivery is tried up to ``webhook_max_attempts`` times, then dead-lettered;
     # retry n waits base * 2**(n-1) seconds (capped), randomised between half and all of it.
-    webhook_max_attempts: int = 12
-    webhook_backoff_base: float = 2.0
-    webhook_backoff_max: float = 3600.0
+    webhook_max_attempts: CountOrDefault = 12
+    webhook_backoff_base: Seconds = 2.0
+    webhook_backoff_max: Seconds = 3600.0
     # Per request (connect, write, read): Chatwoot's WEBHOOK_TIMEOUT default.
-    webhook_timeout: float = 5.0
-    webhook_concurrency: int = 8
+    webhook_timeout: SecondsOrDefault = 5.0
+    webhook_concurrency: CountOrDefault = 8
     # Receivers on loopback, private or link-local addresses are refused unless allowed.
     webhook_allow_private: bool = False
     # Operations (docs/operations.md). Prometheus metrics at ``metrics_path``; a token, when
     # set, is required as ``Authorization: Bearer``. Off: no /metrics and no HTTP timing.
     metrics_enabled: bool = True
-    metrics_path: str = "/metrics"
-    metrics_token: str = ""
+    metrics_path: MetricsPath = "/metrics"
+    metrics_token: Hidden = ""
     # Logs: "text" or "json" (one object per line), at this level; the access log is one line
     # per request through the same formatter (off by default: it costs a line per request).
-    log_format: str = "text"
-    log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     access_log: bool = False
     # Names this node in JSON log lines; empty means the host name.
     node_id: str = ""
     # At shutdown /ready answers 503 this long before websockets are told to reconnect, so a
     # load balancer stops sending new clients first.
-    drain_seconds: float = 0.0
+    drain_seconds: Seconds = 0.0
     # /openapi.json and the /docs page that renders it (docs/api.md). They describe the code,
     # not the deployment's data; off hides them.
     api_docs: bool = True
     # Set by ``serve --demo`` (never from the environment): the inbox the /demo page chats with.
     demo_inbox: str = ""
 
-    def with_(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
+    def with_(self, **changes: Any) -> Settings:
+        return msgspec.structs.replace(self, **changes)
 
     @property
     def sqlite_path(self) -> str:
@@ -120,162 +181,113 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        e = os.environ if env is None else env
+        """The settings the ``INBOXGATE_*`` variables of ``env`` (default: the process's) give;
+        an empty variable counts as unset. Raises :class:`SettingsError` naming the variable."""
+        env = os.environ if env is None else env
+        given = {
+            f.encode_name: _raw(f.type, env[f.encode_name])
+            for f in _FIELDS
+            if f.name not in _NOT_FROM_ENV and env.get(f.encode_name)
+        }
+        try:
+            settings = msgspec.convert(given, cls, strict=False, dec_hook=_path)
+        except msgspec.ValidationError as exc:
+            raise _error(exc, env) from None
+        changes: dict[str, Any] = {
+            f.name: f.default
+            for f in _FIELDS
+            if _marked(f.type, ZERO_MEANS_DEFAULT) and getattr(settings, f.name) == 0
+        }
+        changes["public_url"] = settings.public_url.rstrip("/")
+        changes["cable_send_buffer_bytes"] = max(4096, settings.cable_send_buffer_bytes)
+        changes["forwarded_allow_ips"] = _addresses(settings.forwarded_allow_ips)
+        if variable("secret_key") not in given:
+            changes["secret_key"] = (
+                "" if settings.database_url.startswith("postgres")
+                else stored_secret_key(settings.data_dir)
+            )  # fmt: skip
+        return settings.with_(**changes)
 
-        def get(name: str) -> str | None:
-            value = e.get("INBOXGATE_" + name)
-            return value if value not in (None, "") else None
 
-        def integer(name: str, default: int) -> int:
-            raw = get(name)
-            if raw is None:
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                raise SettingsError(f"INBOXGATE_{name} must be an integer, got {raw!r}") from None
-            if value < 0:
-                raise SettingsError(f"INBOXGATE_{name} must be >= 0, got {value}")
-            return value
+_FIELDS = cast(mi.StructType, mi.type_info(Settings)).fields
+_HINTS = typing.get_type_hints(Settings)
 
-        def number(name: str, default: float) -> float:
-            raw = get(name)
-            if raw is None:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise SettingsError(f"INBOXGATE_{name} must be a number, got {raw!r}") from None
-            if not value >= 0 or value == float("inf"):
-                raise SettingsError(f"INBOXGATE_{name} must be a finite number >= 0, got {raw!r}")
-            return value
 
-        def flag(name: str, default: bool) -> bool:
-            raw = get(name)
-            if raw is None:
-                return default
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off"):
-                return False
-            raise SettingsError(f"INBOXGATE_{name} must be 1 or 0, got {raw!r}")
+def _raw(kind: mi.Type, value: str) -> Any:
+    """An environment string as msgspec's lax decoding takes it for ``kind``: lists are
+    comma-separated, choices and flags are not case-sensitive, flags also read yes/no, on/off."""
+    kind = kind.type if isinstance(kind, mi.Metadata) else kind
+    if isinstance(kind, mi.VarTupleType):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(kind, mi.LiteralType):
+        return value.lower()
+    if isinstance(kind, mi.BoolType) and value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    return value
 
-        def listing(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-            raw = get(name)
-            if raw is None:
-                return default
-            return tuple(p.strip() for p in raw.split(",") if p.strip())
 
-        def addresses(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-            # Normalised as uvicorn compares them: it would silently never match a network
-            # written with host bits (10.0.0.1/8) or a misspelt address.
-            normalised = []
-            for value in listing(name, default):
-                try:
-                    if value != "*":
-                        value = str(
-                            ipaddress.ip_network(value, strict=False)
-                            if "/" in value
-                            else ipaddress.ip_address(value)
-                        )
-                except ValueError:
-                    raise SettingsError(
-                        f"INBOXGATE_{name} must list IP addresses, networks (CIDR) or *, "
-                        f"got {value!r}"
-                    ) from None
-                normalised.append(value)
-            return tuple(normalised)
+def _path(kind: type, value: Any) -> Any:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError
 
-        base = cls()
-        sync = (get("SQLITE_SYNCHRONOUS") or base.sqlite_synchronous).lower()
-        if sync not in ("full", "normal"):
+
+def _marked(kind: mi.Type, mark: str) -> bool:
+    return isinstance(kind, mi.Metadata) and bool((kind.extra or {}).get(mark))
+
+
+def _expected(f: mi.Field) -> str:
+    """What the variable of ``f`` takes, as an error says it."""
+    kind = f.type
+    if isinstance(kind, mi.Metadata):
+        if "description" in (kind.extra_json_schema or {}):
+            return str((kind.extra_json_schema or {})["description"])
+        kind = kind.type
+    if isinstance(kind, mi.IntType):
+        return f"an integer >= {kind.ge}"
+    if isinstance(kind, mi.FloatType):
+        return f"a finite number >= {kind.ge:g} (at most {kind.le:g})"
+    if isinstance(kind, mi.BoolType):
+        return "1 or 0 (or true/false, yes/no, on/off)"
+    if isinstance(kind, mi.LiteralType):  # in the declared order (msgspec sorts them)
+        values = [str(v) for v in typing.get_args(_HINTS[f.name])]
+        if len(values) == 2:
+            return " or ".join(values)
+        return "one of " + ", ".join(values)
+    return "a valid value"
+
+
+def _error(exc: msgspec.ValidationError, env: Mapping[str, str]) -> SettingsError:
+    found = re.search(r"at `\$\.(\w+)", str(exc))
+    f = next((f for f in _FIELDS if found and f.encode_name == found.group(1)), None)
+    if f is None:
+        return SettingsError(str(exc))
+    value = env[f.encode_name]
+    shown = repr(value)
+    if _marked(f.type, SECRET):
+        shown = f"{value.partition(':')[0]!r} (it may hold a password, so only its scheme is shown)"
+    return SettingsError(f"{f.encode_name} must be {_expected(f)}, got {shown}")
+
+
+def _addresses(values: tuple[str, ...]) -> tuple[str, ...]:
+    # Normalised as uvicorn compares them: it would silently never match a network written
+    # with host bits (10.0.0.1/8) or a misspelt address.
+    normalised = []
+    for value in values:
+        try:
+            if value != "*":
+                value = str(
+                    ipaddress.ip_network(value, strict=False)
+                    if "/" in value
+                    else ipaddress.ip_address(value)
+                )
+        except ValueError:
             raise SettingsError(
-                f"INBOXGATE_SQLITE_SYNCHRONOUS must be full or normal, got {sync!r}"
-            )
-        url = get("DATABASE_URL") or base.database_url
-        if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-            raise SettingsError(
-                f"INBOXGATE_DATABASE_URL must be sqlite:///PATH or postgresql://..., got {url!r}"
-            )
-        redis_url = get("REDIS_URL") or base.redis_url
-        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError(
-                "INBOXGATE_REDIS_URL must be redis://, rediss:// or unix://... (it may hold a "
-                f"password, so only its scheme is shown: {redis_url.partition(':')[0]!r})"
-            )
-        data_dir = Path(get("DATA_DIR") or base.data_dir)
-        metrics_path = get("METRICS_PATH") or base.metrics_path
-        if not metrics_path.startswith("/") or metrics_path in ("/", "/health", "/ready"):
-            raise SettingsError(
-                f"INBOXGATE_METRICS_PATH must be a path like /metrics, got {metrics_path!r}"
-            )
-        transport = (get("CABLE_TRANSPORT") or base.cable_transport).lower()
-        if transport not in ("lean", "asgi"):
-            raise SettingsError(
-                f"INBOXGATE_CABLE_TRANSPORT must be lean or asgi, got {transport!r}"
-            )
-        log_format = (get("LOG_FORMAT") or base.log_format).lower()
-        if log_format not in LOG_FORMATS:
-            raise SettingsError(f"INBOXGATE_LOG_FORMAT must be text or json, got {log_format!r}")
-        log_level = (get("LOG_LEVEL") or base.log_level).lower()
-        if log_level not in LOG_LEVELS:
-            raise SettingsError(
-                f"INBOXGATE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}"
-            )
-        secret_key = get("SECRET_KEY")
-        if secret_key is None:
-            secret_key = "" if url.startswith("postgres") else stored_secret_key(data_dir)
-        return cls(
-            database_url=url,
-            redis_url=redis_url,
-            redis_prefix=get("REDIS_PREFIX") or base.redis_prefix,
-            data_dir=data_dir,
-            public_url=(get("PUBLIC_URL") or "").rstrip("/"),
-            secret_key=secret_key,
-            sqlite_synchronous=sync,
-            max_body_bytes=integer("MAX_BODY_BYTES", base.max_body_bytes),
-            max_json_bytes=integer("MAX_JSON_BYTES", base.max_json_bytes),
-            max_attachment_bytes=integer("MAX_ATTACHMENT_BYTES", base.max_attachment_bytes),
-            max_attachments=integer("MAX_ATTACHMENTS", base.max_attachments),
-            attachment_url_ttl=integer("ATTACHMENT_URL_TTL", base.attachment_url_ttl),
-            rate_limit_per_ip=integer("RATE_LIMIT_PER_IP", base.rate_limit_per_ip),
-            rate_limit_window=integer("RATE_LIMIT_WINDOW", base.rate_limit_window) or 60,
-            rate_limit_safelist=listing("RATE_LIMIT_SAFELIST", base.rate_limit_safelist),
-            cable_connects_per_ip=integer("CABLE_CONNECTS_PER_IP", base.cable_connects_per_ip),
-            forwarded_allow_ips=addresses("FORWARDED_ALLOW_IPS", base.forwarded_allow_ips),
-            header_timeout=number("HEADER_TIMEOUT", base.header_timeout) or base.header_timeout,
-            max_connections=integer("MAX_CONNECTIONS", base.max_connections),
-            messages_per_minute=integer("MESSAGES_PER_MINUTE", base.messages_per_minute),
-            cors_origins=listing("CORS_ORIGINS", base.cors_origins),
-            csat_lock_days=integer("CSAT_LOCK_DAYS", base.csat_lock_days),
-            event_retention_days=integer("EVENT_RETENTION_DAYS", base.event_retention_days),
-            cable_session_ttl=integer("CABLE_SESSION_TTL", base.cable_session_ttl),
-            cable_send_buffer_bytes=max(
-                4096, integer("CABLE_SEND_BUFFER_BYTES", base.cable_send_buffer_bytes)
-            ),
-            cable_reconcile_seconds=number("CABLE_RECONCILE_SECONDS", base.cable_reconcile_seconds),
-            cable_transport=transport,
-            typing_timeout=integer("TYPING_TIMEOUT", base.typing_timeout) or base.typing_timeout,
-            presence_window=integer("PRESENCE_WINDOW", base.presence_window)
-            or base.presence_window,
-            webhook_max_attempts=integer("WEBHOOK_MAX_ATTEMPTS", base.webhook_max_attempts)
-            or base.webhook_max_attempts,
-            webhook_backoff_base=number("WEBHOOK_BACKOFF_BASE", base.webhook_backoff_base),
-            webhook_backoff_max=number("WEBHOOK_BACKOFF_MAX", base.webhook_backoff_max),
-            webhook_timeout=number("WEBHOOK_TIMEOUT", base.webhook_timeout) or base.webhook_timeout,
-            webhook_concurrency=integer("WEBHOOK_CONCURRENCY", base.webhook_concurrency)
-            or base.webhook_concurrency,
-            webhook_allow_private=flag("WEBHOOK_ALLOW_PRIVATE", base.webhook_allow_private),
-            metrics_enabled=flag("METRICS", base.metrics_enabled),
-            metrics_path=metrics_path,
-            metrics_token=get("METRICS_TOKEN") or "",
-            log_format=log_format,
-            log_level=log_level,
-            access_log=flag("ACCESS_LOG", base.access_log),
-            node_id=get("NODE_ID") or "",
-            drain_seconds=number("DRAIN_SECONDS", base.drain_seconds),
-            api_docs=flag("API_DOCS", base.api_docs),
-        )
+                f"{variable('forwarded_allow_ips')} must list IP addresses, networks (CIDR) or "
+                f"*, got {value!r}"
+            ) from None
+        normalised.append(value)
+    return tuple(normalised)
 
 
 def stored_secret_key(data_dir: Path) -> str:

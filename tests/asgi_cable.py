@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 
 from client_sdk import cable_protocol as cp
-from gateway.routes.cable import CableEndpoint
+from gateway.realtime.endpoint import CableEndpoint
 from tests.routes_helpers import Env
 
 

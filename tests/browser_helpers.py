@@ -156,6 +156,7 @@ class Customer:
     conversation. Seeds what the browser tests and the screenshots look at."""
 
     def __init__(self, server: GatewayProcess, demo: Demo, name: str, email: str) -> None:
+        self.server, self.demo = server, demo
         self.http = httpx.Client(
             base_url=server.url(f"/public/api/v1/inboxes/{demo.inbox}"), timeout=10
         )
@@ -171,6 +172,11 @@ class Customer:
     def says(self, text: str) -> int:
         path = f"/contacts/{self.source_id}/conversations/{self.conversation}/messages"
         return int(self._post(path, {"content": text})["id"])
+
+    def given_status(self, status: str) -> None:
+        """An agent sets the conversation's status (``resolved``, ``pending``, ...)."""
+        path = f"/conversations/{self.conversation}/toggle_status"
+        agent_api(self.server, self.demo, "POST", path, json={"status": status})
 
     def close(self) -> None:
         self.http.close()

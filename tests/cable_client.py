@@ -128,16 +128,6 @@ class CableClient:
     async def next_broadcast(self, timeout: float = RECV_TIMEOUT) -> cp.Broadcast:
         return await self.expect(cp.Broadcast, timeout)
 
-    async def quiet(self, seconds: float) -> list[cp.ServerFrame]:
-        """Every non-ping frame that arrives within ``seconds`` (for "receives nothing")."""
-        got: list[cp.ServerFrame] = []
-        with anyio.move_on_after(seconds):
-            while True:
-                frame = await self.recv(seconds + 1)
-                if not isinstance(frame, cp.Ping):
-                    got.append(frame)
-        return got
-
     async def closed(self, timeout: float = RECV_TIMEOUT) -> ConnectionClosed:
         """Read until the server closes; return the close exception."""
         with anyio.fail_after(timeout):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from client_sdk import cable_protocol as cp
-from gateway.cable import (
+from gateway.realtime.core import (
     Action,
     CableSession,
     EncodedEvent,

@@ -44,7 +44,7 @@ def proto_id(protocol: str | None) -> str:
 
 
 # -- fixtures (each test module brings its own module-scoped ``server``) ----------------------
-# Import them as ``from tests.cable_socket_helpers import http_fixture, tenant_fixture``.
+# Registered for every module by ``pytest_plugins`` in conftest.py.
 
 
 @pytest.fixture(name="tenant")

@@ -12,7 +12,7 @@ against.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack, suppress
 from typing import Any
 
@@ -89,6 +89,9 @@ class View:
 
     def created(self) -> list[dict[str, Any]]:
         return [f.message["data"] for f in self.logged if f.message["event"] == "message.created"]
+
+    def received(self, content: str) -> bool:
+        return any(m["content"] == content for m in self.created())
 
     def check_against(self, stored: list[dict[str, Any]], who: str = "client") -> None:
         assert not self.errors, f"{who}: {self.errors}"
@@ -204,6 +207,16 @@ class Listener:
                 self.history_confirms += 1
             elif not isinstance(frame, cp.Ping):
                 self.view.errors.append(f"unexpected {frame!r}")
+
+
+# Posted last: once a client has it, any repeat of what came before has arrived too (one stream,
+# in order on each socket), so "no duplicate" is proved without waiting for a quiet period.
+SENTINEL = "sentinel: the last message"
+
+
+async def until_received(views: Sequence[View], content: str, timeout: float) -> None:
+    for i, view in enumerate(views):
+        await wait_for(lambda view=view: view.received(content), timeout, f"client {i}: {content}")
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

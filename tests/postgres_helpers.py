@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
+from gateway.store.postgres import PostgresStore
+
 ADMIN_URL = os.environ.get(
     "INBOXGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -69,6 +71,18 @@ async def fresh_database() -> AsyncIterator[str]:
         yield with_database(ADMIN_URL, name)
     finally:
         await drop_database(name)
+
+
+@pytest.fixture
+async def two_nodes() -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    """Two stores on one fresh database: what two gateway nodes are to each other. Registered
+    for every module by ``pytest_plugins`` in conftest.py."""
+    async with (
+        fresh_database() as url,
+        PostgresStore(url, pool_size=8) as a,
+        PostgresStore(url, pool_size=8) as b,
+    ):
+        yield a, b
 
 
 @contextlib.contextmanager

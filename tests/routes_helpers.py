@@ -1,16 +1,13 @@
 """In-process harness for the public API route tests: a gateway app on a fresh SQLite file,
 driven through ``httpx.ASGITransport``, with a controllable clock.
 
-Route test modules import the fixtures from here; they are registered under the names
-``env``, ``make_env`` and ``anyio_backend``::
-
-    from tests.routes_helpers import anyio_backend_fixture, env_fixture, make_env_fixture
+Its fixtures ``env`` and ``make_env`` are registered for every module by ``pytest_plugins`` in
+conftest.py; route test modules import only the helpers they call.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -27,7 +24,6 @@ from gateway.settings import Settings
 from gateway.store.records import Inbox, LoggedEvent
 from tests.postgres_helpers import fresh_database
 
-STORE_ENGINE = os.environ.get("INBOXGATE_TEST_STORE", "sqlite")
 # 2026-01-10T12:00:00Z: a fixed, mid-day start so calendar-day arithmetic is predictable.
 T0 = 1_768_046_400.0
 PUBLIC = "/public/api/v1"
@@ -48,11 +44,6 @@ MESSAGE_KEYS = {
     "conversation_id",
 }  # fmt: skip
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-@pytest.fixture(name="anyio_backend")
-def anyio_backend_fixture() -> str:
-    return "asyncio"
 
 
 class Clock:
@@ -159,9 +150,10 @@ EnvFactory = Callable[..., contextlib.AbstractAsyncContextManager[Env]]
 
 
 @pytest.fixture(name="make_env")
-def make_env_fixture(tmp_path: Path) -> EnvFactory:
+def make_env_fixture(tmp_path: Path, store_engine: str) -> EnvFactory:
     """``async with make_env(max_body_bytes=100, inbox={"csat_survey_enabled": True}) as env``:
-    an app with these Settings overrides and one inbox built from ``inbox`` kwargs."""
+    an app with these Settings overrides and one inbox built from ``inbox`` kwargs, on the
+    engine of ``store_engine`` (``pytest --store=postgresql|both``)."""
     counter = 0
 
     @contextlib.asynccontextmanager
@@ -173,9 +165,9 @@ def make_env_fixture(tmp_path: Path) -> EnvFactory:
         root = tmp_path / f"env{counter}"
         root.mkdir()
         async with contextlib.AsyncExitStack() as stack:
-            # INBOXGATE_TEST_STORE=postgresql runs these route tests on a fresh PostgreSQL
-            # database each (CI does, to hold every operation to both engines' SQL).
-            if STORE_ENGINE == "postgresql" and "database_url" not in overrides:
+            # On PostgreSQL, a fresh database each (CI re-runs these route tests there, to hold
+            # every operation to both engines' SQL).
+            if store_engine == "postgresql" and "database_url" not in overrides:
                 overrides["database_url"] = await stack.enter_async_context(fresh_database())
             async with _app_env(root, inbox, clock, overrides) as env:
                 yield env

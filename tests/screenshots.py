@@ -94,16 +94,10 @@ def seed_other_customers(server: GatewayProcess, demo: Demo) -> None:
     liam = Customer(server, demo, "Liam Chen", "liam.chen@example.com")
     liam.says("Can I still change the delivery address on order #10477?")
     _reply(server, demo, liam.conversation, {"content": "Done: it now goes to your office."})
-    agent_api(
-        server, demo, "POST", f"/conversations/{liam.conversation}/toggle_status",
-        json={"status": "resolved"},
-    )  # fmt: skip
+    liam.given_status("resolved")
     noah = Customer(server, demo, "Noah Williams", "noah.w@example.com")
     noah.says("Is there a student discount?")
-    agent_api(
-        server, demo, "POST", f"/conversations/{noah.conversation}/toggle_status",
-        json={"status": "pending"},
-    )  # fmt: skip
+    noah.given_status("pending")
     sofia = Customer(server, demo, "Sofia Rossi", "sofia.rossi@example.com")
     sofia.says("Do you have the Trail Runner 2 in size 39?")
     for customer in (liam, noah, sofia):

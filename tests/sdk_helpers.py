@@ -6,18 +6,23 @@
   speaks only ``actioncable-v1-json``, as a stock Chatwoot does: no session restore, no history.
   It can cut every connection and refuse new ones for a while (a network outage).
 * :class:`Agent`: the agent side, through the agent API with an access token.
+* :func:`sdk`, :func:`listen` and :func:`make_client`: one test body for both shells. The
+  async shell is awaited; the sync one runs in worker threads (as an application would run
+  it beside an event loop), so the outage and resume tests drive both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -26,9 +31,15 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from client_sdk import AsyncChatSession
+from client_sdk import AsyncChatSession, AsyncInboxClient, ChatSession, InboxClient
 from client_sdk import cable_protocol as cp
+from client_sdk.events import Event
 from tests.server_helpers import CLI, HOST, START_TIMEOUT, GatewayProcess, ServerFailed
+
+T = TypeVar("T")
+SHELLS = ["async", "sync"]
+AnyClient = AsyncInboxClient | InboxClient
+AnySession = AsyncChatSession | ChatSession
 
 ENV = {"INBOXGATE_MESSAGES_PER_MINUTE": "100000", "INBOXGATE_RATE_LIMIT_SAFELIST": "127.0.0.1"}
 
@@ -172,8 +183,37 @@ def outbox_path(root: Path) -> Path:
     return root / "sdk" / "outbox.sqlite3"
 
 
-async def outbox_drained(session: AsyncChatSession, timeout: float = 30.0) -> None:
+async def outbox_drained(session: AnySession, timeout: float = 30.0) -> None:
     """Wait until every entry of the session's outbox was confirmed by its echo."""
     with anyio.fail_after(timeout):
-        while await session.pending():
+        while await sdk(session.pending):
             await anyio.sleep(0.02)
+
+
+def make_client(shell: str, base_url: str, inbox: str, **options: Any) -> AnyClient:
+    """The ``shell`` ("async" or "sync") client of ``inbox``, with the same options."""
+    kind = AsyncInboxClient if shell == "async" else InboxClient
+    return kind(base_url, inbox, **options)
+
+
+async def sdk(method: Callable[..., Awaitable[T] | T], *args: Any, **kwargs: Any) -> Any:
+    """Call an SDK method from the test's event loop: awaited for the async shell, in a
+    worker thread for the sync one."""
+    if inspect.iscoroutinefunction(method):
+        return await method(*args, **kwargs)
+    return await anyio.to_thread.run_sync(functools.partial(method, *args, **kwargs))
+
+
+async def listen(session: AnySession, events: list[Event]) -> None:
+    """Append the session's events to ``events`` until it is closed (the sync shell's
+    iterator runs in a worker thread)."""
+    if isinstance(session, AsyncChatSession):
+        async for event in session.events():
+            events.append(event)
+        return
+
+    def consume() -> None:
+        for event in session.events():
+            events.append(event)
+
+    await anyio.to_thread.run_sync(consume)

@@ -31,6 +31,8 @@ from typing import Any
 
 import httpx
 
+from client_sdk.http_core import identifier_hash
+
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
 # Runs gateway.cli's click group, exactly what the ``inboxgate`` console script runs.
@@ -246,8 +248,5 @@ def gateway_server(
 
 
 def hmac_hex(key: str, identifier: str) -> str:
-    """``identifier_hash`` as a customer backend computes it: hex HMAC-SHA256."""
-    import hashlib
-    import hmac
-
-    return hmac.new(key.encode(), identifier.encode(), hashlib.sha256).hexdigest()
+    """``identifier_hash`` as a customer backend computes it (with the SDK)."""
+    return identifier_hash(key, identifier)

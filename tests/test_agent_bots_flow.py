@@ -17,9 +17,7 @@ from gateway.domain import provisioning as prov
 from gateway.store.records import LoggedEvent
 from gateway.store.sql import rows
 from tests.admin_helpers import ADMIN_TOKEN, AGENT_TOKEN, account_url, admin, agent, auth
-from tests.routes_helpers import Env, anyio_backend_fixture, env_fixture, make_env_fixture
-
-__all__ = ["anyio_backend_fixture", "env_fixture", "make_env_fixture"]
+from tests.routes_helpers import Env
 
 pytestmark = pytest.mark.anyio
 

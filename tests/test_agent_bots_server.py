@@ -24,7 +24,7 @@ from client_sdk import cable_protocol as cp
 from tests.cable_client import CableClient, agent_identifier, contact_identifier
 from tests.cable_socket_helpers import data, event_name, next_event, subscribe_ok
 from tests.server_helpers import GatewayProcess
-from tests.test_webhooks_server import Hit, Receiver
+from tests.webhook_receiver import Hit, Receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 

@@ -19,9 +19,7 @@ from tests.admin_helpers import (
     auth,
     get,
 )
-from tests.routes_helpers import Env, anyio_backend_fixture, env_fixture, make_env_fixture
-
-__all__ = ["anyio_backend_fixture", "env_fixture", "make_env_fixture"]
+from tests.routes_helpers import Env
 
 pytestmark = pytest.mark.anyio
 

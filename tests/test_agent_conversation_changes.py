@@ -19,14 +19,7 @@ from tests.agent_helpers import (
     names,
     streams_of,
 )
-from tests.routes_helpers import (  # noqa: F401 - fixtures
-    T0,
-    Env,
-    EnvFactory,
-    anyio_backend_fixture,
-    env_fixture,
-    make_env_fixture,
-)
+from tests.routes_helpers import T0, Env, EnvFactory
 
 pytestmark = pytest.mark.anyio
 

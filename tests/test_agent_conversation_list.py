@@ -9,12 +9,7 @@ import pytest
 
 from gateway.domain import teams
 from tests.agent_helpers import NOT_FOUND, Api, Staff, customer_conversation, make_staff
-from tests.routes_helpers import (  # noqa: F401 - fixtures
-    Env,
-    anyio_backend_fixture,
-    env_fixture,
-    make_env_fixture,
-)
+from tests.routes_helpers import Env
 
 pytestmark = pytest.mark.anyio
 

@@ -18,14 +18,7 @@ from tests.agent_helpers import (
     names,
     streams_of,
 )
-from tests.routes_helpers import (  # noqa: F401 - fixtures
-    ISO,
-    T0,
-    Env,
-    anyio_backend_fixture,
-    env_fixture,
-    make_env_fixture,
-)
+from tests.routes_helpers import ISO, T0, Env
 
 pytestmark = pytest.mark.anyio
 

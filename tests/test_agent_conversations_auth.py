@@ -10,12 +10,7 @@ import pytest
 
 from gateway.domain import provisioning as prov
 from tests.agent_helpers import NOT_AUTHORIZED, NOT_FOUND, Staff, customer_conversation, make_staff
-from tests.routes_helpers import (  # noqa: F401 - fixtures
-    Env,
-    anyio_backend_fixture,
-    env_fixture,
-    make_env_fixture,
-)
+from tests.routes_helpers import Env
 
 pytestmark = pytest.mark.anyio
 

@@ -18,9 +18,7 @@ from starlette.routing import Route
 from gateway.domain import provisioning as prov
 from gateway.routes.agent_routing import ACCOUNT
 from tests.admin_helpers import ADMIN_TOKEN, admin, auth, make_user
-from tests.routes_helpers import Env, anyio_backend_fixture, env_fixture, make_env_fixture
-
-__all__ = ["anyio_backend_fixture", "env_fixture", "make_env_fixture"]
+from tests.routes_helpers import Env
 
 pytestmark = pytest.mark.anyio
 

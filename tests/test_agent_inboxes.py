@@ -20,9 +20,7 @@ from tests.admin_helpers import (
     get,
     make_user,
 )
-from tests.routes_helpers import Env, anyio_backend_fixture, env_fixture, make_env_fixture
-
-__all__ = ["anyio_backend_fixture", "env_fixture", "make_env_fixture"]
+from tests.routes_helpers import Env
 
 pytestmark = pytest.mark.anyio
 

@@ -15,16 +15,7 @@ import pytest
 
 from client_sdk import cable_protocol as cp
 from tests.cable_client import CableClient
-from tests.cable_socket_helpers import (  # noqa: F401 - fixtures
-    Tenant,
-    data,
-    event_name,
-    http_fixture,
-    next_event,
-    ok,
-    subscribe_ok,
-    tenant_fixture,
-)
+from tests.cable_socket_helpers import Tenant, data, event_name, next_event, ok, subscribe_ok
 from tests.server_helpers import GatewayProcess, gateway_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]

@@ -10,16 +10,7 @@ import pytest
 
 from client_sdk import protocol as p
 from tests.agent_helpers import NOT_FOUND, Staff, customer_conversation, make_staff, streams_of
-from tests.routes_helpers import (  # noqa: F401 - fixtures
-    ISO,
-    T0,
-    Env,
-    EnvFactory,
-    anyio_backend_fixture,
-    attachment_files,
-    env_fixture,
-    make_env_fixture,
-)
+from tests.routes_helpers import ISO, T0, Env, EnvFactory, attachment_files
 
 pytestmark = pytest.mark.anyio
 

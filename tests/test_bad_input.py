@@ -30,9 +30,7 @@ from starlette.routing import Route
 
 from gateway.domain import provisioning as prov
 from tests.admin_helpers import ADMIN_TOKEN, PLATFORM_TOKEN, admin, platform_app
-from tests.routes_helpers import PUBLIC, Env, EnvFactory, anyio_backend_fixture, make_env_fixture
-
-__all__ = ["anyio_backend_fixture", "make_env_fixture"]
+from tests.routes_helpers import PUBLIC, Env, EnvFactory
 
 pytestmark = pytest.mark.anyio
 

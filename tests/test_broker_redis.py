@@ -18,17 +18,9 @@ from gateway.broker import Broker, BrokerUnavailable, Gap
 from gateway.broker.redis import MAX_LOST_STREAMS, RedisBroker, redacted
 from tests.broker_contract import BrokerContract, BrokerFactory, msg, take
 from tests.postgres_helpers import TcpProxy
-from tests.redis_helpers import (
-    RedisServer,
-    client_fixture,
-    own_redis_fixture,
-    prefix_fixture,
-    redis_url_fixture,
-)
+from tests.redis_helpers import RedisServer
 
 pytestmark = pytest.mark.anyio
-
-__all__ = ["client_fixture", "own_redis_fixture", "prefix_fixture", "redis_url_fixture"]
 
 
 class TestRedisBroker(BrokerContract):

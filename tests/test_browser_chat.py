@@ -3,7 +3,6 @@ agent console, and the gateway under uvicorn (restarted mid-chat in one test).""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,31 +16,12 @@ from tests.browser_helpers import (
     Widget,
     agent_api,
     demo_gateway,
-    launch_chromium,
     no_page_errors,
     screenshot,
 )
 from tests.server_helpers import GatewayProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def site() -> Iterator[HostSite]:
-    with HostSite() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, Demo]]:
-    with demo_gateway(tmp_path_factory.mktemp("browser-chat")) as running:
-        yield running
 
 
 def test_customer_chats_with_agent_and_markup_stays_text(

@@ -14,9 +14,7 @@ from tests.browser_helpers import (
     Console,
     Customer,
     Demo,
-    agent_api,
     demo_gateway,
-    launch_chromium,
     no_page_errors,
 )
 from tests.server_helpers import GatewayProcess
@@ -36,12 +34,6 @@ class Seeded:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     with demo_gateway(tmp_path_factory.mktemp("browser-console")) as (server, demo):
         olive = Customer(server, demo, "Olive Oldest", "olive@example.com")
@@ -51,18 +43,11 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             customer = Customer(server, demo, f"Customer {n:02d}", f"customer{n:02d}@example.com")
             customer.says(f"Hello from customer {n:02d}")
             if n in RESOLVED:
-                status = {"status": "resolved"}
-                agent_api(
-                    server, demo, "POST", f"/conversations/{customer.conversation}/toggle_status",
-                    json=status,
-                )  # fmt: skip
+                customer.given_status("resolved")
             customer.close()
         grace = Customer(server, demo, "Grace Hopper", "amazing.grace@navy.example")
         grace.says("My compiler cannot find the bug")
-        agent_api(
-            server, demo, "POST", f"/conversations/{grace.conversation}/toggle_status",
-            json={"status": "pending"},
-        )  # fmt: skip
+        grace.given_status("pending")
         grace.close()
         olive.close()
         yield Seeded(server, demo, olive.conversation)

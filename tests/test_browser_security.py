@@ -5,7 +5,6 @@ refuses inline script and framing by another site."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,8 +18,6 @@ from tests.browser_helpers import (
     Demo,
     HostSite,
     Widget,
-    demo_gateway,
-    launch_chromium,
     no_page_errors,
     watch_errors,
 )
@@ -37,24 +34,6 @@ SVG = (
     b"<script>document.documentElement.setAttribute('data-pwned', '1');"
     b"alert('xss from ' + document.domain);</script></svg>"
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def site() -> Iterator[HostSite]:
-    with HostSite() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, Demo]]:
-    with demo_gateway(tmp_path_factory.mktemp("browser-security")) as running:
-        yield running
 
 
 def _attachment_links(console: Console, count: int) -> list[str]:

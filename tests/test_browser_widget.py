@@ -4,7 +4,6 @@ types agents send, attachments, identity verification and the JavaScript API."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,6 @@ from tests.browser_helpers import (
     HostSite,
     Widget,
     agent_api,
-    demo_gateway,
-    launch_chromium,
     no_page_errors,
     screenshot,
 )
@@ -31,24 +28,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP4z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg=="
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def site() -> Iterator[HostSite]:
-    with HostSite() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, Demo]]:
-    with demo_gateway(tmp_path_factory.mktemp("browser-widget")) as running:
-        yield running
 
 
 def _new_inbox(server: GatewayProcess, demo: Demo, **body: Any) -> dict[str, Any]:

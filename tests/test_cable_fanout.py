@@ -21,19 +21,16 @@ import pytest
 
 from client_sdk import cable_protocol as cp
 from tests.cable_client import CableClient
-from tests.cable_socket_helpers import (  # noqa: F401 - fixtures
+from tests.cable_socket_helpers import (
     Customer,
     Tenant,
     data,
     event_name,
-    http_fixture,
     next_event,
     next_events,
     next_named,
-    perform,
     subscribe_ok,
     summary,
-    tenant_fixture,
 )
 from tests.server_helpers import GatewayProcess, gateway_server
 

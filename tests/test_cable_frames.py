@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from client_sdk import cable_protocol as cp
-from gateway.cable import EncodedEvent, StreamIds, splice, splicer_for
+from gateway.realtime.core import EncodedEvent, StreamIds, splice, splicer_for
 
 ENCODINGS: tuple[cp.Encoding, ...] = ("json", "msgpack")
 IDENT = '{"channel":"ChatChannel","id":42}'

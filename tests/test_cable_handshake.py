@@ -17,7 +17,7 @@ from websockets.exceptions import InvalidStatus
 
 from client_sdk import cable_protocol as cp
 from tests.cable_client import CableClient, agent_identifier, contact_identifier
-from tests.cable_socket_helpers import (  # noqa: F401 - fixtures
+from tests.cable_socket_helpers import (
     EXTENDED,
     PROTOCOLS,
     Tenant,
@@ -26,10 +26,8 @@ from tests.cable_socket_helpers import (  # noqa: F401 - fixtures
     data,
     event_name,
     expect_disconnect,
-    http_fixture,
     next_event,
     next_events,
-    perform,
     proto_id,
     subscribe_ok,
     subscribe_rejected,

@@ -13,14 +13,7 @@ import pytest
 
 from client_sdk import cable_protocol as cp
 from tests.cable_client import RECV_TIMEOUT, CableClient
-from tests.cable_socket_helpers import (  # noqa: F401 - fixtures
-    Tenant,
-    data,
-    event_name,
-    http_fixture,
-    perform,
-    tenant_fixture,
-)
+from tests.cable_socket_helpers import Tenant, data, event_name, perform
 from tests.server_helpers import GatewayProcess, gateway_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]

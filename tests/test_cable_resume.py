@@ -44,13 +44,14 @@ from hypothesis.stateful import (
 from client_sdk import cable_protocol as cp
 from tests.cable_client import contact_identifier
 from tests.cable_views import (
-    QUIET,
+    SENTINEL,
     Link,
     Listener,
     View,
     contact_path,
     ok,
     store_messages,
+    until_received,
     wait_for,
 )
 from tests.server_helpers import GatewayProcess
@@ -366,16 +367,13 @@ async def test_kill_mid_conversation(tmp_path: Path) -> None:
                 stop_posting.set()
                 with anyio.fail_after(20):
                     await posting_done.wait()
+                messages = server.url(f"{api}/conversations/{conv}/messages")
+                sentinel = {"content": SENTINEL, "echo_id": "sentinel"}
+                acked["sentinel"] = ok(await http.post(messages, json=sentinel))
+                await until_received([listener.view for listener in listeners], SENTINEL, 20)
                 stored = await anyio.to_thread.run_sync(
                     store_messages, server, inbox, contact["source_id"], [conv]
                 )
-                for i, listener in enumerate(listeners):
-                    await wait_for(
-                        lambda listener=listener: len(listener.view.created()) >= len(stored),
-                        20,
-                        f"listener {i} to catch up ({len(stored)} messages)",
-                    )
-                await anyio.sleep(QUIET)  # anything extra (a repeat) would arrive now
                 stop_listening.set()
                 for listener in listeners:
                     if listener.cable is not None:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from client_sdk import cable_protocol as cp
-from gateway.cable import (
+from gateway.realtime.core import (
     CableSession,
     HistoryCursor,
     HistoryRequested,

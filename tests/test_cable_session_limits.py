@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from client_sdk import cable_protocol as cp
-from gateway.cable import (
+from gateway.realtime.core import (
     CableSession,
     Close,
     Limits,

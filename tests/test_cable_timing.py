@@ -22,7 +22,7 @@ import msgspec
 import pytest
 
 from client_sdk import cable_protocol as cp
-from tests.cable_socket_helpers import Tenant, http_fixture  # noqa: F401 - fixture
+from tests.cable_socket_helpers import Tenant
 from tests.server_helpers import HOST, GatewayProcess, gateway_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]

@@ -1,6 +1,6 @@
-"""The lean transport's RFC 6455 layer (``gateway.cable.websocket``), sans I/O: server frames
-byte-identical to what ``websockets`` builds, client frames as ``websockets`` clients mask and
-fragment them, and every frame a client may not send refused with the right close code."""
+"""The lean transport's RFC 6455 layer (``gateway.realtime.core.websocket``), sans I/O: server
+frames byte-identical to what ``websockets`` builds, client frames as ``websockets`` clients
+mask and fragment them, and every frame a client may not send refused with the right close code."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
 
-from gateway.cable import EncodedEvent, splicer_for
-from gateway.cable import websocket as ws
-from gateway.cable.frames import JsonSplicer
+from gateway.realtime.core import EncodedEvent, splicer_for
+from gateway.realtime.core import websocket as ws
+from gateway.realtime.core.frames import JsonSplicer
 
 
 def masked(opcode: int, payload: bytes, fin: bool = True) -> bytes:

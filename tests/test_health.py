@@ -24,16 +24,8 @@ from tests.cable_client import CableClient
 from tests.cable_socket_helpers import Tenant, expect_disconnect, subscribe_ok
 from tests.postgres_helpers import ADMIN_URL, TcpProxy, fresh_database
 from tests.redis_helpers import REDIS_URL, require
-from tests.routes_helpers import (
-    Env,
-    anyio_backend_fixture,
-    env_fixture,
-    make_env_fixture,
-    settings_for,
-)
+from tests.routes_helpers import Env, settings_for
 from tests.server_helpers import gateway_server
-
-__all__ = ["anyio_backend_fixture", "env_fixture", "make_env_fixture"]
 
 pytestmark = pytest.mark.anyio
 

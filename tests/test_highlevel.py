@@ -7,9 +7,7 @@ from typing import Any
 import pytest
 
 from gateway.domain import provisioning as prov
-from tests.routes_helpers import Env, anyio_backend_fixture, env_fixture, make_env_fixture
-
-__all__ = ["anyio_backend_fixture", "env_fixture", "make_env_fixture"]
+from tests.routes_helpers import Env
 
 pytestmark = pytest.mark.anyio
 

@@ -20,14 +20,7 @@ from gateway.errors import BadRequest
 from gateway.forms import parse_urlencoded
 from gateway.realtime.room import _int as room_int
 from tests.agent_helpers import Api, customer_conversation, make_staff
-from tests.routes_helpers import (  # noqa: F401 - fixtures
-    NOT_FOUND,
-    PUBLIC,
-    Env,
-    anyio_backend_fixture,
-    env_fixture,
-    make_env_fixture,
-)
+from tests.routes_helpers import NOT_FOUND, PUBLIC, Env
 
 pytestmark = pytest.mark.anyio
 

@@ -27,19 +27,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from client_sdk import cable_protocol as cp
-from gateway.routes.cable import CableEndpoint
+from gateway.realtime.endpoint import CableEndpoint
 from tests.agent_helpers import Api, make_staff
 from tests.asgi_cable import FakeSocket
 from tests.cable_client import agent_identifier, contact_identifier
 from tests.postgres_helpers import fresh_database
-from tests.routes_helpers import (  # noqa: F401 - fixtures
-    Env,
-    _app_env,
-    anyio_backend_fixture,
-    env_fixture,
-    inbox_url,
-    make_env_fixture,
-)
+from tests.routes_helpers import Env, _app_env, inbox_url
 
 V_ID = "victim-7"
 V_NAME = "Victoria Hollowbrook"

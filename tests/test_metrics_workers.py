@@ -12,10 +12,7 @@ import httpx
 import pytest
 
 from tests.postgres_helpers import fresh_database_sync
-from tests.redis_helpers import prefix_fixture, redis_url_fixture
 from tests.server_helpers import GatewayProcess, server_env
-
-__all__ = ["prefix_fixture", "redis_url_fixture"]
 
 pytestmark = pytest.mark.slow
 

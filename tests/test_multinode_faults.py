@@ -31,15 +31,21 @@ import pytest
 
 from client_sdk import cable_protocol as cp
 from tests.cable_client import contact_identifier
-from tests.cable_views import QUIET, contact_path, ok, store_messages, wait_for
+from tests.cable_views import (
+    SENTINEL,
+    contact_path,
+    ok,
+    store_messages,
+    until_received,
+    wait_for,
+)
 from tests.multinode_helpers import Cluster, NodeListener, Poster, cluster
 from tests.postgres_helpers import ThreadedProxy, fresh_database_sync
-from tests.redis_helpers import RedisServer, own_redis_fixture
+from tests.redis_helpers import RedisServer
 from tests.server_helpers import GatewayProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio, pytest.mark.timeout(240)]
 
-__all__ = ["own_redis_fixture"]  # a fixture: a private redis-server, killed by pid
 
 HOMES = [(cp.EXT_JSON, 0), (cp.EXT_MSGPACK, 0), (cp.EXT_JSON, 1), (cp.EXT_MSGPACK, 1)]
 # PostgresStore.op_timeout: the longest a request may wait on the database, retries included.
@@ -102,15 +108,13 @@ async def stream_through(nodes: Cluster, disrupt: Disruption) -> Run:
             stop_posting.set()
             with anyio.fail_after(REQUEST_BOUND * 2):
                 await run.poster.done.wait()
+            messages = run.live_node().url(f"{run.api}/conversations/{conv}/messages")
+            sentinel = {"content": SENTINEL, "echo_id": "sentinel"}
+            run.poster.acked["sentinel"] = ok(await http.post(messages, json=sentinel))
+            await until_received([listener.view for listener in run.listeners], SENTINEL, 30)
             stored = await anyio.to_thread.run_sync(
                 store_messages, run.live_node(), inbox, run.source_id, [conv]
             )
-            for i, listener in enumerate(run.listeners):
-                await wait_for(
-                    lambda listener=listener: len(listener.view.created()) >= len(stored),
-                    30, f"listener {i} to catch up ({len(stored)} messages)",
-                )  # fmt: skip
-            await anyio.sleep(QUIET * 3)  # anything repeated would arrive now
             stop_listening.set()
             for listener in run.listeners:
                 if listener.cable is not None:

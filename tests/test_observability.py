@@ -20,15 +20,7 @@ from prometheus_client import REGISTRY
 from gateway.logs import JsonFormatter, TextFormatter
 from gateway.observability import request_id_of
 from tests.admin_helpers import ADMIN_TOKEN, account_url, admin, auth
-from tests.routes_helpers import (
-    Env,
-    EnvFactory,
-    anyio_backend_fixture,
-    env_fixture,
-    make_env_fixture,
-)
-
-__all__ = ["anyio_backend_fixture", "env_fixture", "make_env_fixture"]
+from tests.routes_helpers import Env, EnvFactory
 
 pytestmark = pytest.mark.anyio
 

@@ -29,16 +29,7 @@ from gateway.openapi.page import render
 from gateway.openapi.table_platform import PROBES
 from gateway.settings import Settings, SettingsError
 from tests.admin_helpers import ADMIN_TOKEN, PLATFORM_TOKEN, admin, auth, platform_app
-from tests.routes_helpers import (
-    Env,
-    EnvFactory,
-    anyio_backend_fixture,
-    env_fixture,
-    make_env_fixture,
-    settings_for,
-)
-
-__all__ = ["anyio_backend_fixture", "env_fixture", "make_env_fixture"]
+from tests.routes_helpers import Env, EnvFactory, settings_for
 
 DOCUMENT = build_document()
 INBOX = "/public/api/v1/inboxes/{inbox}"

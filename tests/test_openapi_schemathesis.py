@@ -45,7 +45,7 @@ EXCLUDED = {
     # Rails (so Chatwoot, so inboxgate: gateway/app.py ``_http_error``) answers a method a
     # path does not declare with 404, not 405 with an Allow header.
     "unsupported_method": "an undeclared method is Rails' 404 (gateway/app.py), not a 405",
-    # Requests are decoded leniently, as Rails casts them (client_sdk/protocol.py, "Requests
+    # Requests are decoded leniently, as Rails casts them (client_sdk/protocol/, "Requests
     # are lenient"): 0/1 and "true" are booleans, "5" is a number, a non-numeric page is page
     # 1, unknown fields and multipart parts that are not files are ignored. Invalid data that
     # Chatwoot accepts is accepted; what it refuses is a 4xx, which the other checks see.

@@ -22,9 +22,7 @@ from tests.admin_helpers import (
     auth,
     platform_app,
 )
-from tests.routes_helpers import Env, anyio_backend_fixture, env_fixture, make_env_fixture
-
-__all__ = ["anyio_backend_fixture", "env_fixture", "make_env_fixture"]
+from tests.routes_helpers import Env
 
 PLATFORM = "/platform/api/v1"
 INVALID = {"error": "Invalid access_token"}

@@ -14,21 +14,14 @@ import pytest
 
 from client_sdk import cable_protocol as cp
 from gateway.broker import MemoryBroker
-from gateway.cable import SessionSnapshot, SubscriptionState
 from gateway.domain import events
-from gateway.routes.cable import CableEndpoint
+from gateway.realtime import hub as hub_module
+from gateway.realtime.core import SessionSnapshot, SubscriptionState
+from gateway.realtime.endpoint import CableEndpoint
 from gateway.store import StoreUnavailable
 from tests.asgi_cable import FakeSocket, connected
 from tests.cable_client import contact_identifier
-from tests.routes_helpers import (
-    Env,
-    EnvFactory,
-    anyio_backend_fixture,
-    env_fixture,
-    make_env_fixture,
-)
-
-__all__ = ["anyio_backend_fixture", "env_fixture", "make_env_fixture"]
+from tests.routes_helpers import Env, EnvFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -67,6 +60,25 @@ async def test_one_ping_tick_for_every_connection_and_no_visit_to_the_idle(env: 
         pings = [await s.next(skip_pings=False) for s in (plain, ext)]
         assert pings == [cp.Ping(message=int(env.clock()))] * 2
         assert hub.timed == 0
+
+
+async def test_a_big_ping_round_goes_in_slices_and_reaches_everyone(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over ``PING_SLICE`` sockets, a ping round is written a slice per turn of the loop (the
+    loop is not held for the whole round), and every socket still gets the round's frame."""
+    monkeypatch.setattr(hub_module, "PING_SLICE", 1)
+    contact = await env.contact()
+    async with connected(env, FakeSocket(cp.JSON)) as one, connected(env, FakeSocket()) as two:
+        for socket in (one, two):
+            await subscribe(socket, contact["pubsub_token"])
+        hub = env.app.state.realtime.hub
+        env.clock.advance(3)
+        pinged = int(env.clock())
+        with anyio.fail_after(5):
+            pings = [await s.next(skip_pings=False) for s in (one, two)]
+        assert pings == [cp.Ping(message=pinged)] * 2
+        assert hub._ping_slice is None  # the round is over
 
 
 async def test_an_event_whose_doorbell_never_rang_is_healed_from_the_log(env: Env) -> None:

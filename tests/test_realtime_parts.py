@@ -12,8 +12,8 @@ import pytest
 
 from client_sdk import protocol as p
 from gateway.broker import BrokerMessage, MemoryBroker
-from gateway.cable import SessionSnapshot, StreamIds, SubscriptionState
 from gateway.realtime import Hub, MemoryPresence, MemorySessionCache, Publisher, Typing
+from gateway.realtime.core import SessionSnapshot, StreamIds, SubscriptionState
 from gateway.store.records import LoggedEvent
 
 pytestmark = pytest.mark.anyio

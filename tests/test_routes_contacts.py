@@ -8,17 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.routes_helpers import (  # noqa: F401 - fixtures
-    CONTACT_KEYS,
-    CONTACT_RECORD_KEYS,
-    ISO,
-    NOT_FOUND,
-    PUBLIC,
-    Env,
-    anyio_backend_fixture,
-    env_fixture,
-    make_env_fixture,
-)
+from tests.routes_helpers import CONTACT_KEYS, CONTACT_RECORD_KEYS, ISO, NOT_FOUND, PUBLIC, Env
 
 pytestmark = pytest.mark.anyio
 

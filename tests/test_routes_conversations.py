@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.routes_helpers import (  # noqa: F401 - fixtures
+from tests.routes_helpers import (
     CONTACT_RECORD_KEYS,
     CONVERSATION_KEYS,
     MESSAGE_KEYS,
@@ -14,9 +14,6 @@ from tests.routes_helpers import (  # noqa: F401 - fixtures
     T0,
     Env,
     EnvFactory,
-    anyio_backend_fixture,
-    env_fixture,
-    make_env_fixture,
 )
 
 pytestmark = pytest.mark.anyio

@@ -9,16 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.domain import provisioning as prov
-from tests.routes_helpers import (  # noqa: F401 - fixtures
-    ISO,
-    NOT_FOUND,
-    PUBLIC,
-    T0,
-    Env,
-    EnvFactory,
-    anyio_backend_fixture,
-    make_env_fixture,
-)
+from tests.routes_helpers import ISO, NOT_FOUND, PUBLIC, T0, Env, EnvFactory
 
 pytestmark = pytest.mark.anyio
 

@@ -8,16 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.routes_helpers import (  # noqa: F401 - fixtures
-    NOT_FOUND,
-    PUBLIC,
-    Env,
-    EnvFactory,
-    anyio_backend_fixture,
-    env_fixture,
-    inbox_url,
-    make_env_fixture,
-)
+from tests.routes_helpers import NOT_FOUND, PUBLIC, Env, EnvFactory, inbox_url
 
 pytestmark = pytest.mark.anyio
 

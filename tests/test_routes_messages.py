@@ -12,17 +12,7 @@ import pytest
 from gateway.domain import conversations as conv_ops
 from gateway.domain import message_reads
 from gateway.domain import messages as msg_ops
-from tests.routes_helpers import (  # noqa: F401 - fixtures
-    MESSAGE_KEYS,
-    NOT_FOUND,
-    T0,
-    Env,
-    EnvFactory,
-    anyio_backend_fixture,
-    attachment_files,
-    env_fixture,
-    make_env_fixture,
-)
+from tests.routes_helpers import MESSAGE_KEYS, NOT_FOUND, T0, Env, EnvFactory, attachment_files
 
 pytestmark = pytest.mark.anyio
 

@@ -3,8 +3,6 @@ mapping, the outbox, typed events, saved sessions. No sockets."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import inspect
 import json
 import random
@@ -263,9 +261,10 @@ def test_calls_are_built_like_chatwoot_expects() -> None:
     }
     with pytest.raises(ValueError):
         http_core.csat_response(6, None)
-    # The reference's Python line (§4.3), computed independently.
-    expected = hmac.new(b"key", b"user-1", hashlib.sha256).hexdigest()
-    assert http_core.identifier_hash("key", "user-1") == expected
+    # The reference's line (§4.3) is HMAC-SHA256 in hex: RFC 4231's test case 2.
+    assert http_core.identifier_hash("Jefe", "what do ya want for nothing?") == (
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    )
 
 
 # -- the outbox and saved sessions -------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The SDK against a server that only speaks plain ``actioncable-v1-json`` (a stock Chatwoot):
 a real websocket proxy in front of the gateway offers nothing else, so there is no session
 restore and no history. After an outage the SDK catches up through the messages list: every
-message reaches it once, in order, including those sent while it was away."""
+message reaches it once, in order, including those sent while it was away. Both shells run it."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from client_sdk import AsyncInboxClient, ReconnectPolicy
+from client_sdk import ReconnectPolicy
 from client_sdk import cable_protocol as cp
 from client_sdk.events import Connected, Disconnected, Event, MessageCreated
-from tests.sdk_helpers import ENV, Agent, PlainCableProxy
+from tests.sdk_helpers import ENV, SHELLS, Agent, PlainCableProxy, listen, make_client, sdk
 from tests.server_helpers import gateway_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
@@ -27,14 +27,17 @@ async def wait_for(done: object, what: str, timeout: float = 20.0) -> None:
 
 
 @pytest.mark.timeout(120)
-async def test_plain_actioncable_server_degrades_to_http_catch_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_plain_actioncable_server_degrades_to_http_catch_up(
+    tmp_path: Path, shell: str
+) -> None:
     with gateway_server(tmp_path, **ENV) as server:
         inbox = server.provision_inbox(name="Plain")
         agent = Agent(server, inbox)
         proxy = PlainCableProxy(lambda: server.ws_url("/cable"))
         await proxy.start()
-        client = AsyncInboxClient(
-            server.base_url, inbox["identifier"], cable_url=proxy.url,
+        client = make_client(
+            shell, server.base_url, inbox["identifier"], cable_url=proxy.url,
             reconnect=ReconnectPolicy(base=0.1, cap=0.4),
         )  # fmt: skip
         events: list[Event] = []
@@ -45,17 +48,12 @@ async def test_plain_actioncable_server_degrades_to_http_catch_up(tmp_path: Path
             )
 
         try:
-            session = await client.start_session(name="Plain customer")
-            conv = await session.start_conversation()
+            session = await sdk(client.start_session, name="Plain customer")
+            conv = await sdk(session.start_conversation)
             async with anyio.create_task_group() as tg:
-
-                async def listen() -> None:
-                    async for event in session.events():
-                        events.append(event)
-
-                tg.start_soon(listen)
+                tg.start_soon(listen, session, events)
                 await wait_for(lambda: any(isinstance(e, Connected) for e in events), "connected")
-                await conv.send("hello over plain json")
+                await sdk(conv.send, "hello over plain json")
                 await anyio.to_thread.run_sync(agent.reply, conv.id, "live reply")
                 await wait_for(lambda: heard("live reply"), "the live reply")
                 live = [e for e in events if isinstance(e, MessageCreated)]
@@ -71,10 +69,10 @@ async def test_plain_actioncable_server_degrades_to_http_catch_up(tmp_path: Path
                 await anyio.to_thread.run_sync(agent.reply, conv.id, "live again")
                 await wait_for(lambda: heard("live again"), "live traffic after the catch-up")
                 await anyio.sleep(0.3)  # a repeat would arrive now
-                stored = await client.messages_after(session.source_id, conv.id)
-                await session.close()
+                stored = await sdk(client.messages_after, session.source_id, conv.id)
+                await sdk(session.close)
         finally:
-            await client.close()
+            await sdk(client.close)
             await proxy.stop()
 
     assert all(offered == [f"{cp.EXT_JSON}, {cp.JSON}"] for offered in proxy.offered)

@@ -15,6 +15,7 @@ from anyio.abc import TaskStatus
 from starlette.applications import Starlette
 
 from gateway.app import create_app
+from gateway.attachments import FileStore
 from gateway.domain import instance_secrets
 from gateway.errors import NotFound
 from gateway.settings import Settings
@@ -53,9 +54,15 @@ async def run_node(
         await stop.wait()
 
 
-def signs_alike(a: Starlette, b: Starlette, b_root: Path) -> bool:
-    """A link signed by node ``a`` opens the file on node ``b``."""
-    link = a.state.ctx.files.link_builder("http://a")(ATTACHMENT)
+def signer(key: str, root: Path) -> FileStore:
+    """Files signed with ``key``: what a node using that key signs."""
+    return FileStore(root / "attachments", key, 3600, 1024)
+
+
+def signs_alike(a: Starlette | FileStore, b: Starlette, b_root: Path) -> bool:
+    """A link signed by node (or signer) ``a`` opens the file on node ``b``."""
+    files = a if isinstance(a, FileStore) else a.state.ctx.files
+    link = files.link_builder("http://a")(ATTACHMENT)
     token = link.split("/attachments/", 1)[1].split("/", 1)[0]
     stored = b_root / "attachments" / ATTACHMENT.storage_key
     stored.parent.mkdir(parents=True, exist_ok=True)
@@ -80,15 +87,18 @@ async def test_nodes_sharing_a_postgres_database_share_its_key(tmp_path: Path) -
                 for app in apps[:2]:
                     starting.start_soon(tasks.start, run_node, app, stop)
             await tasks.start(run_node, apps[2], stop)
-            keys = {app.state.ctx.settings.secret_key for app in apps}
             ids = {app.state.realtime.hub.stream_ids("inbox:1") for app in apps}
             assert signs_alike(apps[0], apps[1], roots[1])
             assert signs_alike(apps[2], apps[0], roots[0])
             stored = await apps[0].state.ctx.store.read(stored_secrets)
+            [(name, key)] = stored
+            assert name == "secret_key" and len(key) >= 40 and len(ids) == 1
+            # Every node signs with the stored key, given to what signs; its settings stay
+            # as they were read (the lifespan changes no setting).
+            for app, root in zip(apps, roots, strict=True):
+                assert signs_alike(signer(key, tmp_path), app, root)
+                assert app.state.ctx.settings.secret_key == ""
             stop.set()
-        [key] = keys
-        assert len(key) >= 40 and len(ids) == 1
-        assert stored == [("secret_key", key)]
         # Kept in the database only: no node wrote a key file.
         assert not any((root / "secret_key").exists() for root in roots)
 
@@ -96,8 +106,8 @@ async def test_nodes_sharing_a_postgres_database_share_its_key(tmp_path: Path) -
         again = create_app(node_settings(tmp_path / "later", url))
         own = create_app(node_settings(tmp_path / "own", url, INBOXGATE_SECRET_KEY="k" * 40))
         async with again.router.lifespan_context(again), own.router.lifespan_context(own):
-            assert again.state.ctx.settings.secret_key == key
-            assert own.state.ctx.settings.secret_key == "k" * 40
+            assert signs_alike(signer(key, tmp_path), again, tmp_path / "later")
+            assert signs_alike(signer("k" * 40, tmp_path), own, tmp_path / "own")
             assert not signs_alike(own, again, tmp_path / "later")
 
 

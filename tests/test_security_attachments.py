@@ -11,12 +11,7 @@ import pytest
 from gateway import file_types
 from gateway.store.records import Attachment
 from tests.agent_helpers import customer_conversation, make_staff
-from tests.routes_helpers import (  # noqa: F401 - fixtures
-    Env,
-    anyio_backend_fixture,
-    env_fixture,
-    make_env_fixture,
-)
+from tests.routes_helpers import Env
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>'
 HTML = b"<!doctype html><script>alert(document.domain)</script>"

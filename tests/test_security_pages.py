@@ -14,7 +14,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.routes.static import STATIC_DIR
-from tests.routes_helpers import anyio_backend_fixture, settings_for  # noqa: F401 - fixture
+from tests.routes_helpers import settings_for
 
 pytestmark = pytest.mark.anyio
 

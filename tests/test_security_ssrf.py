@@ -15,13 +15,7 @@ from click.testing import CliRunner, Result
 from gateway import cli
 from gateway.webhooks import guard
 from tests.admin_helpers import ADMIN_TOKEN, PLATFORM_TOKEN, account_url, admin, auth, platform_app
-from tests.routes_helpers import (  # noqa: F401 - fixtures
-    Env,
-    EnvFactory,
-    anyio_backend_fixture,
-    env_fixture,
-    make_env_fixture,
-)
+from tests.routes_helpers import Env, EnvFactory
 
 pytestmark = pytest.mark.anyio
 

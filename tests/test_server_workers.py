@@ -23,7 +23,6 @@ from client_sdk import cable_protocol as cp
 from tests.cable_client import CableClient
 from tests.cable_socket_helpers import expect_disconnect
 from tests.postgres_helpers import fresh_database_sync
-from tests.redis_helpers import prefix_fixture, redis_url_fixture  # noqa: F401 - fixtures
 from tests.server_helpers import GatewayProcess, server_env
 
 pytestmark = [

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from gateway.settings import Settings, SettingsError, stored_secret_key
+from gateway.settings import Settings, SettingsError, stored_secret_key, variable
 
 
 def test_defaults_are_chatwoot_limits(tmp_path: Path) -> None:
@@ -63,19 +65,45 @@ def test_values_are_read_and_parsed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "value", "needle"),
     [
-        ("INBOXGATE_RATE_LIMIT_PER_IP", "lots", "must be an integer"),
-        ("INBOXGATE_MAX_ATTACHMENTS", "-1", "must be >= 0"),
+        ("INBOXGATE_RATE_LIMIT_PER_IP", "lots", "must be an integer >= 0, got 'lots'"),
+        ("INBOXGATE_MAX_ATTACHMENTS", "-1", "must be an integer >= 0, got '-1'"),
         ("INBOXGATE_SQLITE_SYNCHRONOUS", "off", "full or normal"),
         ("INBOXGATE_DATABASE_URL", "mysql://x", "sqlite:///PATH"),
         ("INBOXGATE_FORWARDED_ALLOW_IPS", "proxy.internal", "IP addresses, networks"),
-        ("INBOXGATE_HEADER_TIMEOUT", "soon", "must be a number"),
-        ("INBOXGATE_MAX_CONNECTIONS", "-5", "must be >= 0"),
+        ("INBOXGATE_HEADER_TIMEOUT", "soon", "must be a finite number >= 0"),
+        ("INBOXGATE_HEADER_TIMEOUT", "inf", "must be a finite number >= 0"),
+        ("INBOXGATE_MAX_CONNECTIONS", "-5", "must be an integer >= 0"),
         ("INBOXGATE_CABLE_TRANSPORT", "uvicorn", "must be lean or asgi"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str, needle: str) -> None:
     with pytest.raises(SettingsError, match=needle):
         Settings.from_env({"INBOXGATE_DATA_DIR": str(tmp_path), name: value})
+
+
+def test_documented_fallbacks_and_flag_words(tmp_path: Path) -> None:
+    s = Settings.from_env(
+        {
+            "INBOXGATE_DATA_DIR": str(tmp_path),
+            "INBOXGATE_RATE_LIMIT_WINDOW": "0",  # 0 means 60
+            "INBOXGATE_HEADER_TIMEOUT": "0",  # 0 means 10
+            "INBOXGATE_CABLE_SEND_BUFFER_BYTES": "10",  # at least 4096
+            "INBOXGATE_API_DOCS": "Off",
+            "INBOXGATE_WEBHOOK_ALLOW_PRIVATE": "yes",
+            "INBOXGATE_DEMO_INBOX": "abc",  # set by serve --demo only
+            "INBOXGATE_METRICS_PATH": "/healthz",
+        }
+    )
+    assert (s.rate_limit_window, s.header_timeout, s.cable_send_buffer_bytes) == (60, 10, 4096)
+    assert (s.api_docs, s.webhook_allow_private, s.demo_inbox) == (False, True, "")
+    assert s.metrics_path == "/healthz"
+
+
+def test_a_database_url_in_an_error_shows_only_its_scheme(tmp_path: Path) -> None:
+    env = {"INBOXGATE_DATA_DIR": str(tmp_path), "INBOXGATE_DATABASE_URL": "mysql://u:pw@db/x"}
+    with pytest.raises(SettingsError, match="INBOXGATE_DATABASE_URL must be sqlite") as err:
+        Settings.from_env(env)
+    assert "pw" not in str(err.value) and "'mysql'" in str(err.value)
 
 
 def test_secret_key_is_generated_once_and_shared(tmp_path: Path) -> None:
@@ -128,3 +156,55 @@ def test_operations_settings(tmp_path: Path) -> None:
     ]:
         with pytest.raises(SettingsError, match=needle):
             Settings.from_env({**base, name: value})
+
+
+# -- the docs' settings tables ----------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROW = re.compile(r"^\| `(INBOXGATE_\w+)` \| ([^|]*) \|", re.MULTILINE)
+# Defaults the table says in words: a key generated and kept, the host name.
+IN_WORDS = {"INBOXGATE_SECRET_KEY", "INBOXGATE_NODE_ID"}
+
+
+def documented(page: str) -> dict[str, str]:
+    """The variables of a page's settings tables, each with its Default cell."""
+    return {name: cell.strip() for name, cell in ROW.findall((DOCS / page).read_text())}
+
+
+def default_as_documented(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def test_every_setting_is_in_the_deployment_table_with_its_default() -> None:
+    table = documented("deployment.md")
+    settings = {
+        variable(f.name): f.default
+        for f in msgspec.structs.fields(Settings)
+        if f.name != "demo_inbox"  # set by serve --demo, never from the environment
+    }
+    assert sorted(table) == sorted(settings)
+    for name, cell in table.items():
+        if name in IN_WORDS:
+            continue
+        shown = "" if cell.startswith("*(empty)*") else cell.split("`")[1]
+        default = settings[name]
+        if isinstance(default, Path):
+            assert Path(shown) == default, name
+        else:
+            assert shown == default_as_documented(default), name
+
+
+def test_every_documented_variable_is_a_setting_with_one_default() -> None:
+    variables = {variable(f.name) for f in msgspec.structs.fields(Settings)}
+    reference = documented("deployment.md")
+    for page in DOCS.glob("*.md"):
+        for name, cell in documented(page.name).items():
+            assert name in variables, f"{page.name} documents {name}, which nothing reads"
+            # Another page's table (operations.md) says the same default.
+            assert cell.split("`")[:2] == reference[name].split("`")[:2], (page.name, name)

@@ -14,16 +14,9 @@ from gateway.realtime.hub import SLOW_QUIET_SECONDS
 from gateway.settings import Settings
 from tests.routes_helpers import Clock
 from tests.store_contract import new_conversation
-from tests.webhook_helpers import Hooks, hooks_fixture, prov_set_webhook_url
+from tests.webhook_helpers import Hooks, prov_set_webhook_url
 
 pytestmark = pytest.mark.anyio
-
-__all__ = ["hooks_fixture"]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def deliveries(outcome: str) -> float:

@@ -19,8 +19,7 @@ from gateway.domain import events, outbox
 from gateway.settings import Settings
 from gateway.store import SQLiteStore, StoreUnavailable, open_store
 from gateway.store.postgres import PostgresStore, to_dollar
-from gateway.store.postgres_schema import POSTGRES_MIGRATIONS
-from gateway.store.schema import SQLITE_MIGRATIONS
+from gateway.store.schema import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
 from tests.postgres_helpers import ADMIN_URL, TcpProxy, fresh_database
 from tests.store_contract import (
     T0,
@@ -117,17 +116,6 @@ async def test_two_nodes_starting_together_migrate_once() -> None:
             PostgresStore(url).migrate(), PostgresStore(url).migrate()
         )
         assert sorted([first, second]) == [[], [v for v, _, _ in POSTGRES_MIGRATIONS]]
-
-
-@pytest.fixture
-async def two_nodes() -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
-    """Two stores on one database: what two gateway nodes are to each other."""
-    async with (
-        fresh_database() as url,
-        PostgresStore(url, pool_size=8) as a,
-        PostgresStore(url, pool_size=8) as b,
-    ):
-        yield a, b
 
 
 async def test_two_nodes_display_ids_unique_and_gap_free(

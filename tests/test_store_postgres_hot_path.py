@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -16,20 +16,9 @@ from client_sdk import protocol as p
 from gateway.domain import events, incoming, message_reads, notify
 from gateway.store.postgres import PostgresStore
 from gateway.store.sql import Op, Query, Rows
-from tests.postgres_helpers import fresh_database
 from tests.store_contract import T0, get_conversation_row, link, make_world, new_conversation, send
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def two_nodes() -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
-    async with (
-        fresh_database() as url,
-        PostgresStore(url, pool_size=8) as a,
-        PostgresStore(url, pool_size=8) as b,
-    ):
-        yield a, b
 
 
 def meddling(op: Callable[..., Op[Any]], conversation_id: int) -> Callable[..., Op[Any]]:

@@ -11,24 +11,9 @@ from gateway.domain import provisioning as prov
 from gateway.domain.errors import InvalidAttribute
 from gateway.store.sql import Op
 from tests.store_contract import T0, link, make_session, new_conversation, send
-from tests.webhook_helpers import (
-    ACCOUNT_HOOK,
-    ALL,
-    CONVERSATION_PUSH_KEYS,
-    INBOX_HOOK,
-    Hooks,
-    body,
-    hooks_fixture,
-)
+from tests.webhook_helpers import ACCOUNT_HOOK, ALL, CONVERSATION_PUSH_KEYS, INBOX_HOOK, Hooks, body
 
 pytestmark = pytest.mark.anyio
-
-__all__ = ["hooks_fixture"]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 async def test_a_conversation_flow_enqueues_each_subscribed_event(hooks: Hooks) -> None:

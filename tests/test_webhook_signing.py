@@ -11,15 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.backoff import backoff
 from gateway.settings import Settings, SettingsError
 from gateway.webhooks import guard, signing
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 # -- signing -----------------------------------------------------------------------------------
@@ -68,19 +64,24 @@ def test_verify_round_trip(secret: str, body: bytes, timestamp: int) -> None:
 
 
 def test_backoff_doubles_and_is_capped() -> None:
-    full = [signing.backoff(n, 2.0, 60.0, rand=lambda: 1.0) for n in range(1, 8)]
+    full = [backoff(n, 2.0, 60.0, rand=lambda: 1.0) for n in range(7)]
     assert full == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
-    half = [signing.backoff(n, 2.0, 60.0, rand=lambda: 0.0) for n in range(1, 4)]
+    half = [backoff(n, 2.0, 60.0, rand=lambda: 0.0) for n in range(3)]
     assert half == [1.0, 2.0, 4.0]
-    assert signing.backoff(0, 2.0, 60.0) == 0.0
-    assert signing.backoff(10_000, 2.0, 60.0, rand=lambda: 1.0) == 60.0  # no overflow
+    assert backoff(-1, 2.0, 60.0) == 0.0
+    assert backoff(10_000, 2.0, 60.0, rand=lambda: 1.0) == 60.0  # no overflow
+    assert backoff(3, 0.005, 2.0, least=0.0, rand=lambda: 0.0) == 0.0  # PostgreSQL's re-runs
 
 
-@given(st.integers(min_value=1, max_value=100), st.floats(min_value=0.0, max_value=1.0))
-def test_backoff_jitter_stays_between_half_and_all(attempts: int, r: float) -> None:
-    delay = signing.backoff(attempts, 0.5, 900.0, rand=lambda: r)
-    ceiling = min(900.0, 0.5 * 2.0 ** (attempts - 1))
-    assert ceiling / 2 <= delay <= ceiling
+@given(
+    st.integers(min_value=0, max_value=100),
+    st.floats(min_value=0.0, max_value=1.0),
+    st.floats(min_value=0.0, max_value=1.0),
+)
+def test_backoff_jitter_stays_between_least_and_all(attempt: int, r: float, least: float) -> None:
+    delay = backoff(attempt, 0.5, 900.0, least=least, rand=lambda: r)
+    ceiling = min(900.0, 0.5 * 2.0**attempt)
+    assert ceiling * least <= delay <= ceiling
 
 
 # -- the SSRF guard ----------------------------------------------------------------------------

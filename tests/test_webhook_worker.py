@@ -27,19 +27,11 @@ from tests.webhook_helpers import (
     Hooks,
     body,
     get_message,
-    hooks_fixture,
     inbox_secret,
     prov_set_webhook_url,
 )
 
 pytestmark = pytest.mark.anyio
-
-__all__ = ["hooks_fixture"]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 async def test_delivery_is_signed_and_recorded(hooks: Hooks) -> None:

@@ -10,10 +10,8 @@ import pytest
 
 from client_sdk import protocol as p
 from gateway.domain import provisioning as prov
-from tests.routes_helpers import Env, EnvFactory, anyio_backend_fixture, make_env_fixture
+from tests.routes_helpers import Env, EnvFactory
 from tests.server_helpers import free_port
-
-__all__ = ["anyio_backend_fixture", "make_env_fixture"]
 
 pytestmark = pytest.mark.anyio
 

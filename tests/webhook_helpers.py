@@ -23,7 +23,7 @@ from gateway.store.records import LoggedEvent, Message
 from gateway.store.sql import Op, one
 from gateway.webhooks.worker import WebhookWorker
 from tests.postgres_helpers import fresh_database
-from tests.routes_helpers import STORE_ENGINE, Clock, settings_for
+from tests.routes_helpers import Clock, settings_for
 from tests.store_contract import T0, World, make_world
 
 ACCOUNT_HOOK = "http://receiver.test/account"
@@ -68,7 +68,7 @@ class Hooks:
 
 
 @pytest.fixture(name="hooks")
-async def hooks_fixture(tmp_path: Path) -> AsyncIterator[Hooks]:
+async def hooks_fixture(tmp_path: Path, store_engine: str) -> AsyncIterator[Hooks]:
     settings = settings_for(
         tmp_path, webhook_allow_private=True, webhook_max_attempts=3, webhook_backoff_base=10.0,
         webhook_backoff_max=100.0,
@@ -76,13 +76,13 @@ async def hooks_fixture(tmp_path: Path) -> AsyncIterator[Hooks]:
     clock = Clock(T0)
     async with contextlib.AsyncExitStack() as stack:
         store: Store = SQLiteStore(tmp_path / "w.db", synchronous="normal", clock=clock)
-        if STORE_ENGINE == "postgresql":  # as the route tests: INBOXGATE_TEST_STORE
+        if store_engine == "postgresql":  # as the route tests
             store = PostgresStore(await stack.enter_async_context(fresh_database()), clock=clock)
         await stack.enter_async_context(store)
         files = FileStore(tmp_path / "files", "key", 3600, 10**6)
         logged: list[LoggedEvent] = []
         ctx = Context(
-            store=store, settings=settings, files=files, clock=clock, on_events=logged.extend
+            store=store, settings=settings, files=files, clock=clock, event_sinks=[logged.extend]
         )
         world = await make_world(store, webhook_url=INBOX_HOOK)
         yield Hooks(ctx=ctx, world=world, clock=clock, logged=logged)

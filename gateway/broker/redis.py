@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import secrets
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -43,6 +42,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from .. import metrics
+from ..backoff import backoff
 from ..logs import StateLog
 from .base import Broker, BrokerMessage, BrokerUnavailable, shard_of
 
@@ -132,7 +132,10 @@ class RedisBroker(Broker):
         self._ever_connected = False
         self._pub: aioredis.Redis | None = None
         self._sub: aioredis.Redis | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        # The reader and the flusher, owned by this group from start to close: a failure in one
+        # cancels the task that started the broker and is raised by close, never lost.
+        self._tasks: asyncio.TaskGroup | None = None
+        self._children: list[asyncio.Task[None]] = []
         self._flush_state = StateLog(log)
 
     @property
@@ -170,9 +173,11 @@ class RedisBroker(Broker):
             retry=Retry(NoBackoff(), 0),
             client_name=self.subscriber_name,
         )
-        self._tasks = [
-            asyncio.create_task(self._read_forever(), name="redis-broker-reader"),
-            asyncio.create_task(self._flush_forever(), name="redis-broker-flusher"),
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        self._children = [
+            self._tasks.create_task(self._read_forever(), name="redis-broker-reader"),
+            self._tasks.create_task(self._flush_forever(), name="redis-broker-flusher"),
         ]
         try:
             await asyncio.wait_for(self._ready.wait(), CONNECT_TIMEOUT)
@@ -186,21 +191,26 @@ class RedisBroker(Broker):
         if self._connected and self._pending:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained(), CLOSE_FLUSH_SECONDS)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            # A cancel that lands as redis-py's read timeout fires is taken for that timeout
-            # (asyncio.timeout on 3.11) and the reader reads on: cancel until it is gone.
-            while not (await asyncio.wait({task}, timeout=CANCEL_AGAIN_SECONDS))[0]:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        if self._tasks is not None:
+            await self._stop_tasks(self._tasks)
+            self._tasks = None
         self._connected = False
         self._fail_markers("broker closed")
         for client in (self._pub, self._sub):
             if client is not None:
                 await client.aclose()
+
+    async def _stop_tasks(self, tasks: asyncio.TaskGroup) -> None:
+        running = set(self._children)
+        for task in running:
+            task.cancel()
+        # A cancel that lands as redis-py's read timeout fires is taken for that timeout
+        # (asyncio.timeout on 3.11) and the reader reads on: cancel until it is gone.
+        while running:
+            running = (await asyncio.wait(running, timeout=CANCEL_AGAIN_SECONDS))[1]
+            for task in running:
+                task.cancel()
+        await tasks.__aexit__(None, None, None)
 
     async def _drained(self) -> None:
         while self._pending:
@@ -328,22 +338,22 @@ class RedisBroker(Broker):
 
     async def _read_forever(self) -> None:
         assert self._sub is not None
-        delay = RECONNECT_MIN
+        failures = 0  # in a row, since the subscriber last confirmed its channels
         while True:
             pubsub = self._sub.pubsub()
             try:
                 await pubsub.subscribe(*self.channels)
                 await self._confirmed(pubsub)
                 self._subscribed()
-                delay = RECONNECT_MIN
+                failures = 0
                 await self._read(pubsub)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._lost(exc)
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, RECONNECT_MAX)
+            await asyncio.sleep(backoff(failures, RECONNECT_MIN, RECONNECT_MAX))
+            failures += 1
 
     async def _confirmed(self, pubsub: PubSub) -> None:
         waiting = set(self.channels)

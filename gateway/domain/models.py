@@ -8,11 +8,10 @@ from typing import Any
 
 from msgspec import Struct
 
-from ..store.records import Account, Contact, Inbox, Message, User
-from ..store.sql import Row, load_json
+from ..store.records import Account, Contact, Inbox, Message, Record, User
 
 
-class InboxSettings(Struct, kw_only=True):
+class InboxSettings(Record, kw_only=True):
     enable_auto_assignment: bool
     enable_email_collect: bool
     allow_messages_after_resolved: bool
@@ -22,21 +21,6 @@ class InboxSettings(Struct, kw_only=True):
     auto_assignment_config: dict[str, Any]
     channel_attributes: dict[str, Any]
     updated_at: float
-
-    COLUMNS = (
-        "enable_auto_assignment, enable_email_collect, allow_messages_after_resolved, "
-        "sender_name_type, business_name, csat_config, auto_assignment_config, "
-        "channel_attributes, updated_at"
-    )
-
-    @classmethod
-    def from_row(cls, r: Row) -> InboxSettings:
-        return cls(
-            enable_auto_assignment=bool(r[0]), enable_email_collect=bool(r[1]),
-            allow_messages_after_resolved=bool(r[2]), sender_name_type=r[3], business_name=r[4],
-            csat_config=load_json(r[5], {}), auto_assignment_config=load_json(r[6], {}),
-            channel_attributes=load_json(r[7], {}), updated_at=r[8],
-        )  # fmt: skip
 
 
 class AdminInbox(Struct, kw_only=True):
@@ -58,7 +42,7 @@ class ContactInboxView(Struct, kw_only=True):
     inbox_name: str
 
 
-class AccountDetails(Struct, kw_only=True):
+class AccountDetails(Record, kw_only=True):
     id: int
     name: str
     locale: str
@@ -68,16 +52,6 @@ class AccountDetails(Struct, kw_only=True):
     features: dict[str, bool]
     limits: dict[str, Any]
     custom_attributes: dict[str, Any]
-
-    COLUMNS = "id, name, locale, domain, support_email, status, features, limits, custom_attributes"
-
-    @classmethod
-    def from_row(cls, r: Row) -> AccountDetails:
-        return cls(
-            id=r[0], name=r[1], locale=r[2], domain=r[3], support_email=r[4], status=r[5],
-            features=load_json(r[6], {}), limits=load_json(r[7], {}),
-            custom_attributes=load_json(r[8], {}),
-        )  # fmt: skip
 
 
 class AccountUserRow(Struct, kw_only=True):

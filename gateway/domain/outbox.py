@@ -10,10 +10,8 @@ if no one claimed the delivery again meanwhile.
 
 from __future__ import annotations
 
-from msgspec import Struct
-
-from ..store.records import Conversation, LoggedEvent, Message
-from ..store.sql import Op, Row, dump_json, one, rows, scalar, short_read
+from ..store.records import Conversation, LoggedEvent, Message, Record
+from ..store.sql import Op, dump_json, one, rows, scalar, short_read
 from ..views import public as presenters
 from . import agent_events, notify
 from .errors import InvalidAttribute, NotFound
@@ -26,7 +24,7 @@ MAX_ERROR_LENGTH = 1000
 BOT_FAILED = "Conversation was marked open by system due to an error with the agent bot."
 
 
-class Delivery(Struct, kw_only=True):
+class Delivery(Record, kw_only=True):
     id: int
     uuid: str
     account_id: int
@@ -45,21 +43,6 @@ class Delivery(Struct, kw_only=True):
     last_status_code: int | None
     created_at: float
     delivered_at: float | None
-
-    COLUMNS = (
-        "id, uuid, account_id, receiver, webhook_id, inbox_id, message_id, url, secret, event, "
-        "body, status, attempts, next_attempt_at, last_error, last_status_code, created_at, "
-        "delivered_at"
-    )
-
-    @classmethod
-    def from_row(cls, r: Row) -> Delivery:
-        return cls(
-            id=r[0], uuid=r[1], account_id=r[2], receiver=r[3], webhook_id=r[4], inbox_id=r[5],
-            message_id=r[6], url=r[7], secret=r[8], event=r[9], body=bytes(r[10]),
-            status=r[11], attempts=r[12], next_attempt_at=r[13], last_error=r[14],
-            last_status_code=r[15], created_at=r[16], delivered_at=r[17],
-        )  # fmt: skip
 
 
 @short_read

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from msgspec import UNSET, Struct, UnsetType
 
-from ..store.records import Account, User
+from ..store.records import Account, Record, User
 from ..store.sql import Op, Row, dump_json, load_json, one, rows, scalar, short_read
 from .errors import InvalidAttribute, NotFound
 from .models import AccountDetails, AccountUserRow, UserDetails
@@ -19,16 +19,10 @@ from .tokens import secure_token
 Permissible = Literal["Account", "User", "AgentBot"]
 
 
-class PlatformApp(Struct, kw_only=True):
+class PlatformApp(Record, kw_only=True):
     id: int
     name: str
     created_at: float
-
-    COLUMNS = "id, name, created_at"
-
-    @classmethod
-    def from_row(cls, r: Row) -> PlatformApp:
-        return cls(id=r[0], name=r[1], created_at=r[2])
 
 
 class AccountChanges(Struct, kw_only=True):

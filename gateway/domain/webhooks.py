@@ -18,8 +18,8 @@ from msgspec import UNSET, Struct
 
 from client_sdk import protocol as p
 
-from ..store.records import Contact
-from ..store.sql import Op, Row, dump_json, load_json, one, rows, scalar
+from ..store.records import Contact, Record
+from ..store.sql import Op, dump_json, load_json, one, rows, scalar
 from ..views.webhooks import account_ref, contact_shape
 from .errors import InvalidAttribute, NotFound
 from .tokens import secure_token, uuid4
@@ -52,7 +52,7 @@ RECEIVER_INBOX = "inbox"
 RECEIVER_BOT = "agent_bot"
 
 
-class Webhook(Struct, kw_only=True):
+class Webhook(Record, kw_only=True):
     id: int
     account_id: int
     inbox_id: int | None
@@ -62,15 +62,6 @@ class Webhook(Struct, kw_only=True):
     secret: str
     created_at: float
     updated_at: float
-
-    COLUMNS = "id, account_id, inbox_id, name, url, subscriptions, secret, created_at, updated_at"
-
-    @classmethod
-    def from_row(cls, r: Row) -> Webhook:
-        return cls(
-            id=r[0], account_id=r[1], inbox_id=r[2], name=r[3], url=r[4],
-            subscriptions=load_json(r[5], []), secret=r[6], created_at=r[7], updated_at=r[8],
-        )  # fmt: skip
 
 
 class WebhookView(Struct, kw_only=True):

@@ -14,11 +14,11 @@ import anyio
 from anyio.abc import TaskStatus
 
 from ..broker import Broker
-from ..cable import Limits, StreamIds
 from ..settings import Settings
 from ..store import Store
 from .asgi_connection import AsgiConnection
 from .connection import Connection
+from .core import Limits, StreamIds
 from .hub import Hub
 from .presence import MemoryPresence, Presence
 from .publisher import Publisher

@@ -13,8 +13,8 @@ from starlette.types import Receive, Send
 from client_sdk.cable_protocol import WireFrame
 
 from .. import metrics
-from ..cable import CableSession, Close, EncodedEvent
 from .connection import Connection
+from .core import CableSession, Close, EncodedEvent
 from .hub import Hub
 
 

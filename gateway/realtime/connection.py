@@ -1,4 +1,4 @@
-"""The shell around one :class:`~gateway.cable.CableSession`, whatever carries its frames:
+"""The shell around one :class:`~gateway.realtime.core.CableSession`, whatever carries its frames:
 answers the session's intents, owns the connection's send budget, keeps delivery exactly once.
 
 Two carriers subclass it: :class:`~gateway.realtime.lean.LeanConnection`, the socket's own
@@ -28,7 +28,11 @@ import msgspec
 from client_sdk.cable_protocol import WireFrame
 
 from .. import metrics
-from ..cable import (
+from ..domain import events
+from ..store import StoreUnavailable
+from ..store.records import LoggedEvent
+from ..store.sql import Op
+from .core import (
     CLOSE_TRY_AGAIN,
     Action,
     CableSession,
@@ -46,11 +50,7 @@ from ..cable import (
     Unsubscribed,
     ping_frame,
 )
-from ..cable import Send as SendFrame
-from ..domain import events
-from ..store import StoreUnavailable
-from ..store.records import LoggedEvent
-from ..store.sql import Op
+from .core import Send as SendFrame
 from .hub import Hub
 from .room import Grant
 
@@ -237,11 +237,12 @@ class Connection:
     # ---- frames out ------------------------------------------------------------------------
 
     def _send_event(self, event: EncodedEvent) -> None:
-        if event.epoch is not None:
+        position = event.position
+        if position is not None:
             last = self._sent.get(event.stream)
-            if last is not None and last[0] == event.epoch and event.offset <= last[1]:
+            if last is not None and last[0] == position[0] and position[1] <= last[1]:
                 return
-            self._sent[event.stream] = (event.epoch, event.offset)
+            self._sent[event.stream] = position
         if not self.session.closed:
             self._emit(event)
 

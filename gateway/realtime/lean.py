@@ -3,12 +3,13 @@
 uvicorn takes a class as its websocket protocol (``ws=``); this one receives every websocket
 upgrade that its HTTP protocol parsed. ``/cable`` stays here: the handshake is answered from the
 headers uvicorn already parsed, frames are read in ``data_received`` and fed to the sans-I/O
-:class:`~gateway.cable.CableSession`, and frames go out with one ``transport.write`` each, framed
-once per event and subscription identifier for every socket (:meth:`EncodedEvent.wired`). No
-task per socket: the hub's one timer pings and times everyone, and a socket runs a short task
-(owned by the hub) only while the session waits on I/O (the upgrade's rate limit, a session
-restore, a subscribe's authorization, a history read); frames that arrive meanwhile wait their
-turn, in order. Any other websocket path is handed to uvicorn's own protocol.
+:class:`~gateway.realtime.core.CableSession`, and frames go out with one ``transport.write``
+each, framed once per event and subscription identifier for every socket
+(:meth:`EncodedEvent.wired`). No task per socket: the hub's one timer pings and times
+everyone, and a socket runs a short task (owned by the hub) only while the session waits on
+I/O (the upgrade's rate limit, a session restore, a subscribe's authorization, a history read);
+frames that arrive meanwhile wait their turn, in order. Any other websocket path is handed to
+uvicorn's own protocol.
 
 Backpressure is the transport's: its high-water mark is the send budget
 (``INBOXGATE_CABLE_SEND_BUFFER_BYTES``), and ``pause_writing`` marks a slow consumer, told
@@ -33,12 +34,12 @@ from uvicorn.server import ServerState
 from client_sdk import cable_protocol as cp
 from client_sdk.cable_protocol import WireFrame
 
-from ..cable import CableSession, Close, EncodedEvent, ping_frame, restore_sid
-from ..cable import websocket as ws
 from ..http import error_response
 from ..metrics import CABLE_BYTES, CABLE_CONNECTS, CABLE_FRAMES
 from ..ratelimit import IpLimit
 from .connection import ASYNC_ACTIONS, Connection
+from .core import CableSession, Close, EncodedEvent, ping_frame, restore_sid
+from .core import websocket as ws
 from .hub import Hub
 
 _HANDSHAKE, _OPENING, _OPEN, _CLOSING, _GONE = range(5)
@@ -147,7 +148,16 @@ def wired_ping(now: float, encoding: cp.Encoding) -> bytes:
 class LeanConnection(Connection, asyncio.Protocol):
     """One websocket: uvicorn's ``ws`` protocol class (built for every upgrade)."""
 
-    __slots__ = ("_inbox", "_paused", "_reader", "_server", "_state", "_work", "transport")
+    __slots__ = (
+        "_head",
+        "_inbox",
+        "_paused",
+        "_reader",
+        "_server",
+        "_state",
+        "_work",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -165,6 +175,9 @@ class LeanConnection(Connection, asyncio.Protocol):
         self._inbox: deque[WireFrame] | None = None
         self._work: asyncio.Task[None] | None = None
         self._paused = False
+        # The 101 answer, until the first frame goes out with it: one write (one system call)
+        # instead of two for every socket opened.
+        self._head = b""
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
@@ -207,7 +220,7 @@ class LeanConnection(Connection, asyncio.Protocol):
                 self._frame(payload)
             elif opcode == ws.OP_PING:
                 if self._state == _OPEN:
-                    self.transport.write(ws.control_frame(ws.OP_PONG, payload))
+                    self._write(ws.control_frame(ws.OP_PONG, payload))
             elif opcode == ws.OP_CLOSE:
                 self._close_received(payload)
                 return
@@ -278,7 +291,7 @@ class LeanConnection(Connection, asyncio.Protocol):
             # without one of them; refusing the handshake (403) says so at once.
             self._refuse(_FORBIDDEN)
             return
-        self.transport.write(ws.switching_protocols(key, protocol.name))
+        self._head = ws.switching_protocols(key, protocol.name)
         self.transport.set_write_buffer_limits(high=hub.send_buffer_bytes)
         self._reader = ws.FrameReader(self._server.config.ws_max_size)
         self._state = _OPEN
@@ -286,7 +299,11 @@ class LeanConnection(Connection, asyncio.Protocol):
         session = CableSession(
             protocol, stream_ids=hub.stream_ids, now=hub.clock(), limits=hub.limits
         )
-        await self._serve(self.open(session, sid))
+        try:
+            await self._serve(self.open(session, sid))
+        finally:
+            if self._head and self._state < _GONE:  # nothing was said: the 101 alone
+                self._write(b"")
 
     def _hand_over(self, data: bytes) -> None:
         """Not /cable: uvicorn's own websocket protocol takes the socket as it would have."""
@@ -351,17 +368,24 @@ class LeanConnection(Connection, asyncio.Protocol):
 
     def _close_received(self, payload: bytes) -> None:
         if self._state == _OPEN:  # the client closes first: answer, then end
-            self.transport.write(ws.close_frame(ws.close_code(payload)))
+            self._write(ws.close_frame(ws.close_code(payload)))
         self._state = _GONE
         self.transport.close()
 
     def _fail(self, code: int, reason: str) -> None:
         if self._state == _OPEN:
-            self.transport.write(ws.close_frame(code, reason))
+            self._write(ws.close_frame(code, reason))
         self._state = _GONE
         self.transport.close()
 
     # ---- frames out ----------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        """A write off the fan-out's path: the 101 goes first, with it. (The fan-out and the
+        pings need no check: they follow the welcome, which took the 101.)"""
+        if self._head:
+            data, self._head = self._head + data, b""
+        self.transport.write(data)
 
     def deliver(self, event: EncodedEvent) -> None:
         """The fan-out's hot path (:meth:`Connection.deliver` inlined for the common case: no
@@ -369,20 +393,24 @@ class LeanConnection(Connection, asyncio.Protocol):
         if self._held is not None or self._state != _OPEN:
             super().deliver(event)
             return
-        epoch = event.epoch
-        if epoch is not None:
+        position = event.position
+        if position is not None:
             sent = self._sent
             last = sent.get(event.stream)
-            if last is not None and last[0] == epoch and event.offset <= last[1]:
+            if last is not None and last[0] == position[0] and position[1] <= last[1]:
                 return
-            sent[event.stream] = (epoch, event.offset)
-        frames = self.session.deliver_wired(event)
-        write = self.transport.write
+            sent[event.stream] = position
         hub = self.hub
-        for data in frames:
-            write(data)
-            hub.frames_out += 1
-            hub.bytes_out += len(data)
+        data = self.session.wired_frame(event)
+        if data is None:  # no subscription holds the stream any more, or several do
+            for data in self.session.deliver_wired(event):
+                self.transport.write(data)
+                hub.frames_out += 1
+                hub.bytes_out += len(data)
+            return
+        self.transport.write(data)
+        hub.frames_out += 1
+        hub.bytes_out += len(data)
 
     def deliver_all(self, events: Sequence[EncodedEvent]) -> None:
         """Several events of one turn of the loop: their frames in one write."""
@@ -393,12 +421,12 @@ class LeanConnection(Connection, asyncio.Protocol):
         session = self.session
         frames: list[bytes] = []
         for event in events:
-            epoch = event.epoch
-            if epoch is not None:
+            position = event.position
+            if position is not None:
                 last = sent.get(event.stream)
-                if last is not None and last[0] == epoch and event.offset <= last[1]:
+                if last is not None and last[0] == position[0] and position[1] <= last[1]:
                     continue
-                sent[event.stream] = (epoch, event.offset)
+                sent[event.stream] = position
             frames += session.deliver_wired(event)
         if frames:
             data = b"".join(frames)
@@ -417,14 +445,14 @@ class LeanConnection(Connection, asyncio.Protocol):
         if self._state != _OPEN:
             return
         if isinstance(item, Close):
-            self.transport.write(ws.close_frame(item.code, item.reason))
+            self._write(ws.close_frame(item.code, item.reason))
             self._state = _CLOSING
             if self._abort_at is None:
                 self._abort_at = self.hub.clock() + CLOSE_TIMEOUT
                 self.hub.watch(self)
             return
         data = ws.wire(item)
-        self.transport.write(data)
+        self._write(data)
         _count(data)
 
     def ping(self, now: float) -> None:
@@ -443,7 +471,8 @@ class LeanConnection(Connection, asyncio.Protocol):
 
 
 def _count(data: bytes) -> None:
-    """A frame off the fan-out's path (those are added up by the hub)."""
+    """A frame off the fan-out's path, counted at once (the fan-out's are added up by the hub
+    once per fan-out or tick)."""
     CABLE_FRAMES.inc()
     CABLE_BYTES.inc(len(data))
 

@@ -2,7 +2,7 @@
 
 Ephemeral by design (Chatwoot keeps it in a Redis sorted set with a 20 s window): a subscribe
 or an ``update_presence`` marks the subscriber seen now; nothing is logged. The methods are
-async because the shared implementation (:mod:`gateway.realtime.redis_presence`) asks Redis.
+async because the shared implementation (:mod:`gateway.realtime.presence_redis`) asks Redis.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 A snapshot lists the subscriptions of a connection (identifier, streams, principal). It holds
 no credential beyond what the identifiers themselves carry, and a restore re-authorizes every
 identifier before re-attaching it (see :mod:`gateway.realtime.connection`), so a stolen or
-stale sid can never widen access. The in-memory cache serves one process; a shared cache
-(Redis) comes with the multi-node broker, behind the same interface.
+stale sid can never widen access. The in-memory cache serves one process; its twin for several
+nodes, behind the same interface, is :mod:`gateway.realtime.sessions_redis`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
 
-from ..cable import SessionSnapshot, dump_snapshot, load_snapshot
+from .core import SessionSnapshot, dump_snapshot, load_snapshot
 
 
 class SessionCache(ABC):

@@ -10,10 +10,9 @@ a :class:`gateway.errors.GatewayError`, which ``gateway.http`` turns into the re
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Concatenate, ParamSpec
+from typing import Concatenate, ParamSpec, TypeVar
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from .. import errors as http
 from ..domain.errors import (
@@ -27,6 +26,7 @@ from ..domain.errors import (
 )
 
 P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _shared(exc: DomainError) -> http.GatewayError:
@@ -68,11 +68,12 @@ def platform_error(exc: DomainError) -> http.GatewayError:
 
 def answering(
     mapper: Callable[[DomainError], http.GatewayError],
-    handler: Callable[Concatenate[Request, P], Awaitable[Response]],
-) -> Callable[Concatenate[Request, P], Awaitable[Response]]:
-    """``handler``, with every domain error it lets out answered by ``mapper``."""
+    handler: Callable[Concatenate[Request, P], Awaitable[R]],
+) -> Callable[Concatenate[Request, P], Awaitable[R]]:
+    """``handler``, with every domain error it lets out answered by ``mapper``. ``R`` is a
+    Response, or the protocol Struct a :class:`gateway.fastpath.JsonRoute` handler returns."""
 
-    async def run(request: Request, /, *args: P.args, **kwargs: P.kwargs) -> Response:
+    async def run(request: Request, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await handler(request, *args, **kwargs)
         except DomainError as exc:

@@ -1,4 +1,6 @@
-"""The public client API (§3): ``/public/api/v1/...``. Handlers only move bytes."""
+"""The public client API (§3): ``/public/api/v1/...``. Handlers only move bytes: most return
+the protocol Struct to answer, which :class:`gateway.fastpath.JsonRoute` encodes straight to
+the response; every domain error they let out is answered once, by ``public_error``."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from starlette.routing import BaseRoute, Route
 from client_sdk import protocol as p
 
 from .. import file_types
-from ..http import Params, empty_response, int_param, json_response, query_int, read_params
+from ..fastpath import JsonHandler, JsonRoute
+from ..http import Params, base_url, empty_response, int_param, query_int, read_params
 from ..services.contacts import ContactService
 from ..services.context import Context
 from ..services.conversations import ConversationService
@@ -24,10 +27,6 @@ INBOX = "/public/api/v1/inboxes/{inbox}"
 CONTACT = INBOX + "/contacts/{source_id}"
 CONVERSATION = CONTACT + "/conversations/{conversation_id}"
 UPDATE = ["PATCH", "PUT"]
-
-
-def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 def _closing(handler: Handler) -> Handler:
@@ -47,9 +46,13 @@ def _route(path: str, handler: Handler, methods: list[str]) -> Route:
     return Route(path, _closing(answering(public_error, handler)), methods=methods)
 
 
+def _json(path: str, handler: JsonHandler, methods: list[str]) -> Route:
+    return JsonRoute(path, answering(public_error, handler), methods)
+
+
 class PublicApi:
     """The public client API's handlers (§3): each reads the request, calls a service and
-    encodes its answer."""
+    returns its answer."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -67,94 +70,83 @@ class PublicApi:
         path = request.path_params
         return path["inbox"], path["source_id"], int_param(path["conversation_id"], "conversation")
 
-    async def show_inbox(self, request: Request) -> Response:
-        return json_response(await self.contacts.inbox(request.path_params["inbox"]))
+    async def show_inbox(self, request: Request) -> p.PublicInbox:
+        return await self.contacts.inbox(request.path_params["inbox"])
 
-    async def create_contact(self, request: Request) -> Response:
+    async def create_contact(self, request: Request) -> p.PublicContact:
         req = (await self.params(request)).to(p.ContactCreateRequest)
-        return json_response(await self.contacts.create(request.path_params["inbox"], req))
+        return await self.contacts.create(request.path_params["inbox"], req)
 
-    async def show_contact(self, request: Request) -> Response:
+    async def show_contact(self, request: Request) -> p.PublicContact:
         values = (await self.params(request)).values
         identifier, given = values.get("identifier"), values.get("identifier_hash")
-        contact = await self.contacts.show(
+        return await self.contacts.show(
             request.path_params["inbox"], request.path_params["source_id"],
             str(identifier) if identifier is not None else None,
             str(given) if given is not None else None,
         )  # fmt: skip
-        return json_response(contact)
 
-    async def update_contact(self, request: Request) -> Response:
+    async def update_contact(self, request: Request) -> p.Contact:
         req = (await self.params(request)).to(p.ContactUpdateRequest)
         path = request.path_params
-        return json_response(await self.contacts.update(path["inbox"], path["source_id"], req))
+        return await self.contacts.update(path["inbox"], path["source_id"], req)
 
-    async def list_conversations(self, request: Request) -> Response:
+    async def list_conversations(self, request: Request) -> list[p.PublicConversation]:
         path = request.path_params
-        found = await self.conversations.list_conversations(
-            path["inbox"], path["source_id"], _base_url(request)
+        return await self.conversations.list_conversations(
+            path["inbox"], path["source_id"], base_url(request)
         )
-        return json_response(found)
 
-    async def create_conversation(self, request: Request) -> Response:
+    async def create_conversation(self, request: Request) -> p.PublicConversation:
         req = (await self.params(request)).to(p.ConversationCreateRequest)
         path = request.path_params
-        view = await self.conversations.create(
-            path["inbox"], path["source_id"], req, _base_url(request)
+        return await self.conversations.create(
+            path["inbox"], path["source_id"], req, base_url(request)
         )
-        return json_response(view)
 
-    async def show_conversation(self, request: Request) -> Response:
-        return json_response(await self.conversations.show(*self.ids(request), _base_url(request)))
+    async def show_conversation(self, request: Request) -> p.PublicConversation:
+        return await self.conversations.show(*self.ids(request), base_url(request))
 
-    async def toggle_status(self, request: Request) -> Response:
-        return json_response(
-            await self.conversations.resolve(*self.ids(request), _base_url(request))
-        )
+    async def toggle_status(self, request: Request) -> p.PublicConversation:
+        return await self.conversations.resolve(*self.ids(request), base_url(request))
 
     async def toggle_typing(self, request: Request) -> Response:
         req = (await self.params(request)).to(p.ToggleTypingRequest)
         await self.conversations.toggle_typing(
-            *self.ids(request), req.typing_status, _base_url(request)
+            *self.ids(request), req.typing_status, base_url(request)
         )
         return empty_response()
 
     async def update_last_seen(self, request: Request) -> Response:
-        await self.conversations.update_last_seen(*self.ids(request), _base_url(request))
+        await self.conversations.update_last_seen(*self.ids(request), base_url(request))
         return empty_response()
 
-    async def list_messages(self, request: Request) -> Response:
+    async def list_messages(self, request: Request) -> list[p.PublicMessage]:
         got = await self.params(request)
-        found = await self.conversations.messages(
+        return await self.conversations.messages(
             *self.ids(request), query_int(got, "before", "a message id"),
             query_int(got, "after", "a message id"),
-            _base_url(request),
+            base_url(request),
         )  # fmt: skip
-        return json_response(found)
 
-    async def create_message(self, request: Request) -> Response:
+    async def create_message(self, request: Request) -> p.PublicMessage:
         got = await self.params(request)
         req = got.to(p.MessageCreateRequest)
-        message = await self.conversations.send(
-            *self.ids(request), req, got.files, _base_url(request)
-        )
-        return json_response(message)
+        return await self.conversations.send(*self.ids(request), req, got.files, base_url(request))
 
-    async def update_message(self, request: Request) -> Response:
+    async def update_message(self, request: Request) -> p.PublicMessage:
         req = (await self.params(request)).to(p.MessageUpdateRequest)
         message_id = int_param(request.path_params["message_id"], "message")
-        message = await self.conversations.update_message(
-            *self.ids(request), message_id, req, _base_url(request)
+        return await self.conversations.update_message(
+            *self.ids(request), message_id, req, base_url(request)
         )
-        return json_response(message)
 
-    async def show_csat(self, request: Request) -> Response:
-        return json_response(await self.csat.show(request.path_params["uuid"]))
+    async def show_csat(self, request: Request) -> p.CsatSurvey:
+        return await self.csat.show(request.path_params["uuid"])
 
-    async def update_csat(self, request: Request) -> Response:
+    async def update_csat(self, request: Request) -> p.CsatSurvey:
         req = (await self.params(request)).to(p.CsatSurveyUpdateRequest)
-        survey = await self.csat.submit(request.path_params["uuid"], req, _base_url(request))
-        return json_response(survey)
+        return await self.csat.submit(request.path_params["uuid"], req, base_url(request))
 
     async def attachment(self, request: Request) -> Response:
         path, content_type, file_name = self.ctx.files.resolve(request.path_params["token"])
@@ -164,25 +156,23 @@ class PublicApi:
             headers=dict(file_types.ATTACHMENT_HEADERS),
         )  # fmt: skip
 
-    update = ["PATCH", "PUT"]
-
     def routes(self) -> list[BaseRoute]:
         return [
-            _route(INBOX, self.show_inbox, methods=["GET"]),
-            _route(INBOX + "/contacts", self.create_contact, methods=["POST"]),
-            _route(CONTACT, self.show_contact, methods=["GET"]),
-            _route(CONTACT, self.update_contact, methods=UPDATE),
-            _route(CONTACT + "/conversations", self.list_conversations, methods=["GET"]),
-            _route(CONTACT + "/conversations", self.create_conversation, methods=["POST"]),
-            _route(CONVERSATION, self.show_conversation, methods=["GET"]),
-            _route(CONVERSATION + "/toggle_status", self.toggle_status, methods=["POST"]),
+            _json(INBOX, self.show_inbox, methods=["GET"]),
+            _json(INBOX + "/contacts", self.create_contact, methods=["POST"]),
+            _json(CONTACT, self.show_contact, methods=["GET"]),
+            _json(CONTACT, self.update_contact, methods=UPDATE),
+            _json(CONTACT + "/conversations", self.list_conversations, methods=["GET"]),
+            _json(CONTACT + "/conversations", self.create_conversation, methods=["POST"]),
+            _json(CONVERSATION, self.show_conversation, methods=["GET"]),
+            _json(CONVERSATION + "/toggle_status", self.toggle_status, methods=["POST"]),
             _route(CONVERSATION + "/toggle_typing", self.toggle_typing, methods=["POST"]),
             _route(CONVERSATION + "/update_last_seen", self.update_last_seen, methods=["POST"]),
-            _route(CONVERSATION + "/messages", self.list_messages, methods=["GET"]),
-            _route(CONVERSATION + "/messages", self.create_message, methods=["POST"]),
-            _route(CONVERSATION + "/messages/{message_id}", self.update_message, methods=UPDATE),
-            _route("/public/api/v1/csat_survey/{uuid}", self.show_csat, methods=["GET"]),
-            _route("/public/api/v1/csat_survey/{uuid}", self.update_csat, methods=UPDATE),
+            _json(CONVERSATION + "/messages", self.list_messages, methods=["GET"]),
+            _json(CONVERSATION + "/messages", self.create_message, methods=["POST"]),
+            _json(CONVERSATION + "/messages/{message_id}", self.update_message, methods=UPDATE),
+            _json("/public/api/v1/csat_survey/{uuid}", self.show_csat, methods=["GET"]),
+            _json("/public/api/v1/csat_survey/{uuid}", self.update_csat, methods=UPDATE),
             _route("/attachments/{token}/{name}", self.attachment, methods=["GET"]),
         ]
 

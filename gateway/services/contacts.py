@@ -45,15 +45,31 @@ def proved_identifier(
     return claimed if verified and claimed and claimed == identifier else None
 
 
+# Inbox public views held at the most (a bound, not a tuning knob: one per inbox served).
+MAX_INBOX_VIEWS = 10_000
+
+
 class ContactService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._inbox_views: dict[str, tuple[Inbox, p.PublicInbox]] = {}
 
     async def inbox(self, inbox_identifier: str) -> p.PublicInbox:
-        """The inbox as its widget sees it (§3.1), with its channel attributes."""
+        """The inbox as its widget sees it (§3.1), with its channel attributes.
+
+        The view is kept while the context hands out the same inbox record: an update through
+        this process replaces the record at once, one by another process within the context's
+        cache time, as for every other inbox setting (``Context.inbox``)."""
         inbox = await self.ctx.inbox(inbox_identifier)
+        held = self._inbox_views.get(inbox_identifier)
+        if held is not None and held[0] is inbox:
+            return held[1]
         admin = await self.ctx.store.read(agent_admin.get_inbox, inbox.account_id, inbox.id)
-        return presenters.public_inbox(inbox, admin.settings.channel_attributes)
+        view = presenters.public_inbox(inbox, admin.settings.channel_attributes)
+        if len(self._inbox_views) >= MAX_INBOX_VIEWS:
+            self._inbox_views.clear()
+        self._inbox_views[inbox_identifier] = (inbox, view)
+        return view
 
     async def session(
         self, inbox_identifier: str, source_id: str

@@ -27,7 +27,8 @@ class Context:
     settings: Settings
     files: FileStore
     clock: Callable[[], float] = time.time
-    on_events: EventSink | None = None
+    # Each is called, in order, with the events of every commit (wired in ``create_app``).
+    event_sinks: list[EventSink] = field(default_factory=list)
     typing: TypingSink | None = None
     _inboxes: dict[str, tuple[float, Inbox]] = field(default_factory=dict)
 
@@ -35,8 +36,9 @@ class Context:
         return self.clock()
 
     def emitted(self, events: list[LoggedEvent]) -> None:
-        if events and self.on_events is not None:
-            self.on_events(events)
+        if events:
+            for sink in self.event_sinks:
+                sink(events)
 
     async def inbox(self, identifier: str) -> Inbox:
         """The API inbox with this identifier (404 otherwise). Every public request starts

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -43,9 +42,10 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from .. import metrics
+from ..backoff import backoff
 from ..logs import StateLog
 from .base import Conflict, Store, StoreUnavailable, UniqueViolation
-from .postgres_schema import POSTGRES_MIGRATIONS
+from .schema import POSTGRES_MIGRATIONS
 from .sql import ATOMIC, DIALECT, OUTSIDE, Op, Rows, is_lazy_transaction, is_short_read
 
 T = TypeVar("T")
@@ -54,6 +54,8 @@ Conn = asyncpg.Connection | PoolConnectionProxy
 # Any 64-bit constant: the key of the advisory lock that serialises migrations across nodes.
 MIGRATION_LOCK = 0x1B0C_6A7E_0001
 MAX_RETRIES = 8
+RETRY_BASE_SECONDS = 0.005
+RETRY_CAP_SECONDS = 2.0
 _MAX_CACHED_SQL = 8192
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -372,4 +374,4 @@ class PostgresStore(Store):
             self.retries += 1
             _RETRIES.inc()
             # Jittered backoff so retrying writers do not collide again in lockstep.
-            await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+            await asyncio.sleep(backoff(attempt, RETRY_BASE_SECONDS, RETRY_CAP_SECONDS, least=0.0))

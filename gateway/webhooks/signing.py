@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import random
-from collections.abc import Callable
 
 SIGNATURE_HEADER = "X-Chatwoot-Signature"
 TIMESTAMP_HEADER = "X-Chatwoot-Timestamp"
@@ -58,15 +56,3 @@ def verify(
     if abs(now - timestamp) > tolerance:
         return False
     return hmac.compare_digest(signature(secret, timestamp, body), signature_header.strip())
-
-
-def backoff(
-    attempts: int, base: float, cap: float, rand: Callable[[], float] = random.random
-) -> float:
-    """Seconds to wait after the ``attempts``-th failed attempt: ``base * 2**(attempts-1)``,
-    capped at ``cap``, then randomised between half and all of it, so that receivers coming
-    back from an outage are not hit by every delivery at the same instant."""
-    if attempts < 1:
-        return 0.0
-    delay = min(cap, base * 2.0 ** min(attempts - 1, 62))
-    return delay * (0.5 + 0.5 * rand())

@@ -1,12 +1,12 @@
 """The delivery worker: sends what the outbox holds, retries with backoff, dead-letters.
 
 One task, owned by the app's lifespan. It sleeps until the earliest pending delivery is due,
-and is woken at once when a commit logged a webhook-bearing event (``logged``, chained into the
-services' event sink) or when one of its deliveries finishes. Pending deliveries survive a
+and is woken at once when a commit logged a webhook-bearing event (``logged``, one of the
+services' event sinks) or when one of its deliveries finishes. Pending deliveries survive a
 restart in the database and are picked up on start. Each delivery is POSTed with httpx under
 a timeout, after the SSRF guard checked its URL again; a 2xx response delivers it, anything
 else (an error status, a timeout, a refused connection) schedules a retry
-(:func:`signing.backoff`) until ``webhook_max_attempts`` attempts, after which it is dead.
+(:func:`gateway.backoff.backoff`) until ``webhook_max_attempts`` attempts, after which it is dead.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import httpx
 from anyio.abc import TaskGroup, TaskStatus
 
 from .. import metrics
+from ..backoff import backoff
 from ..domain import outbox
 from ..logs import StateLog
 from ..services.context import Context
@@ -86,16 +87,6 @@ class WebhookWorker:
         self._woken = True
         if self._wake is not None:
             self._wake.set()
-
-    def chain(self, sink: Callable[[list[LoggedEvent]], None] | None) -> Callable[..., None]:
-        """``sink`` followed by :meth:`logged`: what the services' ``on_events`` becomes."""
-
-        def both(entries: list[LoggedEvent]) -> None:
-            if sink is not None:
-                sink(entries)
-            self.logged(entries)
-
-        return both
 
     # -- running -------------------------------------------------------------------------
 
@@ -257,11 +248,11 @@ class WebhookWorker:
         self._failing.failing(
             url, "webhook deliveries to %s are failing (%s); retrying with backoff", url, error
         )
-        delay = signing.backoff(
-            delivery.attempts,
+        delay = backoff(
+            delivery.attempts - 1,  # the first failed attempt waits ``webhook_backoff_base``
             self.settings.webhook_backoff_base,
             self.settings.webhook_backoff_max,
-            self.rand,
+            rand=self.rand,
         )
         await self.ctx.store.write(outbox.retry, delivery, error, status, now + delay, now)
         log.debug(

@@ -1,5 +1,5 @@
-"""What a :class:`~gateway.cable.session.CableSession` asks its shell to do; its settings; the
-session ids and snapshots behind session restore.
+"""What a :class:`~gateway.realtime.core.session.CableSession` asks its shell to do; its
+settings; the session ids and snapshots behind session restore.
 
 The session does no I/O. Every input returns a list of actions that the shell (the ASGI /cable
 endpoint) carries out *in order*; the order is part of the contract:

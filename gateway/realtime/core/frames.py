@@ -18,14 +18,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Final
+from typing import Final, Protocol
 
 import msgspec
 
 from client_sdk import cable_protocol as cp
 from client_sdk.cable_protocol import Encoding, WireFrame
 
-from ..broker import BrokerMessage, StreamEntry
 from .websocket import wire
 
 _json_encode = msgspec.json.encode
@@ -39,6 +38,20 @@ _K_EPOCH: Final = _msgpack_encode("epoch")
 _K_OFFSET: Final = _msgpack_encode("offset")
 _FIXMAP_2: Final = b"\x82"
 _FIXMAP_5: Final = b"\x85"
+
+
+class StreamEvent(Protocol):
+    """An event at a stream position, as the shell hands it over: a broker message or a logged
+    entry fits (``epoch`` None: a transient event). The core knows no broker or store type."""
+
+    @property
+    def stream(self) -> str: ...
+    @property
+    def epoch(self) -> str | None: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def payload(self) -> bytes: ...
 
 
 class EncodedEvent:
@@ -65,6 +78,7 @@ class EncodedEvent:
         "epoch",
         "offset",
         "payload",
+        "position",
         "stream",
     )
 
@@ -73,6 +87,8 @@ class EncodedEvent:
         self.epoch = epoch
         self.offset = offset
         self.payload = payload
+        # ``(epoch, offset)``, one tuple for every socket that remembers it sent this event.
+        self.position = (epoch, offset) if epoch is not None else None
         self._text: str | None = None
         self._msgpack: bytes | None = None
         self._json_tail: str | None = None
@@ -85,7 +101,7 @@ class EncodedEvent:
         self._wired: dict[Splicer, bytes] | None = None
 
     @classmethod
-    def of(cls, entry: BrokerMessage | StreamEntry) -> EncodedEvent:
+    def of(cls, entry: StreamEvent) -> EncodedEvent:
         return cls(entry.stream, entry.epoch, entry.offset, entry.payload)
 
     @property

@@ -12,7 +12,7 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..cable import SessionSnapshot, dump_snapshot, load_snapshot
+from .core import SessionSnapshot, dump_snapshot, load_snapshot
 from .sessions import SessionCache
 
 log = logging.getLogger("inboxgate.cable")

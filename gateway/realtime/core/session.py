@@ -2,7 +2,7 @@
 
 The shell feeds it decoded time (``now``: Unix seconds, wall clock, as pings carry it), client
 frames, authorization and history results, and broker events; it answers with actions
-(:mod:`gateway.cable.actions`) and, on the fan-out path, with frames. Typical shell::
+(:mod:`gateway.realtime.core.actions`) and, on the fan-out path, with frames. Typical shell::
 
     session = CableSession(protocol, stream_ids=ids, now=time.time())
     run(session.start(now, restored=...))      # Listen..., Send(welcome), SaveSession
@@ -215,8 +215,9 @@ class CableSession:
 
     def ping(self, now: float) -> bool:
         """The node's ping tick: every connection gets the same frame, ``ping_frame(now,
-        encoding)``, built once (:class:`~gateway.cable.frames.PingClock` keeps the cadence).
-        Whether this session sends it; with a pong timeout, the clock for the answer starts."""
+        encoding)``, built once (:class:`~gateway.realtime.core.frames.PingClock` keeps the
+        cadence). Whether this session sends it; with a pong timeout, the clock for the answer
+        starts."""
         if self._closed or not self._started:
             return False
         if self.limits.pong_timeout > 0 and self.protocol.extended and self._awaiting_since is None:
@@ -390,6 +391,16 @@ class CableSession:
         if not subs or self._closed:
             return []
         return [sub.frame(event) for sub in subs]
+
+    def wired_frame(self, event: EncodedEvent) -> bytes | None:
+        """The one websocket frame of ``event`` when exactly one subscription holds its stream
+        (the usual case, without a list per socket); None otherwise (see
+        :meth:`deliver_wired`)."""
+        subs = self._by_stream.get(event.stream)
+        if subs is None or len(subs) != 1 or self._closed:
+            return None
+        sub = subs[0]
+        return event.wired(sub.splicer, sub.stream_ids[event.stream])
 
     def deliver_wired(self, event: EncodedEvent) -> list[bytes]:
         """:meth:`deliver` as websocket frames, each built once per event and subscription
