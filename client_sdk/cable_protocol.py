@@ -12,9 +12,10 @@ Contract: ``reference/chatwoot-public-api.md`` §6 and ``reference/anycable-ext-
 * A frame on the wire is ``str`` (a text frame) or ``bytes`` (a binary frame); see ``WireFrame``.
 * Decoders accept arbitrary input and only ever raise :class:`CableProtocolError`.
 
-Exceptions::
+Exceptions (under the SDK's one root, :class:`~client_sdk.errors.InboxError`)::
 
-    CableProtocolError   a frame that does not decode to a well-formed command or frame
+    ProtocolError
+    └── CableProtocolError   a frame that does not decode to a well-formed command or frame
 """
 
 from __future__ import annotations
@@ -25,13 +26,18 @@ from typing import Any, Final, Literal, TypeAlias
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
+from .errors import ProtocolError
+
 Encoding = Literal["json", "msgpack"]
 # str is sent as a text frame, bytes as a binary frame (the ASGI and websockets conventions).
 WireFrame: TypeAlias = str | bytes
 
 
-class CableProtocolError(ValueError):
-    """A frame that is not a well-formed command (or server frame). ``str(exc)`` says why."""
+class CableProtocolError(ProtocolError, ValueError):
+    """A frame that is not a well-formed command (or server frame). ``str(exc)`` says why.
+
+    A :class:`~client_sdk.errors.ProtocolError`, so ``except InboxError`` catches it as it
+    catches everything the SDK raises; still a ``ValueError`` for code written before."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@
     │   ├── RateLimited           429  ``.retry_after`` seconds, from the ``Retry-After`` header
     │   └── ServerError           5xx  the gateway (or Chatwoot, for an HMAC failure) failed
     ├── ProtocolError             the server sent something this SDK cannot read
+    │   └── CableProtocolError    a cable frame that is not well formed (``cable_protocol``)
     └── ConnectionClosed          the realtime subscription ended for good (closed, or the
                                   server said ``reconnect: false``)
 

@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -43,6 +44,20 @@ def _safe_name(name: str) -> str:
     base = os.path.basename(name.replace("\\", "/")) or "file"
     cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in base)
     return cleaned[:120] or "file"
+
+
+class Upload(Protocol):
+    """What a service needs of one uploaded file. The route's multipart parser hands over
+    Starlette's ``UploadFile``, which is one; services never name the HTTP library's type."""
+
+    @property
+    def file(self) -> BinaryIO: ...
+
+    @property
+    def filename(self) -> str | None: ...
+
+    @property
+    def content_type(self) -> str | None: ...
 
 
 class FileStore:

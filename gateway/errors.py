@@ -1,8 +1,9 @@
-"""The HTTP edge's exceptions. Every one maps once (``gateway.http``) to a JSON error body.
-The domain's own errors carry no status: each API turns them into these once
-(``gateway.routes.errors``). The gateway's other roots: ``DomainError`` (``gateway.domain``),
-``StoreError`` (``gateway.store``), ``BrokerError`` (``gateway.broker``), ``UrlRefused``
-(``gateway.webhooks``), ``SettingsError`` (``gateway.settings``).
+"""The exceptions of the gateway's top-level modules: the HTTP edge's, and the settings'. Every
+one maps once (``gateway.http``) to a JSON error body. The domain's own errors carry no status:
+each API turns them into these once (``gateway.routes.errors``). Each subpackage has its one
+root: ``DomainError`` (``gateway.domain``), ``StoreError`` (``gateway.store``), ``BrokerError``
+(``gateway.broker``), ``UrlRefused`` (``gateway.webhooks``), ``RealtimeError``
+(``gateway.realtime``); ``tests/test_layers.py`` holds it.
 
 GatewayError
 ├── BadRequest            400  malformed body (bad JSON, bad multipart)
@@ -14,7 +15,9 @@ GatewayError
 ├── Locked                422  {"error"}: the CSAT 14-day lock
 ├── RateLimited           429  Retry-After seconds
 ├── ServiceUnavailable    503  the store cannot take writes right now
-└── ApiError              any  the agent and platform APIs' errors, with Chatwoot's exact bodies
+├── ApiError              any  the agent and platform APIs' errors, with Chatwoot's exact bodies
+└── SettingsError         500  an INBOXGATE_* variable that cannot be used (gateway.settings;
+                               raised at start)
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ import msgspec
 from msgspec import Meta, Struct, field
 from msgspec import inspect as mi
 
+from .errors import GatewayError
+
 MB = 1024 * 1024
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -76,8 +78,9 @@ def variable(name: str) -> str:
     return _VARIABLES.get(name, "INBOXGATE_" + name.upper())
 
 
-class SettingsError(ValueError):
-    """An ``INBOXGATE_*`` variable holds a value that cannot be used."""
+class SettingsError(GatewayError):
+    """An ``INBOXGATE_*`` variable holds a value that cannot be used. Raised at start; met in a
+    request (it never is), it would be the server's fault: a 500."""
 
 
 class Settings(Struct, frozen=True, kw_only=True, rename=variable):

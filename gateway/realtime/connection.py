@@ -51,6 +51,7 @@ from .core import (
     ping_frame,
 )
 from .core import Send as SendFrame
+from .core.errors import RealtimeError
 from .hub import Hub
 from .room import Grant
 
@@ -71,7 +72,7 @@ _HISTORY_REJECTED = metrics.CABLE_HISTORY.labels("rejected")
 ASYNC_ACTIONS = (SubscribeRequested, HistoryRequested, PerformRequested, SaveSession)
 
 
-class RestoreDeferred(Exception):
+class RestoreDeferred(RealtimeError):
     """A session restore that the store could not re-check now (it is kept for a retry)."""
 
 

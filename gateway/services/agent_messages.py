@@ -8,15 +8,15 @@ are checked as its ``ContentAttributeValidator`` does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
-from starlette.datastructures import UploadFile
 
 from client_sdk import protocol as p
 
 from .. import inputs, metrics
+from ..attachments import Upload
 from ..domain import agent_messages as ops
 from ..domain import validation
 from ..domain.errors import InvalidAttribute
@@ -196,7 +196,7 @@ class AgentMessageService:
         )
         return response
 
-    async def save_uploads(self, uploads: list[UploadFile]) -> list[NewAttachment]:
+    async def save_uploads(self, uploads: Sequence[Upload]) -> list[NewAttachment]:
         limit = self.ctx.settings.max_attachments
         if len(uploads) > limit:
             raise invalid(f"Too many attachments (maximum is {limit})")
@@ -218,7 +218,7 @@ class AgentMessageService:
         actor: Actor,
         conversation: Conversation,
         req: p.AgentMessageInput,
-        uploads: list[UploadFile],
+        uploads: Sequence[Upload],
         base_url: str,
     ) -> p.AgentMessage:
         new = new_message(req, [], files=len(uploads))

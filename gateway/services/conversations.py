@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
-from starlette.datastructures import UploadFile
 
 from client_sdk import protocol as p
 
 from .. import metrics
+from ..attachments import Upload
 from ..domain import conversations as conv_ops
 from ..domain import events, incoming, message_reads, notify, validation
 from ..domain import messages as msg_ops
@@ -215,7 +215,7 @@ class ConversationService:
         source_id: str,
         display_id: int,
         req: p.MessageCreateRequest,
-        uploads: list[UploadFile],
+        uploads: Sequence[Upload],
         base_url: str,
     ) -> p.PublicMessage:
         _inbox, _session, contact, conversation = await self._member(

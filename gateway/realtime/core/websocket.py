@@ -20,6 +20,8 @@ import hashlib
 import struct
 from typing import Final
 
+from .errors import RealtimeError
+
 try:  # websockets' C helper when it was built, else its pure Python one
     from websockets.speedups import apply_mask as _apply_mask
 except ImportError:  # pragma: no cover
@@ -42,7 +44,7 @@ CLOSE_INVALID_DATA: Final = 1007
 CLOSE_TOO_BIG: Final = 1009
 
 
-class WebSocketError(Exception):
+class WebSocketError(RealtimeError):
     """The client broke the protocol: close the connection with ``code``."""
 
     def __init__(self, code: int, reason: str) -> None:
