@@ -26,8 +26,6 @@ from client_sdk import cable_protocol as cp
 from tests.cable_client import CableClient
 from tests.server_helpers import GatewayProcess
 
-QUIET = 0.2  # after catching up, a socket that stays silent this long has nothing more in flight
-
 
 def contact_path(inbox: str, source_id: str) -> str:
     return f"/public/api/v1/inboxes/{inbox}/contacts/{source_id}"
@@ -136,20 +134,6 @@ class Link:
 
     def expect(self, kind: type[Any]) -> Any:
         return self.read_until(lambda frame: isinstance(frame, kind))
-
-    def drain(self) -> None:
-        """Record what arrives until the socket stays quiet for ``QUIET`` seconds."""
-        self.portal.call(self._drain)
-
-    async def _drain(self) -> None:
-        while True:
-            with anyio.move_on_after(QUIET):
-                frame = await self.cable.recv(QUIET + 1)
-                assert isinstance(frame, cp.Broadcast | cp.Ping), f"unexpected {frame!r}"
-                if isinstance(frame, cp.Broadcast):
-                    self.view.record(frame)
-                continue
-            return
 
     def abort(self) -> None:
         """Drop the TCP connection without a closing handshake, as a lost network does."""
