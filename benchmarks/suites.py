@@ -56,7 +56,8 @@ def fanout(
     server_cpus, load_cpus = procs.cores()
     args = argparse.Namespace(
         connections=connections, messages=messages, pause=0.01, burst=burst,
-        burst_concurrency=16, sync="full", timeout=10.0, phase_timeout=60.0, only=None,
+        burst_concurrency=16, sync="full", transport="lean", timeout=10.0, phase_timeout=60.0,
+        only=None,
         keep=str(root), memory_steps=steps,
         pin_server=lambda pid: procs.pin(pid, server_cpus),
     )  # fmt: skip

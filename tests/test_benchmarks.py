@@ -50,18 +50,12 @@ def test_a_page_without_markers_gets_them_appended(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-def test_quick_http_run_writes_the_page_and_the_charts(tmp_path: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks",
-        "--quick",
-        "--only",
-        "http",
-        "--out",
-        str(tmp_path),
-    ]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=140)
+@pytest.mark.timeout(300)
+def test_the_quick_run_writes_the_page_and_the_charts(tmp_path: Path) -> None:
+    """``--quick`` runs every benchmark but the cross-node cluster (each must succeed: a
+    benchmark that fails is reported in the page and the command exits 1)."""
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=280)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     page = (tmp_path / "benchmarks.md").read_text()
     results = page[page.index(report.START) : page.index(report.END)]
@@ -75,6 +69,9 @@ def test_quick_http_run_writes_the_page_and_the_charts(tmp_path: Path) -> None:
     for chart in ("http-post.png", "http-get.png"):
         assert (tmp_path / "benchmarks" / chart).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     figures = json.loads((tmp_path / "benchmarks" / "results.json").read_text())
+    assert figures["selected"] == ["http", "store", "fanout", "chat"]
+    for name in figures["selected"]:
+        assert "failed" not in figures[name], (name, figures[name])
     for server in ("inboxgate", "uvicorn floor"):
         post = figures["http"]["servers"][server]["POST message"]
         assert set(post) == {"8", "32"}
