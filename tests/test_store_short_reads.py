@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from gateway.domain import contacts, conversations
+from gateway.services import conversations as public_conversations
 from gateway.store import SQLiteStore
 from gateway.store.sql import Op, execute, is_short_read, scalar, short_read
 from tests.store_contract import T0, make_world, new_conversation, send
@@ -40,6 +41,8 @@ def short_insert() -> Op[None]:
 def test_the_hot_lookups_are_short_reads() -> None:
     assert is_short_read(contacts.get_session)
     assert is_short_read(conversations.member)
+    assert is_short_read(conversations.reached)
+    assert is_short_read(public_conversations.public_page)  # one page: bounded
     assert not is_short_read(conversations.session_conversations)  # every conversation: unbounded
     assert not is_short_read(thread_of_read)
 

@@ -52,6 +52,21 @@ def member(
 
 
 @short_read
+def reached(
+    inbox_id: int, account_id: int, source_id: str, display_id: int
+) -> Op[tuple[ContactInbox, Contact, Conversation]]:
+    """:func:`member`, for a route that needs all three: NotFound for a missing session
+    ("contact"), then for a conversation it does not reach ("conversation")."""
+    found = yield from member(inbox_id, account_id, source_id, display_id)
+    if found is None:
+        raise NotFound("contact")
+    session, contact, conversation = found
+    if conversation is None:
+        raise NotFound("conversation")
+    return session, contact, conversation
+
+
+@short_read
 def conversation_for_session(session: ContactInbox, display_id: int) -> Op[Conversation]:
     """Conversation member routes: a verified session sees all the contact's conversations,
     an unverified one only its own (§3 lookup chain)."""
