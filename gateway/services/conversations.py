@@ -124,6 +124,14 @@ class ConversationService:
         )
         return inbox, session, contact, conversation
 
+    async def _ids(self, inbox_identifier: str, source_id: str, display_id: int) -> conv_ops.Ids:
+        """:meth:`_member` for a route that writes: the ids only (its write reads what it
+        needs in its own transaction)."""
+        inbox = await self.ctx.inbox(inbox_identifier)
+        return await self.ctx.store.read(
+            conv_ops.reached_ids, inbox.id, inbox.account_id, source_id, display_id
+        )
+
     # -- conversations -------------------------------------------------------------------
 
     async def list_conversations(
@@ -159,9 +167,9 @@ class ConversationService:
     async def resolve(
         self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
     ) -> p.PublicConversation:
-        *_, conversation = await self._member(inbox_identifier, source_id, display_id)
+        conversation_id = (await self._ids(inbox_identifier, source_id, display_id)).conversation_id
         result, view = await self.ctx.store.write(
-            _rendered, conv_ops.resolve, self._link(base_url), conversation.id,
+            _rendered, conv_ops.resolve, self._link(base_url), conversation_id,
             self._link(base_url), self.ctx.now(),
         )  # fmt: skip
         self.ctx.emitted(result.events)
@@ -208,9 +216,9 @@ class ConversationService:
     async def update_last_seen(
         self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
     ) -> None:
-        *_, conversation = await self._member(inbox_identifier, source_id, display_id)
+        conversation_id = (await self._ids(inbox_identifier, source_id, display_id)).conversation_id
         events = await self.ctx.store.write(
-            conv_ops.update_last_seen, conversation.id, self._link(base_url), self.ctx.now()
+            conv_ops.update_last_seen, conversation_id, self._link(base_url), self.ctx.now()
         )
         self.ctx.emitted(events)
 
@@ -240,9 +248,7 @@ class ConversationService:
         uploads: list[UploadFile],
         base_url: str,
     ) -> p.PublicMessage:
-        _inbox, _session, contact, conversation = await self._member(
-            inbox_identifier, source_id, display_id
-        )
+        contact_id, conversation_id = await self._ids(inbox_identifier, source_id, display_id)
         validation.content(req.content)
         validation.length("echo_id", req.echo_id, validation.MAX_ECHO_ID)
         if not uploads and not (req.content or "").strip():
@@ -260,7 +266,7 @@ class ConversationService:
                 )
             link = self._link(base_url)
             result = await self.ctx.store.write(
-                incoming.create_incoming, conversation.id, contact.id, req.content,
+                incoming.create_incoming, conversation_id, contact_id, req.content,
                 (req.echo_id or None), saved, self.ctx.settings.messages_per_minute, link,
                 self.ctx.now(),
             )  # fmt: skip
@@ -285,11 +291,11 @@ class ConversationService:
         req: p.MessageUpdateRequest,
         base_url: str,
     ) -> p.PublicMessage:
-        *_, conversation = await self._member(inbox_identifier, source_id, display_id)
+        conversation_id = (await self._ids(inbox_identifier, source_id, display_id)).conversation_id
         values = submitted_values(req)
         link = self._link(base_url)
         result = await self.ctx.store.write(
-            msg_ops.update_submitted_values, conversation.id, message_id, values,
+            msg_ops.update_submitted_values, conversation_id, message_id, values,
             self.ctx.settings.csat_lock_days, link, self.ctx.now(),
         )  # fmt: skip
         self.ctx.emitted(result.events)
