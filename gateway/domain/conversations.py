@@ -25,6 +25,8 @@ CSAT_NOT_SENT = "CSAT survey not sent due to outgoing message restrictions"
 
 
 class Ids(NamedTuple):
+    """What a session reaches, by id: its contact, and one conversation (:func:`reached_ids`)."""
+
     contact_id: int
     conversation_id: int
 
