@@ -731,6 +731,15 @@ class StoreContract:
         assert [m.id for m in everything] == visible
         view = await store.read(conversation_views.public_conversation, conv, link)
         assert [m.id for m in view.messages] == visible
+        n = len(visible)
+        within = message_reads.all_visible_messages_within
+        assert [m.id for m in await store.read(within, conv.id, n) or []] == visible
+        assert await store.read(within, conv.id, n - 1) is None
+        bounded = conversation_views.public_conversation_within
+        contact = await store.read(contacts.get_contact, world.contact.id)  # as it is now
+        assert contact is not None
+        assert await store.read(bounded, conv, contact, link, n) == view
+        assert await store.read(bounded, conv, contact, link, n - 1) is None
 
     async def test_attachments(self, store: Store, world: World) -> None:
         conv = (await new_conversation(store, world.inbox, world.session)).conversation

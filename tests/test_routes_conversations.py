@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from gateway.services.conversations import SHORT_CONVERSATION
 from tests.routes_helpers import (
     CONTACT_RECORD_KEYS,
     CONVERSATION_KEYS,
@@ -186,6 +187,23 @@ async def test_show_conversation(env: Env) -> None:
     r = await env.client.get(env.conv_url(source_id, cid))
     assert r.status_code == 200
     assert r.json() == created
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+async def test_show_conversation_of_any_length(env: Env, extra: int) -> None:
+    """Up to SHORT_CONVERSATION messages, a conversation is read and rendered on the loop;
+    a longer one on a reader's snapshot: every message, the same shape either way."""
+    source_id, cid = await env.session(name="Alice")
+    count = SHORT_CONVERSATION + extra
+    for i in range(count):
+        await env.send(source_id, cid, content=f"m{i}")
+    listed = (await _list(env, source_id))[0]
+    r = await env.client.get(env.conv_url(source_id, cid))
+    assert r.status_code == 200
+    assert r.json() == listed
+    shown = r.json()["messages"]
+    assert [m["content"] for m in shown] == [f"m{i}" for i in range(count)]
+    assert {m["sender"]["name"] for m in shown} == {"Alice"}
 
 
 @pytest.mark.parametrize("conversation_id", ["999", "abc", "-1", "1.5", "99999999999999999999999"])

@@ -10,6 +10,8 @@ import threading
 import pytest
 
 from gateway.domain import contacts, conversations
+from gateway.domain.errors import NotFound
+from gateway.services import conversations as public_conversations
 from gateway.store import SQLiteStore
 from gateway.store.sql import Op, execute, is_short_read, scalar, short_read
 from tests.store_contract import T0, make_world, new_conversation, send
@@ -40,6 +42,9 @@ def short_insert() -> Op[None]:
 def test_the_hot_lookups_are_short_reads() -> None:
     assert is_short_read(contacts.get_session)
     assert is_short_read(conversations.member)
+    assert is_short_read(conversations.reached)
+    assert is_short_read(conversations.reached_ids)
+    assert is_short_read(public_conversations.public_page)  # one page: bounded
     assert not is_short_read(conversations.session_conversations)  # every conversation: unbounded
     assert not is_short_read(thread_of_read)
 
@@ -66,6 +71,21 @@ async def test_a_short_read_sees_every_acknowledged_write(sqlite_store: SQLiteSt
     )
     assert found is not None and found[2] is not None
     assert found[2].last_activity_at == T0 + 19
+
+
+async def test_the_ids_of_what_a_session_reaches(sqlite_store: SQLiteStore) -> None:
+    """``reached_ids``: what ``reached`` finds, as ids, with the same errors in the same order."""
+    world = await make_world(sqlite_store)
+    conv = (await new_conversation(sqlite_store, world.inbox, world.session)).conversation
+    at = (world.inbox.id, world.account.id)
+    _session, contact, found = await sqlite_store.read(conversations.reached, *at, "device-1", 1)
+    ids = await sqlite_store.read(conversations.reached_ids, *at, "device-1", conv.display_id)
+    assert ids == (contact.id, found.id) == (world.contact.id, conv.id)
+    for source_id, display_id, what in [("device-1", 99, "conversation"), ("nobody", 1, "contact")]:
+        for op in (conversations.reached, conversations.reached_ids):
+            with pytest.raises(NotFound) as caught:
+                await sqlite_store.read(op, *at, source_id, display_id)
+            assert caught.value.what == what
 
 
 def busy(errorcode: int) -> sqlite3.OperationalError:

@@ -106,3 +106,29 @@ async def test_group_commit_batches_concurrent_writes(sqlite_store: SQLiteStore)
     assert len({r.message.id for r in results}) == 200
     assert sqlite_store.batched_ops - ops == 200
     assert sqlite_store.batches - batches < 200
+
+
+async def test_a_queued_write_completes_though_its_caller_is_cancelled(
+    sqlite_store: SQLiteStore,
+) -> None:
+    """Cancelling a caller cancels its wait, never its write: once queued, it commits (with
+    its batch), and the store goes on serving."""
+    w = await make_world(sqlite_store)
+    conv = (await new_conversation(sqlite_store, w.inbox, w.session)).conversation
+    callers = [
+        asyncio.create_task(send(sqlite_store, conv, w.contact.id, f"m{i}", echo_id=f"e{i}"))
+        for i in range(50)
+    ]
+    await asyncio.sleep(0)  # each caller has queued its write and waits for the ack
+    for caller in callers:
+        caller.cancel()
+    outcomes = await asyncio.gather(*callers, return_exceptions=True)
+    assert all(isinstance(o, asyncio.CancelledError) for o in outcomes)
+    # The writer takes jobs in order: the ack of a later write follows their commit.
+    await send(sqlite_store, conv, w.contact.id, "after", echo_id="after")
+    count = await sqlite_store.read(
+        scalar, "SELECT COUNT(*) FROM messages WHERE conversation_id = ?", conv.id
+    )
+    assert count == 51
+    again = await send(sqlite_store, conv, w.contact.id, "m0", echo_id="e0")
+    assert not again.created  # the cancelled caller's message, as a retry finds it

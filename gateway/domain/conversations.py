@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from msgspec import Struct
 
@@ -24,6 +24,13 @@ CSAT_DEFAULT_MESSAGE = "Please rate the conversation"
 CSAT_NOT_SENT = "CSAT survey not sent due to outgoing message restrictions"
 
 
+class Ids(NamedTuple):
+    """What a session reaches, by id: its contact, and one conversation (:func:`reached_ids`)."""
+
+    contact_id: int
+    conversation_id: int
+
+
 _VISIBLE_TO_SESSION = (
     "CASE WHEN ci.hmac_verified THEN c.contact_id = ci.contact_id "
     "ELSE c.contact_inbox_id = ci.id END"
@@ -34,6 +41,26 @@ _MEMBER = (
     f"ON c.account_id = ? AND c.display_id = ? AND {_VISIBLE_TO_SESSION} "
     "WHERE ci.inbox_id = ? AND ci.source_id = ?"
 )
+
+
+_MEMBER_IDS = (
+    f"SELECT ci.contact_id, c.id FROM {SESSIONS_WITH_CONTACT} LEFT JOIN conversations c "
+    f"ON c.account_id = ? AND c.display_id = ? AND {_VISIBLE_TO_SESSION} "
+    "WHERE ci.inbox_id = ? AND ci.source_id = ?"
+)
+
+
+@short_read
+def reached_ids(inbox_id: int, account_id: int, source_id: str, display_id: int) -> Op[Ids]:
+    """:func:`reached` for a route that needs only the ids (contact, conversation): the same
+    rule and the same errors, without reading the three records (a write that follows reads
+    what it needs in its own transaction)."""
+    row = yield from one(_MEMBER_IDS, account_id, display_id, inbox_id, source_id)
+    if row is None:
+        raise NotFound("contact")
+    if row[1] is None:
+        raise NotFound("conversation")
+    return Ids(contact_id=row[0], conversation_id=row[1])
 
 
 @short_read
@@ -49,6 +76,21 @@ def member(
     at = SESSION_WIDTH + CONTACT_WIDTH
     conversation = Conversation.from_row(row[at:]) if row[at] is not None else None
     return ContactInbox.from_row(row), Contact.from_row(row[SESSION_WIDTH:]), conversation
+
+
+@short_read
+def reached(
+    inbox_id: int, account_id: int, source_id: str, display_id: int
+) -> Op[tuple[ContactInbox, Contact, Conversation]]:
+    """:func:`member`, for a route that needs all three: NotFound for a missing session
+    ("contact"), then for a conversation it does not reach ("conversation")."""
+    found = yield from member(inbox_id, account_id, source_id, display_id)
+    if found is None:
+        raise NotFound("contact")
+    session, contact, conversation = found
+    if conversation is None:
+        raise NotFound("conversation")
+    return session, contact, conversation
 
 
 @short_read

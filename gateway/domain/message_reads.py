@@ -89,3 +89,16 @@ def all_visible_messages(conversation_id: int) -> Op[list[Message]]:
         conversation_id, False,
     )  # fmt: skip
     return (yield from hydrate([Message.from_row(r) for r in result]))
+
+
+def all_visible_messages_within(conversation_id: int, most: int) -> Op[list[Message] | None]:
+    """:func:`all_visible_messages` when there are at most ``most`` of them (a bounded read,
+    one that may run as a short read); None when there are more."""
+    result = yield from rows(
+        f"SELECT {Message.COLUMNS} FROM messages WHERE conversation_id = ? AND {VISIBLE} "
+        "ORDER BY id LIMIT ?",
+        conversation_id, False, most + 1,
+    )  # fmt: skip
+    if len(result) > most:
+        return None
+    return (yield from hydrate([Message.from_row(r) for r in result]))

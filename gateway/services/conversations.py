@@ -14,7 +14,7 @@ from ..attachments import Upload
 from ..domain import conversations as conv_ops
 from ..domain import events, incoming, message_reads, notify, validation
 from ..domain import messages as msg_ops
-from ..domain.errors import InvalidAttribute, NotFound
+from ..domain.errors import InvalidAttribute
 from ..store.records import Contact, ContactInbox, Conversation, Inbox
 from ..store.sql import Op, short_read
 from ..views import conversations as conversation_views
@@ -27,20 +27,46 @@ from .context import Context
 MESSAGES_PAGE = 20
 
 
+# A conversation shown with at most this many messages is read on the loop (a short read:
+# a bounded handful of rows); a longer one is read again on a reader's snapshot.
+SHORT_CONVERSATION = MESSAGES_PAGE
+
+
 @short_read
 def public_page(
-    conversation_id: int,
+    inbox_id: int,
+    account_id: int,
+    source_id: str,
     display_id: int,
     before: int | None,
     after: int | None,
     limit: int,
     link: LinkBuilder,
 ) -> Op[list[p.PublicMessage]]:
-    """One page of :func:`visible_messages`, rendered (a bounded, indexed read)."""
-    found = yield from message_reads.visible_messages(
-        conversation_id, before=before, after=after, limit=limit
+    """One page of :func:`visible_messages` of the conversation the session reaches,
+    rendered (a bounded, indexed read)."""
+    _session, contact, conversation = yield from conv_ops.reached(
+        inbox_id, account_id, source_id, display_id
     )
-    return (yield from message_views.render_public(found, display_id, link))
+    found = yield from message_reads.visible_messages(
+        conversation.id, before=before, after=after, limit=limit
+    )
+    return (yield from message_views.render_public(found, display_id, link, contact))
+
+
+@short_read
+def _shown(
+    inbox_id: int, account_id: int, source_id: str, display_id: int, link: LinkBuilder
+) -> Op[p.PublicConversation | Conversation]:
+    """The conversation the session reaches, rendered when it has at most
+    :data:`SHORT_CONVERSATION` messages; else its record, to render on a snapshot."""
+    _session, contact, conversation = yield from conv_ops.reached(
+        inbox_id, account_id, source_id, display_id
+    )
+    view = yield from conversation_views.public_conversation_within(
+        conversation, contact, link, SHORT_CONVERSATION
+    )
+    return conversation if view is None else view
 
 
 def _listed(session: ContactInbox, link: LinkBuilder) -> Op[list[p.PublicConversation]]:
@@ -48,11 +74,6 @@ def _listed(session: ContactInbox, link: LinkBuilder) -> Op[list[p.PublicConvers
     for conversation in (yield from conv_ops.session_conversations(session)):
         views.append((yield from conversation_views.public_conversation(conversation, link)))
     return views
-
-
-def _shown(session: ContactInbox, display_id: int, link: LinkBuilder) -> Op[p.PublicConversation]:
-    conversation = yield from conv_ops.conversation_for_session(session, display_id)
-    return (yield from conversation_views.public_conversation(conversation, link))
 
 
 def _rendered(
@@ -98,15 +119,18 @@ class ConversationService:
         reaches (its own conversations, or its verified contact's), never more. One short
         read: the session, its contact and the conversation."""
         inbox = await self.ctx.inbox(inbox_identifier)
-        found = await self.ctx.store.read(
-            conv_ops.member, inbox.id, inbox.account_id, source_id, display_id
+        session, contact, conversation = await self.ctx.store.read(
+            conv_ops.reached, inbox.id, inbox.account_id, source_id, display_id
         )
-        if found is None:
-            raise NotFound("contact")
-        session, contact, conversation = found
-        if conversation is None:
-            raise NotFound("conversation")
         return inbox, session, contact, conversation
+
+    async def _ids(self, inbox_identifier: str, source_id: str, display_id: int) -> conv_ops.Ids:
+        """:meth:`_member` for a route that writes: the ids only (its write reads what it
+        needs in its own transaction)."""
+        inbox = await self.ctx.inbox(inbox_identifier)
+        return await self.ctx.store.read(
+            conv_ops.reached_ids, inbox.id, inbox.account_id, source_id, display_id
+        )
 
     # -- conversations -------------------------------------------------------------------
 
@@ -131,15 +155,21 @@ class ConversationService:
     async def show(
         self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
     ) -> p.PublicConversation:
-        _inbox, session, _contact = await self.contacts.session(inbox_identifier, source_id)
-        return await self.ctx.store.read(_shown, session, display_id, self._link(base_url))
+        inbox = await self.ctx.inbox(inbox_identifier)
+        link = self._link(base_url)
+        found = await self.ctx.store.read(
+            _shown, inbox.id, inbox.account_id, source_id, display_id, link
+        )
+        if isinstance(found, Conversation):
+            return await self.ctx.store.read(conversation_views.public_conversation, found, link)
+        return found
 
     async def resolve(
         self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
     ) -> p.PublicConversation:
-        *_, conversation = await self._member(inbox_identifier, source_id, display_id)
+        conversation_id = (await self._ids(inbox_identifier, source_id, display_id)).conversation_id
         result, view = await self.ctx.store.write(
-            _rendered, conv_ops.resolve, self._link(base_url), conversation.id,
+            _rendered, conv_ops.resolve, self._link(base_url), conversation_id,
             self._link(base_url), self.ctx.now(),
         )  # fmt: skip
         self.ctx.emitted(result.events)
@@ -186,9 +216,9 @@ class ConversationService:
     async def update_last_seen(
         self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
     ) -> None:
-        *_, conversation = await self._member(inbox_identifier, source_id, display_id)
+        conversation_id = (await self._ids(inbox_identifier, source_id, display_id)).conversation_id
         events = await self.ctx.store.write(
-            conv_ops.update_last_seen, conversation.id, self._link(base_url), self.ctx.now()
+            conv_ops.update_last_seen, conversation_id, self._link(base_url), self.ctx.now()
         )
         self.ctx.emitted(events)
 
@@ -203,10 +233,10 @@ class ConversationService:
         after: int | None,
         base_url: str,
     ) -> list[p.PublicMessage]:
-        *_, conversation = await self._member(inbox_identifier, source_id, display_id)
+        inbox = await self.ctx.inbox(inbox_identifier)
         return await self.ctx.store.read(
-            public_page, conversation.id, display_id, before, after, MESSAGES_PAGE,
-            self._link(base_url),
+            public_page, inbox.id, inbox.account_id, source_id, display_id, before, after,
+            MESSAGES_PAGE, self._link(base_url),
         )  # fmt: skip
 
     async def send(
@@ -218,9 +248,7 @@ class ConversationService:
         uploads: Sequence[Upload],
         base_url: str,
     ) -> p.PublicMessage:
-        _inbox, _session, contact, conversation = await self._member(
-            inbox_identifier, source_id, display_id
-        )
+        contact_id, conversation_id = await self._ids(inbox_identifier, source_id, display_id)
         validation.content(req.content)
         validation.length("echo_id", req.echo_id, validation.MAX_ECHO_ID)
         if not uploads and not (req.content or "").strip():
@@ -238,7 +266,7 @@ class ConversationService:
                 )
             link = self._link(base_url)
             result = await self.ctx.store.write(
-                incoming.create_incoming, conversation.id, contact.id, req.content,
+                incoming.create_incoming, conversation_id, contact_id, req.content,
                 (req.echo_id or None), saved, self.ctx.settings.messages_per_minute, link,
                 self.ctx.now(),
             )  # fmt: skip
@@ -263,11 +291,11 @@ class ConversationService:
         req: p.MessageUpdateRequest,
         base_url: str,
     ) -> p.PublicMessage:
-        *_, conversation = await self._member(inbox_identifier, source_id, display_id)
+        conversation_id = (await self._ids(inbox_identifier, source_id, display_id)).conversation_id
         values = submitted_values(req)
         link = self._link(base_url)
         result = await self.ctx.store.write(
-            msg_ops.update_submitted_values, conversation.id, message_id, values,
+            msg_ops.update_submitted_values, conversation_id, message_id, values,
             self.ctx.settings.csat_lock_days, link, self.ctx.now(),
         )  # fmt: skip
         self.ctx.emitted(result.events)

@@ -249,8 +249,11 @@ class SQLiteStore(Store):
             future: asyncio.Future[T] = loop.create_future()
             self._jobs.put(_WriteJob(op, args, kwargs, loop, future))
             # The writer resolves the future only after COMMIT: awaiting it is the durability ack.
+            # It runs every queued job whatever became of the caller: a cancelled caller cancels
+            # only the future (``_resolve`` skips it), never the write. So no shield, which cost
+            # a second future and a second turn of the loop on every write.
             try:
-                return await asyncio.shield(future)
+                return await future
             finally:
                 _WRITE.observe(time.perf_counter() - started)
 

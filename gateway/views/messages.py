@@ -21,13 +21,17 @@ U = TypeVar("U", p.UserSender, p.AgentUserSender)
 
 
 def senders_of(
-    messages: list[Message], user_sender: Callable[[User], U]
+    messages: list[Message], user_sender: Callable[[User], U], held: Contact | None = None
 ) -> Op[dict[tuple[str, int], p.ContactSender | U | p.AgentBotSender]]:
-    """The senders of ``messages``, one query per kind of sender (contacts, users, bots)."""
+    """The senders of ``messages``, one query per kind of sender (contacts, users, bots);
+    none for the contact ``held`` (one the caller has already read: a conversation's own)."""
     senders: dict[tuple[str, int], p.ContactSender | U | p.AgentBotSender] = {}
     contact_ids = sorted(
         {m.sender_id for m in messages if m.sender_type == "Contact" and m.sender_id}
     )
+    if held is not None and held.id in contact_ids:
+        contact_ids.remove(held.id)
+        senders[("Contact", held.id)] = presenters.contact_sender(held)
     user_ids = sorted({m.sender_id for m in messages if m.sender_type == "User" and m.sender_id})
     if contact_ids:
         result = yield from rows(
@@ -48,9 +52,10 @@ def senders_of(
     return senders
 
 
-def load_senders(messages: list[Message]) -> Op[presenters.Senders]:
-    """Senders as the public API and push payloads show them."""
-    return (yield from senders_of(messages, presenters.user_sender))
+def load_senders(messages: list[Message], held: Contact | None = None) -> Op[presenters.Senders]:
+    """Senders as the public API and push payloads show them (``held``: see
+    :func:`senders_of`)."""
+    return (yield from senders_of(messages, presenters.user_sender, held))
 
 
 def load_bot_senders(messages: list[Message]) -> Op[dict[tuple[str, int], p.AgentBotSender]]:
@@ -67,8 +72,14 @@ def load_bot_senders(messages: list[Message]) -> Op[dict[tuple[str, int], p.Agen
 
 
 def render_public(
-    messages: list[Message], display_id: int, link: presenters.LinkBuilder
+    messages: list[Message],
+    display_id: int,
+    link: presenters.LinkBuilder,
+    held: Contact | None = None,
 ) -> Op[list[p.PublicMessage]]:
-    """Public views of ``messages``, which the caller has already hydrated."""
-    senders = yield from load_senders(messages)
+    """Public views of ``messages``, which the caller has already hydrated (``held``: the
+    conversation's contact, when the caller has read it: not read again)."""
+    if not messages:
+        return []
+    senders = yield from load_senders(messages, held)
     return [presenters.public_message(m, display_id, senders, link) for m in messages]
