@@ -210,6 +210,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self.reading_headers = True  # the next request, if any
 
+    def handle_websocket_upgrade(self) -> None:
+        super().handle_websocket_upgrade()
+        # The socket is the websocket protocol's now. The parser holds this protocol's bound
+        # callbacks and this protocol holds the parser: a cycle of ~23 objects per upgrade, left
+        # to the garbage collector (10,000 sockets opening made every young collection sweep
+        # some 10,000 of them). Without the parser, reference counting frees it at once.
+        del self.parser
+
     def _refuse(self, transport: asyncio.Transport) -> None:
         """Answer 503 when the request starts to arrive (a response before the request
         confuses some clients), then drop the rest; ``LINGER`` seconds in all."""

@@ -1097,6 +1097,21 @@ class StoreContract:
         assert [e.offset for e in nxt.events if e.stream == stream] == [10]  # never reused
         assert await store.read(count_rows, "events") == 3 + 1
 
+    async def test_streams_appended_since(self, store: Store, world: World) -> None:
+        conv = (await new_conversation(store, world.inbox, world.session)).conversation
+        await send(store, conv, world.contact.id, "old", now=T0)
+        quiet = events.account_stream(world.inbox.account_id)
+        await store.write(events.append, "x.quiet", {}, [quiet], T0)
+        await send(store, conv, world.contact.id, "new", now=T0 + 10)
+        moved = await store.read(events.streams_appended_since, T0 + 10)
+        assert sorted(moved) == sorted(
+            [events.inbox_stream(world.inbox.id), events.session_stream(world.session.id)]
+        )
+        assert sorted(await store.read(events.streams_appended_since, T0)) == sorted(
+            [*moved, quiet]
+        )
+        assert await store.read(events.streams_appended_since, T0 + 11) == []
+
     # -- transactions ------------------------------------------------------------------------
 
     async def test_concurrent_writes(self, store: Store, world: World) -> None:

@@ -315,3 +315,32 @@ async def test_reconcile_heals_only_streams_behind_their_log(env: Env) -> None:
         assert await message_offsets(one, 1) == [("a", first + 1)]
         assert await message_offsets(two, 1) == [("b", 2)]
         assert await hub.reconcile() == []
+
+
+async def test_between_full_reconciles_only_streams_appended_to_lately_are_read(env: Env) -> None:
+    hub = env.app.state.realtime.hub
+    contact = await env.contact()
+    conversation = await env.conversation(contact["source_id"])
+    async with connected(env, FakeSocket()) as socket:
+        await subscribe(socket, contact["pubsub_token"])
+        await env.send(contact["source_id"], conversation["id"], content="seen")
+        [(_, first)] = await message_offsets(socket, 1)
+        env.clock.advance(10)  # the stream goes quiet
+        assert await hub.reconcile() == []
+        stream = events.session_stream(1)
+        # Stamped long before the last round began (a commit slower than the slack): a round
+        # that reads only the streams appended to lately does not see it, the next full one does.
+        await env.store.write(
+            events.append, "x.slow", {"content": "slow"}, [stream], env.clock() - 60
+        )
+        assert await hub.reconcile(full=False) == []
+        assert await hub.reconcile() == [stream]
+        assert await message_offsets(socket, 1) == [("slow", first + 1)]
+        # Stamped since the last round began: the next round, full or not, heals it.
+        env.clock.advance(2)
+        await env.store.write(
+            events.append, "x.lost", {"content": "lost"}, [stream], env.clock() - 1.5
+        )
+        assert await hub.reconcile(full=False) == [stream]
+        assert await message_offsets(socket, 1) == [("lost", first + 2)]
+        assert await hub.reconcile(full=False) == []

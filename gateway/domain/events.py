@@ -168,6 +168,15 @@ def stream_heads(streams: Sequence[str]) -> Op[dict[str, tuple[str, int, float |
     return {r[0]: (r[1], r[2], r[3]) for r in found}
 
 
+def streams_appended_since(since: float) -> Op[list[str]]:
+    """The streams with an entry stamped at or after ``since`` (epoch seconds): what may have
+    moved since then, read from the ``created_at`` index (nothing at all when the log is quiet)."""
+    found = yield from rows(
+        "SELECT DISTINCT stream FROM stream_entries WHERE created_at >= ?", since
+    )
+    return [r[0] for r in found]
+
+
 def read_stream(stream: str, after: int = 0, limit: int = 1000) -> Op[list[LoggedEvent]]:
     """Events of ``stream`` with offset > ``after``, in offset order."""
     result = yield from rows(
