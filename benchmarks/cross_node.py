@@ -11,7 +11,9 @@ Three deployments, same machine, same run, same client:
 For each: ``--rate`` messages per second for ``--seconds`` (50/s for 10 s), each POSTed on
 schedule whatever the previous one is doing; latency runs from just before the POST to the
 arrival of its ``message.created`` frame at the subscribed socket(s) (p50/p99/max). Then a burst
-of ``--burst`` messages (``--concurrency`` POSTs in flight): messages delivered per second. Last,
+of ``--burst`` messages (``--concurrency`` POSTs in flight): messages delivered per second, and
+the CPU each message cost the gateway node(s) and (PostgreSQL) the database's backends, read
+from /proc: less noisy than a rate on a shared machine. Last,
 the broker alone: ``--events`` events published one call each through a RedisBroker (node A) to
 another RedisBroker's feed (node B), against the same through the in-process broker.
 
@@ -31,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import uvloop
 
@@ -41,6 +44,7 @@ from tests.postgres_helpers import ADMIN_URL, create_database, drop_database, wi
 from tests.redis_helpers import RedisServer
 from tests.server_helpers import GatewayProcess, server_env
 
+from .procs import cpu_seconds
 from .ws_fleet import BenchError, Fleet, close_sockets, open_sockets
 
 
@@ -72,7 +76,28 @@ class Channel:
         self.identifier = json.dumps(params, separators=(",", ":"))
 
 
-async def measure(channel: Channel, args: argparse.Namespace, label: str) -> dict[str, float]:
+async def backend_pids(database: str) -> list[int]:
+    """The PostgreSQL server processes serving ``database`` (the nodes' pooled connections)."""
+    conn = await asyncpg.connect(ADMIN_URL, timeout=3)
+    try:
+        found = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database,
+        )
+    finally:
+        await conn.close()
+    return [int(r[0]) for r in found]
+
+
+def cpu_of(pids: list[int]) -> float:
+    """CPU seconds of ``pids`` so far; a process gone meanwhile counts as nothing."""
+    return sum(t for t in map(cpu_seconds, pids) if t == t)  # NaN for a vanished pid
+
+
+async def measure(
+    channel: Channel, args: argparse.Namespace, label: str, database: str | None = None
+) -> dict[str, float]:
+    """``database``: also the CPU of the PostgreSQL backends serving it, per message."""
     fleet = Fleet(args.sockets)
     out: dict[str, float] = {}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
@@ -121,11 +146,19 @@ async def measure(channel: Channel, args: argparse.Namespace, label: str) -> dic
                 async with gate:
                     await post(echo)
 
+            nodes = list(dict.fromkeys([channel.post_node.pid, channel.listen_node.pid]))
+            backends = await backend_pids(database) if database else []
+            node_cpu, backend_cpu = cpu_of(nodes), cpu_of(backends)
             began = time.perf_counter()
             await asyncio.gather(*(gated(f"{label}-burst-{i}") for i in range(args.burst)))
             burst = [fleet.tracks[f"{label}-burst-{i}".encode()] for i in range(args.burst)]
             await wait_done(burst, 30)
             out["burst_rate"] = args.burst / (max(t.last for t in burst) - began)
+            out["node_cpu_us"] = (cpu_of(nodes) - node_cpu) / args.burst * 1e6
+            if database:
+                # A connection the pool opened during the burst counts whole (from 0).
+                backends = list(dict.fromkeys(backends + await backend_pids(database)))
+                out["db_cpu_us"] = (cpu_of(backends) - backend_cpu) / args.burst * 1e6
             out["missing"] += sum(t.remaining for t in burst)
             out["duplicates"] = sum(t.duplicates for t in paced + burst)
         finally:
@@ -209,7 +242,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, dict[str, float]]:
             channel = Channel(nodes.a, listen)
             channel.open(inbox)
             print(f"{label}: measuring", flush=True)
-            results[label] = uvloop.run(measure(channel, args, label))
+            results[label] = uvloop.run(measure(channel, args, label, database))
         nodes.kill()
         rate = uvloop.run(broker_rate(redis_pair(redis.url), args.events))
         results["cross-node"]["broker_rate"] = rate
@@ -225,12 +258,14 @@ ROWS = [
     ("p99", "delivery latency p99 (ms)", "{:.1f}"),
     ("max", "delivery latency max (ms)", "{:.1f}"),
     ("burst_rate", "burst: messages delivered per second", "{:.0f}"),
+    ("node_cpu_us", "burst: gateway CPU per message, every node (us)", "{:.0f}"),
+    ("db_cpu_us", "burst: PostgreSQL backends' CPU per message (us)", "{:.0f}"),
     ("broker_rate", "broker alone: events per second, publish to the other feed", "{:,.0f}"),
     ("missing", "frames missing", "{:.0f}"),
     ("duplicates", "frames duplicated", "{:.0f}"),
     ("retried", "POSTs sent again after a dropped connection", "{:.0f}"),
 ]
-RATIO_KEYS = {"p50", "p99", "max", "burst_rate", "broker_rate"}
+RATIO_KEYS = {"p50", "p99", "max", "burst_rate", "node_cpu_us", "broker_rate"}
 COLUMNS = ["sqlite", "pg+redis", "cross-node"]
 
 
