@@ -91,3 +91,27 @@ async def test_concurrent_messages_of_a_conversation_read_in_log_order(
     assert unread == [min(n, notify.UNREAD_CAP) for n in range(1, 41)]
     activity = [data["conversation"]["last_activity_at"] for data in created]
     assert activity == sorted(activity)  # only ever forward, whatever order the clocks gave
+
+
+async def test_one_nodes_messages_to_a_conversation_take_turns(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """Messages posted together to one conversation on one node are written one after
+    another (``one_at_a_time``): none loses the race for the conversation's row and runs
+    again, and they commit in the order they were posted."""
+    store, _ = two_nodes
+    world = await make_world(store)
+    conv = (await new_conversation(store, world.inbox, world.session)).conversation
+    retries = store.retries
+    results = await asyncio.gather(*[
+        send(store, conv, world.contact.id, f"m{i}", now=T0 + 1 + i) for i in range(20)
+    ])  # fmt: skip
+    assert all(r.created for r in results)
+    assert store.retries == retries
+    assert [r.message.id for r in results] == sorted(r.message.id for r in results)
+    log = await store.read(events.read_stream, events.inbox_stream(world.inbox.id))
+    created = [msgspec.json.decode(e.payload)["data"] for e in log if e.name == "message.created"]
+    assert [d["content"] for d in created] == [f"m{i}" for i in range(20)]
+    unread = [data["conversation"]["unread_count"] for data in created]
+    assert unread == [min(n, notify.UNREAD_CAP) for n in range(1, 21)]
+    assert not store._turns  # a conversation is held only while its writes run or wait

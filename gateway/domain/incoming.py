@@ -33,6 +33,7 @@ from ..store.sql import (
     dialect,
     lazy_transaction,
     one,
+    one_at_a_time,
     outside_transaction,
     prefixed,
     rows,
@@ -185,6 +186,13 @@ def incoming_context(
     )  # fmt: skip
 
 
+def _conversation_key(conversation_id: int, *args: object, **kwargs: object) -> tuple[str, int]:
+    return ("conversation", conversation_id)
+
+
+# One conversation's messages posted together on this node write its row one after another:
+# racing, all but one would fail the one statement's version check and run again locked.
+@one_at_a_time(_conversation_key)
 @lazy_transaction
 def create_incoming(
     conversation_id: int,

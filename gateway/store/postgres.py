@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Any, TypeVar
 
 import asyncpg
@@ -46,7 +46,16 @@ from ..backoff import backoff
 from ..logs import StateLog
 from .base import Conflict, Store, StoreUnavailable, UniqueViolation
 from .schema import POSTGRES_MIGRATIONS
-from .sql import ATOMIC, DIALECT, OUTSIDE, Op, Rows, is_lazy_transaction, is_short_read
+from .sql import (
+    ATOMIC,
+    DIALECT,
+    OUTSIDE,
+    Op,
+    Rows,
+    is_lazy_transaction,
+    is_short_read,
+    turn_of,
+)
 
 T = TypeVar("T")
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -171,6 +180,33 @@ async def _run_op(attempt: _Attempt, gen: Op[Any]) -> Any:
         gen.close()
 
 
+class _Turns:
+    """Writes of one key (:func:`~gateway.store.sql.one_at_a_time`) one at a time, in arrival
+    order (asyncio's lock is FIFO). A key is held only while a write of it runs or waits."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: dict[Hashable, list[Any]] = {}  # key -> [lock, writers running or waiting]
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: Hashable) -> AsyncIterator[None]:
+        entry = self._held.get(key)
+        if entry is None:
+            entry = self._held[key] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if not entry[1]:
+                del self._held[key]
+
+
 async def _no_reset(conn: asyncpg.Connection) -> None:
     """Operations leave no session state behind (no SET, LISTEN or session locks), so the
     pool's default RESET round trip on every release is pure cost."""
@@ -202,6 +238,7 @@ class PostgresStore(Store):
         self._idle = asyncio.Event()
         self.retries = 0  # operations re-run after a conflict or a lost connection
         self._availability = StateLog(log)
+        self._turns = _Turns()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -291,9 +328,15 @@ class PostgresStore(Store):
         self._inflight += 1
         self._idle.clear()
         started = time.perf_counter()
+        key = turn_of(op, args, kwargs) if write else None
         try:
             async with asyncio.timeout(self.op_timeout):
-                result = await self._attempts(pool, op, args, kwargs, write)
+                if key is None:
+                    result = await self._attempts(pool, op, args, kwargs, write)
+                else:
+                    # Taken before a connection: a writer waiting for its turn holds none.
+                    async with self._turns.turn(key):
+                        result = await self._attempts(pool, op, args, kwargs, write)
         except TimeoutError as exc:
             failure = StoreUnavailable("postgresql did not answer in time")
             self._unavailable(failure)

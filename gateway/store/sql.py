@@ -20,7 +20,7 @@ PostgreSQL: BEGIN and COMMIT, two round trips).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Hashable, Sequence
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import msgspec
@@ -109,6 +109,32 @@ def lazy_transaction(op: OpFactory[P, T]) -> OpFactory[P, T]:
 
 def is_lazy_transaction(op: Callable[..., Any]) -> bool:
     return bool(getattr(op, _LAZY, False))
+
+
+_TURNS = "_inboxgate_one_at_a_time"
+
+
+def one_at_a_time(
+    key: Callable[..., Hashable],
+) -> Callable[[OpFactory[P, T]], OpFactory[P, T]]:
+    """Mark a write whose runs with equal ``key(*args, **kwargs)`` all write one row (a
+    conversation's): an engine that runs writes concurrently runs those on this node one after
+    another, in arrival order, instead of letting them race for it. (PostgreSQL: a racing
+    writer's optimistic check fails, and it runs again in a transaction that waits for the
+    row's lock, several round trips more than the one it lost. SQLite's one writer needs
+    nothing.) Writers on other nodes may still race; the operation stays correct under it."""
+
+    def mark(op: OpFactory[P, T]) -> OpFactory[P, T]:
+        setattr(op, _TURNS, key)  # a function attribute: setattr keeps mypy out of it
+        return op
+
+    return mark
+
+
+def turn_of(op: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Hashable:
+    """The key of :func:`one_at_a_time` for this run of ``op``; None when it has none."""
+    key: Callable[..., Hashable] | None = getattr(op, _TURNS, None)
+    return None if key is None else key(*args, **kwargs)
 
 
 def prefixed(columns: str, alias: str) -> str:
