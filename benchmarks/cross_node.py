@@ -105,6 +105,7 @@ async def measure(
         await open_sockets(fleet, args.sockets, channel.listen_node.port, channel.identifier, 30)
 
         out["retried"] = 0
+        answered: dict[str, float] = {}  # echo -> seconds from the POST to its answer
 
         async def post(echo: str) -> None:
             track = fleet.track(echo)
@@ -119,6 +120,7 @@ async def measure(
                 r = await client.post(channel.messages_url, json=body)
             if r.status_code != 200:
                 raise BenchError(f"{label}: POST answered {r.status_code}: {r.text[:200]}")
+            answered[echo] = time.perf_counter() - track.t0
 
         try:
             for i in range(5):  # warm-up: connections, caches, the first heal
@@ -138,6 +140,9 @@ async def measure(
             await wait_done(paced, 15)
             delays = [d * 1000 for t in paced for d in t.delays]
             out.update(p50=pct(delays, 50), p99=pct(delays, 99), max=max(delays, default=0.0))
+            # The HTTP answer alone: what of the delivery's time the POST's own path takes.
+            posted = [answered[f"{label}-paced-{i}"] * 1000 for i in range(n)]
+            out.update(post_p50=pct(posted, 50), post_p99=pct(posted, 99))
             out["missing"] = sum(t.remaining for t in paced)
             # Burst: throughput with ``concurrency`` POSTs in flight.
             gate = asyncio.Semaphore(args.concurrency)
@@ -257,6 +262,8 @@ ROWS = [
     ("p50", "delivery latency p50, POST to socket (ms)", "{:.1f}"),
     ("p99", "delivery latency p99 (ms)", "{:.1f}"),
     ("max", "delivery latency max (ms)", "{:.1f}"),
+    ("post_p50", "POST answered p50 (ms)", "{:.1f}"),
+    ("post_p99", "POST answered p99 (ms)", "{:.1f}"),
     ("burst_rate", "burst: messages delivered per second", "{:.0f}"),
     ("node_cpu_us", "burst: gateway CPU per message, every node (us)", "{:.0f}"),
     ("db_cpu_us", "burst: PostgreSQL backends' CPU per message (us)", "{:.0f}"),
@@ -265,7 +272,16 @@ ROWS = [
     ("duplicates", "frames duplicated", "{:.0f}"),
     ("retried", "POSTs sent again after a dropped connection", "{:.0f}"),
 ]
-RATIO_KEYS = {"p50", "p99", "max", "burst_rate", "node_cpu_us", "broker_rate"}
+RATIO_KEYS = {
+    "p50",
+    "p99",
+    "max",
+    "post_p50",
+    "post_p99",
+    "burst_rate",
+    "node_cpu_us",
+    "broker_rate",
+}
 COLUMNS = ["sqlite", "pg+redis", "cross-node"]
 
 
