@@ -89,6 +89,15 @@ async def backend_pids(database: str) -> list[int]:
     return [int(r[0]) for r in found]
 
 
+async def store_retries(client: httpx.AsyncClient, node: GatewayProcess) -> float:
+    """Operations ``node`` ran again so far (lost races, conflicts), from its metrics."""
+    r = await client.get(node.url("/metrics"))
+    for line in r.text.splitlines():
+        if line.startswith("inboxgate_store_retries_total{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def cpu_of(pids: list[int]) -> float:
     """CPU seconds of ``pids`` so far; a process gone meanwhile counts as nothing."""
     return sum(t for t in map(cpu_seconds, pids) if t == t)  # NaN for a vanished pid
@@ -125,6 +134,13 @@ async def measure(
         try:
             for i in range(5):  # warm-up: connections, caches, the first heal
                 await post(f"{label}-warm-{i}")
+            # Then as many at once as the burst sends, twice: a PostgreSQL node's pool opens the
+            # connections the burst will use (a new backend plans each statement afresh), so the
+            # burst measures a warm node, not the pool's growth (most of a 50-message burst).
+            for i in range(2):
+                await asyncio.gather(
+                    *(post(f"{label}-warm-{i}-{j}") for j in range(args.concurrency))
+                )
             await asyncio.sleep(0.5)
             # Paced: each POST leaves on schedule, so a slow one delays none of the others.
             n = int(args.rate * args.seconds)
@@ -153,6 +169,7 @@ async def measure(
 
             nodes = list(dict.fromkeys([channel.post_node.pid, channel.listen_node.pid]))
             backends = await backend_pids(database) if database else []
+            retries = await store_retries(client, channel.post_node)
             node_cpu, backend_cpu = cpu_of(nodes), cpu_of(backends)
             began = time.perf_counter()
             await asyncio.gather(*(gated(f"{label}-burst-{i}") for i in range(args.burst)))
@@ -160,6 +177,7 @@ async def measure(
             await wait_done(burst, 30)
             out["burst_rate"] = args.burst / (max(t.last for t in burst) - began)
             out["node_cpu_us"] = (cpu_of(nodes) - node_cpu) / args.burst * 1e6
+            out["burst_retries"] = await store_retries(client, channel.post_node) - retries
             if database:
                 # A connection the pool opened during the burst counts whole (from 0).
                 backends = list(dict.fromkeys(backends + await backend_pids(database)))
@@ -267,6 +285,7 @@ ROWS = [
     ("burst_rate", "burst: messages delivered per second", "{:.0f}"),
     ("node_cpu_us", "burst: gateway CPU per message, every node (us)", "{:.0f}"),
     ("db_cpu_us", "burst: PostgreSQL backends' CPU per message (us)", "{:.0f}"),
+    ("burst_retries", "burst: store operations run again (lost races)", "{:.0f}"),
     ("broker_rate", "broker alone: events per second, publish to the other feed", "{:,.0f}"),
     ("missing", "frames missing", "{:.0f}"),
     ("duplicates", "frames duplicated", "{:.0f}"),
