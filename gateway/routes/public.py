@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -104,7 +105,7 @@ class PublicApi:
             path["inbox"], path["source_id"], req, base_url(request)
         )
 
-    async def show_conversation(self, request: Request) -> p.PublicConversation:
+    async def show_conversation(self, request: Request) -> p.PublicConversation | msgspec.Raw:
         return await self.conversations.show(*self.ids(request), base_url(request))
 
     async def toggle_status(self, request: Request) -> p.PublicConversation:

@@ -15,7 +15,7 @@ from ..domain import conversations as conv_ops
 from ..domain import events, incoming, message_reads, notify, validation
 from ..domain import messages as msg_ops
 from ..domain.errors import InvalidAttribute
-from ..store.records import Contact, ContactInbox, Conversation, Inbox
+from ..store.records import Attachment, Contact, ContactInbox, Conversation, Inbox
 from ..store.sql import Op, short_read
 from ..views import conversations as conversation_views
 from ..views import messages as message_views
@@ -104,6 +104,20 @@ def submitted_values(req: p.MessageUpdateRequest) -> Any:
     return values
 
 
+class _Linker:
+    """A link builder that remembers whether it built a link."""
+
+    __slots__ = ("build", "used")
+
+    def __init__(self, build: LinkBuilder) -> None:
+        self.build = build
+        self.used = False
+
+    def __call__(self, attachment: Attachment) -> str:
+        self.used = True
+        return self.build(attachment)
+
+
 class ConversationService:
     def __init__(self, ctx: Context, contacts: ContactService) -> None:
         self.ctx = ctx
@@ -154,15 +168,27 @@ class ConversationService:
 
     async def show(
         self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
-    ) -> p.PublicConversation:
+    ) -> p.PublicConversation | msgspec.Raw:
+        """The conversation, encoded once and then answered from the view cache until the
+        next commit; one with an attachment is never held (its links are signed with the
+        time they were made, and expire)."""
         inbox = await self.ctx.inbox(inbox_identifier)
-        link = self._link(base_url)
+        base = self.ctx.settings.public_url or base_url
+        key = ("conversation", inbox.id, inbox.account_id, source_id, display_id, base)
+        version, held = self.contacts.views.lookup(key)
+        if held is not None:
+            return held  # type: ignore[no-any-return]
+        link = _Linker(self.ctx.files.link_builder(base))
         found = await self.ctx.store.read(
             _shown, inbox.id, inbox.account_id, source_id, display_id, link
         )
         if isinstance(found, Conversation):
             return await self.ctx.store.read(conversation_views.public_conversation, found, link)
-        return found
+        if link.used:
+            return found
+        encoded = msgspec.Raw(p.encode(found))
+        self.contacts.views.keep(version, key, encoded)
+        return encoded
 
     async def resolve(
         self, inbox_identifier: str, source_id: str, display_id: int, base_url: str

@@ -1,0 +1,57 @@
+"""Answers of the hot public reads, kept while the database has not changed.
+
+A widget polls its contact and its conversation far more often than anyone writes them, and
+each such read cost a statement or two on the loop plus the records, the rendering and the
+encoding (about twice an inbox GET). The cache answers them from memory, and is kept true by
+the database itself rather than by events: every lookup first asks the store for its data
+version (``Store.data_version``, SQLite's ``PRAGMA data_version``: a few microseconds), which
+changes with every commit of any connection or process, and a changed version empties the
+cache. So a cached answer is exactly what a read at that moment would give, whoever wrote
+(this process, the CLI, anything sharing the file), and no write path has to remember it.
+
+An engine that cannot tell cheaply (PostgreSQL, where the nodes share the database and a
+version would cost a round trip) answers None, and the cache stays empty there.
+
+The price: any commit empties the whole cache, so under a write load it mostly misses (and
+costs the version check). The reads it serves are the ones repeated between writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from ..store import Store
+
+# Answers held at the most (a bound on memory, not a tuning knob: past it, the cache starts
+# again empty, as the inbox caches do).
+MAX_VIEWS = 10_000
+
+
+class ViewCache:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._version: object | None = None
+        self._views: dict[Hashable, Any] = {}
+
+    def lookup(self, key: Hashable) -> tuple[object | None, Any]:
+        """``(version, answer)``: the answer held for ``key`` (None if none), and the version
+        to hand to :meth:`keep` with an answer read from now on (None: do not keep it)."""
+        version = self.store.data_version()
+        if version is None:
+            return None, None
+        if version != self._version:
+            self._views.clear()
+            self._version = version
+            return version, None
+        return version, self._views.get(key)
+
+    def keep(self, version: object | None, key: Hashable, answer: Any) -> None:
+        """Hold ``answer``, read after the :meth:`lookup` that gave ``version``. Held only if
+        no later lookup saw a newer version: an answer read before a commit must not land in
+        the cache of the state after it (a read that awaited may have lost that race)."""
+        if version is None or version != self._version:
+            return
+        if len(self._views) >= MAX_VIEWS:
+            self._views.clear()
+        self._views[key] = answer

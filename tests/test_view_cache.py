@@ -1,0 +1,151 @@
+"""The public reads' view cache (``services.view_cache``): an answer is served from memory
+only while the database is unchanged, so no write, by this process or another connection,
+is ever followed by a stale answer."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from gateway.services.view_cache import ViewCache
+from gateway.store import SQLiteStore
+from gateway.store.sql import execute
+from tests.routes_helpers import Env
+from tests.store_contract import make_world
+
+pytestmark = pytest.mark.anyio
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+
+
+def _rename(contact_id: int, name: str) -> Any:
+    yield from execute("UPDATE contacts SET name = ? WHERE id = ?", name, contact_id)
+
+
+async def test_a_commit_empties_the_cache(sqlite_store: SQLiteStore) -> None:
+    world = await make_world(sqlite_store)
+    cache = ViewCache(sqlite_store)
+    version, held = cache.lookup("k")
+    assert version is not None and held is None
+    cache.keep(version, "k", "answer")
+    assert cache.lookup("k") == (version, "answer")
+    await sqlite_store.write(_rename, world.contact.id, "Bob")
+    after, held = cache.lookup("k")
+    assert held is None and after != version
+
+
+async def test_a_commit_of_another_connection_empties_the_cache(
+    sqlite_store: SQLiteStore,
+) -> None:
+    """Another process sharing the file (the CLI, say) is seen too."""
+    world = await make_world(sqlite_store)
+    cache = ViewCache(sqlite_store)
+    version, _ = cache.lookup("k")
+    cache.keep(version, "k", "answer")
+    other = sqlite3.connect(sqlite_store.path, isolation_level=None)
+    try:
+        other.execute("UPDATE contacts SET name = 'Carol' WHERE id = ?", (world.contact.id,))
+    finally:
+        other.close()
+    assert cache.lookup("k")[1] is None
+
+
+async def test_an_answer_read_before_a_newer_version_is_not_kept(
+    sqlite_store: SQLiteStore,
+) -> None:
+    """A read that awaited across a commit that another lookup already saw must not land in
+    the cache of the newer state."""
+    world = await make_world(sqlite_store)
+    cache = ViewCache(sqlite_store)
+    old, _ = cache.lookup("k")
+    await sqlite_store.write(_rename, world.contact.id, "Dave")
+    new, _ = cache.lookup("other")
+    cache.keep(old, "k", "stale")
+    assert cache.lookup("k") == (new, None)
+
+
+async def test_a_closed_store_caches_nothing(sqlite_store: SQLiteStore) -> None:
+    cache = ViewCache(sqlite_store)
+    await sqlite_store.close()
+    assert cache.lookup("k") == (None, None)
+    cache.keep(None, "k", "answer")
+    assert cache.lookup("k") == (None, None)
+
+
+# -- through the public API ------------------------------------------------------------------
+
+
+async def _get(env: Env, url: str) -> dict[str, Any]:
+    r = await env.client.get(url)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def test_a_contact_is_never_stale_after_a_write(env: Env) -> None:
+    contact = await env.contact(name="Alice")
+    url = env.contact_url(contact["source_id"])
+    assert (await _get(env, url))["name"] == "Alice"
+    assert (await _get(env, url))["name"] == "Alice"  # from the cache
+    r = await env.client.patch(url, json={"name": "Alice B"})
+    assert r.status_code == 200
+    assert (await _get(env, url))["name"] == "Alice B"
+    await env.store.write(_rename, contact["id"], "Alice C")  # the agent side, say
+    assert (await _get(env, url))["name"] == "Alice C"
+
+
+async def test_a_conversation_is_never_stale_after_a_write(env: Env) -> None:
+    source_id, display_id = await env.session(name="Eve")
+    url = env.conv_url(source_id, display_id)
+    assert (await _get(env, url))["messages"] == []
+    assert (await _get(env, url))["messages"] == []  # from the cache
+    await env.send(source_id, display_id, content="hello")
+    assert [m["content"] for m in (await _get(env, url))["messages"]] == ["hello"]
+    r = await env.client.post(url + "/toggle_status")
+    assert r.status_code == 200
+    assert (await _get(env, url))["status"] == "resolved"
+    body = await _get(env, url)
+    await env.store.write(_rename, body["contact"]["id"], "Eve B")
+    assert (await _get(env, url))["contact"]["name"] == "Eve B"
+
+
+async def test_a_conversation_cached_is_answered_byte_for_byte(env: Env) -> None:
+    source_id, display_id = await env.session(name="Frank")
+    await env.send(source_id, display_id, content="one")
+    url = env.conv_url(source_id, display_id)
+    first = await env.client.get(url)
+    second = await env.client.get(url)
+    assert first.content == second.content
+    assert first.headers["content-type"] == second.headers["content-type"]
+
+
+async def test_a_conversation_with_an_attachment_is_not_cached(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its links are signed with the time they were made: each answer makes fresh ones."""
+    source_id, display_id = await env.session()
+    url = env.conv_url(source_id, display_id)
+    files = [("attachments[]", ("a.png", PNG, "image/png"))]
+    r = await env.client.post(url + "/messages", data={"content": "pic"}, files=files)
+    assert r.status_code == 200, r.text
+    files_store = env.app.state.ctx.files
+    made = 0
+    builder = files_store.link_builder
+
+    def counting(base: str) -> Callable[[Any], str]:
+        build = builder(base)
+
+        def link(attachment: Any) -> str:
+            nonlocal made
+            made += 1
+            return build(attachment)
+
+        return link
+
+    monkeypatch.setattr(files_store, "link_builder", counting)
+    for _ in range(3):
+        assert (await _get(env, url))["messages"][0]["attachments"]
+    assert made == 3
