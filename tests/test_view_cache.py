@@ -149,3 +149,26 @@ async def test_a_conversation_with_an_attachment_is_not_cached(
     for _ in range(3):
         assert (await _get(env, url))["messages"][0]["attachments"]
     assert made == 3
+
+
+async def test_a_cached_conversation_is_keyed_by_the_path_as_sent(env: Env) -> None:
+    """A hit skips parsing the id: only values that found the conversation are ever kept."""
+    source_id, display_id = await env.session()
+    url = env.conv_url(source_id, display_id)
+    assert (await env.client.get(url)).status_code == 200
+    assert (await env.client.get(url)).status_code == 200
+    for odd in (f"+{display_id}", f"{display_id}.0", str(display_id + 1)):
+        r = await env.client.get(env.conv_url(source_id, odd))
+        assert r.status_code == 404, odd
+    assert (await env.client.get(env.conv_url("nobody", display_id))).status_code == 404
+    other = await env.new_inbox(name="Other")
+    r = await env.client.get(env.conv_url(source_id, display_id, other))
+    assert r.status_code == 404
+
+
+async def test_an_unknown_inbox_is_never_answered_from_the_cache(env: Env) -> None:
+    source_id, display_id = await env.session()
+    url = env.conv_url(source_id, display_id)
+    assert (await env.client.get(url)).status_code == 200
+    r = await env.client.get(url.replace(env.inbox.identifier, "nope"))
+    assert r.status_code == 404

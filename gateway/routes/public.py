@@ -106,7 +106,10 @@ class PublicApi:
         )
 
     async def show_conversation(self, request: Request) -> p.PublicConversation | msgspec.Raw:
-        return await self.conversations.show(*self.ids(request), base_url(request))
+        path = request.path_params
+        return await self.conversations.show(
+            path["inbox"], path["source_id"], path["conversation_id"], lambda: base_url(request)
+        )
 
     async def toggle_status(self, request: Request) -> p.PublicConversation:
         return await self.conversations.resolve(*self.ids(request), base_url(request))

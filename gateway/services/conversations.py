@@ -9,12 +9,12 @@ import msgspec
 
 from client_sdk import protocol as p
 
-from .. import metrics
+from .. import inputs, metrics
 from ..attachments import Upload
 from ..domain import conversations as conv_ops
 from ..domain import events, incoming, message_reads, notify, validation
 from ..domain import messages as msg_ops
-from ..domain.errors import InvalidAttribute
+from ..domain.errors import InvalidAttribute, NotFound
 from ..store.records import Attachment, Contact, ContactInbox, Conversation, Inbox
 from ..store.sql import Op, short_read
 from ..views import conversations as conversation_views
@@ -167,18 +167,31 @@ class ConversationService:
         return view
 
     async def show(
-        self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
+        self,
+        inbox_identifier: str,
+        source_id: str,
+        conversation_id: str,
+        base_url: Callable[[], str],
     ) -> p.PublicConversation | msgspec.Raw:
-        """The conversation, encoded once and then answered from the view cache until the
-        next commit; one with an attachment is never held (its links are signed with the
-        time they were made, and expire)."""
-        inbox = await self.ctx.inbox(inbox_identifier)
-        base = self.ctx.settings.public_url or base_url
-        key = ("conversation", inbox.id, inbox.account_id, source_id, display_id, base)
+        """The conversation (``conversation_id`` as the path gives it), encoded once and then
+        answered from the view cache until the next commit.
+
+        The cache is keyed by the path's own values, so a hit costs neither the inbox lookup
+        nor parsing the id: a key is only ever kept for values that found the conversation,
+        and the commit that would change their answer (an inbox or a conversation gone, a
+        session re-proved) empties the cache. A view with an attachment is never held (its
+        links are signed with the time they were made, and expire); every other view holds no
+        link, so it is the same whatever base URL the request came by (``base_url`` is called
+        only on a miss)."""
+        key = ("conversation", inbox_identifier, source_id, conversation_id)
         version, held = self.contacts.views.lookup(key)
         if held is not None:
             return held  # type: ignore[no-any-return]
-        link = _Linker(self.ctx.files.link_builder(base))
+        display_id = inputs.parse_id(conversation_id)
+        if display_id is None:
+            raise NotFound("conversation")  # as every route's id (``http.int_param``)
+        inbox = await self.ctx.inbox(inbox_identifier)
+        link = _Linker(self._link(base_url()))
         found = await self.ctx.store.read(
             _shown, inbox.id, inbox.account_id, source_id, display_id, link
         )
