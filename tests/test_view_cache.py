@@ -4,6 +4,7 @@ is ever followed by a stale answer."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -40,7 +41,8 @@ async def test_a_commit_empties_the_cache(sqlite_store: SQLiteStore) -> None:
 async def test_a_commit_of_another_connection_empties_the_cache(
     sqlite_store: SQLiteStore,
 ) -> None:
-    """Another process sharing the file (the CLI, say) is seen too."""
+    """Another process sharing the file (the CLI, say) is seen too, from the next turn of the
+    loop: the requests of one turn share one read of the version."""
     world = await make_world(sqlite_store)
     cache = ViewCache(sqlite_store)
     version, _ = cache.lookup("k")
@@ -50,7 +52,30 @@ async def test_a_commit_of_another_connection_empties_the_cache(
         other.execute("UPDATE contacts SET name = 'Carol' WHERE id = ?", (world.contact.id,))
     finally:
         other.close()
+    assert cache.lookup("k") == (version, "answer")  # the same turn: received before it
+    await asyncio.sleep(0)
     assert cache.lookup("k")[1] is None
+
+
+async def test_the_version_is_read_once_per_turn_of_the_loop(
+    sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = 0
+    real = sqlite_store.data_version
+
+    def counted() -> object | None:
+        nonlocal reads
+        reads += 1
+        return real()
+
+    monkeypatch.setattr(sqlite_store, "data_version", counted)
+    cache = ViewCache(sqlite_store)
+    for _ in range(3):
+        cache.lookup("k")
+    assert reads == 1
+    await asyncio.sleep(0)
+    cache.lookup("k")
+    assert reads == 2
 
 
 async def test_an_answer_read_before_a_newer_version_is_not_kept(

@@ -8,6 +8,8 @@ version (``Store.data_version``, SQLite's ``PRAGMA data_version``: a few microse
 changes with every commit of any connection or process, and a changed version empties the
 cache. So a cached answer is exactly what a read at that moment would give, whoever wrote
 (this process, the CLI, anything sharing the file), and no write path has to remember it.
+The version is read once per turn of the event loop (:meth:`ViewCache.lookup` says why that
+is still exact for every client).
 
 An engine that cannot tell cheaply (PostgreSQL, where the nodes share the database and a
 version would cost a round trip) answers None, and the cache stays empty there.
@@ -18,6 +20,7 @@ costs the version check). The reads it serves are the ones repeated between writ
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Hashable
 from typing import Any
 
@@ -33,11 +36,27 @@ class ViewCache:
         self.store = store
         self._version: object | None = None
         self._views: dict[Hashable, Any] = {}
+        self._checked = False  # the version was read in this turn of the loop
+
+    def _forget_check(self) -> None:
+        self._checked = False
 
     def lookup(self, key: Hashable) -> tuple[object | None, Any]:
         """``(version, answer)``: the answer held for ``key`` (None if none), and the version
-        to hand to :meth:`keep` with an answer read from now on (None: do not keep it)."""
-        version = self.store.data_version()
+        to hand to :meth:`keep` with an answer read from now on (None: do not keep it).
+
+        The version is read once per turn of the event loop: the callback that forgets it is
+        queued at once, so it runs before anything queued after the read, in particular the
+        wake-up that acknowledges a write committed after it (and the push of its events).
+        So a client never sees an answer older than a write it has heard of; the requests
+        served from one read were all received before it, concurrent with any later commit."""
+        if self._checked:
+            version = self._version
+        else:
+            version = self.store.data_version()
+            if version is not None:
+                self._checked = True
+                asyncio.get_running_loop().call_soon(self._forget_check)
         if version is None:
             return None, None
         if version != self._version:
