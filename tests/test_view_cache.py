@@ -110,6 +110,26 @@ async def _get(env: Env, url: str) -> dict[str, Any]:
     return body
 
 
+def _counting_links(env: Env, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """Count the attachment links the app builds from now on."""
+    files_store = env.app.state.ctx.files
+    made = 0
+    builder = files_store.link_builder
+
+    def counting(base: str) -> Callable[[Any], str]:
+        build = builder(base)
+
+        def link(attachment: Any) -> str:
+            nonlocal made
+            made += 1
+            return build(attachment)
+
+        return link
+
+    monkeypatch.setattr(files_store, "link_builder", counting)
+    return lambda: made
+
+
 async def test_a_contact_is_never_stale_after_a_write(env: Env) -> None:
     contact = await env.contact(name="Alice")
     url = env.contact_url(contact["source_id"])
@@ -156,24 +176,10 @@ async def test_a_conversation_with_an_attachment_is_not_cached(
     files = [("attachments[]", ("a.png", PNG, "image/png"))]
     r = await env.client.post(url + "/messages", data={"content": "pic"}, files=files)
     assert r.status_code == 200, r.text
-    files_store = env.app.state.ctx.files
-    made = 0
-    builder = files_store.link_builder
-
-    def counting(base: str) -> Callable[[Any], str]:
-        build = builder(base)
-
-        def link(attachment: Any) -> str:
-            nonlocal made
-            made += 1
-            return build(attachment)
-
-        return link
-
-    monkeypatch.setattr(files_store, "link_builder", counting)
+    made = _counting_links(env, monkeypatch)
     for _ in range(3):
         assert (await _get(env, url))["messages"][0]["attachments"]
-    assert made == 3
+    assert made() == 3
 
 
 async def test_a_cached_conversation_is_keyed_by_the_path_as_sent(env: Env) -> None:
@@ -197,3 +203,30 @@ async def test_an_unknown_inbox_is_never_answered_from_the_cache(env: Env) -> No
     assert (await env.client.get(url)).status_code == 200
     r = await env.client.get(url.replace(env.inbox.identifier, "nope"))
     assert r.status_code == 404
+
+
+async def test_a_page_of_messages_is_never_stale_after_a_write(env: Env) -> None:
+    source_id, display_id = await env.session()
+    await env.send(source_id, display_id, content="one")
+    assert [m["content"] for m in await env.messages(source_id, display_id)] == ["one"]
+    assert [m["content"] for m in await env.messages(source_id, display_id)] == ["one"]
+    await env.send(source_id, display_id, content="two")
+    assert [m["content"] for m in await env.messages(source_id, display_id)] == ["one", "two"]
+    first = (await env.messages(source_id, display_id))[0]["id"]
+    assert [m["content"] for m in await env.messages(source_id, display_id, after=first)] == ["two"]
+    r = await env.client.get(env.conv_url("nobody", display_id) + "/messages")
+    assert r.status_code == 404
+
+
+async def test_a_page_with_an_attachment_is_not_cached(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source_id, display_id = await env.session()
+    url = env.conv_url(source_id, display_id)
+    files = [("attachments[]", ("a.png", PNG, "image/png"))]
+    r = await env.client.post(url + "/messages", data={"content": "pic"}, files=files)
+    assert r.status_code == 200, r.text
+    made = _counting_links(env, monkeypatch)
+    for _ in range(3):
+        assert (await env.messages(source_id, display_id))[0]["attachments"]
+    assert made() == 3

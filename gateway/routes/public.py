@@ -125,7 +125,7 @@ class PublicApi:
         await self.conversations.update_last_seen(*self.ids(request), base_url(request))
         return empty_response()
 
-    async def list_messages(self, request: Request) -> list[p.PublicMessage]:
+    async def list_messages(self, request: Request) -> list[p.PublicMessage] | msgspec.Raw:
         got = await self.params(request)
         return await self.conversations.messages(
             *self.ids(request), query_int(got, "before", "a message id"),

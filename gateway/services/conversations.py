@@ -271,12 +271,24 @@ class ConversationService:
         before: int | None,
         after: int | None,
         base_url: str,
-    ) -> list[p.PublicMessage]:
+    ) -> list[p.PublicMessage] | msgspec.Raw:
+        """A page of messages, encoded once and then answered from the view cache until the
+        next commit, as :meth:`show` (and, as there, never a page with an attachment)."""
+        key = ("messages", inbox_identifier, source_id, display_id, before, after)
+        version, held = self.contacts.views.lookup(key)
+        if held is not None:
+            return held  # type: ignore[no-any-return]
         inbox = await self.ctx.inbox(inbox_identifier)
-        return await self.ctx.store.read(
+        link = _Linker(self._link(base_url))
+        page = await self.ctx.store.read(
             public_page, inbox.id, inbox.account_id, source_id, display_id, before, after,
-            MESSAGES_PAGE, self._link(base_url),
+            MESSAGES_PAGE, link,
         )  # fmt: skip
+        if link.used:
+            return page
+        encoded = msgspec.Raw(p.encode(page))
+        self.contacts.views.keep(version, key, encoded)
+        return encoded
 
     async def send(
         self,
