@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gateway.services import view_cache
 from gateway.services.view_cache import ViewCache
 from gateway.store import SQLiteStore
 from gateway.store.sql import execute
@@ -230,3 +231,18 @@ async def test_a_page_with_an_attachment_is_not_cached(
     for _ in range(3):
         assert (await env.messages(source_id, display_id))[0]["attachments"]
     assert made() == 3
+
+
+async def test_the_cache_is_bounded_in_bytes(
+    sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(view_cache, "MAX_VIEW_BYTES", 100)
+    cache = ViewCache(sqlite_store)
+    version, _ = cache.lookup("a")
+    cache.keep(version, "a", "A", 60)
+    cache.keep(version, "b", "B", 30)
+    assert cache.lookup("a")[1] == "A" and cache.lookup("b")[1] == "B"
+    cache.keep(version, "c", "C", 30)  # past the bound: starts again empty
+    assert [cache.lookup(k)[1] for k in "abc"] == [None, None, "C"]
+    cache.keep(version, "d", "D", 101)  # larger than the whole cache: never held
+    assert cache.lookup("d")[1] is None and cache.lookup("c")[1] == "C"

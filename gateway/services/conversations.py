@@ -200,7 +200,7 @@ class ConversationService:
         if link.used:
             return found
         encoded = msgspec.Raw(p.encode(found))
-        self.contacts.views.keep(version, key, encoded)
+        self.contacts.views.keep(version, key, encoded, len(encoded))
         return encoded
 
     async def resolve(
@@ -287,7 +287,7 @@ class ConversationService:
         if link.used:
             return page
         encoded = msgspec.Raw(p.encode(page))
-        self.contacts.views.keep(version, key, encoded)
+        self.contacts.views.keep(version, key, encoded, len(encoded))
         return encoded
 
     async def send(

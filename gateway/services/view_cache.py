@@ -26,9 +26,11 @@ from typing import Any
 
 from ..store import Store
 
-# Answers held at the most (a bound on memory, not a tuning knob: past it, the cache starts
-# again empty, as the inbox caches do).
+# Answers held at the most, and bytes of encoded answers (a conversation of 20 long messages
+# is megabytes): bounds on memory, not tuning knobs. Past either, the cache starts again
+# empty, as the inbox caches do.
 MAX_VIEWS = 10_000
+MAX_VIEW_BYTES = 64 * 1024 * 1024
 
 
 class ViewCache:
@@ -36,6 +38,7 @@ class ViewCache:
         self.store = store
         self._version: object | None = None
         self._views: dict[Hashable, Any] = {}
+        self._bytes = 0
         self._checked = False  # the version was read in this turn of the loop
 
     def _forget_check(self) -> None:
@@ -60,17 +63,23 @@ class ViewCache:
         if version is None:
             return None, None
         if version != self._version:
-            self._views.clear()
+            self._clear()
             self._version = version
             return version, None
         return version, self._views.get(key)
 
-    def keep(self, version: object | None, key: Hashable, answer: Any) -> None:
-        """Hold ``answer``, read after the :meth:`lookup` that gave ``version``. Held only if
-        no later lookup saw a newer version: an answer read before a commit must not land in
-        the cache of the state after it (a read that awaited may have lost that race)."""
-        if version is None or version != self._version:
+    def keep(self, version: object | None, key: Hashable, answer: Any, size: int = 0) -> None:
+        """Hold ``answer`` (``size``: its encoded bytes, if it is held encoded), read after the
+        :meth:`lookup` that gave ``version``. Held only if no later lookup saw a newer
+        version: an answer read before a commit must not land in the cache of the state after
+        it (a read that awaited may have lost that race)."""
+        if version is None or version != self._version or size > MAX_VIEW_BYTES:
             return
-        if len(self._views) >= MAX_VIEWS:
-            self._views.clear()
+        if len(self._views) >= MAX_VIEWS or self._bytes + size > MAX_VIEW_BYTES:
+            self._clear()
         self._views[key] = answer
+        self._bytes += size
+
+    def _clear(self) -> None:
+        self._views.clear()
+        self._bytes = 0
