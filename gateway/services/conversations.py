@@ -16,7 +16,7 @@ from ..domain import events, incoming, message_reads, notify, validation
 from ..domain import messages as msg_ops
 from ..domain.errors import InvalidAttribute, NotFound
 from ..store.records import Attachment, Contact, ContactInbox, Conversation, Inbox
-from ..store.sql import Op, short_read
+from ..store.sql import Op, lazy_transaction, short_read
 from ..views import conversations as conversation_views
 from ..views import messages as message_views
 from ..views import public as presenters
@@ -83,6 +83,27 @@ def _rendered(
     conversation it wrote."""
     result = yield from op(*args)
     return result, (yield from conversation_views.public_conversation(result.conversation, link))
+
+
+def _check_message(req: p.MessageCreateRequest, uploads: Sequence[Upload], limit: int) -> None:
+    validation.content(req.content)
+    validation.length("echo_id", req.echo_id, validation.MAX_ECHO_ID)
+    if not uploads and not (req.content or "").strip():
+        raise InvalidAttribute("Content can't be blank", ["content"])  # see COMPATIBILITY.md
+    if len(uploads) > limit:
+        raise InvalidAttribute(f"Too many attachments (maximum is {limit})", ["attachments"])
+
+
+@lazy_transaction
+def reached_incoming(
+    inbox_id: int, account_id: int, source_id: str, display_id: int, *args: Any
+) -> Op[msg_ops.MessageResult]:
+    """:func:`incoming.create_incoming` (``args``: its arguments after the ids) into the
+    conversation the session reaches, found by the same rule and with the same errors as
+    :func:`conv_ops.reached_ids`, in the write's own transaction: a read before its single
+    write, as a lazy transaction allows."""
+    ids = yield from conv_ops.reached_ids(inbox_id, account_id, source_id, display_id)
+    return (yield from incoming.create_incoming(ids.conversation_id, ids.contact_id, *args))
 
 
 def submitted_values(req: p.MessageUpdateRequest) -> Any:
@@ -299,14 +320,28 @@ class ConversationService:
         uploads: Sequence[Upload],
         base_url: str,
     ) -> p.PublicMessage:
-        contact_id, conversation_id = await self._ids(inbox_identifier, source_id, display_id)
-        validation.content(req.content)
-        validation.length("echo_id", req.echo_id, validation.MAX_ECHO_ID)
-        if not uploads and not (req.content or "").strip():
-            raise InvalidAttribute("Content can't be blank", ["content"])  # see COMPATIBILITY.md
         limit = self.ctx.settings.max_attachments
-        if len(uploads) > limit:
-            raise InvalidAttribute(f"Too many attachments (maximum is {limit})", ["attachments"])
+        try:
+            _check_message(req, uploads, limit)
+        except Exception:
+            # What the session reaches is checked first: one that reaches nothing hears 404.
+            await self._ids(inbox_identifier, source_id, display_id)
+            raise
+        link = self._link(base_url)
+        if not uploads:
+            # The session's reach is checked in the write itself: no read on the loop first
+            # (a read there hands the GIL to the writer and waits to get it back).
+            inbox = await self.ctx.inbox(inbox_identifier)
+            result = await self.ctx.store.write(
+                reached_incoming, inbox.id, inbox.account_id, source_id, display_id,
+                req.content, (req.echo_id or None), [], self.ctx.settings.messages_per_minute,
+                link, self.ctx.now(),
+            )  # fmt: skip
+            if result.created:
+                metrics.message_created("public")
+            self.ctx.emitted(result.events)
+            return result.view
+        contact_id, conversation_id = await self._ids(inbox_identifier, source_id, display_id)
         saved: list[msg_ops.NewAttachment] = []
         try:
             for upload in uploads:
@@ -315,7 +350,6 @@ class ConversationService:
                         upload.file, upload.filename or "file", upload.content_type or ""
                     )
                 )
-            link = self._link(base_url)
             result = await self.ctx.store.write(
                 incoming.create_incoming, conversation_id, contact_id, req.content,
                 (req.echo_id or None), saved, self.ctx.settings.messages_per_minute, link,
