@@ -142,13 +142,23 @@ async def read_params(
     return Params(values, files)
 
 
-def _content_type(headers: list[tuple[bytes, bytes]]) -> str:
+def _content_type(headers: list[tuple[bytes, bytes]]) -> tuple[str, bool]:
     """The media type (lower case, no parameters) of the first Content-Type header, as
-    ``request.headers.get`` would find it, without building a Headers object per request."""
+    ``request.headers.get`` would find it, without building a Headers object per request;
+    and whether the headers announce a body (Content-Length or Transfer-Encoding)."""
+    content_type: str | None = None
+    framed = False
     for name, value in headers:
         if name == b"content-type":
-            return value.decode("latin-1").split(";")[0].strip().lower()
-    return ""
+            if content_type is None:
+                content_type = value.decode("latin-1").split(";")[0].strip().lower()
+        elif name == b"content-length" or name == b"transfer-encoding":
+            framed = True
+    return content_type or "", framed
+
+
+# HTTP versions whose requests carry a body only with Content-Length or Transfer-Encoding.
+_UNFRAMED_IS_EMPTY = ("1.1", "1.0")
 
 
 async def _body(request: Request) -> bytes:
@@ -168,7 +178,8 @@ async def _body(request: Request) -> bytes:
 async def _read_body(
     request: Request, values: dict[str, Any], max_json: int, max_files: int, max_form_part: int
 ) -> list[UploadFile]:
-    content_type = _content_type(request.scope["headers"])
+    scope = request.scope
+    content_type, framed = _content_type(scope["headers"])
     files: list[UploadFile] = []
     if content_type == "multipart/form-data":
         try:
@@ -187,7 +198,12 @@ async def _read_body(
             else:
                 _assign(values, key, item)
         return files
-    body = await _body(request)
+    if framed or scope.get("http_version") not in _UNFRAMED_IS_EMPTY:
+        body = await _body(request)
+    else:
+        # HTTP/1.x: a request with neither header has no body (RFC 9112 §6.3): nothing to
+        # wait for (a widget's GET saves the receive, its event and a turn of the loop).
+        body = b""
     if content_type == "application/x-www-form-urlencoded":
         if len(body) > max_json:
             raise PayloadTooLarge(f"Form body is larger than {max_json} bytes")

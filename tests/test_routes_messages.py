@@ -511,3 +511,32 @@ async def test_update_non_csat_message_still_validates_rating(env: Env) -> None:
     )
     assert r.status_code == 422
     assert r.json()["attributes"] == ["rating"]
+
+
+async def test_the_session_reach_is_checked_before_the_message(env: Env) -> None:
+    """The reach is checked in the write itself for a message without attachments; the
+    answers stay in the same order: a session that reaches nothing hears 404 whatever it
+    sent, one that reaches the conversation hears what is wrong with the message."""
+    mine, display_id = await env.session()
+    other, _ = await env.session()
+    cases = [
+        (mine, display_id, {"content": ""}, 422),
+        (other, display_id, {"content": ""}, 404),
+        (other, display_id, {"content": "hi"}, 404),
+        ("nobody", display_id, {"content": "hi"}, 404),
+        (mine, display_id + 99, {"content": ""}, 404),
+        (mine, display_id + 99, {"content": "hi"}, 404),
+    ]
+    for source_id, conversation_id, body, status in cases:
+        r = await env.client.post(env.conv_url(source_id, conversation_id) + "/messages", json=body)
+        assert r.status_code == status, (source_id, conversation_id, body, r.text)
+    for source_id, conversation_id in [("nobody", display_id), (mine, display_id + 99)]:
+        url = env.conv_url(source_id, conversation_id) + "/messages"
+        blank = await env.client.post(url, json={"content": ""})  # checked on the loop
+        valid = await env.client.post(url, json={"content": "hi"})  # checked in the write
+        assert blank.json() == valid.json()
+    assert await env.messages(mine, display_id) == []
+    sent = await env.send(mine, display_id, content="hi", echo_id="e-1")
+    again = await env.send(mine, display_id, content="hi", echo_id="e-1")
+    assert sent["id"] == again["id"]
+    assert [m["content"] for m in await env.messages(mine, display_id)] == ["hi"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -104,8 +105,11 @@ class PublicApi:
             path["inbox"], path["source_id"], req, base_url(request)
         )
 
-    async def show_conversation(self, request: Request) -> p.PublicConversation:
-        return await self.conversations.show(*self.ids(request), base_url(request))
+    async def show_conversation(self, request: Request) -> p.PublicConversation | msgspec.Raw:
+        path = request.path_params
+        return await self.conversations.show(
+            path["inbox"], path["source_id"], path["conversation_id"], lambda: base_url(request)
+        )
 
     async def toggle_status(self, request: Request) -> p.PublicConversation:
         return await self.conversations.resolve(*self.ids(request), base_url(request))
@@ -121,7 +125,7 @@ class PublicApi:
         await self.conversations.update_last_seen(*self.ids(request), base_url(request))
         return empty_response()
 
-    async def list_messages(self, request: Request) -> list[p.PublicMessage]:
+    async def list_messages(self, request: Request) -> list[p.PublicMessage] | msgspec.Raw:
         got = await self.params(request)
         return await self.conversations.messages(
             *self.ids(request), query_int(got, "before", "a message id"),

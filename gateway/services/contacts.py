@@ -12,6 +12,7 @@ from ..domain.errors import NotFound
 from ..store.records import Contact, ContactInbox, Inbox
 from ..views import public as presenters
 from .context import Context
+from .view_cache import ViewCache
 
 
 def _fields(
@@ -53,6 +54,9 @@ class ContactService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._inbox_views: dict[str, tuple[Inbox, p.PublicInbox]] = {}
+        # Sessions and conversation views, while the database is unchanged (shared with the
+        # ConversationService).
+        self.views = ViewCache(ctx.store)
 
     async def inbox(self, inbox_identifier: str) -> p.PublicInbox:
         """The inbox as its widget sees it (§3.1), with its channel attributes.
@@ -76,9 +80,13 @@ class ContactService:
     ) -> tuple[Inbox, ContactInbox, Contact]:
         """Resolve the lookup chain inbox → contact session (404 at the first miss)."""
         inbox = await self.ctx.inbox(inbox_identifier)
-        found = await self.ctx.store.read(ops.get_session, inbox.id, source_id)
+        key = ("session", inbox.id, source_id)
+        version, found = self.views.lookup(key)
         if found is None:
-            raise NotFound("contact")
+            found = await self.ctx.store.read(ops.get_session, inbox.id, source_id)
+            if found is None:
+                raise NotFound("contact")
+            self.views.keep(version, key, found)
         return inbox, found[0], found[1]
 
     async def create(self, inbox_identifier: str, req: p.ContactCreateRequest) -> p.PublicContact:

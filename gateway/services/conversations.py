@@ -9,14 +9,14 @@ import msgspec
 
 from client_sdk import protocol as p
 
-from .. import metrics
+from .. import inputs, metrics
 from ..attachments import Upload
 from ..domain import conversations as conv_ops
 from ..domain import events, incoming, message_reads, notify, validation
 from ..domain import messages as msg_ops
-from ..domain.errors import InvalidAttribute
-from ..store.records import Contact, ContactInbox, Conversation, Inbox
-from ..store.sql import Op, short_read
+from ..domain.errors import InvalidAttribute, NotFound
+from ..store.records import Attachment, Contact, ContactInbox, Conversation, Inbox
+from ..store.sql import Op, lazy_transaction, short_read
 from ..views import conversations as conversation_views
 from ..views import messages as message_views
 from ..views import public as presenters
@@ -85,6 +85,27 @@ def _rendered(
     return result, (yield from conversation_views.public_conversation(result.conversation, link))
 
 
+def _check_message(req: p.MessageCreateRequest, uploads: Sequence[Upload], limit: int) -> None:
+    validation.content(req.content)
+    validation.length("echo_id", req.echo_id, validation.MAX_ECHO_ID)
+    if not uploads and not (req.content or "").strip():
+        raise InvalidAttribute("Content can't be blank", ["content"])  # see COMPATIBILITY.md
+    if len(uploads) > limit:
+        raise InvalidAttribute(f"Too many attachments (maximum is {limit})", ["attachments"])
+
+
+@lazy_transaction
+def reached_incoming(
+    inbox_id: int, account_id: int, source_id: str, display_id: int, *args: Any
+) -> Op[msg_ops.MessageResult]:
+    """:func:`incoming.create_incoming` (``args``: its arguments after the ids) into the
+    conversation the session reaches, found by the same rule and with the same errors as
+    :func:`conv_ops.reached_ids`, in the write's own transaction: a read before its single
+    write, as a lazy transaction allows."""
+    ids = yield from conv_ops.reached_ids(inbox_id, account_id, source_id, display_id)
+    return (yield from incoming.create_incoming(ids.conversation_id, ids.contact_id, *args))
+
+
 def submitted_values(req: p.MessageUpdateRequest) -> Any:
     """Validate and normalise ``submitted_values``; a CSAT rating is checked at once (1-5)."""
     if req.submitted_values is None:
@@ -102,6 +123,20 @@ def submitted_values(req: p.MessageUpdateRequest) -> Any:
     values = msgspec.to_builtins(req.submitted_values)
     validation.attributes_size(values, "submitted_values")
     return values
+
+
+class _Linker:
+    """A link builder that remembers whether it built a link."""
+
+    __slots__ = ("build", "used")
+
+    def __init__(self, build: LinkBuilder) -> None:
+        self.build = build
+        self.used = False
+
+    def __call__(self, attachment: Attachment) -> str:
+        self.used = True
+        return self.build(attachment)
 
 
 class ConversationService:
@@ -153,16 +188,41 @@ class ConversationService:
         return view
 
     async def show(
-        self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
-    ) -> p.PublicConversation:
+        self,
+        inbox_identifier: str,
+        source_id: str,
+        conversation_id: str,
+        base_url: Callable[[], str],
+    ) -> p.PublicConversation | msgspec.Raw:
+        """The conversation (``conversation_id`` as the path gives it), encoded once and then
+        answered from the view cache until the next commit.
+
+        The cache is keyed by the path's own values, so a hit costs neither the inbox lookup
+        nor parsing the id: a key is only ever kept for values that found the conversation,
+        and the commit that would change their answer (an inbox or a conversation gone, a
+        session re-proved) empties the cache. A view with an attachment is never held (its
+        links are signed with the time they were made, and expire); every other view holds no
+        link, so it is the same whatever base URL the request came by (``base_url`` is called
+        only on a miss)."""
+        key = ("conversation", inbox_identifier, source_id, conversation_id)
+        version, held = self.contacts.views.lookup(key)
+        if held is not None:
+            return held  # type: ignore[no-any-return]
+        display_id = inputs.parse_id(conversation_id)
+        if display_id is None:
+            raise NotFound("conversation")  # as every route's id (``http.int_param``)
         inbox = await self.ctx.inbox(inbox_identifier)
-        link = self._link(base_url)
+        link = _Linker(self._link(base_url()))
         found = await self.ctx.store.read(
             _shown, inbox.id, inbox.account_id, source_id, display_id, link
         )
         if isinstance(found, Conversation):
             return await self.ctx.store.read(conversation_views.public_conversation, found, link)
-        return found
+        if link.used:
+            return found
+        encoded = msgspec.Raw(p.encode(found))
+        self.contacts.views.keep(version, key, encoded, len(encoded))
+        return encoded
 
     async def resolve(
         self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
@@ -232,12 +292,24 @@ class ConversationService:
         before: int | None,
         after: int | None,
         base_url: str,
-    ) -> list[p.PublicMessage]:
+    ) -> list[p.PublicMessage] | msgspec.Raw:
+        """A page of messages, encoded once and then answered from the view cache until the
+        next commit, as :meth:`show` (and, as there, never a page with an attachment)."""
+        key = ("messages", inbox_identifier, source_id, display_id, before, after)
+        version, held = self.contacts.views.lookup(key)
+        if held is not None:
+            return held  # type: ignore[no-any-return]
         inbox = await self.ctx.inbox(inbox_identifier)
-        return await self.ctx.store.read(
+        link = _Linker(self._link(base_url))
+        page = await self.ctx.store.read(
             public_page, inbox.id, inbox.account_id, source_id, display_id, before, after,
-            MESSAGES_PAGE, self._link(base_url),
+            MESSAGES_PAGE, link,
         )  # fmt: skip
+        if link.used:
+            return page
+        encoded = msgspec.Raw(p.encode(page))
+        self.contacts.views.keep(version, key, encoded, len(encoded))
+        return encoded
 
     async def send(
         self,
@@ -248,14 +320,28 @@ class ConversationService:
         uploads: Sequence[Upload],
         base_url: str,
     ) -> p.PublicMessage:
-        contact_id, conversation_id = await self._ids(inbox_identifier, source_id, display_id)
-        validation.content(req.content)
-        validation.length("echo_id", req.echo_id, validation.MAX_ECHO_ID)
-        if not uploads and not (req.content or "").strip():
-            raise InvalidAttribute("Content can't be blank", ["content"])  # see COMPATIBILITY.md
         limit = self.ctx.settings.max_attachments
-        if len(uploads) > limit:
-            raise InvalidAttribute(f"Too many attachments (maximum is {limit})", ["attachments"])
+        try:
+            _check_message(req, uploads, limit)
+        except Exception:
+            # What the session reaches is checked first: one that reaches nothing hears 404.
+            await self._ids(inbox_identifier, source_id, display_id)
+            raise
+        link = self._link(base_url)
+        if not uploads:
+            # The session's reach is checked in the write itself: no read on the loop first
+            # (a read there hands the GIL to the writer and waits to get it back).
+            inbox = await self.ctx.inbox(inbox_identifier)
+            result = await self.ctx.store.write(
+                reached_incoming, inbox.id, inbox.account_id, source_id, display_id,
+                req.content, (req.echo_id or None), [], self.ctx.settings.messages_per_minute,
+                link, self.ctx.now(),
+            )  # fmt: skip
+            if result.created:
+                metrics.message_created("public")
+            self.ctx.emitted(result.events)
+            return result.view
+        contact_id, conversation_id = await self._ids(inbox_identifier, source_id, display_id)
         saved: list[msg_ops.NewAttachment] = []
         try:
             for upload in uploads:
@@ -264,7 +350,6 @@ class ConversationService:
                         upload.file, upload.filename or "file", upload.content_type or ""
                     )
                 )
-            link = self._link(base_url)
             result = await self.ctx.store.write(
                 incoming.create_incoming, conversation_id, contact_id, req.content,
                 (req.echo_id or None), saved, self.ctx.settings.messages_per_minute, link,

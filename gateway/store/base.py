@@ -69,6 +69,12 @@ class Store(abc.ABC):
     async def read(self, op: Callable[..., Op[T]], *args: Any, **kwargs: Any) -> T:
         """Run a read-only ``op`` on a snapshot of committed data."""
 
+    def data_version(self) -> object | None:
+        """A token that compares equal between two calls only if no commit (by any process)
+        came between them, read on the calling (loop) thread; None when the engine cannot
+        tell cheaply, and then nothing may be cached on it (``services.view_cache``)."""
+        return None
+
     async def __aenter__(self) -> Store:
         await self.start()
         return self

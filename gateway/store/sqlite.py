@@ -284,6 +284,20 @@ class SQLiteStore(Store):
         result: T = _run_op(self._reader_conn(self._loop_local), op(*args, **kwargs))
         return result
 
+    def data_version(self) -> object | None:
+        """``PRAGMA data_version`` of the loop's read connection, which changes with every
+        commit of any other connection or process (a few microseconds: a read lock, no page
+        read). The token holds the connection too: numbers of two connections never compare
+        equal. None when closed or when the database is busy (recovery)."""
+        if self._closed:
+            return None
+        conn = self._reader_conn(self._loop_local)
+        try:
+            row = conn.execute("PRAGMA data_version").fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return (conn, row[0])
+
     def _read_sync(
         self, op: Callable[..., Op[T]], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> T:
