@@ -61,6 +61,16 @@ def contact_streams(
     return [session_stream(r[0]) for r in result]
 
 
+def verified_streams(session: ContactInbox, verified: str | None) -> list[str]:
+    """:func:`contact_streams` of the conversation whose session is ``session``, from
+    ``verified``: the ids of the conversation's contact's verified sessions, a comma-separated
+    list in any order ('' for none; NULL, so None, when ``session`` is not verified), read in
+    the same statement as ``session``."""
+    if not session.hmac_verified or verified is None:
+        return [session_stream(session.id)]
+    return [session_stream(i) for i in sorted(int(v) for v in verified.split(",") if v)]
+
+
 def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[list[LoggedEvent]]:
     """Append one event to every stream in ``streams`` (deduplicated, order kept). A
     ``contact.*`` event also enqueues its account webhooks (message and conversation events
@@ -87,9 +97,7 @@ def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[li
     )  # fmt: skip
     position: dict[str, tuple[str, int]] = {}
     if targets:
-        heads = yield from rows(
-            _UPSERT_HEADS.format(marks=_heads(len(targets))), *new_heads(targets)
-        )
+        heads = yield from rows(_UPSERT_HEADS.format(marks=_sqlite_heads(len(targets))), *targets)
         position = {r[0]: (r[1], r[2]) for r in heads}
         yield from rows(
             "INSERT INTO stream_entries (stream, stream_offset, event_id, created_at) VALUES "
@@ -110,6 +118,16 @@ _UPSERT_HEADS = (
 
 def _heads(n: int) -> str:
     return ", ".join(["(?, ?, 1)"] * n)
+
+
+# SQLite: a new stream's epoch drawn by SQLite itself (its own generator, seeded once), not by
+# Python: ``secrets`` costs a system call per stream on every append, though nearly every
+# append finds its stream already there and never uses the epoch.
+_SQLITE_EPOCH = "lower(hex(randomblob(6)))"
+
+
+def _sqlite_heads(n: int) -> str:
+    return ", ".join([f"(?, {_SQLITE_EPOCH}, 1)"] * n)
 
 
 def new_heads(targets: list[str]) -> list[str]:
