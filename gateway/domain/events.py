@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from client_sdk import protocol as p
 
 from ..store.records import ContactInbox, Conversation, LoggedEvent
-from ..store.sql import Op, dialect, one, rows, scalar
+from ..store.sql import Op, dialect, execute, one, rows, scalar
 from . import webhooks
 
 
@@ -91,18 +91,16 @@ def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[li
         )  # fmt: skip
         at = {r[0]: (r[1], r[2]) for r in heads}
         return (yield from _logged(name, data, payload, targets, at, now))
-    event_id = yield from scalar(
-        "INSERT INTO events (name, payload, created_at) VALUES (?, ?, ?) RETURNING id",
-        name, payload, now,
-    )  # fmt: skip
+    yield from execute(
+        "INSERT INTO events (name, payload, created_at) VALUES (?, ?, ?)", name, payload, now
+    )
     position: dict[str, tuple[str, int]] = {}
     if targets:
         heads = yield from rows(_UPSERT_HEADS.format(marks=_sqlite_heads(len(targets))), *targets)
         position = {r[0]: (r[1], r[2]) for r in heads}
-        yield from rows(
-            "INSERT INTO stream_entries (stream, stream_offset, event_id, created_at) VALUES "
-            + ", ".join(["(?, ?, ?, ?)"] * len(targets)),
-            *[v for s in targets for v in (s, position[s][1], event_id, now)],
+        yield from execute(
+            _SQLITE_ENTRIES + ", ".join([_SQLITE_ENTRY] * len(targets)),
+            *[v for s in targets for v in (s, position[s][1], now)],
         )
     return (yield from _logged(name, data, payload, targets, position, now))
 
@@ -114,6 +112,13 @@ _UPSERT_HEADS = (
     "ON CONFLICT (name) DO UPDATE SET last_offset = streams.last_offset + 1 "
     "RETURNING name, epoch, last_offset"
 )
+
+
+# SQLite: the entries point at the event just inserted, the newest (one writer; ids only grow),
+# found in the table rather than returned by the insert: RETURNING costs SQLite a temporary
+# table per statement, and nothing else needs the id.
+_SQLITE_ENTRIES = "INSERT INTO stream_entries (stream, stream_offset, event_id, created_at) VALUES "
+_SQLITE_ENTRY = "(?, ?, (SELECT MAX(id) FROM events), ?)"
 
 
 def _heads(n: int) -> str:

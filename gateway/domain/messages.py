@@ -80,14 +80,15 @@ def insert_message(
     attachments: list[NewAttachment] | None = None,
     source_id: str | None = None,
 ) -> Op[Message]:
-    row = yield from one(
-        f"{INSERT_MESSAGE} RETURNING {Message.COLUMNS}",
+    values = (
         conversation.account_id, conversation.inbox_id, conversation.id, content, message_type,
         content_type, dump_json(content_attributes or {}), private, "sent", sender_type,
-        sender_id, echo_id, source_id, now, now,
+        sender_id, echo_id, source_id, float(now), float(now),
     )  # fmt: skip
-    assert row is not None
-    message = Message.from_row(row)
+    message_id = yield from scalar(f"{INSERT_MESSAGE} RETURNING id", *values)
+    # The record from what was written (the columns in INSERT_MESSAGE's order are COLUMNS'
+    # after the id), read as a row would be: every column back costs more than the id alone.
+    message = Message.from_row((message_id, *values))
     for att in attachments or []:
         # RETURNING builds the message's attachment list as it is written: no re-read.
         inserted = yield from one(
