@@ -19,7 +19,7 @@ from gateway.domain.errors import InvalidAttribute, NotFound
 from gateway.store import SQLiteStore, UniqueViolation
 from gateway.store import sqlite as sqlite_store_module
 from gateway.store.records import Conversation
-from gateway.store.sql import Op, Rows, execute, rows
+from gateway.store.sql import Op, Rows, execute, next_offsets, rows
 from tests.store_contract import (
     T0,
     World,
@@ -49,6 +49,12 @@ def duplicate_echo(conversation: Conversation, echo_id: str) -> Op[None]:
         conversation.account_id, conversation.inbox_id, conversation.id, "dup", 0, "text", "{}",
         False, "sent", "Contact", None, echo_id, None, T0, T0,
     )  # fmt: skip
+
+
+def advance_then_fail(stream: str) -> Op[None]:
+    """Advances a stream's head (kept by the writer: no row changes yet), then fails."""
+    yield from next_offsets([stream])
+    raise InvalidAttribute("deliberate", ["base"])
 
 
 def dump() -> Op[dict[str, Rows]]:
@@ -98,6 +104,10 @@ def send_call(conversation: Conversation, world: World, i: int, echo: str | None
     return incoming.create_incoming, args
 
 
+def unpacked(call: Call) -> tuple[Any, ...]:
+    return (call[0], *call[1])
+
+
 async def setup(store: SQLiteStore) -> tuple[World, Conversation]:
     world = await make_world(store)
     conversation = (await new_conversation(store, world.inbox, world.session)).conversation
@@ -113,6 +123,8 @@ def mixed_calls(world: World, conversation: Conversation, *, write_then_fail: bo
         calls.append((duplicate_echo, (conversation, f"e{i}")))  # its one statement fails
         if write_then_fail and i % 3 == 1:
             calls.append((insert_account_then_fail, (f"ghost{i}", T0)))
+        if write_then_fail and i % 3 == 2:
+            calls.append((advance_then_fail, (events.inbox_stream(world.inbox.id),)))
         calls.append(send_call(conversation, world, 200 + i, f"e{i}"))  # a retry: the original
     return calls
 
@@ -127,7 +139,7 @@ def check_outcomes(outcomes: list[Any], calls: list[Call]) -> None:
     for (op, _), outcome in zip(calls, outcomes, strict=True):
         if op is duplicate_echo:
             assert isinstance(outcome, UniqueViolation)
-        elif op is insert_account_then_fail:
+        elif op is insert_account_then_fail or op is advance_then_fail:
             assert isinstance(outcome, InvalidAttribute)
     assert sum(isinstance(o, NotFound) for o in outcomes) == 6
     results = [o for o in outcomes if isinstance(o, messages.MessageResult)]
@@ -146,7 +158,7 @@ async def test_a_batch_gives_the_rows_and_outcomes_of_a_savepoint_per_op(
     for path in ("together", "savepoints"):
         with monkeypatch.context() as patch:
             if path == "savepoints":
-                patch.setattr(sqlite_store_module, "_run_together", lambda conn, batch: None)
+                patch.setattr(sqlite_store_module, "_run_together", lambda conn, batch, heads: None)
             store = SQLiteStore(tmp_path / path / "db.sqlite")
             async with store:
                 world, conversation = await setup(store)
@@ -166,6 +178,8 @@ async def test_a_batch_gives_the_rows_and_outcomes_of_a_savepoint_per_op(
     assert len(together[1]["accounts"]) == 1  # no ghost account survives
     # Failures that left nothing behind cost no replay; one that wrote costs exactly one.
     assert together[2] == (1 if write_then_fail else 0)
+    inbox_offsets = [r[1] for r in together[1]["entries"] if r[0].startswith("inbox:")]
+    assert inbox_offsets == list(range(1, 8))  # the conversation, six messages: no gap
 
 
 async def test_the_log_has_no_gap_after_a_replayed_batch(sqlite_store: SQLiteStore) -> None:
@@ -186,3 +200,35 @@ async def test_the_log_has_no_gap_after_a_replayed_batch(sqlite_store: SQLiteSto
     more = await one_batch(sqlite_store, [send_call(conversation, world, 50 + i) for i in range(5)])
     assert all(isinstance(o, messages.MessageResult) for o in more)
     assert sqlite_store.replayed_batches == 1
+
+
+async def test_a_head_advanced_by_a_failed_op_is_given_again(sqlite_store: SQLiteStore) -> None:
+    """An operation that advanced a stream's head in the writer's copy and then failed, alone
+    in its batch (no row changed, yet the batch runs again): the next append takes that
+    offset, with no gap."""
+    world, conversation = await setup(sqlite_store)
+    stream = events.inbox_stream(world.inbox.id)
+    with pytest.raises(InvalidAttribute):
+        await sqlite_store.write(advance_then_fail, stream)
+    assert sqlite_store.replayed_batches == 1
+    sent = await sqlite_store.write(*unpacked(send_call(conversation, world, 1)))
+    assert [e.offset for e in sent.events if e.stream == stream] == [2]
+    assert await sqlite_store.read(events.stream_position, stream) == (sent.events[0].epoch, 2)
+
+
+async def test_another_connections_appends_are_seen(tmp_path: Path) -> None:
+    """The writer's copy of the heads is dropped when another connection committed (an admin
+    command in another process, say): its appends are continued, never overwritten."""
+    path = tmp_path / "shared.db"
+    async with SQLiteStore(path) as first, SQLiteStore(path) as second:
+        world, conversation = await setup(first)
+        stream = events.inbox_stream(world.inbox.id)
+        await first.write(*unpacked(send_call(conversation, world, 1)))
+        for i in range(3):
+            await second.write(events.append, "x.other", {"i": i}, [stream], T0)
+        sent = await first.write(*unpacked(send_call(conversation, world, 2)))
+        assert [e.offset for e in sent.events if e.stream == stream] == [6]
+        assert first.replayed_batches == 0  # known before it wrote, not learnt from a failure
+        log = await first.read(events.read_stream, stream)
+        assert [e.offset for e in log] == list(range(1, 7))
+        assert len({e.epoch for e in log}) == 1

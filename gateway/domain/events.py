@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from client_sdk import protocol as p
 
 from ..store.records import ContactInbox, Conversation, LoggedEvent
-from ..store.sql import Op, dialect, execute, one, rows, scalar
+from ..store.sql import Op, dialect, execute, next_offsets, one, rows, scalar
 from . import webhooks
 
 
@@ -76,8 +76,9 @@ def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[li
     ``contact.*`` event also enqueues its account webhooks (message and conversation events
     get theirs from ``notify``, which holds the records their payloads need).
 
-    Three statements however many streams: the event, every stream's next offset (one
-    multi-row upsert), every entry (one multi-row insert); on PostgreSQL, one."""
+    SQLite: two statements however many streams, the event and every entry (one multi-row
+    insert); the streams' next offsets come from the writer's own copy of the heads
+    (:data:`~gateway.store.sql.NEXT_OFFSETS`). PostgreSQL: one statement."""
     payload = p.encode(p.Event(event=name, data=data))
     targets = list(dict.fromkeys(streams))
     if targets and (yield from dialect()) == "postgresql":
@@ -96,7 +97,7 @@ def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[li
     )
     position: dict[str, tuple[str, int]] = {}
     if targets:
-        heads = yield from rows(_UPSERT_HEADS.format(marks=_sqlite_heads(len(targets))), *targets)
+        heads = yield from next_offsets(targets)
         position = {r[0]: (r[1], r[2]) for r in heads}
         yield from execute(
             _SQLITE_ENTRIES + ", ".join([_SQLITE_ENTRY] * len(targets)),
@@ -123,16 +124,6 @@ _SQLITE_ENTRY = "(?, ?, (SELECT MAX(id) FROM events), ?)"
 
 def _heads(n: int) -> str:
     return ", ".join(["(?, ?, 1)"] * n)
-
-
-# SQLite: a new stream's epoch drawn by SQLite itself (its own generator, seeded once), not by
-# Python: ``secrets`` costs a system call per stream on every append, though nearly every
-# append finds its stream already there and never uses the epoch.
-_SQLITE_EPOCH = "lower(hex(randomblob(6)))"
-
-
-def _sqlite_heads(n: int) -> str:
-    return ", ".join([f"(?, {_SQLITE_EPOCH}, 1)"] * n)
 
 
 def new_heads(targets: list[str]) -> list[str]:

@@ -33,7 +33,8 @@ from .. import metrics
 from ..logs import StateLog
 from .base import Store, StoreUnavailable, UniqueViolation
 from .schema import SQLITE_MIGRATIONS
-from .sql import ATOMIC, DIALECT, OUTSIDE, Op, Rows, is_short_read
+from .sql import ATOMIC, DIALECT, NEXT_OFFSETS, OUTSIDE, Op, Rows, is_short_read
+from .sqlite_heads import StreamHeads, upsert
 
 T = TypeVar("T")
 
@@ -54,16 +55,22 @@ _DIALECT: Rows = [("sqlite",)]
 _INSIDE: Rows = [(False,)]
 
 
-def _run_op(conn: sqlite3.Connection, gen: Op[Any]) -> Any:
+def _run_op(
+    conn: sqlite3.Connection | sqlite3.Cursor, gen: Op[Any], heads: StreamHeads | None = None
+) -> Any:
+    """Feed ``gen`` from ``conn``; ``heads``: the writer's copy of the streams' heads."""
     try:
         query = next(gen)
         while True:
             if query is DIALECT:
                 result = _DIALECT
-            elif query is ATOMIC:  # every write runs in a savepoint of the batch's transaction
+            elif query is ATOMIC:  # every write runs in the batch's transaction
                 result = []
             elif query is OUTSIDE:
                 result = _INSIDE
+            elif query.sql is NEXT_OFFSETS:
+                streams = query.params
+                result = upsert(conn, streams) if heads is None else heads.next(conn, streams)
             else:
                 result = conn.execute(query.sql, tuple(query.params)).fetchall()
             query = gen.send(result)
@@ -104,17 +111,22 @@ class _WriteJob:
 
 
 def _run_together(
-    conn: sqlite3.Connection, batch: list[_WriteJob]
+    conn: sqlite3.Connection, batch: list[_WriteJob], heads: StreamHeads
 ) -> list[tuple[bool, Any]] | None:
     """Every operation of ``batch`` in the open transaction, none in a savepoint; None as soon
-    as one fails having written something (its writes cannot be undone alone)."""
+    as one fails having written something (its writes cannot be undone alone): a row, or a
+    stream head it advanced."""
     outcomes: list[tuple[bool, Any]] = []
     for job in batch:
-        before = conn.total_changes
+        before, advances = conn.total_changes, heads.advances
         try:
-            value = _run_op(conn, job.op(*job.args, **job.kwargs))
+            value = _run_op(conn, job.op(*job.args, **job.kwargs), heads)
         except Exception as exc:
-            if conn.total_changes != before or not conn.in_transaction:
+            if (
+                conn.total_changes != before
+                or heads.advances != advances
+                or not conn.in_transaction
+            ):
                 return None
             outcomes.append((False, _neutral(exc)))  # it left nothing behind
         else:
@@ -122,17 +134,22 @@ def _run_together(
     return outcomes
 
 
-def _run_isolated(conn: sqlite3.Connection, batch: list[_WriteJob]) -> list[tuple[bool, Any]]:
+def _run_isolated(
+    conn: sqlite3.Connection, batch: list[_WriteJob], heads: StreamHeads
+) -> list[tuple[bool, Any]]:
     """Every operation of ``batch`` in a savepoint of its own: a failing one undoes only its
-    own work."""
+    own work. The heads advanced before each savepoint are written first, so that the table
+    is the truth again once a failed operation has been rolled back (its copy is dropped)."""
     outcomes: list[tuple[bool, Any]] = []
     for job in batch:
+        heads.flush(conn)
         conn.execute("SAVEPOINT op")
         try:
-            value = _run_op(conn, job.op(*job.args, **job.kwargs))
+            value = _run_op(conn, job.op(*job.args, **job.kwargs), heads)
         except Exception as exc:  # the operation's own failure: undo only its work
             conn.execute("ROLLBACK TO op")
             conn.execute("RELEASE op")
+            heads.forget()
             outcomes.append((False, _neutral(exc)))
         else:
             conn.execute("RELEASE op")
@@ -178,6 +195,7 @@ class SQLiteStore(Store):
         self.batches = 0
         self.batched_ops = 0
         self.replayed_batches = 0  # batches run again op by op after an op failed mid-write
+        self._heads = StreamHeads()  # used by the writer thread only
         self._commits = StateLog(log)  # used by the writer thread only
 
     # -- connections ---------------------------------------------------------------------
@@ -337,6 +355,7 @@ class SQLiteStore(Store):
 
     def _writer_main(self) -> None:
         conn = self._connect(readonly=False)
+        self._heads = StreamHeads()  # a copy per connection: data_version is per connection
         try:
             stop = False
             while not stop:
@@ -372,17 +391,22 @@ class SQLiteStore(Store):
         a savepoint of its own, as fresh generators (every write operation is re-runnable: the
         PostgreSQL store re-runs one after a serialization failure)."""
         started = time.perf_counter()
+        heads = self._heads
         try:
             conn.execute("BEGIN IMMEDIATE")
-            outcomes = _run_together(conn, batch)
+            heads.check(conn)
+            outcomes = _run_together(conn, batch, heads)
             if outcomes is None:
                 self.replayed_batches += 1
+                heads.forget()
                 if conn.in_transaction:  # an I/O error may have rolled it back already
                     conn.execute("ROLLBACK")
                 conn.execute("BEGIN IMMEDIATE")
-                outcomes = _run_isolated(conn, batch)
+                outcomes = _run_isolated(conn, batch, heads)
+            heads.flush(conn)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            heads.forget()
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             failure = StoreUnavailable(f"sqlite commit failed: {exc}")
