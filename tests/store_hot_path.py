@@ -103,6 +103,26 @@ class HotPathContract:
         assert len(sql) == with_webhook and atomic is postgres
         assert sql[-1].startswith("INSERT INTO webhook_deliveries")
 
+    async def test_the_conversation_a_message_returns_is_the_row(self, store: Store) -> None:
+        """The conversation a message reports is the row as written, whether it came back from
+        the UPDATE or was computed from the row as read: a first message (the wait starts), a
+        later one, one stamped earlier than the last activity, one that reopens a resolved
+        conversation and one that ends a snooze."""
+        world = await make_world(store)
+        conv = (await new_conversation(store, world.inbox, world.session)).conversation
+
+        async def check(now: float) -> None:
+            sent = await send(store, conv, world.contact.id, "hi", now=now)
+            assert sent.conversation == await store.read(get_conversation_row, conv.id)
+
+        await check(T0 + 10)
+        await check(T0 + 20)
+        await check(T0 + 15)
+        await store.write(mark_resolved, conv.id)
+        await check(T0 + 30)
+        await store.write(mark_snoozed, conv.id, T0 + 3600)
+        await check(T0 + 40)
+
     async def test_payloads_rendered_once_are_what_a_fresh_read_renders(self, store: Store) -> None:
         world = await make_world(store)
         names = ["message_created", "conversation_status_changed"]
@@ -160,6 +180,14 @@ class HotPathContract:
         assert result.conversation.status == "resolved"
         assert {e.name for e in result.events} == {"message.created"}
         assert not any(e.deliveries for e in result.events)  # no webhook: nothing to wake
+
+
+def mark_snoozed(conversation_id: int, until: float) -> Op[None]:
+    """Snooze a conversation without side effects (a test fixture)."""
+    yield Query(
+        "UPDATE conversations SET status = 'snoozed', snoozed_until = ? WHERE id = ?",
+        (until, conversation_id),
+    )
 
 
 def mark_resolved(conversation_id: int) -> Op[None]:

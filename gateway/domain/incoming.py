@@ -261,7 +261,7 @@ def create_incoming(
         )  # fmt: skip
         conversation = yield from contact_wrote(
             conversation, status, reopen, contact_id, now,
-            contact_active_at=known.contact.last_activity_at,
+            contact_active_at=known.contact.last_activity_at, current=not postgres,
         )  # fmt: skip
     _count_new_message(known, conversation, now)
     data = notify.known_message_data(message, conversation, link, known)

@@ -117,10 +117,11 @@ def _run_together(
     as one fails having written something (its writes cannot be undone alone): a row, or a
     stream head it advanced."""
     outcomes: list[tuple[bool, Any]] = []
+    cursor = conn.cursor()  # one for every statement: a cursor made and freed per statement costs
     for job in batch:
         before, advances = conn.total_changes, heads.advances
         try:
-            value = _run_op(conn, job.op(*job.args, **job.kwargs), heads)
+            value = _run_op(cursor, job.op(*job.args, **job.kwargs), heads)
         except Exception as exc:
             if (
                 conn.total_changes != before
