@@ -89,7 +89,7 @@ def outside_transaction() -> Op[bool]:
     return bool(answer[0][0])
 
 
-# Asked by an append to SQLite's event log, with the stream names as params: advance each
+# Asked by an append to SQLite's event log, with the stream names (distinct) as params: advance each
 # stream's head by one and answer ``[(name, epoch, offset)]``, a stream met for the first time
 # starting at offset 1 of a new epoch. SQLite's writer thread answers from the heads it keeps
 # (it is the only writer) and writes them back once per batch; any other connection answers

@@ -5,7 +5,8 @@ loop. All writes go through one thread (SQLite allows one writer anyway); it tak
 queued operation, runs them all in one transaction, commits once and only then resolves the
 callers' futures. A burst of N writes costs one commit (reference performance-notes §6.5: 113k
 rows/s at 16 callers vs 34k with a commit per row). A failing operation undoes its own work
-only: see :meth:`SQLiteStore._run_batch` for how, without a SAVEPOINT per operation.
+only: see :meth:`SQLiteStore._run_batch` for how, without a SAVEPOINT per operation. Being the
+only writer, the thread also keeps the event log's stream heads (:mod:`.sqlite_heads`).
 
 Reads run on a small pool of threads, each with its own read-only connection; WAL lets them
 see the last committed state while the writer works. A short read (``sql.short_read``: a few
