@@ -3,8 +3,9 @@
 One statement reads everything the message needs to know (:func:`incoming_context`); payloads
 render from what it read, never from a second read. Then:
 
-* SQLite: one statement per row written (message, conversation, the sender's activity) and
-  three for the event log, in the writer's group commit;
+* SQLite: one statement per row written (message, conversation, the sender's activity),
+  returning no more than the message's id (the rest is known), and two for the event log (the
+  streams' heads are the writer's, ``sql.NEXT_OFFSETS``), in the writer's group commit;
 * PostgreSQL, the common case (no attachment, no reopening, no webhook receiver): ONE
   statement, outside any transaction, writes the message, the conversation, the sender's
   activity and the event log together. Its payload was rendered before it ran (the message id
