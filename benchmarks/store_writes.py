@@ -128,10 +128,15 @@ async def run_driver(name: str, store: Store, writes: int, concurrency: int) -> 
     }
 
 
-async def compare(writes: int, concurrency: int, sync: str) -> dict[str, dict[str, float]]:
-    """The three drivers, each on a fresh database: driver name -> figures."""
+DRIVERS = ("per-op", "inline", "group")
+
+
+async def compare(
+    writes: int, concurrency: int, sync: str, drivers: tuple[str, ...] = DRIVERS
+) -> dict[str, dict[str, float]]:
+    """The drivers, each on a fresh database: driver name -> figures."""
     results: dict[str, dict[str, float]] = {}
-    for name in ("per-op", "inline", "group"):
+    for name in drivers:
         with tempfile.TemporaryDirectory() as tmp:
             path = str(Path(tmp) / "bench.db")
             store: Store
@@ -148,7 +153,13 @@ async def main() -> None:
     parser.add_argument("--writes", type=int, default=4000)
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--sync", default="full", choices=["full", "normal"])
+    # Only the drivers named (comma-separated); ratios are to per-op when it ran, else none.
+    parser.add_argument("--drivers", default=",".join(DRIVERS))
     args = parser.parse_args()
+    drivers = tuple(d for d in args.drivers.split(",") if d)
+    unknown = set(drivers) - set(DRIVERS)
+    if unknown:
+        parser.error(f"unknown drivers: {', '.join(sorted(unknown))}")
     levels = [int(c) for c in args.concurrency.split(",")]
     print(f"store write benchmark: {args.writes} message writes per run, synchronous={args.sync}")
     print(
@@ -156,8 +167,8 @@ async def main() -> None:
         f"{'max loop stall ms':>18} {'CPU us/write':>12}"
     )
     for conc in levels:
-        results = await compare(args.writes, conc, args.sync)
-        base = results["per-op"]["writes_per_s"]
+        results = await compare(args.writes, conc, args.sync, drivers)
+        base = results["per-op"]["writes_per_s"] if "per-op" in results else float("nan")
         for name, r in results.items():
             print(
                 f"{name:8} {conc:>4} {r['writes_per_s']:>10.0f} {r['writes_per_s'] / base:>6.2f} "

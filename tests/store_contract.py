@@ -1078,6 +1078,38 @@ class StoreContract:
             "message.created",  # the survey
         ]
 
+    async def test_a_message_fans_out_as_contact_streams_says(
+        self, store: Store, world: World
+    ) -> None:
+        """A customer's message reads its contact's sessions with the rest of its context:
+        its streams must be those ``events.contact_streams`` gives, unverified, verified, and
+        once its session moved to another contact (the conversation's contact may then have
+        no verified session at all)."""
+        conv = (await new_conversation(store, world.inbox, world.session)).conversation
+        inbox_s = events.inbox_stream(world.inbox.id)
+
+        async def check(echo_id: str) -> list[str]:
+            current = await store.read(messages.get_conversation, conv.id)
+            expected = await store.write(events.contact_streams, current)
+            sent = await send(store, conv, world.contact.id, echo_id, echo_id=echo_id)
+            assert streams_of(sent.events) == list(dict.fromkeys([inbox_s, *expected]))
+            return expected
+
+        assert await check("unverified") == [events.session_stream(world.session.id)]
+        await make_session(store, world.inbox, "o", proved="user-1", name="Owner")
+        await store.write(
+            contacts.update_contact, world.session.id, contacts.ContactFields(name="Owner B"),
+            "user-1", T0 + 5,
+        )  # fmt: skip
+        assert len(await check("verified")) == 2  # the owner's two verified sessions
+        # A verified session whose contact is not the conversation's (not a state the routes
+        # make, but the read must not assume otherwise): no contact stream at all.
+        await store.write(
+            execute, "UPDATE conversations SET contact_id = ? WHERE id = ?", world.contact.id,
+            conv.id,
+        )  # fmt: skip
+        assert await check("elsewhere") == []
+
     async def test_prune(self, store: Store, world: World) -> None:
         conv = (await new_conversation(store, world.inbox, world.session)).conversation
         for i in range(5):

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from client_sdk import protocol as p
 
 from ..store.records import ContactInbox, Conversation, LoggedEvent
-from ..store.sql import Op, dialect, one, rows, scalar
+from ..store.sql import Op, dialect, execute, next_offsets, one, rows, scalar
 from . import webhooks
 
 
@@ -61,13 +61,24 @@ def contact_streams(
     return [session_stream(r[0]) for r in result]
 
 
+def verified_streams(session: ContactInbox, verified: str | None) -> list[str]:
+    """:func:`contact_streams` of the conversation whose session is ``session``, from
+    ``verified``: the ids of the conversation's contact's verified sessions, a comma-separated
+    list in any order ('' for none; NULL, so None, when ``session`` is not verified), read in
+    the same statement as ``session``."""
+    if not session.hmac_verified or verified is None:
+        return [session_stream(session.id)]
+    return [session_stream(i) for i in sorted(int(v) for v in verified.split(",") if v)]
+
+
 def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[list[LoggedEvent]]:
     """Append one event to every stream in ``streams`` (deduplicated, order kept). A
     ``contact.*`` event also enqueues its account webhooks (message and conversation events
     get theirs from ``notify``, which holds the records their payloads need).
 
-    Three statements however many streams: the event, every stream's next offset (one
-    multi-row upsert), every entry (one multi-row insert); on PostgreSQL, one."""
+    SQLite: two statements however many streams, the event and every entry (one multi-row
+    insert); the streams' next offsets come from the writer's own copy of the heads
+    (:data:`~gateway.store.sql.NEXT_OFFSETS`). PostgreSQL: one statement."""
     payload = p.encode(p.Event(event=name, data=data))
     targets = list(dict.fromkeys(streams))
     if targets and (yield from dialect()) == "postgresql":
@@ -81,20 +92,16 @@ def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[li
         )  # fmt: skip
         at = {r[0]: (r[1], r[2]) for r in heads}
         return (yield from _logged(name, data, payload, targets, at, now))
-    event_id = yield from scalar(
-        "INSERT INTO events (name, payload, created_at) VALUES (?, ?, ?) RETURNING id",
-        name, payload, now,
-    )  # fmt: skip
+    yield from execute(
+        "INSERT INTO events (name, payload, created_at) VALUES (?, ?, ?)", name, payload, now
+    )
     position: dict[str, tuple[str, int]] = {}
     if targets:
-        heads = yield from rows(
-            _UPSERT_HEADS.format(marks=_heads(len(targets))), *new_heads(targets)
-        )
+        heads = yield from next_offsets(targets)
         position = {r[0]: (r[1], r[2]) for r in heads}
-        yield from rows(
-            "INSERT INTO stream_entries (stream, stream_offset, event_id, created_at) VALUES "
-            + ", ".join(["(?, ?, ?, ?)"] * len(targets)),
-            *[v for s in targets for v in (s, position[s][1], event_id, now)],
+        yield from execute(
+            _SQLITE_ENTRIES + ", ".join([_SQLITE_ENTRY] * len(targets)),
+            *[v for s in targets for v in (s, position[s][1], now)],
         )
     return (yield from _logged(name, data, payload, targets, position, now))
 
@@ -106,6 +113,13 @@ _UPSERT_HEADS = (
     "ON CONFLICT (name) DO UPDATE SET last_offset = streams.last_offset + 1 "
     "RETURNING name, epoch, last_offset"
 )
+
+
+# SQLite: the entries point at the event just inserted, the newest (one writer; ids only grow),
+# found in the table rather than returned by the insert: RETURNING costs SQLite a temporary
+# table per statement, and nothing else needs the id.
+_SQLITE_ENTRIES = "INSERT INTO stream_entries (stream, stream_offset, event_id, created_at) VALUES "
+_SQLITE_ENTRY = "(?, ?, (SELECT MAX(id) FROM events), ?)"
 
 
 def _heads(n: int) -> str:

@@ -3,8 +3,9 @@
 One statement reads everything the message needs to know (:func:`incoming_context`); payloads
 render from what it read, never from a second read. Then:
 
-* SQLite: one statement per row written (message, conversation, the sender's activity) and
-  three for the event log, in the writer's group commit;
+* SQLite: one statement per row written (message, conversation, the sender's activity),
+  returning no more than the message's id (the rest is known), and two for the event log (the
+  streams' heads are the writer's, ``sql.NEXT_OFFSETS``), in the writer's group commit;
 * PostgreSQL, the common case (no attachment, no reopening, no webhook receiver): ONE
   statement, outside any transaction, writes the message, the conversation, the sender's
   activity and the event log together. Its payload was rendered before it ran (the message id
@@ -80,16 +81,22 @@ _CONTEXT = (
     "(SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE m.conversation_id = c.id "
     f"AND m.created_at > ? LIMIT ?) AS recent), {_UNREAD}, "
     "EXISTS (SELECT 1 FROM agent_bot_inboxes x WHERE x.inbox_id = c.inbox_id "
-    f"AND x.status = '{ACTIVE}'), a.name, i.name, {ANY_RECEIVER}{{next_id}} "
+    f"AND x.status = '{ACTIVE}'), a.name, i.name, {ANY_RECEIVER}, "
+    # The contact's verified sessions when this one is verified (its messages go to each:
+    # ``events.contact_streams``), as a list of ids in any order ('' for none).
+    "CASE WHEN ci.hmac_verified THEN COALESCE((SELECT {list_of}(CAST(v.id AS TEXT), ',') "
+    "FROM contact_inboxes v WHERE v.contact_id = c.contact_id AND v.hmac_verified = TRUE), '') "
+    "END{next_id} "
     "FROM conversations c JOIN contact_inboxes ci ON ci.id = c.contact_inbox_id "
     "JOIN accounts a ON a.id = c.account_id JOIN inboxes i ON i.id = c.inbox_id "
     "JOIN contacts ct ON ct.id = ? WHERE c.id = ?"
 )
-_CONTEXT_SQLITE = _CONTEXT.format(next_id="")
+_CONTEXT_SQLITE = _CONTEXT.format(list_of="group_concat", next_id="")
 # PostgreSQL also reads the new message's id and the conversation row's version (xmin: the
 # transaction that wrote it, new with every UPDATE of the row, whatever the values).
 _CONTEXT_POSTGRES = _CONTEXT.format(
-    next_id=", nextval(pg_get_serial_sequence('messages', 'id')), CAST(c.xmin AS TEXT)"
+    list_of="string_agg",
+    next_id=", nextval(pg_get_serial_sequence('messages', 'id')), CAST(c.xmin AS TEXT)",
 )
 
 _INSERT_WITH_ID = INSERT_MESSAGE.replace("(account_id,", "(id, account_id,", 1).replace(
@@ -171,13 +178,14 @@ def incoming_context(
     session = ContactInbox.from_row(row[at : at + _SESSION_WIDTH])
     at += _SESSION_WIDTH
     contact = Contact.from_row(row[at : at + _CONTACT_WIDTH])
-    echo, recent, unread, bot, account_name, inbox_name, hooks, *postgres_only = row[
+    echo, recent, unread, bot, account_name, inbox_name, hooks, verified, *postgres_only = row[
         at + _CONTACT_WIDTH :
     ]
     next_id, version = postgres_only if postgres_only else (None, None)
     known = notify.Known(
         session=session, contact=contact, unread=int(unread), account_name=account_name or "",
         inbox_name=inbox_name or "", hooks=bool(hooks),
+        contact_streams=events.verified_streams(session, verified),
     )  # fmt: skip
     return IncomingContext(
         conversation=conversation, echo_message_id=echo, recent=int(recent),
@@ -262,7 +270,7 @@ def create_incoming(
         )  # fmt: skip
         conversation = yield from contact_wrote(
             conversation, status, reopen, contact_id, now,
-            contact_active_at=known.contact.last_activity_at,
+            contact_active_at=known.contact.last_activity_at, current=not postgres,
         )  # fmt: skip
     _count_new_message(known, conversation, now)
     data = notify.known_message_data(message, conversation, link, known)
@@ -312,8 +320,7 @@ def _write_all(
     _count_new_message(known, conversation, now)
     data = notify.known_message_data(message, conversation, link, known)
     payload = p.encode(p.Event(event="message.created", data=data))
-    streams = [events.inbox_stream(read.inbox_id)]
-    streams += yield from events.contact_streams(read, known.session)
+    streams = [events.inbox_stream(read.inbox_id), *known.contact_streams]
     targets = list(dict.fromkeys(streams))
     found = yield from rows(
         _WRITE_ALL.format(heads=", ".join(["(CAST(? AS TEXT), CAST(? AS TEXT))"] * len(targets))),

@@ -7,6 +7,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from msgspec import Struct
 
 from client_sdk import protocol as p
@@ -80,14 +81,15 @@ def insert_message(
     attachments: list[NewAttachment] | None = None,
     source_id: str | None = None,
 ) -> Op[Message]:
-    row = yield from one(
-        f"{INSERT_MESSAGE} RETURNING {Message.COLUMNS}",
+    values = (
         conversation.account_id, conversation.inbox_id, conversation.id, content, message_type,
         content_type, dump_json(content_attributes or {}), private, "sent", sender_type,
-        sender_id, echo_id, source_id, now, now,
+        sender_id, echo_id, source_id, float(now), float(now),
     )  # fmt: skip
-    assert row is not None
-    message = Message.from_row(row)
+    message_id = yield from scalar(f"{INSERT_MESSAGE} RETURNING id", *values)
+    # The record from what was written (the columns in INSERT_MESSAGE's order are COLUMNS'
+    # after the id), read as a row would be: every column back costs more than the id alone.
+    message = Message.from_row((message_id, *values))
     for att in attachments or []:
         # RETURNING builds the message's attachment list as it is written: no re-read.
         inserted = yield from one(
@@ -139,20 +141,35 @@ def contact_wrote(
     now: float,
     *,
     contact_active_at: float | None = None,
+    current: bool = False,
 ) -> Op[Conversation]:
     """What a message from the conversation's contact does, whether the customer sent it or
     an agent or bot posted it for them: sets ``status`` (``reopen``: a snooze ends), starts
     the wait for a reply, and moves the conversation's and the contact's activity forward.
     ``contact_active_at``: the contact's activity as the caller read it, if it did (a write
-    that cannot move it is skipped)."""
-    row = yield from one(
-        f"{TOUCH_CONVERSATION} RETURNING {Conversation.COLUMNS}",
-        status, now, now, now, now, reopen, conversation.id,
-    )  # fmt: skip
-    assert row is not None
+    that cannot move it is skipped). ``current``: ``conversation`` is the row as it stands in
+    this transaction (read in it, nobody else writing: SQLite's one writer), so the written
+    row is computed as the UPDATE computes it rather than returned (RETURNING costs SQLite a
+    temporary table, and reading back every column costs more than the UPDATE)."""
+    touch = (status, now, now, now, now, reopen, conversation.id)
+    if current:
+        yield from execute(TOUCH_CONVERSATION, *touch)
+        written = msgspec.structs.replace(
+            conversation, status=status, updated_at=float(now),
+            last_activity_at=max(conversation.last_activity_at, float(now)),
+            waiting_since=(
+                conversation.waiting_since if conversation.waiting_since is not None
+                else float(now)
+            ),
+            snoozed_until=None if reopen else conversation.snoozed_until,
+        )  # fmt: skip
+    else:
+        row = yield from one(f"{TOUCH_CONVERSATION} RETURNING {Conversation.COLUMNS}", *touch)
+        assert row is not None
+        written = Conversation.from_row(row)
     if contact_active_at is None or contact_active_at < now:
         yield from execute(TOUCH_CONTACT, now, contact_id, now)
-    return Conversation.from_row(row)
+    return written
 
 
 def someone_wrote(conversation: Conversation, now: float) -> Op[Conversation]:

@@ -33,8 +33,9 @@ class Known(Struct, kw_only=True):
     so that its events and webhooks render without reading it again (the hot path of a
     customer's message): the conversation's session and contact, its unread count as of
     this change, the account's and inbox's names, whether any webhook receiver may hear the
-    inbox (False: no delivery to enqueue, no receiver to look up), and the push data of the
-    conversation's last visible message."""
+    inbox (False: no delivery to enqueue, no receiver to look up), the streams of the
+    contact's sessions that hear it (:func:`events.contact_streams`), and the push data of
+    the conversation's last visible message."""
 
     session: ContactInbox
     contact: Contact
@@ -42,6 +43,7 @@ class Known(Struct, kw_only=True):
     account_name: str
     inbox_name: str
     hooks: bool
+    contact_streams: list[str]
     last_message: p.MessageEventData | None = None
 
     def senders(self) -> presenters.Senders:
@@ -54,6 +56,12 @@ def _session(contact_inbox_id: int) -> Op[ContactInbox]:
     )
     assert row is not None
     return ContactInbox.from_row(row)
+
+
+def _contact_streams(conversation: Conversation, known: Known | None) -> Op[list[str]]:
+    if known is not None and known.session.id == conversation.contact_inbox_id:
+        return known.contact_streams
+    return (yield from events.contact_streams(conversation))
 
 
 def unread_count(conversation: Conversation) -> Op[int]:
@@ -120,8 +128,7 @@ def emit_message(
             data = yield from message_data(message, conversation, link, previous_changes)
     streams = [events.inbox_stream(conversation.inbox_id)]
     if not message.private and message.message_type != p.MESSAGE_TYPE_ACTIVITY:
-        session = known.session if known is not None else None
-        streams += yield from events.contact_streams(conversation, session)
+        streams += yield from _contact_streams(conversation, known)
     logged = yield from events.append(name, data, streams, now)
     if known is None or known.hooks:
         enqueued = yield from message_webhooks(
@@ -245,8 +252,7 @@ def emit_conversation(
     data = yield from conversation_data(conversation, link, known)
     streams = [events.inbox_stream(conversation.inbox_id)]
     if to_contact:
-        session = known.session if known is not None else None
-        streams += yield from events.contact_streams(conversation, session)
+        streams += yield from _contact_streams(conversation, known)
     logged = yield from events.append(name, data, streams, now)
     if known is None or known.hooks:
         enqueued = yield from conversation_webhooks(

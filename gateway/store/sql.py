@@ -89,9 +89,23 @@ def outside_transaction() -> Op[bool]:
     return bool(answer[0][0])
 
 
+# Asked by an append to SQLite's event log, with the stream names (distinct) as params: advance each
+# stream's head by one and answer ``[(name, epoch, offset)]``, a stream met for the first time
+# starting at offset 1 of a new epoch. SQLite's writer thread answers from the heads it keeps
+# (it is the only writer) and writes them back once per batch; any other connection answers
+# with an upsert of the ``streams`` rows.
+NEXT_OFFSETS = "-- next offsets of streams"
+
+
+def next_offsets(streams: Sequence[str]) -> Op[Rows]:
+    answer = yield Query(NEXT_OFFSETS, tuple(streams))
+    return answer
+
+
 def for_the_engine(query: Query) -> bool:
-    """Whether ``query`` is a question to the engine (DIALECT, ATOMIC, OUTSIDE), not SQL."""
-    return query is DIALECT or query is ATOMIC or query is OUTSIDE
+    """Whether ``query`` is a question to the engine (DIALECT, ATOMIC, OUTSIDE,
+    NEXT_OFFSETS), not SQL."""
+    return query is DIALECT or query is ATOMIC or query is OUTSIDE or query.sql is NEXT_OFFSETS
 
 
 _LAZY = "_inboxgate_lazy_transaction"

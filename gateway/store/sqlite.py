@@ -2,10 +2,11 @@
 
 Why a writer thread: a commit costs 30-200 µs of disk work, which must never run on the event
 loop. All writes go through one thread (SQLite allows one writer anyway); it takes every
-queued operation, runs each inside a SAVEPOINT of one transaction, commits once and only then
-resolves the callers' futures. A burst of N writes costs one commit (reference
-performance-notes §6.5: 113k rows/s at 16 callers vs 34k with a commit per row). A failing
-operation rolls back its own savepoint only.
+queued operation, runs them all in one transaction, commits once and only then resolves the
+callers' futures. A burst of N writes costs one commit (reference performance-notes §6.5: 113k
+rows/s at 16 callers vs 34k with a commit per row). A failing operation undoes its own work
+only: see :meth:`SQLiteStore._run_batch` for how, without a SAVEPOINT per operation. Being the
+only writer, the thread also keeps the event log's stream heads (:mod:`.sqlite_heads`).
 
 Reads run on a small pool of threads, each with its own read-only connection; WAL lets them
 see the last committed state while the writer works. A short read (``sql.short_read``: a few
@@ -33,7 +34,8 @@ from .. import metrics
 from ..logs import StateLog
 from .base import Store, StoreUnavailable, UniqueViolation
 from .schema import SQLITE_MIGRATIONS
-from .sql import ATOMIC, DIALECT, OUTSIDE, Op, Rows, is_short_read
+from .sql import ATOMIC, DIALECT, NEXT_OFFSETS, OUTSIDE, Op, Rows, is_short_read
+from .sqlite_heads import StreamHeads, upsert
 
 T = TypeVar("T")
 
@@ -54,16 +56,22 @@ _DIALECT: Rows = [("sqlite",)]
 _INSIDE: Rows = [(False,)]
 
 
-def _run_op(conn: sqlite3.Connection, gen: Op[Any]) -> Any:
+def _run_op(
+    conn: sqlite3.Connection | sqlite3.Cursor, gen: Op[Any], heads: StreamHeads | None = None
+) -> Any:
+    """Feed ``gen`` from ``conn``; ``heads``: the writer's copy of the streams' heads."""
     try:
         query = next(gen)
         while True:
             if query is DIALECT:
                 result = _DIALECT
-            elif query is ATOMIC:  # every write runs in a savepoint of the batch's transaction
+            elif query is ATOMIC:  # every write runs in the batch's transaction
                 result = []
             elif query is OUTSIDE:
                 result = _INSIDE
+            elif query.sql is NEXT_OFFSETS:
+                streams = query.params
+                result = upsert(conn, streams) if heads is None else heads.next(conn, streams)
             else:
                 result = conn.execute(query.sql, tuple(query.params)).fetchall()
             query = gen.send(result)
@@ -103,6 +111,54 @@ class _WriteJob:
         self.future = future
 
 
+def _run_together(
+    conn: sqlite3.Connection, batch: list[_WriteJob], heads: StreamHeads
+) -> list[tuple[bool, Any]] | None:
+    """Every operation of ``batch`` in the open transaction, none in a savepoint; None as soon
+    as one fails having written something (its writes cannot be undone alone): a row, or a
+    stream head it advanced."""
+    outcomes: list[tuple[bool, Any]] = []
+    cursor = conn.cursor()  # one for every statement: a cursor made and freed per statement costs
+    for job in batch:
+        before, advances = conn.total_changes, heads.advances
+        try:
+            value = _run_op(cursor, job.op(*job.args, **job.kwargs), heads)
+        except Exception as exc:
+            if (
+                conn.total_changes != before
+                or heads.advances != advances
+                or not conn.in_transaction
+            ):
+                return None
+            outcomes.append((False, _neutral(exc)))  # it left nothing behind
+        else:
+            outcomes.append((True, value))
+    return outcomes
+
+
+def _run_isolated(
+    conn: sqlite3.Connection, batch: list[_WriteJob], heads: StreamHeads
+) -> list[tuple[bool, Any]]:
+    """Every operation of ``batch`` in a savepoint of its own: a failing one undoes only its
+    own work. The heads advanced before each savepoint are written first, so that the table
+    is the truth again once a failed operation has been rolled back (its copy is dropped)."""
+    outcomes: list[tuple[bool, Any]] = []
+    for job in batch:
+        heads.flush(conn)
+        conn.execute("SAVEPOINT op")
+        try:
+            value = _run_op(conn, job.op(*job.args, **job.kwargs), heads)
+        except Exception as exc:  # the operation's own failure: undo only its work
+            conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
+            heads.forget()
+            outcomes.append((False, _neutral(exc)))
+        else:
+            conn.execute("RELEASE op")
+            outcomes.append((True, value))
+    return outcomes
+
+
 def _resolve(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
     """On the loop: settle every future of one committed batch (one wake-up for all)."""
     for future, ok, value in settled:
@@ -140,6 +196,8 @@ class SQLiteStore(Store):
         self._closed = True
         self.batches = 0
         self.batched_ops = 0
+        self.replayed_batches = 0  # batches run again op by op after an op failed mid-write
+        self._heads = StreamHeads()  # used by the writer thread only
         self._commits = StateLog(log)  # used by the writer thread only
 
     # -- connections ---------------------------------------------------------------------
@@ -313,6 +371,7 @@ class SQLiteStore(Store):
 
     def _writer_main(self) -> None:
         conn = self._connect(readonly=False)
+        self._heads = StreamHeads()  # a copy per connection: data_version is per connection
         try:
             stop = False
             while not stop:
@@ -334,23 +393,36 @@ class SQLiteStore(Store):
             conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_WriteJob]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
+        """Run ``batch`` in one transaction and commit it.
+
+        The operations first run one after the other with nothing between them. A SAVEPOINT
+        per operation costs more than most operations' own statements (SQLite copies every
+        page an operation first touches into the savepoint's journal: about a quarter of the
+        writer's time on a customer's message), and operations seldom fail after writing: a
+        failure is nearly always a check (not found, flooded) before the first write, or a
+        statement that failed and, as every SQLite statement does, undid its own rows. Either
+        way nothing of the failing operation is left (the connection's change count did not
+        move), so the batch goes on. Only when an operation fails after writing, the whole
+        transaction (nothing committed yet) rolls back and every operation runs again, each in
+        a savepoint of its own, as fresh generators (every write operation is re-runnable: the
+        PostgreSQL store re-runs one after a serialization failure)."""
         started = time.perf_counter()
+        heads = self._heads
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    value = _run_op(conn, job.op(*job.args, **job.kwargs))
-                except Exception as exc:  # the operation's own failure: undo only its work
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    outcomes.append((False, _neutral(exc)))
-                else:
-                    conn.execute("RELEASE op")
-                    outcomes.append((True, value))
+            heads.check(conn)
+            outcomes = _run_together(conn, batch, heads)
+            if outcomes is None:
+                self.replayed_batches += 1
+                heads.forget()
+                if conn.in_transaction:  # an I/O error may have rolled it back already
+                    conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                outcomes = _run_isolated(conn, batch, heads)
+            heads.flush(conn)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            heads.forget()
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             failure = StoreUnavailable(f"sqlite commit failed: {exc}")
