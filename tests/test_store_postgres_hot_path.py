@@ -14,6 +14,7 @@ import pytest
 
 from client_sdk import protocol as p
 from gateway.domain import events, incoming, message_reads, notify
+from gateway.services.conversations import reached_incoming
 from gateway.store.postgres import PostgresStore
 from gateway.store.sql import Op, Query, Rows
 from tests.store_contract import T0, get_conversation_row, link, make_world, new_conversation, send
@@ -115,3 +116,24 @@ async def test_one_nodes_messages_to_a_conversation_take_turns(
     unread = [data["conversation"]["unread_count"] for data in created]
     assert unread == [min(n, notify.UNREAD_CAP) for n in range(1, 21)]
     assert not store._turns  # a conversation is held only while its writes run or wait
+
+
+async def test_a_widgets_messages_take_turns_through_the_public_write(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """The public route's write (``reached_incoming``: the session's reach, then the message)
+    takes the same turns: its POSTs to one conversation run again none of them."""
+    store, _ = two_nodes
+    world = await make_world(store)
+    conv = (await new_conversation(store, world.inbox, world.session)).conversation
+    retries = store.retries
+    results = await asyncio.gather(*[
+        store.write(
+            reached_incoming, world.inbox.id, world.inbox.account_id, world.session.source_id,
+            conv.display_id, f"m{i}", f"echo-{i}", [], 0, link, T0 + 1 + i,
+        )
+        for i in range(20)
+    ])  # fmt: skip
+    assert all(r.created for r in results)
+    assert store.retries == retries
+    assert not store._turns
