@@ -62,6 +62,27 @@ async def test_one_ping_tick_for_every_connection_and_no_visit_to_the_idle(env: 
         assert hub.timed == 0
 
 
+async def test_the_tick_settles_once_enough_sockets_opened(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ``SETTLE_AFTER_OPENS`` sockets opened, the next tick calls ``settle`` (the server's
+    ``gc.freeze``) once; ticks in between do not."""
+    monkeypatch.setattr(hub_module, "SETTLE_AFTER_OPENS", 2)
+    hub = env.app.state.realtime.hub
+    settled: list[int] = []
+    hub.settle = lambda: settled.append(hub.connections)
+    async with connected(env, FakeSocket(cp.JSON)):
+        hub.tick(env.clock())
+        assert settled == []  # one socket: not yet
+        async with connected(env, FakeSocket()):
+            hub.tick(env.clock())
+            hub.tick(env.clock())
+            assert settled == [2]
+            async with connected(env, FakeSocket()):
+                hub.tick(env.clock())
+                assert settled == [2]  # the count starts over
+
+
 async def test_a_big_ping_round_goes_in_slices_and_reaches_everyone(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
