@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,7 +62,21 @@ def test_the_sockets_opened_later_are_frozen_by_the_hubs_settle(tmp_path: Path) 
     settle_sockets(app)
     socket_like = [[i] for i in range(100)]
     assert hub.settle is not None
+    cycle: list[object] = []
+    cycle.append(cycle)  # garbage of the moment: collected, not frozen
+    ref = weakref.ref(_Cyclic(cycle))
+    del cycle
+    assert ref() is not None
     hub.settle()
+    assert ref() is None
     assert gc.get_freeze_count() >= len(socket_like)
     collected = {id(o) for o in gc.get_objects()}
     assert all(id(o) not in collected for o in socket_like)
+
+
+class _Cyclic:
+    """A weakly referenceable object in a reference cycle."""
+
+    def __init__(self, other: list[object]) -> None:
+        self.me = self
+        self.other = other
