@@ -121,6 +121,9 @@ class Hub:
         self._slow_at: float | None = None
         self._later: list[tuple[Connection, EncodedEvent]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # The loop the hub runs on, kept: on Python 3.11 every asyncio.get_running_loop() is a
+        # getpid system call (fork detection), and a socket opened took two, a fan-out one.
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Frames the lean transport wrote in a fan-out or a ping tick, added to the metrics at
         # its end (a counter increment per frame would cost more than the write).
         self.frames_out = 0
@@ -138,6 +141,11 @@ class Hub:
         return len(self._connections)
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop: the hub's own once it runs (see ``_loop``)."""
+        return self._loop or asyncio.get_running_loop()
+
+    @property
     def streams(self) -> frozenset[str]:
         return frozenset(self._listeners)
 
@@ -150,6 +158,7 @@ class Hub:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Deliver broker events and drive timers until cancelled (owned by the lifespan)."""
+        self._loop = asyncio.get_running_loop()
         feed = self.broker.open_feed(max_queue=FEED_QUEUE)
         feed.deliver_directly(self._deliver_now)
         self._feed = feed
@@ -173,6 +182,7 @@ class Hub:
                 tasks.cancel_scope.cancel()
         finally:
             self.accepting = False
+            self._loop = None
             feed.close()
             self._feed = None
             if self._later_timer is not None:
@@ -215,7 +225,7 @@ class Hub:
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Short work for a socket that has no task of its own (a subscribe, a history read,
         saving a session): owned by the hub, cancelled when it stops, failures logged."""
-        task = asyncio.get_running_loop().create_task(work)
+        task = self.loop.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task
@@ -331,7 +341,7 @@ class Hub:
         pending = self._pending
         pending.append(message)
         if len(pending) == 1:
-            asyncio.get_running_loop().call_soon(self.flush)
+            self.loop.call_soon(self.flush)
         return True
 
     def flush(self) -> None:
@@ -379,9 +389,7 @@ class Hub:
         broadcast would arrive: one timer for every connection's pending frames."""
         self._later.append((conn, event))
         if self._later_timer is None:
-            self._later_timer = asyncio.get_running_loop().call_later(
-                PRESENCE_DELAY, self._deliver_pending
-            )
+            self._later_timer = self.loop.call_later(PRESENCE_DELAY, self._deliver_pending)
 
     def _deliver_pending(self) -> None:
         self._later_timer = None
@@ -506,9 +514,7 @@ class Hub:
             if conn in connections:
                 conn.ping(now)
         if end < len(conns):
-            self._ping_slice = asyncio.get_running_loop().call_soon(
-                self._ping_round, conns, end, now
-            )
+            self._ping_slice = self.loop.call_soon(self._ping_round, conns, end, now)
         self._count_sent()
 
     def _count_sent(self) -> None:
