@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 HOST = "127.0.0.1"
 
@@ -171,8 +172,9 @@ class CableSocket(asyncio.Protocol):
         self.fragments: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-        transport.write(
+        writer = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.transport = writer
+        writer.write(
             b"GET /cable HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
             b"Sec-WebSocket-Protocol: %s\r\n\r\n"

@@ -7,6 +7,7 @@ whose credentials no longer hold.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import anyio
@@ -60,6 +61,51 @@ async def test_one_ping_tick_for_every_connection_and_no_visit_to_the_idle(env: 
         pings = [await s.next(skip_pings=False) for s in (plain, ext)]
         assert pings == [cp.Ping(message=int(env.clock()))] * 2
         assert hub.timed == 0
+
+
+async def test_the_hub_keeps_the_loop_it_runs_on_while_it_runs(env: Env) -> None:
+    """Spawned work, flushes and timers use the loop kept by ``run`` (no system call each on
+    Python 3.11), and it is forgotten when ``run`` ends."""
+    running = env.app.state.realtime.hub
+    hub = hub_module.Hub(
+        broker=MemoryBroker(), store=running.store, room=running.room,
+        sessions=running.sessions, stream_ids=running.stream_ids,
+    )  # fmt: skip
+    loop = asyncio.get_running_loop()
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(hub.run)
+        assert hub._loop is loop
+        done: list[bool] = []
+
+        async def work() -> None:
+            done.append(True)
+
+        await hub.spawn(work())
+        assert done == [True]
+        tasks.cancel_scope.cancel()
+    assert hub._loop is None
+    assert hub.loop is loop  # not running: whatever loop the caller is on
+
+
+async def test_the_tick_settles_once_enough_sockets_opened(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ``SETTLE_AFTER_OPENS`` sockets opened, the next tick calls ``settle`` (the server's
+    ``gc.freeze``) once; ticks in between do not."""
+    monkeypatch.setattr(hub_module, "SETTLE_AFTER_OPENS", 2)
+    hub = env.app.state.realtime.hub
+    settled: list[int] = []
+    hub.settle = lambda: settled.append(hub.connections)
+    async with connected(env, FakeSocket(cp.JSON)):
+        hub.tick(env.clock())
+        assert settled == []  # one socket: not yet
+        async with connected(env, FakeSocket()):
+            hub.tick(env.clock())
+            hub.tick(env.clock())
+            assert settled == [2]
+            async with connected(env, FakeSocket()):
+                hub.tick(env.clock())
+                assert settled == [2]  # the count starts over
 
 
 async def test_a_big_ping_round_goes_in_slices_and_reaches_everyone(

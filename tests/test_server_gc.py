@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import gc
 import sys
+import weakref
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from gateway.server import GC_YOUNG, GIL_SWITCH_SECONDS, settle_garbage_collector
+from gateway.app import create_app
+from gateway.server import GC_YOUNG, GIL_SWITCH_SECONDS, settle_garbage_collector, settle_sockets
+from tests.routes_helpers import settings_for
 
 
 @pytest.fixture
@@ -48,3 +52,31 @@ def test_the_event_loop_waits_at_most_half_a_millisecond_for_the_gil() -> None:
     assert sys.getswitchinterval() > GIL_SWITCH_SECONDS  # CPython's 5 ms
     settle_garbage_collector()
     assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_SECONDS)
+
+
+@pytest.mark.usefixtures("collector")
+def test_the_sockets_opened_later_are_frozen_by_the_hubs_settle(tmp_path: Path) -> None:
+    app = create_app(settings_for(tmp_path))
+    hub = app.state.realtime.hub
+    assert hub.settle is None  # a bare app (tests, the CLI) freezes nothing
+    settle_sockets(app)
+    socket_like = [[i] for i in range(100)]
+    assert hub.settle is not None
+    cycle: list[object] = []
+    cycle.append(cycle)  # garbage of the moment: collected, not frozen
+    ref = weakref.ref(_Cyclic(cycle))
+    del cycle
+    assert ref() is not None
+    hub.settle()
+    assert ref() is None
+    assert gc.get_freeze_count() >= len(socket_like)
+    collected = {id(o) for o in gc.get_objects()}
+    assert all(id(o) not in collected for o in socket_like)
+
+
+class _Cyclic:
+    """A weakly referenceable object in a reference cycle."""
+
+    def __init__(self, other: list[object]) -> None:
+        self.me = self
+        self.other = other

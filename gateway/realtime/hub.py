@@ -69,6 +69,12 @@ PRESENCE_DELAY = 0.05
 # behind at most one slice: slices of 1,000 (~8 ms each) still set the p99 at 10k sockets
 # (86-97 ms at 250 msg/s; 43-46 ms with 100, and 124 -> 25 ms at 500 msg/s).
 PING_SLICE = 100
+# Sockets live for hours, and the collector's older generations rescan every one of them: after
+# 10,000 opens a gen-1 collection took 56 ms, and a full one 50-220 ms, all of it holding the
+# loop. So every this many sockets opened, the next tick hands them to ``settle`` (the server's:
+# out of the collector's reach). Opening and closing sockets makes no cyclic garbage (their
+# objects die by their reference counts), so nothing is kept alive by it.
+SETTLE_AFTER_OPENS = 1000
 # The "epoch" of a stream that had no events when this node started listening to it.
 _EMPTY = ""
 _HEALED = metrics.CABLE_GAPS.labels("healed")
@@ -115,10 +121,16 @@ class Hub:
         self._slow_at: float | None = None
         self._later: list[tuple[Connection, EncodedEvent]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # The loop the hub runs on, kept: on Python 3.11 every asyncio.get_running_loop() is a
+        # getpid system call (fork detection), and a socket opened took two, a fan-out one.
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Frames the lean transport wrote in a fan-out or a ping tick, added to the metrics at
         # its end (a counter increment per frame would cost more than the write).
         self.frames_out = 0
         self.bytes_out = 0
+        # Called by the tick once SETTLE_AFTER_OPENS sockets opened since the last call.
+        self.settle: Callable[[], None] | None = None
+        self._opened = 0
         self._later_timer: asyncio.TimerHandle | None = None
         self._ping_slice: asyncio.Handle | None = None  # the rest of a ping round, if sliced
 
@@ -127,6 +139,11 @@ class Hub:
     @property
     def connections(self) -> int:
         return len(self._connections)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop: the hub's own once it runs (see ``_loop``)."""
+        return self._loop or asyncio.get_running_loop()
 
     @property
     def streams(self) -> frozenset[str]:
@@ -141,6 +158,7 @@ class Hub:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Deliver broker events and drive timers until cancelled (owned by the lifespan)."""
+        self._loop = asyncio.get_running_loop()
         feed = self.broker.open_feed(max_queue=FEED_QUEUE)
         feed.deliver_directly(self._deliver_now)
         self._feed = feed
@@ -164,6 +182,7 @@ class Hub:
                 tasks.cancel_scope.cancel()
         finally:
             self.accepting = False
+            self._loop = None
             feed.close()
             self._feed = None
             if self._later_timer is not None:
@@ -193,6 +212,7 @@ class Hub:
     def register(self, conn: Connection) -> None:
         self._connections.add(conn)
         self._timed.add(conn)  # until it subscribes, the first-subscribe timeout runs
+        self._opened += 1
         metrics.CABLE_CONNECTIONS.inc()
 
     def unregister(self, conn: Connection) -> None:
@@ -205,7 +225,7 @@ class Hub:
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Short work for a socket that has no task of its own (a subscribe, a history read,
         saving a session): owned by the hub, cancelled when it stops, failures logged."""
-        task = asyncio.get_running_loop().create_task(work)
+        task = self.loop.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task
@@ -321,7 +341,7 @@ class Hub:
         pending = self._pending
         pending.append(message)
         if len(pending) == 1:
-            asyncio.get_running_loop().call_soon(self.flush)
+            self.loop.call_soon(self.flush)
         return True
 
     def flush(self) -> None:
@@ -369,9 +389,7 @@ class Hub:
         broadcast would arrive: one timer for every connection's pending frames."""
         self._later.append((conn, event))
         if self._later_timer is None:
-            self._later_timer = asyncio.get_running_loop().call_later(
-                PRESENCE_DELAY, self._deliver_pending
-            )
+            self._later_timer = self.loop.call_later(PRESENCE_DELAY, self._deliver_pending)
 
     def _deliver_pending(self) -> None:
         self._later_timer = None
@@ -477,6 +495,10 @@ class Hub:
                 self._timed.discard(conn)
         self.check_slow_consumers(now)
         self._count_sent()
+        if self._opened >= SETTLE_AFTER_OPENS:
+            self._opened = 0
+            if self.settle is not None:
+                self.settle()
 
     def _ping_round(self, conns: list[Connection], start: int, now: float) -> None:
         """Ping ``conns[start:]`` with the frame of ``now``: ``PING_SLICE`` of them now, the
@@ -492,9 +514,7 @@ class Hub:
             if conn in connections:
                 conn.ping(now)
         if end < len(conns):
-            self._ping_slice = asyncio.get_running_loop().call_soon(
-                self._ping_round, conns, end, now
-            )
+            self._ping_slice = self.loop.call_soon(self._ping_round, conns, end, now)
         self._count_sent()
 
     def _count_sent(self) -> None:

@@ -224,6 +224,11 @@ class CableSession:
             self._awaiting_since = now
         return True
 
+    @property
+    def awaiting_pong(self) -> bool:
+        """A ping went out and its pong timeout runs (so the session has a deadline)."""
+        return self._awaiting_since is not None
+
     def next_deadline(self) -> float:
         """When ``tick`` has something to do next (infinity: nothing, whatever the time)."""
         deadline = math.inf
