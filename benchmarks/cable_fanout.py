@@ -54,7 +54,7 @@ import uvloop
 
 from tests.server_helpers import HOST, GatewayProcess, free_port
 
-from .loadgen import HttpConnection
+from .loadgen import Posters, json_post
 from .ws_fleet import (
     BenchError,
     Fleet,
@@ -187,42 +187,6 @@ class Bare(Target):
         if self._log is not None:
             self._log.close()
             self._log = None
-
-
-def json_post(path: str, port: int, body: bytes) -> bytes:
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-class Posters:
-    """Keep-alive connections (:class:`~benchmarks.loadgen.HttpConnection`, raw bytes on
-    uvloop) for the POSTs, one request in flight on each. An HTTP client library would cost
-    the client about a millisecond per POST, inside every latency measured here (httpx did:
-    the bare server's POST-to-socket p50 was 1.5 ms, nearly all of it the client's)."""
-
-    def __init__(self, port: int, size: int) -> None:
-        self.port = port
-        self.size = size
-        self.idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
-        self.all: list[HttpConnection] = []
-
-    async def post(self, data: bytes) -> tuple[int, bytes]:
-        if self.idle.empty() and len(self.all) < self.size:
-            conn = await HttpConnection.open(self.port)
-            self.all.append(conn)
-        else:
-            conn = await self.idle.get()
-        try:
-            return await conn.request(data)
-        finally:
-            self.idle.put_nowait(conn)
-
-    def close(self) -> None:
-        for conn in self.all:
-            conn.close()
 
 
 # --- the measurements -----------------------------------------------------------------------

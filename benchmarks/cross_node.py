@@ -32,6 +32,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -44,6 +45,7 @@ from tests.postgres_helpers import ADMIN_URL, create_database, drop_database, wi
 from tests.redis_helpers import RedisServer
 from tests.server_helpers import GatewayProcess, server_env
 
+from .loadgen import Posters, json_post
 from .procs import cpu_seconds
 from .ws_fleet import BenchError, Fleet, close_sockets, open_sockets
 
@@ -109,26 +111,22 @@ async def measure(
     """``database``: also the CPU of the PostgreSQL backends serving it, per message."""
     fleet = Fleet(args.sockets)
     out: dict[str, float] = {}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
+    # The POSTs on raw keep-alive connections: the client's cost stays out of the latencies.
+    posters = Posters(channel.post_node.port, max(64, args.concurrency))
+    path = urlsplit(channel.messages_url).path
+    async with httpx.AsyncClient(timeout=30.0) as client:  # /metrics only
         await open_sockets(fleet, args.sockets, channel.listen_node.port, channel.identifier, 30)
 
-        out["retried"] = 0
         answered: dict[str, float] = {}  # echo -> seconds from the POST to its answer
 
         async def post(echo: str) -> None:
             track = fleet.track(echo)
             track.t0 = time.perf_counter()
-            body = {"content": echo, "echo_id": echo}
-            try:
-                r = await client.post(channel.messages_url, json=body)
-            except httpx.TransportError:
-                # A keep-alive connection the server closed as it was reused: sent again with
-                # the same echo_id, as a client would (the gateway answers the original).
-                out["retried"] += 1
-                r = await client.post(channel.messages_url, json=body)
-            if r.status_code != 200:
-                raise BenchError(f"{label}: POST answered {r.status_code}: {r.text[:200]}")
+            body = json.dumps({"content": echo, "echo_id": echo}).encode()
+            async with asyncio.timeout(30):
+                status, answer = await posters.post(json_post(path, posters.port, body))
+            if status != 200:
+                raise BenchError(f"{label}: POST answered {status}: {answer[:200]!r}")
             answered[echo] = time.perf_counter() - track.t0
 
         try:
@@ -185,7 +183,9 @@ async def measure(
             out["missing"] += sum(t.remaining for t in burst)
             out["duplicates"] = sum(t.duplicates for t in paced + burst)
         finally:
+            out["retried"] = posters.retried
             close_sockets(fleet)
+            posters.close()
             await asyncio.sleep(0.1)
     return out
 
