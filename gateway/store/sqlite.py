@@ -35,6 +35,7 @@ from ..logs import StateLog
 from .base import Store, StoreUnavailable, UniqueViolation
 from .schema import SQLITE_MIGRATIONS
 from .sql import ATOMIC, DIALECT, NEXT_OFFSETS, OUTSIDE, Op, Rows, is_short_read
+from .sqlite_checkpoint import Checkpointer, backstop
 from .sqlite_heads import StreamHeads, upsert
 
 T = TypeVar("T")
@@ -199,6 +200,7 @@ class SQLiteStore(Store):
         self.replayed_batches = 0  # batches run again op by op after an op failed mid-write
         self._heads = StreamHeads()  # used by the writer thread only
         self._commits = StateLog(log)  # used by the writer thread only
+        self._checkpointer = Checkpointer(lambda: self._connect(readonly=False))
 
     # -- connections ---------------------------------------------------------------------
 
@@ -243,6 +245,7 @@ class SQLiteStore(Store):
         self._closed = False
         self._writer = threading.Thread(target=self._writer_main, name="sqlite-writer", daemon=True)
         self._writer.start()
+        self._checkpointer.start()
         self._reader_pool = ThreadPoolExecutor(self._readers, thread_name_prefix="sqlite-reader")
 
     async def close(self) -> None:
@@ -253,6 +256,7 @@ class SQLiteStore(Store):
         writer = self._writer
         if writer is not None:
             await asyncio.to_thread(writer.join)
+        await asyncio.to_thread(self._checkpointer.stop)
         if self._reader_pool is not None:
             self._reader_pool.shutdown(wait=True)
         with self._reader_lock:
@@ -371,6 +375,7 @@ class SQLiteStore(Store):
 
     def _writer_main(self) -> None:
         conn = self._connect(readonly=False)
+        backstop(conn)  # the checkpoints run on their own thread, not in the acks' COMMIT
         self._heads = StreamHeads()  # a copy per connection: data_version is per connection
         try:
             stop = False
@@ -421,6 +426,7 @@ class SQLiteStore(Store):
                 outcomes = _run_isolated(conn, batch, heads)
             heads.flush(conn)
             conn.execute("COMMIT")
+            self._checkpointer.committed()
         except sqlite3.Error as exc:
             heads.forget()
             with contextlib.suppress(sqlite3.Error):

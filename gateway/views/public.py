@@ -32,6 +32,10 @@ LinkBuilder = Callable[[Attachment], str]
 # contact's, on every read of its conversation), and formatting one costs microseconds.
 _ISO: dict[float, str] = {}
 _ISO_HELD = 4096
+# A new time (every new message has one) is mostly a second already seen: its date and time
+# of day are kept, so only the milliseconds are formatted (0.6 µs instead of 1.8).
+_SECONDS: dict[int, str] = {}
+_SECONDS_HELD = 1024
 
 
 def iso(ts: float | None) -> str | None:
@@ -41,15 +45,38 @@ def iso(ts: float | None) -> str | None:
         return None
     text = _ISO.get(ts)
     if text is None:
-        dt = datetime.fromtimestamp(ts, UTC)
-        text = (
-            f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
-            f"{dt.second:02d}.{dt.microsecond // 1000:03d}Z"
-        )
+        text = _format(ts)
         if len(_ISO) >= _ISO_HELD:
             _ISO.clear()
         _ISO[ts] = text
     return text
+
+
+def _format(ts: float) -> str:
+    if ts < 0:  # before 1970: no shortcut (the split below assumes a non-negative time)
+        return _format_datetime(ts)
+    # datetime.fromtimestamp's own split: the whole seconds, and the fraction rounded half to
+    # even to microseconds, a million of which carry into the next second.
+    second = int(ts)
+    micros = round((ts - second) * 1e6)
+    if micros >= 1_000_000:
+        second += 1
+        micros -= 1_000_000
+    prefix = _SECONDS.get(second)
+    if prefix is None:
+        prefix = _format_datetime(second)[:-4]  # without "mmmZ"
+        if len(_SECONDS) >= _SECONDS_HELD:
+            _SECONDS.clear()
+        _SECONDS[second] = prefix
+    return f"{prefix}{micros // 1000:03d}Z"
+
+
+def _format_datetime(ts: float) -> str:
+    dt = datetime.fromtimestamp(ts, UTC)
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
+        f"{dt.second:02d}.{dt.microsecond // 1000:03d}Z"
+    )
 
 
 def iso_required(ts: float) -> str:
