@@ -277,6 +277,8 @@ class PostgresStore(Store):
             return
         self._closed = True
         await self._idle.wait()  # operations already running finish and are acknowledged
+        # A drainer may still run a write whose caller gave up (its outcome goes nowhere).
+        await asyncio.gather(*self._drainers, return_exceptions=True)
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
