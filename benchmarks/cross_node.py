@@ -13,7 +13,9 @@ schedule whatever the previous one is doing; latency runs from just before the P
 arrival of its ``message.created`` frame at the subscribed socket(s) (p50/p99/max). Then a burst
 of ``--burst`` messages (``--concurrency`` POSTs in flight): messages delivered per second, and
 the CPU each message cost the gateway node(s) and (PostgreSQL) the database's backends, read
-from /proc: less noisy than a rate on a shared machine. Last,
+from /proc: less noisy than a rate on a shared machine. The burst goes to ONE conversation (a
+node writes one conversation's messages one after another); a second burst spreads the same
+count over ``--concurrency`` conversations, one per POST in flight (as many customers). Last,
 the broker alone: ``--events`` events published one call each through a RedisBroker (node A) to
 another RedisBroker's feed (node B), against the same through the in-process broker.
 
@@ -190,6 +192,71 @@ async def measure(
     return out
 
 
+async def measure_spread(
+    channels: list[Channel], args: argparse.Namespace, label: str, database: str | None = None
+) -> dict[str, float]:
+    """The burst spread over ``channels`` (one conversation each, one socket each): message
+    ``i`` goes to conversation ``i % len(channels)``."""
+    fleets = [Fleet(1) for _ in channels]
+    paths = [urlsplit(c.messages_url).path for c in channels]
+    posters = Posters(channels[0].post_node.port, max(64, args.concurrency))
+    out: dict[str, float] = {}
+
+    async def post(i: int, echo: str) -> None:
+        k = i % len(channels)
+        track = fleets[k].track(echo)
+        track.t0 = time.perf_counter()
+        body = json.dumps({"content": echo, "echo_id": echo}).encode()
+        async with asyncio.timeout(30):
+            status, answer = await posters.post(json_post(paths[k], posters.port, body))
+        if status != 200:
+            raise BenchError(f"{label}: POST answered {status}: {answer[:200]!r}")
+
+    try:
+        for fleet, channel in zip(fleets, channels, strict=True):
+            await open_sockets(fleet, 1, channel.listen_node.port, channel.identifier, 30)
+        for i in range(2 * len(channels)):  # warm-up: each conversation, each connection
+            await post(i, f"{label}-spread-warm-{i}")
+        gate = asyncio.Semaphore(args.concurrency)
+
+        async def gated(i: int) -> None:
+            async with gate:
+                await post(i, f"{label}-spread-{i}")
+
+        nodes = list(dict.fromkeys([channels[0].post_node.pid, channels[0].listen_node.pid]))
+        backends = await backend_pids(database) if database else []
+        node_cpu, backend_cpu = cpu_of(nodes), cpu_of(backends)
+        began = time.perf_counter()
+        await asyncio.gather(*(gated(i) for i in range(args.burst)))
+        burst = [
+            fleets[i % len(channels)].tracks[f"{label}-spread-{i}".encode()]
+            for i in range(args.burst)
+        ]
+        await wait_done(burst, 30)
+        out["spread_rate"] = args.burst / (max(t.last for t in burst) - began)
+        out["spread_node_cpu_us"] = (cpu_of(nodes) - node_cpu) / args.burst * 1e6
+        if database:
+            backends = list(dict.fromkeys(backends + await backend_pids(database)))
+            out["spread_db_cpu_us"] = (cpu_of(backends) - backend_cpu) / args.burst * 1e6
+        out["spread_missing"] = sum(t.remaining for t in burst)
+        out["spread_duplicates"] = sum(t.duplicates for t in burst)
+    finally:
+        for fleet in fleets:
+            close_sockets(fleet)
+        posters.close()
+        await asyncio.sleep(0.1)
+    return out
+
+
+def spread_channels(post_node: GatewayProcess, listen_node: GatewayProcess, inbox: str,
+                    n: int) -> list[Channel]:  # fmt: skip
+    """``n`` contacts, one conversation each, for the spread burst."""
+    channels = [Channel(post_node, listen_node) for _ in range(n)]
+    for channel in channels:
+        channel.open(inbox)
+    return channels
+
+
 async def wait_done(tracks: list[Any], timeout: float) -> None:
     try:
         async with asyncio.timeout(timeout):
@@ -250,6 +317,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, dict[str, float]]:
         channel.open(inbox)
         print("sqlite: measuring", flush=True)
         results["sqlite"] = uvloop.run(measure(channel, args, "sqlite"))
+        spread = spread_channels(baseline, baseline, inbox, args.concurrency)
+        results["sqlite"].update(uvloop.run(measure_spread(spread, args, "sqlite")))
     finally:
         baseline.kill()
     results["sqlite"]["broker_rate"] = uvloop.run(broker_rate(memory_pair, args.events))
@@ -266,6 +335,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, dict[str, float]]:
             channel.open(inbox)
             print(f"{label}: measuring", flush=True)
             results[label] = uvloop.run(measure(channel, args, label, database))
+            spread = spread_channels(nodes.a, listen, inbox, args.concurrency)
+            results[label].update(uvloop.run(measure_spread(spread, args, label, database)))
         nodes.kill()
         rate = uvloop.run(broker_rate(redis_pair(redis.url), args.events))
         results["cross-node"]["broker_rate"] = rate
@@ -286,9 +357,14 @@ ROWS = [
     ("node_cpu_us", "burst: gateway CPU per message, every node (us)", "{:.0f}"),
     ("db_cpu_us", "burst: PostgreSQL backends' CPU per message (us)", "{:.0f}"),
     ("burst_retries", "burst: store operations run again (lost races)", "{:.0f}"),
+    ("spread_rate", "spread burst (one conversation per POST in flight): messages/s", "{:.0f}"),
+    ("spread_node_cpu_us", "spread burst: gateway CPU per message, every node (us)", "{:.0f}"),
+    ("spread_db_cpu_us", "spread burst: PostgreSQL backends' CPU per message (us)", "{:.0f}"),
     ("broker_rate", "broker alone: events per second, publish to the other feed", "{:,.0f}"),
     ("missing", "frames missing", "{:.0f}"),
     ("duplicates", "frames duplicated", "{:.0f}"),
+    ("spread_missing", "spread burst: frames missing", "{:.0f}"),
+    ("spread_duplicates", "spread burst: frames duplicated", "{:.0f}"),
     ("retried", "POSTs sent again after a dropped connection", "{:.0f}"),
 ]
 RATIO_KEYS = {
@@ -299,6 +375,8 @@ RATIO_KEYS = {
     "post_p99",
     "burst_rate",
     "node_cpu_us",
+    "spread_rate",
+    "spread_node_cpu_us",
     "broker_rate",
 }
 COLUMNS = ["sqlite", "pg+redis", "cross-node"]

@@ -139,7 +139,8 @@ CABLE_HEALED_EVENTS = Counter(
 
 STORE_WRITE_BATCH = Histogram(
     "inboxgate_store_write_batch_size",
-    "Write operations committed together (SQLite group commit; always 1 on PostgreSQL).",
+    "Write operations committed together (SQLite group commit; PostgreSQL: a conversation's "
+    "queued writes).",
     ["engine"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )

@@ -13,11 +13,22 @@ import msgspec
 import pytest
 
 from client_sdk import protocol as p
-from gateway.domain import events, incoming, message_reads, notify
+from gateway.domain import conversations, events, incoming, message_reads, notify
+from gateway.domain.errors import NotFound
 from gateway.services.conversations import reached_incoming
 from gateway.store.postgres import PostgresStore
-from gateway.store.sql import Op, Query, Rows
-from tests.store_contract import T0, get_conversation_row, link, make_world, new_conversation, send
+from gateway.store.sql import ATOMIC, Op, Query, Rows
+from tests.store_contract import (
+    T0,
+    agent_session,
+    get_conversation_row,
+    link,
+    make_session,
+    make_world,
+    new_conversation,
+    send,
+)
+from tests.store_hot_path import counting
 
 pytestmark = pytest.mark.anyio
 
@@ -137,3 +148,52 @@ async def test_a_widgets_messages_take_turns_through_the_public_write(
     assert all(r.created for r in results)
     assert store.retries == retries
     assert not store._turns
+
+
+async def test_the_public_write_reads_the_sessions_reach_with_the_message(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """A widget's message (``reached_incoming``) costs what ``create_incoming`` costs by ids:
+    one read (the session's reach folded into it) and one write, outside a transaction; and it
+    answers as ``reached_ids`` does for every session: 404 "contact" for no session, 404
+    "conversation" for one it does not reach (an unverified session sees only its own; a
+    verified one its contact's), the message in the conversation otherwise."""
+    store, _ = two_nodes
+    world = await make_world(store)
+    mine, contact = await make_session(store, world.inbox, "v1", proved="u", identifier="u")
+    await make_session(store, world.inbox, "v2", proved="u", identifier="u")
+    await agent_session(store, world.inbox, contact, "by-agent")
+    conv = (await new_conversation(store, world.inbox, mine)).conversation
+    plain = (await new_conversation(store, world.inbox, world.session)).conversation
+    statements: list[str] = []
+    outcomes: list[str] = []
+    cases = [
+        (source, display)
+        for source in ("v1", "v2", "by-agent", "device-1", "nobody")
+        for display in (conv.display_id, plain.display_id, 999)
+    ]
+    for i, (source, display) in enumerate(cases):
+        reach = (world.inbox.id, world.inbox.account_id, source, display)
+        try:
+            expected: Any = await store.read(conversations.reached_ids, *reach)
+        except NotFound as exc:
+            expected = exc.what
+        try:
+            result = await store.write(
+                counting(reached_incoming, statements), *reach, f"m{i}", f"echo-{i}", [], 0,
+                link, T0 + 1 + i,
+            )  # fmt: skip
+        except NotFound as exc:
+            assert exc.what == expected, (source, display)
+            outcomes.append(exc.what)
+            continue
+        assert (result.conversation.id, result.message.sender_id) == (
+            expected.conversation_id, expected.contact_id,
+        ), (source, display)  # fmt: skip
+        assert result.created and result.message.content == f"m{i}"
+        assert len(statements) == 2 and ATOMIC.sql not in statements, statements
+        outcomes.append(f"{source} wrote")
+    # v1 and v2 (verified, one contact) reach conv; device-1 its own; the rest hear 404.
+    assert sorted(outcomes) == sorted(
+        ["v1 wrote", "v2 wrote", "device-1 wrote", *["contact"] * 3, *["conversation"] * 9]
+    )

@@ -43,7 +43,9 @@ _MEMBER = (
 )
 
 
-_MEMBER_IDS = (
+# The session's contact and the conversation it reaches (NULL: none), also read by PostgreSQL's
+# message create inside its one read (``incoming.create_reached``): one rule, one text.
+MEMBER_IDS = (
     f"SELECT ci.contact_id, c.id FROM {SESSIONS_WITH_CONTACT} LEFT JOIN conversations c "
     f"ON c.account_id = ? AND c.display_id = ? AND {_VISIBLE_TO_SESSION} "
     "WHERE ci.inbox_id = ? AND ci.source_id = ?"
@@ -55,7 +57,7 @@ def reached_ids(inbox_id: int, account_id: int, source_id: str, display_id: int)
     """:func:`reached` for a route that needs only the ids (contact, conversation): the same
     rule and the same errors, without reading the three records (a write that follows reads
     what it needs in its own transaction)."""
-    row = yield from one(_MEMBER_IDS, account_id, display_id, inbox_id, source_id)
+    row = yield from one(MEMBER_IDS, account_id, display_id, inbox_id, source_id)
     if row is None:
         raise NotFound("contact")
     if row[1] is None:

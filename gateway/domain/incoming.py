@@ -21,6 +21,8 @@ render from what it read, never from a second read. Then:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import msgspec
 from msgspec import Struct
 
@@ -30,6 +32,7 @@ from ..store.base import Conflict
 from ..store.records import Contact, ContactInbox, Conversation, LoggedEvent, Message
 from ..store.sql import (
     Op,
+    Row,
     atomic,
     dialect,
     lazy_transaction,
@@ -43,6 +46,7 @@ from ..store.sql import (
 from ..views import public as presenters
 from . import events, notify
 from .agent_bots import ACTIVE, reopened_with
+from .conversations import MEMBER_IDS, reached_ids
 from .errors import Flooded, NotFound
 from .message_reads import UNREAD_CAP
 from .messages import (
@@ -99,6 +103,25 @@ _CONTEXT_POSTGRES = _CONTEXT.format(
     next_id=", nextval(pg_get_serial_sequence('messages', 'id')), CAST(c.xmin AS TEXT)",
 )
 
+
+def _reaching(context: str) -> str:
+    """PostgreSQL's read for the public route: the conversation found by the session's reach
+    (``conversations.reached_ids``' rule, the same text) in the same statement, so a widget's
+    message costs one read and one write, not a read of its ids first."""
+    by_ids, joined = "JOIN contacts ct ON ct.id = ? WHERE c.id = ?", "FROM conversations c JOIN"
+    if not context.endswith(by_ids) or context.count(joined) != 1:
+        raise RuntimeError("incoming: the context read no longer ends as _reaching expects")
+    return (
+        f"WITH reach (contact_id, conversation_id) AS ({MEMBER_IDS}) "
+        + context[: -len(by_ids)].replace(
+            joined, "FROM reach JOIN conversations c ON c.id = reach.conversation_id JOIN"
+        )
+        + "JOIN contacts ct ON ct.id = reach.contact_id"
+    )
+
+
+_CONTEXT_REACHED = _reaching(_CONTEXT_POSTGRES)
+
 _INSERT_WITH_ID = INSERT_MESSAGE.replace("(account_id,", "(id, account_id,", 1).replace(
     "VALUES (?,", "VALUES (?, ?,", 1
 )
@@ -141,6 +164,15 @@ _WRITE_ALL = (
 )
 
 
+class Reach(NamedTuple):
+    """The conversation as the public route addresses it: a session's, by display id."""
+
+    inbox_id: int
+    account_id: int
+    source_id: str
+    display_id: int
+
+
 class IncomingContext(Struct, kw_only=True):
     conversation: Conversation
     echo_message_id: int | None
@@ -173,6 +205,30 @@ def incoming_context(
     )  # fmt: skip
     if row is None:
         raise NotFound("conversation")
+    return _context_of(row)
+
+
+def _reached_context(
+    reach: Reach, echo_id: str | None, per_minute_limit: int, now: float
+) -> Op[IncomingContext]:
+    """PostgreSQL, outside a transaction: :func:`incoming_context` of the conversation the
+    session reaches, in the same one statement; its 404s are those of ``reached_ids``."""
+    row = yield from one(
+        _CONTEXT_REACHED, reach.account_id, reach.display_id, reach.inbox_id, reach.source_id,
+        echo_id, now - FLOOD_WINDOW, max(0, per_minute_limit),
+    )  # fmt: skip
+    if row is not None:
+        return _context_of(row)
+    # Nothing reached (or gone meanwhile): tell which 404 it is, by the route's own rule.
+    ids = yield from reached_ids(*reach)
+    return (
+        yield from incoming_context(
+            ids.conversation_id, ids.contact_id, echo_id, per_minute_limit, now, postgres=True
+        )
+    )
+
+
+def _context_of(row: Row) -> IncomingContext:
     at = _CONVERSATION_WIDTH
     conversation = Conversation.from_row(row[:at])
     session = ContactInbox.from_row(row[at : at + _SESSION_WIDTH])
@@ -211,17 +267,31 @@ def create_incoming(
     per_minute_limit: int,
     link: presenters.LinkBuilder,
     now: float,
+    *,
+    reach: Reach | None = None,
 ) -> Op[MessageResult]:
     """A customer's message. A repeated ``echo_id`` in the conversation returns the original
-    and creates nothing, so a client may retry a send it never saw acknowledged."""
+    and creates nothing, so a client may retry a send it never saw acknowledged.
+
+    ``reach``: the conversation the session reaches, with ``reached_ids``' 404s (the ids given
+    are then unused): PostgreSQL outside a transaction reads it with the context, in one
+    statement; otherwise it is read first."""
     postgres = (yield from dialect()) == "postgresql"
     # PostgreSQL in a transaction (a re-run after a Conflict) reads the conversation locked.
     locked = postgres and not (yield from outside_transaction())
+    if reach is not None and (locked or not postgres):
+        ids = yield from reached_ids(*reach)
+        conversation_id, contact_id, reach = ids.conversation_id, ids.contact_id, None
     while True:
-        context = yield from incoming_context(
-            conversation_id, contact_id, echo_id, per_minute_limit, now,
-            postgres=postgres, lock=locked,
-        )  # fmt: skip
+        if reach is not None:
+            context = yield from _reached_context(reach, echo_id, per_minute_limit, now)
+            conversation_id, contact_id = context.conversation.id, context.known.contact.id
+            reach = None
+        else:
+            context = yield from incoming_context(
+                conversation_id, contact_id, echo_id, per_minute_limit, now,
+                postgres=postgres, lock=locked,
+            )  # fmt: skip
         conversation, known = context.conversation, context.known
         if echo_id and context.echo_message_id is not None:
             original = yield from find_echo(conversation.id, echo_id)

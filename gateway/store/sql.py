@@ -80,7 +80,9 @@ def atomic() -> Op[None]:
 # Asked by a lazy_transaction operation: is it running outside a transaction (so a single
 # statement commits by itself)? Answer ``[(bool,)]``: False in SQLite's group commit, and on
 # PostgreSQL once a transaction began or when the store re-runs the operation after a
-# Conflict (then inside a transaction from the start, where its reads see what it locks).
+# Conflict (then inside a transaction from the start, where its reads see what it locks). In a
+# PostgreSQL group it answers True until the operation asks for a transaction: the operation's
+# savepoint keeps its one write atomic, as it would be alone.
 OUTSIDE = Query("-- outside a transaction?")
 
 
@@ -136,7 +138,9 @@ def one_at_a_time(
     another, in arrival order, instead of letting them race for it. (PostgreSQL: a racing
     writer's optimistic check fails, and it runs again in a transaction that waits for the
     row's lock, several round trips more than the one it lost. SQLite's one writer needs
-    nothing.) Writers on other nodes may still race; the operation stays correct under it."""
+    nothing.) Writers on other nodes may still race; the operation stays correct under it.
+    PostgreSQL runs the writes that queued meanwhile together, in one transaction (a savepoint
+    each) with one COMMIT."""
 
     def mark(op: OpFactory[P, T]) -> OpFactory[P, T]:
         setattr(op, _TURNS, key)  # a function attribute: setattr keeps mypy out of it
