@@ -26,9 +26,19 @@ def _key(conversation_id: int, *args: Any, **kwargs: Any) -> tuple[str, int]:
 
 
 @one_at_a_time(_key)
-def hold(conversation_id: int, seconds: float) -> Op[None]:
-    """A write of the conversation's turn that takes its time: the writes sent meanwhile queue."""
+def hold(conversation_id: int, seconds: float, started: asyncio.Event) -> Op[None]:
+    """A write of the conversation's turn that takes its time (``started`` is set once it has
+    the turn): the writes sent meanwhile queue."""
+    started.set()
     yield from rows("SELECT pg_sleep(?)", seconds)
+
+
+async def holding_turn(store: PostgresStore, conversation_id: int) -> asyncio.Task[None]:
+    """:func:`hold` for 0.3 s, once it has the conversation's turn."""
+    started = asyncio.Event()
+    task = asyncio.create_task(store.write(hold, conversation_id, 0.3, started))
+    await started.wait()
+    return task
 
 
 @one_at_a_time(_key)
@@ -63,8 +73,7 @@ async def test_writes_queued_together_commit_as_one_group_in_arrival_order(
     sizes = spy_groups(store, monkeypatch)
     world = await make_world(store)
     conv = (await new_conversation(store, world.inbox, world.session)).conversation
-    holding = asyncio.create_task(store.write(hold, conv.id, 0.3))
-    await asyncio.sleep(0.05)
+    holding = await holding_turn(store, conv.id)
     results = await asyncio.gather(*[
         send(store, conv, world.contact.id, f"m{i}", echo_id=f"e{i % 8}", now=T0 + 1 + i)
         for i in range(12)
@@ -93,8 +102,7 @@ async def test_one_failing_write_of_a_group_fails_none_of_the_others(
     sizes = spy_groups(store, monkeypatch)
     world = await make_world(store)
     conv = (await new_conversation(store, world.inbox, world.session)).conversation
-    holding = asyncio.create_task(store.write(hold, conv.id, 0.3))
-    await asyncio.sleep(0.05)
+    holding = await holding_turn(store, conv.id)
     outcomes = await asyncio.gather(
         send(store, conv, world.contact.id, "first", now=T0 + 1),
         store.write(divide_by_zero, conv.id),  # an SQL error: the transaction survives it
@@ -127,8 +135,7 @@ async def test_a_waiting_write_that_gives_up_is_not_run(
     store, _ = two_nodes
     world = await make_world(store)
     conv = (await new_conversation(store, world.inbox, world.session)).conversation
-    holding = asyncio.create_task(store.write(hold, conv.id, 0.3))
-    await asyncio.sleep(0.05)
+    holding = await holding_turn(store, conv.id)
     gone = asyncio.create_task(send(store, conv, world.contact.id, "gone", now=T0 + 1))
     kept = asyncio.create_task(send(store, conv, world.contact.id, "kept", now=T0 + 2))
     await asyncio.sleep(0.05)

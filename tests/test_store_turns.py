@@ -62,7 +62,8 @@ def step(key: str, n: int, seconds: float) -> Op[int]:
 
 
 @one_at_a_time(_keyed)
-def failing(key: str, seconds: float) -> Op[None]:
+def failing(key: str, seconds: float, started: asyncio.Event) -> Op[None]:
+    started.set()  # it has the key's turn
     yield from rows("SELECT pg_sleep(?)", seconds)
     yield from rows("SELECT 1 / 0")
 
@@ -92,8 +93,9 @@ async def test_a_writer_cancelled_or_failing_gives_its_turn_up(
     store, _ = two_nodes
     for recorded in (running, most, order):
         recorded.clear()
-    held = asyncio.create_task(store.write(failing, "k", 0.2))
-    await asyncio.sleep(0.05)
+    started = asyncio.Event()
+    held = asyncio.create_task(store.write(failing, "k", 0.2, started))
+    await started.wait()
     cancelled = asyncio.create_task(store.write(step, "k", 1, 0))
     await asyncio.sleep(0)
     cancelled.cancel()
