@@ -16,6 +16,8 @@ import pytest
 
 from client_sdk import protocol as p
 from gateway.domain import incoming, message_reads, notify, outbox, webhooks
+from gateway.domain.errors import NotFound
+from gateway.services.conversations import reached_incoming
 from gateway.store import Store
 from gateway.store.records import Conversation, Message
 from gateway.store.sql import ATOMIC, Op, Query, Rows, for_the_engine
@@ -102,6 +104,31 @@ class HotPathContract:
         sql, atomic = await counted_send(store, conv, world.contact.id, T0 + 3)
         assert len(sql) == with_webhook and atomic is postgres
         assert sql[-1].startswith("INSERT INTO webhook_deliveries")
+
+    async def test_the_public_route_reads_its_reach_with_the_context(self, store: Store) -> None:
+        """The widget's message addresses its conversation by session and display id: on both
+        engines the reach comes in the context's one read, so it costs what a message by ids
+        costs; a session that reaches nothing still hears its 404."""
+        world = await make_world(store)
+        conv = (await new_conversation(store, world.inbox, world.session)).conversation
+        statements: list[str] = []
+        ids = (world.inbox.id, world.account.id, world.session.source_id)
+        result = await store.write(
+            counting(reached_incoming, statements), *ids, conv.display_id, "hello", None, [],
+            1000, link, T0 + 1,
+        )  # fmt: skip
+        assert result.created and result.message.conversation_id == conv.id
+        assert len([s for s in statements if s != ATOMIC.sql]) == STATEMENTS[store.dialect][0]
+        assert ATOMIC.sql not in statements
+        with pytest.raises(NotFound, match="conversation"):
+            await store.write(
+                reached_incoming, *ids, conv.display_id + 1, "hello", None, [], 1000, link, T0
+            )
+        with pytest.raises(NotFound, match="contact"):
+            await store.write(
+                reached_incoming, world.inbox.id, world.account.id, "nobody", conv.display_id,
+                "hello", None, [], 1000, link, T0,
+            )  # fmt: skip
 
     async def test_the_conversation_a_message_returns_is_the_row(self, store: Store) -> None:
         """The conversation a message reports is the row as written, whether it came back from

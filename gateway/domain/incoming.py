@@ -121,6 +121,7 @@ def _reaching(context: str) -> str:
 
 
 _CONTEXT_REACHED = _reaching(_CONTEXT_POSTGRES)
+_CONTEXT_REACHED_SQLITE = _reaching(_CONTEXT_SQLITE)
 
 _INSERT_WITH_ID = INSERT_MESSAGE.replace("(account_id,", "(id, account_id,", 1).replace(
     "VALUES (?,", "VALUES (?, ?,", 1
@@ -209,13 +210,15 @@ def incoming_context(
 
 
 def _reached_context(
-    reach: Reach, echo_id: str | None, per_minute_limit: int, now: float
+    reach: Reach, echo_id: str | None, per_minute_limit: int, now: float, postgres: bool
 ) -> Op[IncomingContext]:
-    """PostgreSQL, outside a transaction: :func:`incoming_context` of the conversation the
-    session reaches, in the same one statement; its 404s are those of ``reached_ids``."""
+    """:func:`incoming_context` of the conversation the session reaches, in the same one
+    statement (SQLite, or PostgreSQL outside a transaction); its 404s are those of
+    ``reached_ids``."""
+    sql = _CONTEXT_REACHED if postgres else _CONTEXT_REACHED_SQLITE
     row = yield from one(
-        _CONTEXT_REACHED, reach.account_id, reach.display_id, reach.inbox_id, reach.source_id,
-        echo_id, now - FLOOD_WINDOW, max(0, per_minute_limit),
+        sql, reach.account_id, reach.display_id, reach.inbox_id, reach.source_id, echo_id,
+        now - FLOOD_WINDOW, max(0, per_minute_limit),
     )  # fmt: skip
     if row is not None:
         return _context_of(row)
@@ -223,7 +226,12 @@ def _reached_context(
     ids = yield from reached_ids(*reach)
     return (
         yield from incoming_context(
-            ids.conversation_id, ids.contact_id, echo_id, per_minute_limit, now, postgres=True
+            ids.conversation_id,
+            ids.contact_id,
+            echo_id,
+            per_minute_limit,
+            now,
+            postgres=postgres,
         )
     )
 
@@ -274,17 +282,17 @@ def create_incoming(
     and creates nothing, so a client may retry a send it never saw acknowledged.
 
     ``reach``: the conversation the session reaches, with ``reached_ids``' 404s (the ids given
-    are then unused): PostgreSQL outside a transaction reads it with the context, in one
-    statement; otherwise it is read first."""
+    are then unused): SQLite, and PostgreSQL outside a transaction, read it with the context in
+    one statement; PostgreSQL in a transaction reads it first (to lock the row it finds)."""
     postgres = (yield from dialect()) == "postgresql"
     # PostgreSQL in a transaction (a re-run after a Conflict) reads the conversation locked.
     locked = postgres and not (yield from outside_transaction())
-    if reach is not None and (locked or not postgres):
+    if reach is not None and locked:
         ids = yield from reached_ids(*reach)
         conversation_id, contact_id, reach = ids.conversation_id, ids.contact_id, None
     while True:
         if reach is not None:
-            context = yield from _reached_context(reach, echo_id, per_minute_limit, now)
+            context = yield from _reached_context(reach, echo_id, per_minute_limit, now, postgres)
             conversation_id, contact_id = context.conversation.id, context.known.contact.id
             reach = None
         else:

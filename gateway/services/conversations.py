@@ -108,7 +108,8 @@ def reached_incoming(
     """:func:`incoming.create_incoming` (``args``: its arguments after the ids) into the
     conversation the session reaches, found by the same rule and with the same errors as
     :func:`conv_ops.reached_ids`, in the write's own transaction: a read before its single
-    write, as a lazy transaction allows (PostgreSQL: the same read as the message's own)."""
+    write, as a lazy transaction allows: the same statement as the message's own read, on
+    both engines."""
     reach = incoming.Reach(inbox_id, account_id, source_id, display_id)
     return (yield from incoming.create_incoming(0, 0, *args, reach=reach))
 
