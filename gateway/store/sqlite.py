@@ -188,6 +188,7 @@ class SQLiteStore(Store):
         self._readers = readers
         self._jobs: queue.SimpleQueue[_WriteJob | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self._writer_ready = threading.Event()  # the writer's connection is open (or failed to)
         self._reader_pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._loop_local = threading.local()  # the short reads' connection, per loop thread
@@ -243,10 +244,19 @@ class SQLiteStore(Store):
         await asyncio.to_thread(self._migrate_sync)
         self._pending = asyncio.Semaphore(MAX_PENDING_WRITES)
         self._closed = False
+        self._writer_ready.clear()
         self._writer = threading.Thread(target=self._writer_main, name="sqlite-writer", daemon=True)
         self._writer.start()
         self._checkpointer.start()
         self._reader_pool = ThreadPoolExecutor(self._readers, thread_name_prefix="sqlite-reader")
+        # Opening, the writer's and the checkpointer's connections set the journal mode, which
+        # locks the file a moment: until both are open, a read on the loop (which never waits
+        # for a lock) could find it busy (1 start in 50 did; data_version answered None).
+        await asyncio.to_thread(self._wait_connected)
+
+    def _wait_connected(self) -> None:
+        self._writer_ready.wait()
+        self._checkpointer.ready.wait()
 
     async def close(self) -> None:
         if self._closed:
@@ -374,8 +384,11 @@ class SQLiteStore(Store):
     # -- the writer thread ---------------------------------------------------------------
 
     def _writer_main(self) -> None:
-        conn = self._connect(readonly=False)
-        backstop(conn)  # the checkpoints run on their own thread, not in the acks' COMMIT
+        try:
+            conn = self._connect(readonly=False)
+            backstop(conn)  # the checkpoints run on their own thread, not in the acks' COMMIT
+        finally:
+            self._writer_ready.set()
         self._heads = StreamHeads()  # a copy per connection: data_version is per connection
         try:
             stop = False

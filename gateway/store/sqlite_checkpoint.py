@@ -43,10 +43,12 @@ class Checkpointer:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self.ready = threading.Event()  # the thread's connection is open (or failed to)
         self.checkpoints = 0  # runs so far (tests, diagnostics)
 
     def start(self) -> None:
         self._stopping.clear()
+        self.ready.clear()
         self._thread = threading.Thread(target=self._main, name="sqlite-checkpoint", daemon=True)
         self._thread.start()
 
@@ -64,7 +66,10 @@ class Checkpointer:
         thread.join()
 
     def _main(self) -> None:
-        conn = self._connect()
+        try:
+            conn = self._connect()
+        finally:
+            self.ready.set()
         try:
             while True:
                 self._wake.wait()
