@@ -150,6 +150,13 @@ STORE_COMMIT = Histogram(
     ["engine"],
     buckets=FAST,
 )
+STORE_WRITER_CPU = Counter(
+    "inboxgate_store_writer_cpu_seconds",
+    "CPU time of SQLite's one writer thread in its batches (running the operations, encoding "
+    "their events, committing); with the commit time's sum, how much of the writer's time is "
+    "its own work and how much a wait (disk, the GIL).",
+    ["engine"],
+)
 STORE_WRITE = Histogram(
     "inboxgate_store_write_seconds",
     "Time a caller waits for one write, queueing and retries included.",

@@ -19,8 +19,10 @@ from prometheus_client import REGISTRY
 
 from gateway.logs import JsonFormatter, TextFormatter
 from gateway.observability import request_id_of
+from gateway.store import SQLiteStore
 from tests.admin_helpers import ADMIN_TOKEN, account_url, admin, auth
 from tests.routes_helpers import Env, EnvFactory
+from tests.store_contract import make_world
 
 pytestmark = pytest.mark.anyio
 
@@ -264,6 +266,18 @@ async def test_store_batches_and_latencies_are_recorded(env: Env) -> None:
     assert sample("inboxgate_store_write_batch_size_count", engine=env_engine(env)) > batches
     assert sample("inboxgate_store_commit_seconds_count", engine=env_engine(env)) > 0
     assert sample("inboxgate_store_read_seconds_count", engine=env_engine(env)) > reads
+
+
+async def test_the_sqlite_writer_reports_its_own_cpu(sqlite_store: SQLiteStore) -> None:
+    """The writer thread's CPU grows with its batches, and is no more than their wall time
+    (what is left of it is the disk's sync)."""
+    cpu = sample("inboxgate_store_writer_cpu_seconds_total", engine="sqlite")
+    wall = sample("inboxgate_store_commit_seconds_sum", engine="sqlite")
+    await make_world(sqlite_store)
+    cpu = sample("inboxgate_store_writer_cpu_seconds_total", engine="sqlite") - cpu
+    wall = sample("inboxgate_store_commit_seconds_sum", engine="sqlite") - wall
+    # The CPU is read a few microseconds after the batch's wall time is.
+    assert 0 < cpu <= wall + 0.001
 
 
 def env_engine(env: Env) -> str:
