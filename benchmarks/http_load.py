@@ -21,6 +21,7 @@ connections, and a sweep of connection counts for one GET and the POST.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import subprocess
@@ -229,10 +230,15 @@ def measure_server(
         counts = sorted({config.connections, *(config.sweep if request in SWEPT else [])})
         out[request] = {}
         for conns in counts:
+            writer = writer_cpu_seconds(port)
             cpu = procs.CpuMeter(procs.family(pid)).start()
             r = driver.run(port, request, conns, config.duration)
             r["server_cpu"] = cpu.stop()
             r["cpu_us_per_request"] = cpu.seconds * 1e6 / r["requests"] if r["requests"] else 0
+            after = writer_cpu_seconds(port)
+            if writer is not None and after is not None and r["requests"]:
+                # Of the server's CPU per request, the SQLite writer thread's share.
+                r["writer_cpu_us_per_request"] = (after - writer) * 1e6 / r["requests"]
             out[request][str(conns)] = r
             log(
                 f"  [{name}] {request} c{conns}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} "
@@ -240,6 +246,22 @@ def measure_server(
                 f"{r['server_cpu']:.0f}%, {r['cpu_us_per_request']:.0f} CPU-us per request"
             )
     return out
+
+
+_WRITER_CPU = re.compile(
+    r'^inboxgate_store_writer_cpu_seconds_total\{engine="sqlite"\} (\S+)$', re.MULTILINE
+)
+
+
+def writer_cpu_seconds(port: int) -> float | None:
+    """The gateway's SQLite writer thread's CPU seconds so far, from its /metrics (None for a
+    floor, which has no such page)."""
+    try:
+        text = httpx.get(f"http://{HOST}:{port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    match = _WRITER_CPU.search(text)
+    return float(match.group(1)) if match else None
 
 
 def start_gateway(root: Path, server_cpus: set[int], customers: int) -> tuple[GatewayProcess, Seed]:
