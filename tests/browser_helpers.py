@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -86,6 +87,23 @@ class HostSite:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
+
+
+IMAGES_LOADED = "Array.from(document.images).every(i => i.complete)"
+
+
+def wait_until(page: Page, predicate: str, timeout_ms: int = TIMEOUT_MS) -> None:
+    """Until the JavaScript expression ``predicate`` is true in ``page``.
+
+    Not ``page.wait_for_function``: when its first try is false it polls inside the page,
+    compiling the predicate there, which the pages' CSP (``script-src 'self'``, no
+    ``'unsafe-eval'``) refuses with an EvalError. ``page.evaluate`` goes through the debugging
+    protocol, which the CSP does not govern."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_ms} ms: {predicate}")
+        page.wait_for_timeout(50)
 
 
 def require_chromium() -> None:

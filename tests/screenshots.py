@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, expect
 
 from tests.browser_helpers import (
     CHROMIUM,
+    IMAGES_LOADED,
     TIMEOUT_MS,
     Console,
     Customer,
@@ -33,6 +34,7 @@ from tests.browser_helpers import (
     launch_chromium,
     no_page_errors,
     screenshot,
+    wait_until,
 )
 from tests.server_helpers import GatewayProcess, hmac_hex
 
@@ -212,7 +214,7 @@ def choosing_a_shoe(
     _reply(server, demo, conversation, {"content": "And our sizing guide:",
            "content_type": "article", "content_attributes": {"items": [article]}})  # fmt: skip
     expect(page.locator(".ig-articles a")).to_have_count(1, timeout=TIMEOUT_MS)
-    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    wait_until(page, IMAGES_LOADED)
     page.locator(".ig-input").blur()
     # From the buttons down: the three message types in one picture.
     page.locator(".ig-message[data-type=input_select]").evaluate(

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.browser_helpers import (
+    IMAGES_LOADED,
     TIMEOUT_MS,
     Console,
     Demo,
@@ -19,6 +20,7 @@ from tests.browser_helpers import (
     agent_api,
     no_page_errors,
     screenshot,
+    wait_until,
 )
 from tests.server_helpers import GatewayProcess, hmac_hex
 
@@ -213,7 +215,7 @@ def test_identity_verification_and_javascript_api(
     page.evaluate("InboxGate.reset()")
     expect(customer.messages).to_have_count(0)
     page.evaluate("InboxGate.setUser('user-43', {identifier_hash: 'bad', name: 'Eve'})")
-    page.wait_for_function("window.seen.includes('error')", timeout=TIMEOUT_MS)
+    wait_until(page, "window.seen.includes('error')")
     page.evaluate("InboxGate.reset()")
     good = hmac_hex(key, "user-43")
     page.evaluate(f"InboxGate.setUser('user-43', {{identifier_hash: '{good}', name: 'Bob'}})")
@@ -290,7 +292,7 @@ def test_missing_urls_show_no_image_and_request_nothing(
     expect(page.locator(".ig-articles strong")).to_have_text("No link")
     image = page.locator(".ig-messages img")
     expect(image).to_have_count(1)  # the real picture, through its data_url
-    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    wait_until(page, IMAGES_LOADED)
     assert image.evaluate("img => img.naturalWidth") == 2
     root = server.url("/")
     assert [u for u in requested if "undefined" in u or u == root] == []
@@ -321,7 +323,7 @@ def test_missing_urls_show_no_image_and_request_nothing(
         "Files without links", timeout=TIMEOUT_MS
     )
     expect(agent.page.locator("#messages img")).to_have_count(1)  # the real picture
-    agent.page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    wait_until(agent.page, IMAGES_LOADED)
     broken = "Array.from(document.images).filter(i => !i.naturalWidth).length"
     assert agent.page.evaluate(broken) == 0
     assert [u for u in agent_requests if "undefined" in u or u == root] == []
