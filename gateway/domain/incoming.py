@@ -1,6 +1,6 @@
 """A customer's new message: the gateway's hot path, in as few statements as each engine allows.
 
-One statement reads everything the message needs to know (:func:`incoming_context`); payloads
+One statement reads everything the message needs to know (:mod:`.incoming_reads`); payloads
 render from what it read, never from a second read. Then:
 
 * SQLite: one statement per row written (message, conversation, the sender's activity),
@@ -21,18 +21,14 @@ render from what it read, never from a second read. Then:
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import msgspec
-from msgspec import Struct
 
 from client_sdk import protocol as p
 
 from ..store.base import Conflict
-from ..store.records import Contact, ContactInbox, Conversation, LoggedEvent, Message
+from ..store.records import Conversation, LoggedEvent, Message
 from ..store.sql import (
     Op,
-    Row,
     atomic,
     dialect,
     lazy_transaction,
@@ -45,12 +41,12 @@ from ..store.sql import (
 )
 from ..views import public as presenters
 from . import events, notify
-from .agent_bots import ACTIVE, reopened_with
-from .conversations import MEMBER_IDS, reached_ids
-from .errors import Flooded, NotFound
+from .agent_bots import reopened_with
+from .conversations import reached_ids
+from .errors import Flooded
+from .incoming_reads import IncomingContext, Reach, incoming_context, reached_context
 from .message_reads import UNREAD_CAP
 from .messages import (
-    FLOOD_WINDOW,
     INSERT_MESSAGE,
     TOUCH_CONTACT,
     TOUCH_CONVERSATION,
@@ -62,66 +58,8 @@ from .messages import (
     insert_message,
     view_of,
 )
-from .webhooks import ANY_RECEIVER
 
-_CONVERSATION_WIDTH = width(Conversation.COLUMNS)
-_SESSION_WIDTH = width(ContactInbox.COLUMNS)
-_CONTACT_WIDTH = width(Contact.COLUMNS)
 _MESSAGE_WIDTH = width(Message.COLUMNS)
-_UNREAD = (
-    "(SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE m.conversation_id = c.id "
-    f"AND m.message_type = {p.MESSAGE_TYPE_INCOMING} "
-    f"AND m.created_at > COALESCE(c.agent_last_seen_at, 0) LIMIT {UNREAD_CAP}) AS unread)"
-)
-# Everything a customer's message needs to know before it is written, in one statement: the
-# conversation, its session, the sender, an earlier message with the same echo_id, the flood
-# guard's count (capped at its limit), the unread count (capped as shown), whether the inbox
-# has an active bot (reopening) and any webhook receiver, the account's and inbox's names;
-# on PostgreSQL also the new message's id.
-_CONTEXT = (
-    f"SELECT {prefixed(Conversation.COLUMNS, 'c')}, {prefixed(ContactInbox.COLUMNS, 'ci')}, "
-    f"{prefixed(Contact.COLUMNS, 'ct')}, "
-    "(SELECT m.id FROM messages m WHERE m.conversation_id = c.id AND m.echo_id = ?), "
-    "(SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE m.conversation_id = c.id "
-    f"AND m.created_at > ? LIMIT ?) AS recent), {_UNREAD}, "
-    "EXISTS (SELECT 1 FROM agent_bot_inboxes x WHERE x.inbox_id = c.inbox_id "
-    f"AND x.status = '{ACTIVE}'), a.name, i.name, {ANY_RECEIVER}, "
-    # The contact's verified sessions when this one is verified (its messages go to each:
-    # ``events.contact_streams``), as a list of ids in any order ('' for none).
-    "CASE WHEN ci.hmac_verified THEN COALESCE((SELECT {list_of}(CAST(v.id AS TEXT), ',') "
-    "FROM contact_inboxes v WHERE v.contact_id = c.contact_id AND v.hmac_verified = TRUE), '') "
-    "END{next_id} "
-    "FROM conversations c JOIN contact_inboxes ci ON ci.id = c.contact_inbox_id "
-    "JOIN accounts a ON a.id = c.account_id JOIN inboxes i ON i.id = c.inbox_id "
-    "JOIN contacts ct ON ct.id = ? WHERE c.id = ?"
-)
-_CONTEXT_SQLITE = _CONTEXT.format(list_of="group_concat", next_id="")
-# PostgreSQL also reads the new message's id and the conversation row's version (xmin: the
-# transaction that wrote it, new with every UPDATE of the row, whatever the values).
-_CONTEXT_POSTGRES = _CONTEXT.format(
-    list_of="string_agg",
-    next_id=", nextval(pg_get_serial_sequence('messages', 'id')), CAST(c.xmin AS TEXT)",
-)
-
-
-def _reaching(context: str) -> str:
-    """PostgreSQL's read for the public route: the conversation found by the session's reach
-    (``conversations.reached_ids``' rule, the same text) in the same statement, so a widget's
-    message costs one read and one write, not a read of its ids first."""
-    by_ids, joined = "JOIN contacts ct ON ct.id = ? WHERE c.id = ?", "FROM conversations c JOIN"
-    if not context.endswith(by_ids) or context.count(joined) != 1:
-        raise RuntimeError("incoming: the context read no longer ends as _reaching expects")
-    return (
-        f"WITH reach (contact_id, conversation_id) AS ({MEMBER_IDS}) "
-        + context[: -len(by_ids)].replace(
-            joined, "FROM reach JOIN conversations c ON c.id = reach.conversation_id JOIN"
-        )
-        + "JOIN contacts ct ON ct.id = reach.contact_id"
-    )
-
-
-_CONTEXT_REACHED = _reaching(_CONTEXT_POSTGRES)
-_CONTEXT_REACHED_SQLITE = _reaching(_CONTEXT_SQLITE)
 
 _INSERT_WITH_ID = INSERT_MESSAGE.replace("(account_id,", "(id, account_id,", 1).replace(
     "VALUES (?,", "VALUES (?, ?,", 1
@@ -165,99 +103,6 @@ _WRITE_ALL = (
 )
 
 
-class Reach(NamedTuple):
-    """The conversation as the public route addresses it: a session's, by display id."""
-
-    inbox_id: int
-    account_id: int
-    source_id: str
-    display_id: int
-
-
-class IncomingContext(Struct, kw_only=True):
-    conversation: Conversation
-    echo_message_id: int | None
-    recent: int  # messages of the last minute, at most the flood guard's limit
-    bot_active: bool
-    known: notify.Known  # unread: before the new message
-    next_id: int | None  # PostgreSQL: the new message's id, from the sequence
-    version: str | None  # PostgreSQL: the conversation row's xmin as read
-
-
-def incoming_context(
-    conversation_id: int,
-    contact_id: int,
-    echo_id: str | None,
-    per_minute_limit: int,
-    now: float,
-    *,
-    postgres: bool = False,
-    lock: bool = False,
-) -> Op[IncomingContext]:
-    """``lock`` (PostgreSQL, in a transaction): lock the conversation's row first, so that
-    nothing read about it (the echo, the unread and flood counts) changes before the write:
-    every writer of its messages updates that row. (Not FOR UPDATE in the read itself: after
-    waiting for the lock, its counts would still come from the snapshot taken before.)"""
-    if lock:
-        yield from one("SELECT id FROM conversations WHERE id = ? FOR UPDATE", conversation_id)
-    row = yield from one(
-        _CONTEXT_POSTGRES if postgres else _CONTEXT_SQLITE, echo_id, now - FLOOD_WINDOW,
-        max(0, per_minute_limit), contact_id, conversation_id,
-    )  # fmt: skip
-    if row is None:
-        raise NotFound("conversation")
-    return _context_of(row)
-
-
-def _reached_context(
-    reach: Reach, echo_id: str | None, per_minute_limit: int, now: float, postgres: bool
-) -> Op[IncomingContext]:
-    """:func:`incoming_context` of the conversation the session reaches, in the same one
-    statement (SQLite, or PostgreSQL outside a transaction); its 404s are those of
-    ``reached_ids``."""
-    sql = _CONTEXT_REACHED if postgres else _CONTEXT_REACHED_SQLITE
-    row = yield from one(
-        sql, reach.account_id, reach.display_id, reach.inbox_id, reach.source_id, echo_id,
-        now - FLOOD_WINDOW, max(0, per_minute_limit),
-    )  # fmt: skip
-    if row is not None:
-        return _context_of(row)
-    # Nothing reached (or gone meanwhile): tell which 404 it is, by the route's own rule.
-    ids = yield from reached_ids(*reach)
-    return (
-        yield from incoming_context(
-            ids.conversation_id,
-            ids.contact_id,
-            echo_id,
-            per_minute_limit,
-            now,
-            postgres=postgres,
-        )
-    )
-
-
-def _context_of(row: Row) -> IncomingContext:
-    at = _CONVERSATION_WIDTH
-    conversation = Conversation.from_row(row[:at])
-    session = ContactInbox.from_row(row[at : at + _SESSION_WIDTH])
-    at += _SESSION_WIDTH
-    contact = Contact.from_row(row[at : at + _CONTACT_WIDTH])
-    echo, recent, unread, bot, account_name, inbox_name, hooks, verified, *postgres_only = row[
-        at + _CONTACT_WIDTH :
-    ]
-    next_id, version = postgres_only if postgres_only else (None, None)
-    known = notify.Known(
-        session=session, contact=contact, unread=int(unread), account_name=account_name or "",
-        inbox_name=inbox_name or "", hooks=bool(hooks),
-        contact_streams=events.verified_streams(session, verified),
-    )  # fmt: skip
-    return IncomingContext(
-        conversation=conversation, echo_message_id=echo, recent=int(recent),
-        bot_active=bool(bot), known=known, next_id=None if next_id is None else int(next_id),
-        version=version,
-    )  # fmt: skip
-
-
 def _conversation_key(conversation_id: int, *args: object, **kwargs: object) -> tuple[str, int]:
     return ("conversation", conversation_id)
 
@@ -292,7 +137,7 @@ def create_incoming(
         conversation_id, contact_id, reach = ids.conversation_id, ids.contact_id, None
     while True:
         if reach is not None:
-            context = yield from _reached_context(reach, echo_id, per_minute_limit, now, postgres)
+            context = yield from reached_context(reach, echo_id, per_minute_limit, now, postgres)
             conversation_id, contact_id = context.conversation.id, context.known.contact.id
             reach = None
         else:

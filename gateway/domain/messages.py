@@ -133,6 +133,19 @@ _TOUCH_ACTIVITY = (
 )
 
 
+def touched(conversation: Conversation, status: str, reopen: bool, now: float) -> Conversation:
+    """``conversation`` as :data:`TOUCH_CONVERSATION` leaves it, computed as the UPDATE
+    computes it (SQLite's writer knows the row as it stands: nobody else writes)."""
+    return msgspec.structs.replace(
+        conversation, status=status, updated_at=float(now),
+        last_activity_at=max(conversation.last_activity_at, float(now)),
+        waiting_since=(
+            conversation.waiting_since if conversation.waiting_since is not None else float(now)
+        ),
+        snoozed_until=None if reopen else conversation.snoozed_until,
+    )  # fmt: skip
+
+
 def contact_wrote(
     conversation: Conversation,
     status: str,
@@ -154,15 +167,7 @@ def contact_wrote(
     touch = (status, now, now, now, now, reopen, conversation.id)
     if current:
         yield from execute(TOUCH_CONVERSATION, *touch)
-        written = msgspec.structs.replace(
-            conversation, status=status, updated_at=float(now),
-            last_activity_at=max(conversation.last_activity_at, float(now)),
-            waiting_since=(
-                conversation.waiting_since if conversation.waiting_since is not None
-                else float(now)
-            ),
-            snoozed_until=None if reopen else conversation.snoozed_until,
-        )  # fmt: skip
+        written = touched(conversation, status, reopen, now)
     else:
         row = yield from one(f"{TOUCH_CONVERSATION} RETURNING {Conversation.COLUMNS}", *touch)
         assert row is not None

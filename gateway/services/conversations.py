@@ -12,7 +12,7 @@ from client_sdk import protocol as p
 from .. import inputs, metrics
 from ..attachments import Upload
 from ..domain import conversations as conv_ops
-from ..domain import events, incoming, message_reads, notify, validation
+from ..domain import events, incoming, incoming_reads, message_reads, notify, validation
 from ..domain import messages as msg_ops
 from ..domain.errors import InvalidAttribute, NotFound
 from ..store.records import Attachment, Contact, ContactInbox, Conversation, Inbox
@@ -110,7 +110,7 @@ def reached_incoming(
     :func:`conv_ops.reached_ids`, in the write's own transaction: a read before its single
     write, as a lazy transaction allows: the same statement as the message's own read, on
     both engines."""
-    reach = incoming.Reach(inbox_id, account_id, source_id, display_id)
+    reach = incoming_reads.Reach(inbox_id, account_id, source_id, display_id)
     return (yield from incoming.create_incoming(0, 0, *args, reach=reach))
 
 
