@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 from client_sdk import protocol as p
 
@@ -104,6 +105,57 @@ def append(name: str, data: object, streams: Iterable[str], now: float) -> Op[li
             *[v for s in targets for v in (s, position[s][1], now)],
         )
     return (yield from _logged(name, data, payload, targets, position, now))
+
+
+class Appended(NamedTuple):
+    """One event for :func:`append_all`: its payload already encoded, its streams unique."""
+
+    name: str
+    payload: bytes
+    streams: list[str]
+    now: float
+
+
+# Bound parameters per statement, well under SQLite's limit (32,766) whatever the batch.
+_MAX_PARAMS = 8_000
+
+
+def append_all(appended: Sequence[Appended]) -> Op[list[list[LoggedEvent]]]:
+    """SQLite's writer: :func:`append` of several events, in order, as :func:`append` would
+    append them one after the other: one statement for the events and one for the entries of
+    them all (per ``_MAX_PARAMS`` parameters). For events that enqueue no webhook of their own
+    (not ``contact.*``)."""
+    if not appended:
+        return []
+    marks = ", ".join(["(?, ?, ?)"] * len(appended))
+    inserted = yield from rows(
+        f"INSERT INTO events (name, payload, created_at) VALUES {marks} RETURNING id",
+        *[v for a in appended for v in (a.name, a.payload, a.now)],
+    )  # fmt: skip
+    # One statement inserts its rows in the order given, each taking the next id: the ids in
+    # ascending order are the events' in order (RETURNING itself promises no order).
+    event_ids = sorted(r[0] for r in inserted)
+    logged: list[list[LoggedEvent]] = []
+    entries: list[Any] = []
+    for a, event_id in zip(appended, event_ids, strict=True):
+        heads = yield from next_offsets(a.streams)
+        at = {r[0]: (r[1], r[2]) for r in heads}
+        for stream in a.streams:
+            entries += (stream, at[stream][1], event_id, a.now)
+        logged.append([
+            LoggedEvent(
+                stream=stream, epoch=at[stream][0], offset=at[stream][1], name=a.name,
+                payload=a.payload, created_at=a.now,
+            )
+            for stream in a.streams
+        ])  # fmt: skip
+    per = _MAX_PARAMS // 4 * 4
+    for start in range(0, len(entries), per):
+        chunk = entries[start : start + per]
+        yield from execute(
+            _SQLITE_ENTRIES + ", ".join(["(?, ?, ?, ?)"] * (len(chunk) // 4)), *chunk
+        )
+    return logged
 
 
 # Every stream's next offset, in one statement. A stream met for the first time starts at

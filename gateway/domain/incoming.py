@@ -44,6 +44,7 @@ from . import events, notify
 from .agent_bots import reopened_with
 from .conversations import reached_ids
 from .errors import Flooded
+from .incoming_batch import Incoming, takes
 from .incoming_reads import IncomingContext, Reach, incoming_context, reached_context
 from .message_reads import UNREAD_CAP
 from .messages import (
@@ -109,6 +110,8 @@ def _conversation_key(conversation_id: int, *args: object, **kwargs: object) -> 
 
 # One conversation's messages posted together on this node write its row one after another:
 # racing, all but one would fail the one statement's version check and run again locked.
+# SQLite's writer runs the calls queued together as one (:mod:`.incoming_batch`).
+@takes(Incoming)
 @one_at_a_time(_conversation_key)
 @lazy_transaction
 def create_incoming(

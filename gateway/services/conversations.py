@@ -12,7 +12,15 @@ from client_sdk import protocol as p
 from .. import inputs, metrics
 from ..attachments import Upload
 from ..domain import conversations as conv_ops
-from ..domain import events, incoming, incoming_reads, message_reads, notify, validation
+from ..domain import (
+    events,
+    incoming,
+    incoming_batch,
+    incoming_reads,
+    message_reads,
+    notify,
+    validation,
+)
 from ..domain import messages as msg_ops
 from ..domain.errors import InvalidAttribute, NotFound
 from ..store.records import Attachment, Contact, ContactInbox, Conversation, Inbox
@@ -98,8 +106,17 @@ def _addressed(inbox_id: int, account_id: int, source_id: str, display_id: int, 
     return ("conversation of", inbox_id, source_id, display_id)
 
 
+def _reached_call(
+    inbox_id: int, account_id: int, source_id: str, display_id: int, *args: Any
+) -> incoming_batch.Incoming:
+    reach = incoming_reads.Reach(inbox_id, account_id, source_id, display_id)
+    return incoming_batch.Incoming(0, 0, *args)._replace(reach=reach)
+
+
 # Taking turns as create_incoming does (its mark is not seen through this wrapper): keyed by
-# the conversation as the session addresses it, which the POSTs of one widget share.
+# the conversation as the session addresses it, which the POSTs of one widget share; batched
+# as it is in SQLite's writer.
+@incoming_batch.takes(_reached_call)
 @one_at_a_time(_addressed)
 @lazy_transaction
 def reached_incoming(

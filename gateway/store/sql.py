@@ -155,6 +155,39 @@ def turn_of(op: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any])
     return None if key is None else key(*args, **kwargs)
 
 
+_BATCH = "_inboxgate_batched"
+
+# One call of a write operation as an engine queued it, and its outcome: (True, value), or
+# (False, the exception it raised).
+Call = tuple[Callable[..., Op[Any]], tuple[Any, ...], dict[str, Any]]
+Outcome = tuple[bool, Any]
+BatchOp = Callable[[list[Call]], Op[list[Outcome]]]
+
+
+def batched(batch: BatchOp) -> Callable[[OpFactory[P, T]], OpFactory[P, T]]:
+    """Mark a write that an engine running queued writes in one transaction (SQLite's writer,
+    whose group commit runs them one after the other) may run, with the calls of marked
+    operations sharing ``batch`` that follow it in the queue, as ONE operation:
+    ``batch(calls)`` answers every call's outcome, in order, exactly as running the calls one
+    after the other would have (the same rows, results and errors). It pays each statement's
+    cost once for many rows where the calls alone would each pay it.
+
+    As for any operation of a group commit, a call's error comes before it wrote anything;
+    should ``batch`` itself raise, the engine runs the calls again, one by one."""
+
+    def mark(op: OpFactory[P, T]) -> OpFactory[P, T]:
+        setattr(op, _BATCH, batch)  # a function attribute: setattr keeps mypy out of it
+        return op
+
+    return mark
+
+
+def batch_of(op: Callable[..., Any]) -> BatchOp | None:
+    """The batch of :func:`batched` that may run ``op``; None when it has none."""
+    batch: BatchOp | None = getattr(op, _BATCH, None)
+    return batch
+
+
 def prefixed(columns: str, alias: str) -> str:
     """A record's ``COLUMNS`` qualified by a table alias, for joins."""
     return ", ".join(f"{alias}.{name}" for name in columns.split(", "))

@@ -34,7 +34,7 @@ from .. import metrics
 from ..logs import StateLog
 from .base import Store, StoreUnavailable, UniqueViolation
 from .schema import SQLITE_MIGRATIONS
-from .sql import ATOMIC, DIALECT, NEXT_OFFSETS, OUTSIDE, Op, Rows, is_short_read
+from .sql import ATOMIC, DIALECT, NEXT_OFFSETS, OUTSIDE, Op, Rows, batch_of, is_short_read
 from .sqlite_checkpoint import Checkpointer, backstop
 from .sqlite_heads import StreamHeads, upsert
 
@@ -113,28 +113,49 @@ class _WriteJob:
         self.future = future
 
 
+def _wrote(conn: sqlite3.Connection, heads: StreamHeads, mark: tuple[int, int]) -> bool:
+    """Whether anything was written since ``mark`` (the change count and the heads' advances
+    then), or the transaction is gone (an I/O error rolled it back)."""
+    return conn.total_changes != mark[0] or heads.advances != mark[1] or not conn.in_transaction
+
+
 def _run_together(
     conn: sqlite3.Connection, batch: list[_WriteJob], heads: StreamHeads
 ) -> list[tuple[bool, Any]] | None:
     """Every operation of ``batch`` in the open transaction, none in a savepoint; None as soon
     as one fails having written something (its writes cannot be undone alone): a row, or a
-    stream head it advanced."""
+    stream head it advanced. Consecutive calls of operations ``batched`` together run as one
+    operation (``sql.batched``)."""
     outcomes: list[tuple[bool, Any]] = []
     cursor = conn.cursor()  # one for every statement: a cursor made and freed per statement costs
-    for job in batch:
-        before, advances = conn.total_changes, heads.advances
+    at = 0
+    while at < len(batch):
+        job, end = batch[at], at + 1
+        together = batch_of(job.op)
+        while together is not None and end < len(batch) and batch_of(batch[end].op) is together:
+            end += 1
+        mark = (conn.total_changes, heads.advances)
+        if together is not None and end - at > 1:
+            calls = [(j.op, j.args, j.kwargs) for j in batch[at:end]]
+            try:
+                values = _run_op(cursor, together(calls), heads)
+            except Exception:
+                if _wrote(conn, heads, mark):
+                    return None
+                end = at + 1  # nothing written: the calls run one by one instead
+            else:
+                outcomes += [(ok, value if ok else _neutral(value)) for ok, value in values]
+                at = end
+                continue
         try:
             value = _run_op(cursor, job.op(*job.args, **job.kwargs), heads)
         except Exception as exc:
-            if (
-                conn.total_changes != before
-                or heads.advances != advances
-                or not conn.in_transaction
-            ):
+            if _wrote(conn, heads, mark):
                 return None
             outcomes.append((False, _neutral(exc)))  # it left nothing behind
         else:
             outcomes.append((True, value))
+        at = end
     return outcomes
 
 

@@ -1,0 +1,225 @@
+"""Customers' messages batched in SQLite's writer (``gateway.domain.incoming_batch``): the
+calls of one batch run as one operation, and give exactly what each call run alone, one
+after the other, gives: the same outcomes, the same rows, the same event payloads.
+
+Each example starts two stores from copies of the same database file (so that even the random
+parts, uuids, tokens and stream epochs, are the same), queues the same calls behind a held
+batch in both, and runs them batched in one and one by one in the other."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.domain import conversations, incoming, messages, webhooks
+from gateway.domain import provisioning as prov
+from gateway.domain.errors import Flooded, NotFound
+from gateway.services.conversations import reached_incoming
+from gateway.store import SQLiteStore
+from gateway.store import sqlite as sqlite_store_module
+from gateway.store.records import ContactInbox, Conversation
+from gateway.store.sql import Op, Rows, rows
+from tests.store_contract import T0, link, make_inbox, make_session, new_conversation
+from tests.test_store_sqlite_batch import Call, one_batch
+
+pytestmark = pytest.mark.anyio
+
+
+class Target(msgspec.Struct):
+    """A conversation a call may write to, as both of its addresses."""
+
+    conversation: Conversation
+    session: ContactInbox
+
+
+async def build(store: SQLiteStore) -> list[Target]:
+    """Conversations of every kind the batch must tell apart: two of one contact, another
+    contact's, a resolved one (reopened by a message), one in an account with a webhook
+    receiver, one of a verified session (its contact's streams)."""
+    account = await store.write(prov.create_account, "Acme", T0)
+    inbox = await make_inbox(store, account.id)
+    hooked_account = await store.write(prov.create_account, "Hooked", T0)
+    hooked_inbox = await make_inbox(store, hooked_account.id, name="Hooked")
+    changes = webhooks.Changes(url="https://hooks.test/in")
+    await store.write(webhooks.create_webhook, hooked_account.id, changes, T0)
+    first, _ = await make_session(store, inbox, "device-1", name="Alice")
+    second, _ = await make_session(store, inbox, "device-2", name="Bob")
+    hooked, _ = await make_session(store, hooked_inbox, "device-3", name="Carol")
+    verified, _ = await make_session(store, inbox, "device-4", proved="dave", name="Dave")
+    sessions = [first, first, second, second, hooked, verified]
+    targets = []
+    for session in sessions:
+        created = await new_conversation(store, inbox if session is not hooked else hooked_inbox,
+                                          session)  # fmt: skip
+        targets.append(Target(created.conversation, session))
+    resolved = await store.write(conversations.resolve, targets[3].conversation.id, link, T0)
+    targets[3] = Target(resolved.conversation, targets[3].session)
+    return targets
+
+
+# One call: (target index (len(targets): a conversation that does not exist), echo_id,
+# flood limit, with an attachment, through the session's reach, seconds after T0).
+step = st.tuples(
+    st.integers(0, 6),
+    st.sampled_from([None, "e1", "e2", "e3"]),
+    st.sampled_from([1000, 0, 2]),
+    st.sampled_from([False, False, False, True]),
+    st.booleans(),
+    st.integers(0, 40),
+)
+
+
+def attachment() -> messages.NewAttachment:
+    return messages.NewAttachment(
+        file_type="file", extension="txt", file_name="a.txt", content_type="text/plain",
+        file_size=3, storage_key="k/a.txt",
+    )  # fmt: skip
+
+
+def to_call(targets: list[Target], plan: tuple[Any, ...], i: int) -> Call:
+    index, echo, limit, with_file, by_reach, seconds = plan
+    files = [attachment()] if with_file else []
+    now = T0 + 100 + seconds
+    if index >= len(targets):
+        conversation_id, contact_id, display_id = 999_999, targets[0].session.contact_id, 999
+        session = targets[0].session
+    else:
+        target = targets[index]
+        conversation_id, contact_id = target.conversation.id, target.session.contact_id
+        display_id, session = target.conversation.display_id, target.session
+    tail = (f"message {i}", echo, files, limit, link, now)
+    if by_reach:
+        inbox_id = session.inbox_id
+        account_id = targets[4 if index == 4 else 0].conversation.account_id
+        return reached_incoming, (inbox_id, account_id, session.source_id, display_id, *tail)
+    return incoming.create_incoming, (conversation_id, contact_id, *tail)
+
+
+def dump() -> Op[dict[str, Rows]]:
+    return {
+        "messages": (yield from rows("SELECT * FROM messages ORDER BY id")),
+        "attachments": (yield from rows("SELECT * FROM attachments ORDER BY id")),
+        "events": (yield from rows("SELECT * FROM events ORDER BY id")),
+        "entries": (yield from rows("SELECT * FROM stream_entries ORDER BY stream, stream_offset")),
+        "streams": (yield from rows("SELECT * FROM streams ORDER BY name")),
+        "conversations": (yield from rows("SELECT * FROM conversations ORDER BY id")),
+        "contacts": (yield from rows("SELECT * FROM contacts ORDER BY id")),
+        "deliveries": (yield from rows("SELECT id, webhook_id, event FROM webhook_deliveries")),
+    }
+
+
+def shape(outcome: Any) -> Any:
+    if isinstance(outcome, messages.MessageResult):
+        return msgspec.to_builtins(outcome)
+    if isinstance(outcome, Flooded):
+        return ("flooded", outcome.retry_after)
+    return (type(outcome).__name__, str(outcome))
+
+
+async def run(template: Path, root: Path, calls: list[Call], batched: bool) -> Any:
+    root.mkdir()
+    for part in template.parent.iterdir():
+        shutil.copy(part, root / part.name)
+    store = SQLiteStore(root / template.name)
+    with pytest.MonkeyPatch.context() as patch:
+        if not batched:
+            patch.setattr(sqlite_store_module, "batch_of", lambda op: None)
+        async with store:
+            outcomes = await one_batch(store, calls)
+            return [shape(o) for o in outcomes], await store.read(dump)
+
+
+def test_a_batch_of_messages_is_each_message_alone(tmp_path: Path) -> None:
+    template = tmp_path / "template" / "db.sqlite"
+
+    async def make() -> list[Target]:
+        async with SQLiteStore(template) as store:
+            return await build(store)
+
+    targets = anyio.run(make)
+    runs = iter(range(1_000_000))
+
+    @settings(
+        max_examples=40, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )  # fmt: skip
+    @given(plan=st.lists(step, min_size=2, max_size=24))
+    def same(plan: list[tuple[Any, ...]]) -> None:
+        calls = [to_call(targets, p, i) for i, p in enumerate(plan)]
+        n = next(runs)
+        alone = anyio.run(run, template, tmp_path / f"alone{n}", calls, False)
+        together = anyio.run(run, template, tmp_path / f"together{n}", calls, True)
+        assert together[0] == alone[0]
+        assert together[1] == alone[1]
+
+    same()
+
+
+async def test_the_common_case_costs_one_insert_for_the_whole_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty messages to three conversations in one batch: one INSERT of messages, one of
+    events, one of stream entries; one UPDATE per conversation and per contact."""
+    statements: list[str] = []
+    connect = SQLiteStore._connect
+
+    def traced(self: SQLiteStore, *, readonly: bool, busy_timeout: int = 5000) -> Any:
+        conn: sqlite3.Connection = connect(self, readonly=readonly, busy_timeout=busy_timeout)
+        if not readonly:
+            conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(SQLiteStore, "_connect", traced)
+    async with SQLiteStore(tmp_path / "db.sqlite") as store:
+        targets = await build(store)
+        chosen = [targets[0], targets[1], targets[2]]
+        calls: list[Call] = []
+        for i in range(20):
+            target = chosen[i % 3]
+            calls.append((
+                incoming.create_incoming,
+                (target.conversation.id, target.session.contact_id, f"m{i}", f"x{i}", [], 1000,
+                 link, T0 + 100 + i),
+            ))  # fmt: skip
+        statements.clear()
+        outcomes = await one_batch(store, calls)
+    assert all(isinstance(o, messages.MessageResult) and o.created for o in outcomes)
+    assert [o.message.id for o in outcomes] == sorted(o.message.id for o in outcomes)
+
+    def count(prefix: str) -> int:
+        return sum(s.lstrip().startswith(prefix) for s in statements)
+
+    assert count("INSERT INTO messages") == 1
+    assert count("INSERT INTO events") == 1
+    assert count("INSERT INTO stream_entries") == 1
+    assert count("UPDATE conversations") == 3
+    assert count("UPDATE contacts") == 2  # Alice's two conversations, Bob's one
+    # Each conversation's context read once; each later echo_id looked up by its index.
+    assert count("SELECT c.id") + count("WITH reach") == 3
+
+
+async def test_a_missing_conversation_fails_alone(sqlite_store: SQLiteStore) -> None:
+    targets = await build(sqlite_store)
+    good = targets[0]
+    calls: list[Call] = [
+        (incoming.create_incoming,
+         (good.conversation.id, good.session.contact_id, "a", None, [], 1000, link, T0 + 1)),
+        (incoming.create_incoming,
+         (999_999, good.session.contact_id, "b", None, [], 1000, link, T0 + 2)),
+        (incoming.create_incoming,
+         (good.conversation.id, good.session.contact_id, "c", None, [], 1000, link, T0 + 3)),
+    ]  # fmt: skip
+    outcomes = await one_batch(sqlite_store, calls)
+    assert isinstance(outcomes[1], NotFound)
+    first, third = outcomes[0], outcomes[2]
+    assert isinstance(first, messages.MessageResult) and isinstance(third, messages.MessageResult)
+    assert third.message.id == first.message.id + 1
+    assert third.conversation.last_activity_at == T0 + 3
