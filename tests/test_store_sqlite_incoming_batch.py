@@ -1,15 +1,22 @@
 """Customers' messages batched in SQLite's writer (``gateway.domain.incoming_batch``): the
 calls of one batch run as one operation, and give exactly what each call run alone, one
-after the other, gives: the same outcomes, the same rows, the same event payloads.
+after the other, gives: the same outcomes, the same rows, the same event payloads; and what
+the batch remembers from one batch to the next never makes a later one differ, whatever ran
+in between.
 
 Each example starts two stores from copies of the same database file (so that even the random
-parts, uuids, tokens and stream epochs, are the same), queues the same calls behind a held
-batch in both, and runs them batched in one and one by one in the other."""
+parts, uuids, tokens and stream epochs, are the same) and runs the same rounds in both: a
+round queues calls behind a held batch (one batch), or runs another operation (a conversation
+resolved, an agent's read, a contact blocked, a webhook receiver added); one store runs the
+calls batched, the other one by one."""
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +33,62 @@ from gateway.services.conversations import reached_incoming
 from gateway.store import SQLiteStore
 from gateway.store import sqlite as sqlite_store_module
 from gateway.store.records import ContactInbox, Conversation
-from gateway.store.sql import Op, Rows, rows
-from tests.store_contract import T0, link, make_inbox, make_session, new_conversation
-from tests.test_store_sqlite_batch import Call, one_batch
+from gateway.store.sql import Op, Rows, execute, rows
+from tests.store_contract import (
+    T0,
+    link,
+    make_inbox,
+    make_session,
+    new_conversation,
+    set_blocked,
+)
+from tests.test_store_sqlite_batch import Call
 
 pytestmark = pytest.mark.anyio
+
+
+class Gate:
+    """The writer's queue, held once armed: the writer takes the first job, then waits
+    until every call is queued, so that they all form one batch, with no other operation
+    run before them (one would empty what the batch remembers)."""
+
+    def __init__(self, jobs: queue.SimpleQueue[Any]) -> None:
+        self.jobs = jobs
+        self.armed = False
+        self.open = threading.Event()
+
+    def get(self) -> Any:
+        job = self.jobs.get()
+        if self.armed:
+            self.armed = False
+            self.open.wait(30)
+        return job
+
+    def get_nowait(self) -> Any:
+        return self.jobs.get_nowait()
+
+    def put(self, job: Any) -> None:
+        self.jobs.put(job)
+
+
+def gated(store: SQLiteStore) -> SQLiteStore:
+    """``store`` (not started) with its writer's queue behind a :class:`Gate`."""
+    store._jobs = Gate(store._jobs)  # type: ignore[assignment]
+    return store
+
+
+async def one_batch(store: SQLiteStore, calls: list[Call]) -> list[Any]:
+    """Run ``calls`` as ONE batch of the writer of a :func:`gated` store (asserted)."""
+    gate: Gate = store._jobs  # type: ignore[assignment]
+    gate.armed, batches = True, store.batches
+    gate.open.clear()
+    pending = [asyncio.ensure_future(store.write(op, *args)) for op, args in calls]
+    while gate.armed or gate.jobs.qsize() < len(calls) - 1:  # the first taken, the rest queued
+        await asyncio.sleep(0.001)
+    gate.open.set()
+    outcomes = await asyncio.gather(*pending, return_exceptions=True)
+    assert store.batches == batches + 1
+    return outcomes
 
 
 class Target(msgspec.Struct):
@@ -124,20 +182,59 @@ def shape(outcome: Any) -> Any:
     return (type(outcome).__name__, str(outcome))
 
 
-async def run(template: Path, root: Path, calls: list[Call], batched: bool) -> Any:
+def agent_read(conversation_id: int, at: float) -> Op[None]:
+    yield from execute(
+        "UPDATE conversations SET agent_last_seen_at = ? WHERE id = ?", at, conversation_id
+    )
+
+
+def other_call(targets: list[Target], kind: str, index: int, n: int) -> Call:
+    """An operation that is not a customer's message, between two batches."""
+    target = targets[index % len(targets)]
+    if kind == "resolve":
+        return conversations.resolve, (target.conversation.id, link, T0 + 50)
+    if kind == "read":
+        return agent_read, (target.conversation.id, T0 + 120)
+    if kind == "block":
+        return set_blocked, (target.session.contact_id, True)
+    changes = webhooks.Changes(url=f"https://hooks.test/{n}")
+    return webhooks.create_webhook, (target.conversation.account_id, changes, T0)
+
+
+# A round: ("batch", calls) or ("op", kind, target index).
+round_ = st.one_of(
+    st.tuples(st.just("batch"), st.lists(step, min_size=1, max_size=16)),
+    st.tuples(
+        st.just("op"), st.sampled_from(["resolve", "read", "block", "hook"]), st.integers(0, 5)
+    ),
+)
+
+
+async def run(template: Path, root: Path, rounds: list[Any], targets: list[Target],
+              batched: bool) -> Any:  # fmt: skip
     root.mkdir()
     for part in template.parent.iterdir():
         shutil.copy(part, root / part.name)
-    store = SQLiteStore(root / template.name)
+    store = gated(SQLiteStore(root / template.name))
+    found: list[Any] = []
     with pytest.MonkeyPatch.context() as patch:
         if not batched:
             patch.setattr(sqlite_store_module, "batch_of", lambda op: None)
         async with store:
-            outcomes = await one_batch(store, calls)
-            return [shape(o) for o in outcomes], await store.read(dump)
+            i = 0
+            for r in rounds:
+                if r[0] == "batch":
+                    calls = [to_call(targets, p, i + k) for k, p in enumerate(r[1])]
+                    i += len(calls)
+                    found += [shape(o) for o in await one_batch(store, calls)]
+                else:
+                    op, args = other_call(targets, r[1], r[2], i)
+                    i += 1
+                    await store.write(op, *args)  # (its answer holds a random secret)
+            return found, await store.read(dump)
 
 
-def test_a_batch_of_messages_is_each_message_alone(tmp_path: Path) -> None:
+def test_batches_of_messages_are_each_message_alone(tmp_path: Path) -> None:
     template = tmp_path / "template" / "db.sqlite"
 
     async def make() -> list[Target]:
@@ -148,19 +245,38 @@ def test_a_batch_of_messages_is_each_message_alone(tmp_path: Path) -> None:
     runs = iter(range(1_000_000))
 
     @settings(
-        max_examples=40, deadline=None,
+        max_examples=100, deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )  # fmt: skip
-    @given(plan=st.lists(step, min_size=2, max_size=24))
-    def same(plan: list[tuple[Any, ...]]) -> None:
-        calls = [to_call(targets, p, i) for i, p in enumerate(plan)]
+    @given(rounds=st.lists(round_, min_size=1, max_size=6))
+    def same(rounds: list[Any]) -> None:
         n = next(runs)
-        alone = anyio.run(run, template, tmp_path / f"alone{n}", calls, False)
-        together = anyio.run(run, template, tmp_path / f"together{n}", calls, True)
+        alone = anyio.run(run, template, tmp_path / f"alone{n}", rounds, targets, False)
+        together = anyio.run(run, template, tmp_path / f"together{n}", rounds, targets, True)
         assert together[0] == alone[0]
         assert together[1] == alone[1]
 
     same()
+
+
+@pytest.mark.parametrize("kind", ["resolve", "read", "hook"])
+def test_what_a_batch_remembers_yields_to_any_other_write(tmp_path: Path, kind: str) -> None:
+    """A conversation remembered from one batch, then changed by another operation: the next
+    batch sees the change (a reopening, the unread count, a blocked contact, a webhook)."""
+    template = tmp_path / "template" / "db.sqlite"
+
+    async def make() -> list[Target]:
+        async with SQLiteStore(template) as store:
+            return await build(store)
+
+    targets = anyio.run(make)
+    index = 0
+    message = (index, "e1", 1000, False, True, 5)
+    later = (index, "e2", 1000, False, False, 30)
+    rounds = [("batch", [message]), ("op", kind, index), ("batch", [later, later])]
+    alone = anyio.run(run, template, tmp_path / "alone", rounds, targets, False)
+    together = anyio.run(run, template, tmp_path / "together", rounds, targets, True)
+    assert together == alone
 
 
 async def test_the_common_case_costs_one_insert_for_the_whole_batch(
@@ -178,7 +294,7 @@ async def test_the_common_case_costs_one_insert_for_the_whole_batch(
         return conn
 
     monkeypatch.setattr(SQLiteStore, "_connect", traced)
-    async with SQLiteStore(tmp_path / "db.sqlite") as store:
+    async with gated(SQLiteStore(tmp_path / "db.sqlite")) as store:
         targets = await build(store)
         chosen = [targets[0], targets[1], targets[2]]
         calls: list[Call] = []
@@ -206,7 +322,12 @@ async def test_the_common_case_costs_one_insert_for_the_whole_batch(
     assert count("SELECT c.id") + count("WITH reach") == 3
 
 
-async def test_a_missing_conversation_fails_alone(sqlite_store: SQLiteStore) -> None:
+async def test_a_missing_conversation_fails_alone(tmp_path: Path) -> None:
+    async with gated(SQLiteStore(tmp_path / "db.sqlite")) as store:
+        await missing_fails_alone(store)
+
+
+async def missing_fails_alone(sqlite_store: SQLiteStore) -> None:
     targets = await build(sqlite_store)
     good = targets[0]
     calls: list[Call] = [
@@ -223,3 +344,22 @@ async def test_a_missing_conversation_fails_alone(sqlite_store: SQLiteStore) -> 
     assert isinstance(first, messages.MessageResult) and isinstance(third, messages.MessageResult)
     assert third.message.id == first.message.id + 1
     assert third.conversation.last_activity_at == T0 + 3
+
+
+async def test_another_connections_commit_is_seen_by_the_next_batch(tmp_path: Path) -> None:
+    """A conversation remembered by one store's writer, resolved through another connection
+    (another process, say): the next batch reopens it."""
+    path = tmp_path / "shared.db"
+    async with gated(SQLiteStore(path)) as first, SQLiteStore(path) as second:
+        targets = await build(first)
+        target = targets[0]
+
+        def message(i: int) -> Call:
+            return to_call(targets, (0, f"e{i}", 1000, False, True, i), i)
+
+        await one_batch(first, [message(1), message(2)])
+        await second.write(conversations.resolve, target.conversation.id, link, T0 + 50)
+        (sent,) = await one_batch(first, [message(3)])
+    assert isinstance(sent, messages.MessageResult)
+    assert sent.conversation.status == "open"
+    assert [e.name for e in sent.events][-1] == "conversation.status_changed"

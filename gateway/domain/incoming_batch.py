@@ -3,19 +3,23 @@ that follow one another in its queue as ONE operation (``sql.batched``).
 
 Alone, a message costs its writer about 80 µs, most of it the fixed cost of its statements
 and of the operation around them: a read of its context, an insert per row and an update of
-its conversation and its sender. Together, each conversation's context is read once per
-batch, every message is inserted by one statement, every event and every stream entry by one
-more, and each conversation and contact is updated once, with the values the last of its
-messages leaves (``benchmarks.store_writes``).
+its conversation and its sender. Together, every message is inserted by one statement, every
+event and every stream entry by one more, and each conversation and contact is updated once,
+with the values the last of its messages leaves; and each conversation's context is read once,
+then remembered from batch to batch (``sql.batched``'s memory, which the writer keeps only
+while these batches are all that writes), so that a busy conversation is read once, not once
+per message (``benchmarks.store_writes``; the POST load of ``benchmarks.http_load``).
 
 The batch keeps, for each conversation it read, the state the calls one after the other would
 have read back: the conversation's row as the writes leave it, the unread and flood counts,
-and the ``echo_id``s of its messages not yet written. Within a batch that state is the truth
-(SQLite's one writer: nobody else writes); the messages' rows are written when the batch ends
-or before any call it does not take itself. Those calls, and every call that needs more than
-the common case (an attachment, an ``echo_id`` seen before, the flood guard near its limit,
-a conversation to reopen, a webhook receiver to enqueue for, an unknown conversation), run as
-``create_incoming`` itself, in their turn: their outcome is the operation's own.
+and the ``echo_id``s of its messages not yet written (those written, the index answers for).
+That state is the truth while nothing else writes (SQLite's one writer; any other operation,
+another connection's commit, a rollback: the writer drops it). The messages' rows are written
+when the batch ends or before any call it does not take itself. Those calls, and every call
+that needs more than the common case (an attachment, an ``echo_id`` seen before, the flood
+guard near its limit, a conversation to reopen, a webhook receiver to enqueue for, another
+sender, an unknown conversation), run as ``create_incoming`` itself, in their turn: their
+outcome is the operation's own, and the batch forgets every state its writes may change.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar
 from client_sdk import protocol as p
 
 from ..store.records import Conversation, Message
-from ..store.sql import Call, Op, OpFactory, Outcome, batched, execute, rows, scalar
+from ..store.sql import Call, Memory, Op, OpFactory, Outcome, batched, execute, rows, scalar
 from ..views import public as presenters
 from . import events, notify
 from .errors import Flooded, NotFound
@@ -40,6 +44,9 @@ _ROW_UPDATE = (
     "updated_at = ?, snoozed_until = ? WHERE id = ?"
 )
 _ECHO = "SELECT id FROM messages WHERE conversation_id = ? AND echo_id = ?"
+# Conversations whose states a batch keeps for the next (each a few KB): beyond, it starts
+# again from none.
+MAX_REMEMBERED = 10_000
 # Messages per INSERT (15 parameters each): well under SQLite's 32,766 parameters.
 _MESSAGES_PER_INSERT = 500
 
@@ -102,12 +109,18 @@ class _Taken(NamedTuple):
     now: float
 
 
-def create_incoming_batch(calls: list[Call]) -> Op[list[Outcome]]:
+def create_incoming_batch(calls: list[Call], memory: Memory) -> Op[list[Outcome]]:
     """``calls`` of operations marked with this batch, answered as ``create_incoming`` run
-    for each, one after the other, would answer them."""
+    for each, one after the other, would answer them. ``memory`` keeps the conversations'
+    states from one batch to the next (SQLite's writer keeps it only while these batches are
+    all that writes: see ``sql.batched``), so that a conversation's context is read once
+    however many batches its messages come in."""
+    states: dict[int, _State] = memory.setdefault("states", {})  # conversation id -> state
+    reached: dict[Reach, int] = memory.setdefault("reached", {})  # a reach -> its conversation
+    if len(states) > MAX_REMEMBERED:
+        states.clear()
+        reached.clear()
     outcomes: list[Outcome] = [(False, None)] * len(calls)
-    states: dict[int, _State] = {}  # conversation id -> its state
-    reached: dict[Reach, int] = {}  # a session's reach -> the conversation id it found
     taken: list[_Taken] = []
     for index, (op, args, kwargs) in enumerate(calls):
         call = _CALLS[op](*args, **kwargs)
@@ -121,7 +134,9 @@ def create_incoming_batch(calls: list[Call]) -> Op[list[Outcome]]:
             continue
         # Not the common case: create_incoming itself, after the messages before it.
         yield from _write(taken, outcomes)
-        taken, states, reached = [], {}, {}  # its writes may change what the states hold
+        taken = []
+        states.clear()  # its writes may change what the states hold
+        reached.clear()
         try:
             outcomes[index] = (True, (yield from op(*args, **kwargs)))
         except (NotFound, Flooded) as exc:  # raised before it wrote anything
@@ -237,6 +252,8 @@ def _write(taken: list[_Taken], outcomes: list[Outcome]) -> Op[None]:
         last[t.conversation.id] = t
         contact_id = t.values[10]
         active[contact_id] = max(active.get(contact_id, t.now), t.now)
+    for t in taken:
+        t.state.echoes.clear()  # written: the index answers for them now
     for t in last.values():
         c = t.conversation
         yield from execute(

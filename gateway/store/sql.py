@@ -161,16 +161,24 @@ _BATCH = "_inboxgate_batched"
 # (False, the exception it raised).
 Call = tuple[Callable[..., Op[Any]], tuple[Any, ...], dict[str, Any]]
 Outcome = tuple[bool, Any]
-BatchOp = Callable[[list[Call]], Op[list[Outcome]]]
+# What a batch keeps from one run to the next (its engine empties it whenever anything else
+# may have changed what it holds).
+Memory = dict[str, Any]
+BatchOp = Callable[[list[Call], Memory], Op[list[Outcome]]]
 
 
 def batched(batch: BatchOp) -> Callable[[OpFactory[P, T]], OpFactory[P, T]]:
     """Mark a write that an engine running queued writes in one transaction (SQLite's writer,
     whose group commit runs them one after the other) may run, with the calls of marked
     operations sharing ``batch`` that follow it in the queue, as ONE operation:
-    ``batch(calls)`` answers every call's outcome, in order, exactly as running the calls one
-    after the other would have (the same rows, results and errors). It pays each statement's
-    cost once for many rows where the calls alone would each pay it.
+    ``batch(calls, memory)`` answers every call's outcome, in order, exactly as running the
+    calls one after the other would have (the same rows, results and errors). It pays each
+    statement's cost once for many rows where the calls alone would each pay it.
+
+    ``memory``: what the batch keeps between its runs, which the engine keeps only while the
+    batch's own writes are the database's only changes: it empties it before any other
+    operation runs, when another connection has committed, and when a transaction the batch
+    ran in does not commit as it ran.
 
     As for any operation of a group commit, a call's error comes before it wrote anything;
     should ``batch`` itself raise, the engine runs the calls again, one by one."""

@@ -125,7 +125,7 @@ def _run_together(
     """Every operation of ``batch`` in the open transaction, none in a savepoint; None as soon
     as one fails having written something (its writes cannot be undone alone): a row, or a
     stream head it advanced. Consecutive calls of operations ``batched`` together run as one
-    operation (``sql.batched``)."""
+    operation (``sql.batched``), with the memory the writer keeps for it in ``heads``."""
     outcomes: list[tuple[bool, Any]] = []
     cursor = conn.cursor()  # one for every statement: a cursor made and freed per statement costs
     at = 0
@@ -135,11 +135,16 @@ def _run_together(
         while together is not None and end < len(batch) and batch_of(batch[end].op) is together:
             end += 1
         mark = (conn.total_changes, heads.advances)
-        if together is not None and end - at > 1:
+        if together is not None:
             calls = [(j.op, j.args, j.kwargs) for j in batch[at:end]]
+            memory = heads.batches.get(together)
+            if memory is None:  # another batch wrote last: what any other remembers may be old
+                heads.batches.clear()
+                memory = heads.batches[together] = {}
             try:
-                values = _run_op(cursor, together(calls), heads)
+                values = _run_op(cursor, together(calls, memory), heads)
             except Exception:
+                heads.batches.clear()
                 if _wrote(conn, heads, mark):
                     return None
                 end = at + 1  # nothing written: the calls run one by one instead
@@ -147,6 +152,8 @@ def _run_together(
                 outcomes += [(ok, value if ok else _neutral(value)) for ok, value in values]
                 at = end
                 continue
+        # What any other operation writes may change what a batch remembers.
+        heads.batches.clear()
         try:
             value = _run_op(cursor, job.op(*job.args, **job.kwargs), heads)
         except Exception as exc:
@@ -166,6 +173,7 @@ def _run_isolated(
     own work. The heads advanced before each savepoint are written first, so that the table
     is the truth again once a failed operation has been rolled back (its copy is dropped)."""
     outcomes: list[tuple[bool, Any]] = []
+    heads.batches.clear()  # the operations run alone here, each as itself
     for job in batch:
         heads.flush(conn)
         conn.execute("SAVEPOINT op")

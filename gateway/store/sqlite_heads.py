@@ -10,15 +10,17 @@ however many messages the batch appended to it.
 The copy is the truth only while nothing else writes: it is dropped whenever the transaction
 it describes is undone (a batch run again, a failed commit, an operation rolled back to its
 savepoint) and when another connection committed since the last batch (``PRAGMA
-data_version``: an admin command run in another process, say).
+data_version``: an admin command run in another process, say). What batched operations keep
+between batches (``sql.batched``'s memory) is true on the same terms, and is dropped with it.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
-from .sql import Rows
+from .sql import Memory, Rows
 
 # Beyond this many streams the copy starts again from the table (a batch reads back the heads
 # it needs): memory stays bounded whatever the number of sessions.
@@ -52,6 +54,9 @@ class StreamHeads:
         self._dirty: dict[str, int] = {}  # name -> last offset not yet written
         self._version: int | None = None
         self.advances = 0  # grows with every answer: an operation that asked has written
+        # Each batch's memory (``sql.batched``): dropped with the copy, and by the writer
+        # before any other operation runs.
+        self.batches: dict[Any, Memory] = {}
 
     def next(self, conn: sqlite3.Connection | sqlite3.Cursor, streams: Sequence[str]) -> Rows:
         known = self._known
@@ -94,6 +99,7 @@ class StreamHeads:
         """The transaction the copy described was undone: the table is the truth again."""
         self._known.clear()
         self._dirty.clear()
+        self.batches.clear()
 
     def check(self, conn: sqlite3.Connection) -> None:
         """At the start of a batch (holding the write lock): drop the copy if another
