@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.domain import conversations, incoming, messages, webhooks
+from gateway.domain import conversations, incoming, incoming_batch, messages, webhooks
 from gateway.domain import provisioning as prov
 from gateway.domain.errors import Flooded, NotFound
 from gateway.services.conversations import reached_incoming
@@ -234,7 +234,12 @@ async def run(template: Path, root: Path, rounds: list[Any], targets: list[Targe
             return found, await store.read(dump)
 
 
-def test_batches_of_messages_are_each_message_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("remembered", [incoming_batch.MAX_REMEMBERED, 1])
+def test_batches_of_messages_are_each_message_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remembered: int
+) -> None:
+    """Also when the batch may remember one conversation only (the oldest forgotten)."""
+    monkeypatch.setattr(incoming_batch, "MAX_REMEMBERED", remembered)
     template = tmp_path / "template" / "db.sqlite"
 
     async def make() -> list[Target]:

@@ -44,9 +44,9 @@ _ROW_UPDATE = (
     "updated_at = ?, snoozed_until = ? WHERE id = ?"
 )
 _ECHO = "SELECT id FROM messages WHERE conversation_id = ? AND echo_id = ?"
-# Conversations whose states a batch keeps for the next (each a few KB): beyond, it starts
-# again from none.
-MAX_REMEMBERED = 10_000
+# Conversations whose states a batch keeps for the next (about 4 KB each: 8 MB), the oldest
+# forgotten first.
+MAX_REMEMBERED = 2_000
 # Messages per INSERT (15 parameters each): well under SQLite's 32,766 parameters.
 _MESSAGES_PER_INSERT = 500
 
@@ -117,8 +117,9 @@ def create_incoming_batch(calls: list[Call], memory: Memory) -> Op[list[Outcome]
     however many batches its messages come in."""
     states: dict[int, _State] = memory.setdefault("states", {})  # conversation id -> state
     reached: dict[Reach, int] = memory.setdefault("reached", {})  # a reach -> its conversation
-    if len(states) > MAX_REMEMBERED:
-        states.clear()
+    while len(states) > MAX_REMEMBERED:  # the oldest first (never during a batch: a state
+        del states[next(iter(states))]  # with messages not yet written must stay the truth)
+    if len(reached) > 2 * MAX_REMEMBERED:  # (a reach whose state is gone is read again)
         reached.clear()
     outcomes: list[Outcome] = [(False, None)] * len(calls)
     taken: list[_Taken] = []
@@ -154,9 +155,9 @@ def _state(
     if call.attachments:
         return None, False
     if call.reach is not None:
-        known_id = reached.get(call.reach)
-        if known_id is not None:
-            return states[known_id], False
+        remembered = states.get(reached.get(call.reach, 0))
+        if remembered is not None:
+            return remembered, False
         context = yield from reached_context(
             call.reach, call.echo_id, call.per_minute_limit, call.now, False
         )
