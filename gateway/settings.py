@@ -36,6 +36,7 @@ SECRET = "secret"
 ZERO_MEANS_DEFAULT = "zero means default"
 
 Count = Annotated[int, Meta(ge=0)]
+PoolSize = Annotated[int, Meta(ge=1, le=1000)]
 CountOrDefault = Annotated[int, Meta(ge=0, extra={ZERO_MEANS_DEFAULT: True})]
 Seconds = Annotated[float, Meta(ge=0, le=FOREVER)]
 SecondsOrDefault = Annotated[float, Meta(ge=0, le=FOREVER, extra={ZERO_MEANS_DEFAULT: True})]
@@ -85,6 +86,8 @@ class SettingsError(GatewayError):
 
 class Settings(Struct, frozen=True, kw_only=True, rename=variable):
     database_url: DatabaseUrl = "sqlite:///./inboxgate.db"
+    # PostgreSQL: connections each process keeps to the database, at most.
+    database_pool_size: PoolSize = 10
     # Several nodes or worker processes share realtime fan-out, cable sessions, presence and
     # rate limits through Redis (redis://, rediss:// or unix://); empty: all in-process.
     redis_url: RedisUrl = ""

@@ -52,9 +52,11 @@ def test_values_are_read_and_parsed(tmp_path: Path) -> None:
             "INBOXGATE_SQLITE_SYNCHRONOUS": "NORMAL",
             "INBOXGATE_PUBLIC_URL": "https://chat.example/",
             "INBOXGATE_CABLE_TRANSPORT": "ASGI",
+            "INBOXGATE_DATABASE_POOL_SIZE": "3",
         }
     )
     assert s.cable_transport == "asgi"
+    assert s.database_pool_size == 3
     assert s.sqlite_path == f"{tmp_path}/x.db"
     assert s.rate_limit_per_ip == 10
     assert s.cors_origins == ("https://a.example", "https://b.example")
@@ -74,6 +76,8 @@ def test_values_are_read_and_parsed(tmp_path: Path) -> None:
         ("INBOXGATE_HEADER_TIMEOUT", "inf", "must be a finite number >= 0"),
         ("INBOXGATE_MAX_CONNECTIONS", "-5", "must be an integer >= 0"),
         ("INBOXGATE_CABLE_TRANSPORT", "uvicorn", "must be lean or asgi"),
+        ("INBOXGATE_DATABASE_POOL_SIZE", "0", "must be an integer >= 1"),
+        ("INBOXGATE_DATABASE_POOL_SIZE", "many", "must be an integer"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str, needle: str) -> None:
@@ -208,3 +212,17 @@ def test_every_documented_variable_is_a_setting_with_one_default() -> None:
             assert name in variables, f"{page.name} documents {name}, which nothing reads"
             # Another page's table (operations.md) says the same default.
             assert cell.split("`")[:2] == reference[name].split("`")[:2], (page.name, name)
+
+
+def test_a_postgresql_store_gets_the_pool_size(tmp_path: Path) -> None:
+    from gateway.store import open_store
+    from gateway.store.postgres import PostgresStore
+
+    url = "postgresql://nobody@127.0.0.1:1/none"
+    settings = Settings.from_env(
+        {"INBOXGATE_DATA_DIR": str(tmp_path), "INBOXGATE_DATABASE_URL": url,
+         "INBOXGATE_DATABASE_POOL_SIZE": "4"}
+    )  # fmt: skip
+    store = open_store(settings)
+    assert isinstance(store, PostgresStore)
+    assert store.pool_size == 4

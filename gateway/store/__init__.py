@@ -26,5 +26,5 @@ def open_store(settings: Settings) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore  # asyncpg is loaded only by those who use it
 
-        return PostgresStore(url)
+        return PostgresStore(url, pool_size=settings.database_pool_size)
     raise SettingsError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
