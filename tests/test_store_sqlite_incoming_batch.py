@@ -288,7 +288,8 @@ async def test_the_common_case_costs_one_insert_for_the_whole_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Twenty messages to three conversations in one batch: one INSERT of messages, one of
-    events, one of stream entries; one UPDATE per conversation and per contact."""
+    events, one of stream entries, one UPDATE of the conversations and one of the contacts;
+    then twenty more to the same conversations: no context read again."""
     statements: list[str] = []
     connect = SQLiteStore._connect
 
@@ -298,33 +299,41 @@ async def test_the_common_case_costs_one_insert_for_the_whole_batch(
             conn.set_trace_callback(statements.append)
         return conn
 
-    monkeypatch.setattr(SQLiteStore, "_connect", traced)
-    async with gated(SQLiteStore(tmp_path / "db.sqlite")) as store:
-        targets = await build(store)
-        chosen = [targets[0], targets[1], targets[2]]
-        calls: list[Call] = []
-        for i in range(20):
-            target = chosen[i % 3]
-            calls.append((
-                incoming.create_incoming,
-                (target.conversation.id, target.session.contact_id, f"m{i}", f"x{i}", [], 1000,
-                 link, T0 + 100 + i),
-            ))  # fmt: skip
-        statements.clear()
-        outcomes = await one_batch(store, calls)
-    assert all(isinstance(o, messages.MessageResult) and o.created for o in outcomes)
-    assert [o.message.id for o in outcomes] == sorted(o.message.id for o in outcomes)
-
     def count(prefix: str) -> int:
         return sum(s.lstrip().startswith(prefix) for s in statements)
 
-    assert count("INSERT INTO messages") == 1
-    assert count("INSERT INTO events") == 1
-    assert count("INSERT INTO stream_entries") == 1
-    assert count("UPDATE conversations") == 3
-    assert count("UPDATE contacts") == 2  # Alice's two conversations, Bob's one
-    # Each conversation's context read once; each later echo_id looked up by its index.
-    assert count("SELECT c.id") + count("WITH reach") == 3
+    def batch(echo: str) -> list[Call]:
+        calls: list[Call] = []
+        for i in range(20):
+            target = targets[i % 3]
+            calls.append((
+                incoming.create_incoming,
+                (target.conversation.id, target.session.contact_id, f"m{i}", f"{echo}{i}", [],
+                 1000, link, T0 + 100 + i),
+            ))  # fmt: skip
+        return calls
+
+    monkeypatch.setattr(SQLiteStore, "_connect", traced)
+    async with gated(SQLiteStore(tmp_path / "db.sqlite")) as store:
+        targets = await build(store)
+        statements.clear()
+        outcomes = await one_batch(store, batch("x"))
+        assert all(isinstance(o, messages.MessageResult) and o.created for o in outcomes)
+        assert [o.message.id for o in outcomes] == sorted(o.message.id for o in outcomes)
+        assert count("INSERT INTO messages") == 1
+        assert count("INSERT INTO events") == 1
+        assert count("INSERT INTO stream_entries") == 1
+        assert count("UPDATE conversations") == 1
+        assert count("UPDATE contacts") == 1
+        # Each conversation's context read once; each later echo_id looked up by its index.
+        assert count("SELECT c.id") == 3
+        assert count("SELECT id FROM messages WHERE conversation_id") == 17
+        statements.clear()
+        outcomes = await one_batch(store, batch("y"))
+        assert all(isinstance(o, messages.MessageResult) and o.created for o in outcomes)
+        assert count("SELECT c.id") == 0  # remembered
+        assert count("SELECT id FROM messages WHERE conversation_id") == 20  # echo_ids
+        assert count("UPDATE conversations") == 1
 
 
 async def test_a_missing_conversation_fails_alone(tmp_path: Path) -> None:
@@ -368,3 +377,29 @@ async def test_another_connections_commit_is_seen_by_the_next_batch(tmp_path: Pa
     assert isinstance(sent, messages.MessageResult)
     assert sent.conversation.status == "open"
     assert [e.name for e in sent.events][-1] == "conversation.status_changed"
+
+
+@pytest.mark.parametrize(
+    ("sql", "marks"),
+    [
+        (
+            incoming_batch._CONVERSATIONS_UPDATE.format(rows=", ".join(["(?, ?, ?, ?, ?, ?)"] * 2)),
+            12,
+        ),
+        (incoming_batch._CONTACTS_UPDATE.format(rows="(?, ?), (?, ?)"), 4),
+    ],
+)
+async def test_the_batch_statements_search_by_key(
+    sqlite_store: SQLiteStore, sql: str, marks: int
+) -> None:
+    """Each row of the batch's multi-row updates is found by its key, never by a scan of the
+    table."""
+    await build(sqlite_store)
+
+    def plan() -> Op[Rows]:
+        return (yield from rows("EXPLAIN QUERY PLAN " + sql, *([1] * marks)))
+
+    details = [r[3] for r in await sqlite_store.read(plan)]
+    assert not [d for d in details if d.startswith("SCAN") and "CONSTANT ROWS" not in d
+                and d != "SCAN v"], details  # fmt: skip
+    assert any(d.startswith("SEARCH") for d in details), details

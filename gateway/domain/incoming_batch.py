@@ -36,13 +36,23 @@ from . import events, notify
 from .errors import Flooded, NotFound
 from .incoming_reads import IncomingContext, Reach, incoming_context, reached_context
 from .message_reads import UNREAD_CAP
-from .messages import INSERT_MESSAGE, TOUCH_CONTACT, MessageResult, NewAttachment, touched
+from .messages import INSERT_MESSAGE, MessageResult, NewAttachment, touched
 
 _MESSAGE_VALUES = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-_ROW_UPDATE = (
-    "UPDATE conversations SET status = ?, last_activity_at = ?, waiting_since = ?, "
-    "updated_at = ?, snoozed_until = ? WHERE id = ?"
+# Each conversation and contact as its last message leaves it, all in one statement (SQLite's
+# UPDATE ... FROM; a VALUES list's columns are column1, column2...). The contact's activity
+# moves forward only, as TOUCH_CONTACT moves it.
+_CONVERSATIONS_UPDATE = (
+    "UPDATE conversations SET status = v.column2, last_activity_at = v.column3, "
+    "waiting_since = v.column4, updated_at = v.column5, snoozed_until = v.column6 "
+    "FROM (VALUES {rows}) AS v WHERE conversations.id = v.column1"
 )
+_CONTACTS_UPDATE = (
+    "UPDATE contacts SET last_activity_at = v.column2 FROM (VALUES {rows}) AS v "
+    "WHERE contacts.id = v.column1 AND (contacts.last_activity_at IS NULL "
+    "OR contacts.last_activity_at < v.column2)"
+)
+_ROWS_PER_UPDATE = 1_000  # (6 parameters a row)
 _ECHO = "SELECT id FROM messages WHERE conversation_id = ? AND echo_id = ?"
 # Conversations whose states a batch keeps for the next (about 4 KB each: 8 MB), the oldest
 # forgotten first.
@@ -187,10 +197,10 @@ def _common(call: Incoming, state: _State, fresh: bool) -> Op[bool]:
     if call.echo_id:  # one seen before: create_incoming answers the original
         if fresh:  # the read looked it up
             seen = state.context.echo_message_id is not None
+        elif call.echo_id in state.echoes:  # one of this batch's, not yet written
+            seen = True
         else:
-            seen = call.echo_id in state.echoes or (
-                (yield from scalar(_ECHO, state.conversation.id, call.echo_id)) is not None
-            )
+            seen = (yield from scalar(_ECHO, state.conversation.id, call.echo_id)) is not None
         if seen:
             return False
     if call.per_minute_limit and (
@@ -255,14 +265,21 @@ def _write(taken: list[_Taken], outcomes: list[Outcome]) -> Op[None]:
         active[contact_id] = max(active.get(contact_id, t.now), t.now)
     for t in taken:
         t.state.echoes.clear()  # written: the index answers for them now
-    for t in last.values():
-        c = t.conversation
+    changed = [(c.id, c.status, c.last_activity_at, c.waiting_since, c.updated_at,
+                c.snoozed_until) for c in (t.conversation for t in last.values())]  # fmt: skip
+    for start in range(0, len(changed), _ROWS_PER_UPDATE):
+        group = changed[start : start + _ROWS_PER_UPDATE]
         yield from execute(
-            _ROW_UPDATE, c.status, c.last_activity_at, c.waiting_since, c.updated_at,
-            c.snoozed_until, c.id,
+            _CONVERSATIONS_UPDATE.format(rows=", ".join(["(?, ?, ?, ?, ?, ?)"] * len(group))),
+            *[v for row in group for v in row],
         )  # fmt: skip
-    for contact_id, now in active.items():
-        yield from execute(TOUCH_CONTACT, now, contact_id, now)
+    touched_contacts = list(active.items())
+    for start in range(0, len(touched_contacts), _ROWS_PER_UPDATE):
+        pairs = touched_contacts[start : start + _ROWS_PER_UPDATE]
+        yield from execute(
+            _CONTACTS_UPDATE.format(rows=", ".join(["(?, ?)"] * len(pairs))),
+            *[v for pair in pairs for v in pair],
+        )  # fmt: skip
     for t, message, events_of in zip(taken, messages, logged, strict=True):
         known = t.state.context.known
         view = presenters.public_message(
