@@ -132,3 +132,13 @@ async def test_a_queued_write_completes_though_its_caller_is_cancelled(
     assert count == 51
     again = await send(sqlite_store, conv, w.contact.id, "m0", echo_id="e0")
     assert not again.created  # the cancelled caller's message, as a retry finds it
+
+
+def writer_temp_store() -> Op[object]:
+    return (yield from scalar("PRAGMA temp_store"))
+
+
+async def test_the_writer_keeps_statement_journals_in_memory(sqlite_store: SQLiteStore) -> None:
+    """A statement writing several rows (a batch of messages has three) journals the pages it
+    changes: in memory (2), not in a temporary file made and deleted per statement."""
+    assert await sqlite_store.write(writer_temp_store) == 2

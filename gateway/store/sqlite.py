@@ -249,6 +249,10 @@ class SQLiteStore(Store):
         else:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            # A statement that writes several rows keeps a statement journal (the pages it
+            # changes, to undo it alone should it fail): in memory, not a temporary file
+            # created, written and deleted per statement (a batch of messages has three).
+            conn.execute("PRAGMA temp_store = MEMORY")
         return conn
 
     def _reader_conn(self, local: threading.local | None = None) -> sqlite3.Connection:
