@@ -86,7 +86,7 @@ async def run_driver(name: str, store: Store, writes: int, concurrency: int) -> 
     )
     fields = contacts.ContactFields(name="bench")
     session, contact, _ = await store.write(
-        contacts.create_session, inbox.id, account.id, None, fields, False, now
+        contacts.create_session, inbox.id, account.id, None, fields, None, now
     )
     conv = await store.write(conversations.create, inbox, session, {}, link, now)
 
