@@ -39,6 +39,7 @@ from .message_reads import UNREAD_CAP
 from .messages import INSERT_MESSAGE, MessageResult, NewAttachment, touched
 
 _MESSAGE_VALUES = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_MESSAGES = INSERT_MESSAGE.split(" VALUES ")[0] + " VALUES {rows} RETURNING id"
 # Each conversation and contact as its last message leaves it, all in one statement (SQLite's
 # UPDATE ... FROM; a VALUES list's columns are column1, column2...). The contact's activity
 # moves forward only, as TOUCH_CONTACT moves it.
@@ -236,8 +237,7 @@ def _write(taken: list[_Taken], outcomes: list[Outcome]) -> Op[None]:
     for start in range(0, len(taken), _MESSAGES_PER_INSERT):
         chunk = taken[start : start + _MESSAGES_PER_INSERT]
         inserted = yield from rows(
-            f"{INSERT_MESSAGE.split(' VALUES ')[0]} VALUES "
-            f"{', '.join([_MESSAGE_VALUES] * len(chunk))} RETURNING id",
+            _INSERT_MESSAGES.format(rows=", ".join([_MESSAGE_VALUES] * len(chunk))),
             *[v for t in chunk for v in t.values],
         )  # fmt: skip
         # One statement inserts its rows in the order given, each taking the next id.
@@ -261,7 +261,7 @@ def _write(taken: list[_Taken], outcomes: list[Outcome]) -> Op[None]:
     active: dict[int, float] = {}  # contact id -> its latest message
     for t in taken:
         last[t.conversation.id] = t
-        contact_id = t.values[10]
+        contact_id = t.state.context.known.contact.id
         active[contact_id] = max(active.get(contact_id, t.now), t.now)
     for t in taken:
         t.state.echoes.clear()  # written: the index answers for them now
