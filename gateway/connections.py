@@ -24,10 +24,13 @@ import resource
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from client_sdk import protocol as p
+
+from .http_cycle import OneWriteCycle
 
 log = logging.getLogger("inboxgate.connections")
 
@@ -209,6 +212,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self.reading_headers = True  # the next request, if any
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        # The one place every request's cycle passes (pipelined ones too) before the app sees
+        # it: from here on it writes a response of known length in one write.
+        cycle.__class__ = OneWriteCycle
+        super()._start_asgi_task(cycle, app)
 
     def handle_websocket_upgrade(self) -> None:
         super().handle_websocket_upgrade()
