@@ -37,7 +37,7 @@ UNMATCHED = "unmatched"
 MAX_CACHED_LABELS = 10_000
 JSON = [(b"content-type", b"application/json; charset=utf-8")]
 
-Children = tuple[Any, Any]  # (counter child, histogram child)
+Children = tuple[Any, Any]  # (a counter child's hot_inc, a histogram child's HotHistogram)
 # Generated ids: random per process, then counted. Unique across processes and nodes, and a
 # tenth of the cost of uuid4 on every request without one (ids need not be unpredictable).
 _ID_PREFIX = os.urandom(8).hex()
@@ -82,12 +82,12 @@ class HttpRecorder:
         if children is None:
             shown = method if method in _METHODS else "OTHER"
             children = (
-                metrics.HTTP_REQUESTS.labels(route, shown, str(status)),
-                metrics.HTTP_DURATION.labels(route, shown),
+                metrics.hot_inc(metrics.HTTP_REQUESTS.labels(route, shown, str(status))),
+                metrics.HotHistogram(metrics.HTTP_DURATION.labels(route, shown)),
             )
             if len(self._children) < MAX_CACHED_LABELS:
                 self._children[key] = children
-        children[0].inc()
+        children[0](1)
         children[1].observe(time.perf_counter() - started)
 
 

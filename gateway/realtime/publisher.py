@@ -29,7 +29,8 @@ from ..store.records import LoggedEvent
 log = logging.getLogger("inboxgate.cable")
 
 MAX_PENDING_BATCHES = 10_000
-_PUBLISHED = metrics.BROKER_PUBLISHES.labels("published")
+_PUBLISHED = metrics.hot_inc(metrics.BROKER_PUBLISHES.labels("published"))
+_LAG = metrics.HotHistogram(metrics.BROKER_LAG)
 _UNAVAILABLE = metrics.BROKER_PUBLISHES.labels("unavailable")
 _DROPPED = metrics.BROKER_PUBLISHES.labels("dropped")
 
@@ -98,8 +99,8 @@ class Publisher:
             self._running = False
 
     def _published(self, lag: float) -> None:
-        _PUBLISHED.inc()
-        metrics.BROKER_LAG.observe(lag)
+        _PUBLISHED(1)
+        _LAG.observe(lag)
         if self.unpublished:
             log.warning("broker back: %d batches were left to the log", self.unpublished)
             self.unpublished = 0
