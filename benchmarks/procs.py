@@ -109,15 +109,16 @@ class Child:
         env: dict[str, str] | None = None,
         pipes: bool = False,
         group: bool = False,
+        cwd: Path = ROOT,
     ) -> None:
         """``group``: the child leads a process group of its own and ``kill`` ends the group
-        (for servers that fork workers, such as granian)."""
+        (for servers that fork workers, such as granian). It runs in ``cwd`` (the project)."""
         self.log_path = log_path
         self._pending = bytearray()
         self._log: IO[bytes] = log_path.open("wb")
         prefix = taskset(cpus) if cpus else []
         self.popen: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [*prefix, *command], cwd=ROOT,
+            [*prefix, *command], cwd=cwd,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
             stdout=subprocess.PIPE if pipes else self._log, stderr=self._log,

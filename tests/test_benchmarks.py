@@ -4,7 +4,9 @@ between the page's markers; the fallback load generator measures a real server."
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +104,28 @@ def test_the_fallback_load_generator_measures_a_server(tmp_path: Path) -> None:
     assert figures["requests"] > 10
     assert figures["errors"] == 0
     assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_instructions_are_counted_per_thread_and_against_the_floor(tmp_path: Path) -> None:
+    """``python -m benchmarks.instructions`` runs the gateway and the floor under callgrind
+    and counts each phase's instructions per request."""
+    if shutil.which("valgrind") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("valgrind is required in CI (.ci/run installs it)")
+        pytest.skip("valgrind is not installed")
+    out = tmp_path / "counts.json"
+    command = [sys.executable, "-m", "benchmarks.instructions", "--requests", "30",
+               "--concurrency", "2", "--json", str(out)]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=230)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    servers = json.loads(out.read_text())["servers"]
+    assert set(servers) == {"inboxgate", "uvicorn floor"}
+    for request in ("POST message", "GET conversation"):
+        ours, floor = servers["inboxgate"][request], servers["uvicorn floor"][request]
+        assert 0 < floor["loop"] < ours["loop"], (request, servers)
+        assert floor["others"] == 0
+    # The message's durable write is the SQLite writer's: counted on a thread of its own.
+    assert servers["inboxgate"]["POST message"]["others"] > 0
+    assert "| inboxgate | POST message |" in done.stdout
