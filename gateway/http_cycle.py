@@ -76,32 +76,51 @@ class OneWriteCycle(RequestResponseCycle):
         """The start's head as uvicorn writes it, with the cycle's state as uvicorn leaves it;
         None (nothing changed) when uvicorn's own path must run: no Content-Length, a header
         it would refuse, a ``Connection`` header, or a status it has no line for."""
-        status = message["status"]
-        line = STATUS_LINE.get(status)
-        headers = [*self.default_headers, *message.get("headers", ())]
+        line = STATUS_LINE.get(message["status"])
+        defaults = _rendered(self.default_headers)
+        if line is None or defaults is None:
+            return None
         length: int | None = None
+        parts = [line, defaults]
         names = []
-        for name, value in headers:
+        values = []
+        for name, value in message.get("headers", ()):
             name = name.lower()
             if name == b"content-length":
                 length = int(value)
             elif name == b"transfer-encoding" or name == b"connection":
                 return None
             names.append(name)
-        if line is None or length is None:
+            values.append(value)
+            parts += (name, b": ", value, b"\r\n")
+        if length is None or HEADER_RE.search(b"".join(names)):
             return None
-        if HEADER_RE.search(b"".join(names)) or HEADER_VALUE_RE.search(
-            b"".join(value for _, value in headers)
-        ):
+        if HEADER_VALUE_RE.search(b"".join(values)):
             return None  # uvicorn's path raises its own error
         self.response_started = True
         self.waiting_for_100_continue = False
         self.chunked_encoding = False
         self.expected_content_length = length
-        parts = [line]
-        for name, (_, value) in zip(names, headers, strict=True):
-            parts += (name, b": ", value, b"\r\n")
         if not self.keep_alive:
             parts.append(b"connection: close\r\n")
         parts.append(b"\r\n")
         return b"".join(parts)
+
+
+# The server's default headers (server, date), rendered once per list: uvicorn builds a new
+# list when the date changes, once a second.
+_DEFAULTS: tuple[list[tuple[bytes, bytes]] | None, bytes | None] = (None, None)
+
+
+def _rendered(defaults: list[tuple[bytes, bytes]]) -> bytes | None:
+    """``defaults`` as head lines; None when uvicorn would refuse one of them."""
+    global _DEFAULTS
+    held, rendered = _DEFAULTS
+    if held is defaults:
+        return rendered
+    rendered = b"".join(name.lower() + b": " + value + b"\r\n" for name, value in defaults)
+    for name, value in defaults:
+        if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+            rendered = None
+    _DEFAULTS = (defaults, rendered)
+    return rendered

@@ -40,7 +40,12 @@ class Transport:
         return self.closed
 
 
-def cycle_of(kind: type[RequestResponseCycle], method: str, keep_alive: bool) -> Any:
+SERVER_HEADERS = [(b"server", b"uvicorn"), (b"date", b"Fri, 04 Dec 2026 00:00:00 GMT")]
+
+
+def cycle_of(
+    kind: type[RequestResponseCycle], method: str, keep_alive: bool, defaults: list[Any]
+) -> Any:
     transport = Transport()
     done: list[bool] = []
     cycle = kind(
@@ -48,7 +53,7 @@ def cycle_of(kind: type[RequestResponseCycle], method: str, keep_alive: bool) ->
         transport=transport,  # type: ignore[arg-type]
         flow=FlowControl(transport),  # type: ignore[arg-type]
         logger=LOG, access_logger=LOG, access_log=False,
-        default_headers=[(b"server", b"uvicorn"), (b"date", b"Fri, 04 Dec 2026 00:00:00 GMT")],
+        default_headers=defaults,
         message_event=asyncio.Event(), expect_100_continue=False, keep_alive=keep_alive,
         on_response=lambda: done.append(True),
     )  # fmt: skip
@@ -56,9 +61,13 @@ def cycle_of(kind: type[RequestResponseCycle], method: str, keep_alive: bool) ->
 
 
 async def play(
-    kind: type[RequestResponseCycle], method: str, keep_alive: bool, messages: list[Any]
+    kind: type[RequestResponseCycle],
+    method: str,
+    keep_alive: bool,
+    messages: list[Any],
+    defaults: list[Any] = SERVER_HEADERS,
 ) -> tuple[Any, ...]:
-    cycle, transport, done = cycle_of(kind, method, keep_alive)
+    cycle, transport, done = cycle_of(kind, method, keep_alive, defaults)
     error = None
     for message in messages:
         try:
@@ -84,7 +93,7 @@ HEADERS = st.sampled_from([
 
 
 @st.composite
-def responses(draw: st.DrawFn) -> tuple[str, bool, list[Any]]:
+def responses(draw: st.DrawFn) -> tuple[str, bool, list[Any], list[Any]]:
     body = draw(st.binary(max_size=40))
     headers = draw(st.lists(HEADERS, max_size=4))
     length = draw(st.sampled_from(["exact", "none", "short", "long"]))
@@ -107,15 +116,19 @@ def responses(draw: st.DrawFn) -> tuple[str, bool, list[Any]]:
     if draw(st.booleans()):
         messages.append({"type": "http.response.body", "body": b""})  # one too many
     method = draw(st.sampled_from(["GET", "POST", "HEAD"]))
-    return method, draw(st.booleans()), messages
+    # The server's own headers (uvicorn's --header), refused too when one is invalid.
+    defaults = draw(st.sampled_from([SERVER_HEADERS, [], [(b"X-Site", b"a\x01b")]]))
+    return method, draw(st.booleans()), messages, list(defaults)
 
 
 @settings(max_examples=400, deadline=None)
 @given(responses())
-def test_the_bytes_errors_and_state_are_uvicorns(case: tuple[str, bool, list[Any]]) -> None:
-    method, keep_alive, messages = case
-    ours = asyncio.run(play(OneWriteCycle, method, keep_alive, messages))
-    theirs = asyncio.run(play(RequestResponseCycle, method, keep_alive, messages))
+def test_the_bytes_errors_and_state_are_uvicorns(
+    case: tuple[str, bool, list[Any], list[Any]],
+) -> None:
+    method, keep_alive, messages, defaults = case
+    ours = asyncio.run(play(OneWriteCycle, method, keep_alive, messages, defaults))
+    theirs = asyncio.run(play(RequestResponseCycle, method, keep_alive, messages, defaults))
     assert ours[:5] == theirs[:5]
 
 
