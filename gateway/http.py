@@ -12,6 +12,7 @@ import re
 from typing import Any, TypeVar
 
 import msgspec
+import msgspec.inspect as mi
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
@@ -113,8 +114,43 @@ class Params:
         except msgspec.ValidationError as exc:
             raise _validation_error(exc) from None
         # Lenient conversion reads "99999999999999999999" into an ``int`` field: bound again.
-        inputs.check_bag(msgspec.to_builtins(converted))
+        # (Nothing else it does can break a bound the bag was checked against: it turns
+        # strings into numbers, never anything into a longer string.)
+        has_int = _HAS_INT.get(struct)
+        if has_int is None:
+            has_int = _HAS_INT[struct] = _has_int(struct)
+        if has_int:
+            inputs.check_bag(msgspec.to_builtins(converted))
         return converted
+
+
+_HAS_INT: dict[type, bool] = {}  # per request Struct: the protocol's few dozen
+
+
+def _has_int(struct: type) -> bool:
+    """Whether an ``int`` can sit anywhere in a ``struct`` converted from a bag."""
+    seen: set[int] = set()
+    stack: list[mi.Type] = [mi.type_info(struct)]
+    while stack:
+        info = stack.pop()
+        if id(info) in seen:
+            continue
+        seen.add(id(info))
+        if isinstance(info, mi.IntType):
+            return True
+        if isinstance(info, mi.StructType):
+            stack.extend(f.type for f in info.fields)
+        elif isinstance(info, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+            stack.append(info.item_type)
+        elif isinstance(info, mi.TupleType):
+            stack.extend(info.item_types)
+        elif isinstance(info, mi.DictType):
+            stack += (info.key_type, info.value_type)
+        elif isinstance(info, mi.UnionType):
+            stack.extend(info.types)
+        elif isinstance(info, mi.Metadata):
+            stack.append(info.type)
+    return False
 
 
 def _validation_error(exc: msgspec.ValidationError) -> ValidationFailed:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 from starlette.requests import Request
 
-from gateway.http import read_params
+from gateway.errors import ValidationFailed
+from gateway.http import Params, _has_int, read_params
 
 pytestmark = pytest.mark.anyio
 
@@ -63,3 +65,42 @@ async def test_the_first_content_type_counts() -> None:
         (b"content-type", b"application/json"), (b"content-length", b"3"),
     ]  # fmt: skip
     assert await _read(_request(headers, b"c=3", "1.1")) == {"a": "1", "c": "3"}
+
+
+class _Leaf(msgspec.Struct):
+    n: int
+
+
+class _Tree(msgspec.Struct):
+    children: list[_Tree] | None = None
+    note: str | None = None
+
+
+class _Text(msgspec.Struct):
+    content: str | None = None
+    attributes: dict[str, Any] | None = None
+    tags: list[str] = []
+
+
+@pytest.mark.parametrize(
+    ("struct", "expected"),
+    [
+        (_Leaf, True),
+        (_Text, False),
+        (_Tree, False),  # recursive, and no int anywhere
+        (msgspec.defstruct("Opt", [("x", "int | None")]), True),
+        (msgspec.defstruct("Deep", [("x", dict[str, list[tuple[str, _Leaf]]])]), True),
+        (msgspec.defstruct("Keys", [("x", dict[int, str])]), True),
+        (msgspec.defstruct("Floaty", [("x", float)]), False),
+    ],
+)
+def test_an_int_is_found_wherever_it_can_sit(struct: type, expected: bool) -> None:
+    assert _has_int(struct) is expected
+
+
+def test_a_lenient_int_past_64_bits_is_still_refused_by_name() -> None:
+    """The one thing lenient conversion can break: a numeric string into an int field."""
+    with pytest.raises(ValidationFailed) as raised:
+        Params({"n": "99999999999999999999"}, []).to(_Leaf)
+    assert raised.value.attributes == ["n"]
+    assert Params({"n": "12"}, []).to(_Leaf) == _Leaf(n=12)
