@@ -3,7 +3,8 @@
     python -m benchmarks                    # everything (about 15 minutes)
     python -m benchmarks --quick            # fewer points, shorter phases, no cross-node
                                             # (under a minute)
-    python -m benchmarks --only http,chat   # a subset: http, store, fanout, cross-node, chat
+    python -m benchmarks --only http,chat   # a subset: http, store, fanout, cross-node, chat,
+                                            # instructions
     python -m benchmarks --out /tmp/bench   # write /tmp/bench/benchmarks.md and its charts
     python -m benchmarks --profile          # also py-spy flame graphs: POST load, chat workload
     python -m benchmarks --profile before   # ... named flame-post-before.svg, flame-chat-...
@@ -27,12 +28,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import chat_load, http_load, procs, report, suites
+from . import chat_load, http_load, instructions, procs, report, suites
 
-NAMES = ["http", "store", "fanout", "cross-node", "chat"]
+NAMES = ["http", "store", "fanout", "cross-node", "chat", "instructions"]
 # Starting PostgreSQL databases, a redis-server and three gateway nodes takes ~20 s on its own.
-NOT_QUICK = {"cross-node": "not part of `--quick` (its cluster alone takes ~20 s to start); "
-                           "`--quick --only cross-node` runs it"}  # fmt: skip
+NOT_QUICK = {
+    "cross-node": "not part of `--quick` (its cluster alone takes ~20 s to start); "
+                  "`--quick --only cross-node` runs it",
+    "instructions": "not part of `--quick` (the servers under valgrind take ~40 s); "
+                    "`--quick --only instructions` runs it",
+}  # fmt: skip
 DEFAULT_OUT = procs.ROOT / "docs"
 
 
@@ -51,11 +56,13 @@ def plan(quick: bool, chat_flame: Path | None) -> dict[str, Callable[[Path], dic
         )
         store_writes, fan = 300, (100, 20, 20, [])
         cross = (50.0, 1.0, 50, 1000)
+        counted = 100
     else:
         http = http_load.Config()
         chat = chat_load.Config()
         store_writes, fan = 4000, (1000, 200, 50, [100, 250, 500])
         cross = (50.0, 10.0, 1000, 20000)
+        counted = 1000
     chat.flame = chat_flame
     return {
         "http": lambda root: http_load.run(http, root, log),
@@ -63,6 +70,7 @@ def plan(quick: bool, chat_flame: Path | None) -> dict[str, Callable[[Path], dic
         "fanout": lambda root: suites.fanout(*fan, root, log),
         "cross-node": lambda root: suites.cross_node(*cross, root, log),
         "chat": lambda root: chat_load.run(chat, root, log),
+        "instructions": lambda root: instructions.suite(counted, 8, log),
     }
 
 

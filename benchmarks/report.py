@@ -16,6 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from . import instructions
+
 START = "<!-- benchmarks:results:start -->"
 END = "<!-- benchmarks:results:end -->"
 
@@ -365,6 +367,26 @@ def chat_section(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def instructions_section(r: dict[str, Any]) -> list[str]:
+    lines = ["### Instructions per request", ""]
+    skip = failed("instructions", r)
+    if skip:
+        return lines + skip
+    return [
+        *lines,
+        "`python -m benchmarks.instructions`: callgrind's count of the instructions each "
+        "server's threads executed per request (the gateway's event loop, and its SQLite "
+        "writer, readers and checkpointer), the same seeded database and requests for both. "
+        "Other load on the machine does not move these counts (they repeat within about 2%); "
+        "system calls are not counted (the figures above keep them). The last column is the "
+        "floor's count over the gateway's: the ratio a core that spent nothing in the kernel "
+        "would show.",
+        "",
+        *instructions.table(r).splitlines()[2:],
+        "",
+    ]
+
+
 def profile_section(r: dict[str, Any]) -> list[str]:
     lines = ["### Flame graph", ""]
     skip = failed("profile", r)
@@ -384,7 +406,7 @@ def render(r: dict[str, Any]) -> str:
     lines = header(r)
     sections = [("http", http_section), ("store", store_section), ("fanout", fanout_section),
                 ("cross-node", cross_section), ("chat", chat_section),
-                ("profile", profile_section)]  # fmt: skip
+                ("instructions", instructions_section), ("profile", profile_section)]  # fmt: skip
     for name, section in sections:
         if name in r:
             lines += section(r[name])
