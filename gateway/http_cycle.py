@@ -37,11 +37,12 @@ class OneWriteCycle(RequestResponseCycle):
         head = self.head
         if head is not None:
             self.head = None
+            if self.flow.write_paused and not self.disconnected:
+                await self.flow.drain()  # as uvicorn waits before any write
             if (
                 message["type"] == "http.response.body"
                 and not message.get("more_body", False)
                 and len(message.get("body", b"")) == self.expected_content_length
-                and not self.flow.write_paused
                 and not self.disconnected
             ):
                 self.expected_content_length = 0
@@ -68,6 +69,7 @@ class OneWriteCycle(RequestResponseCycle):
             message["type"] == "http.response.start"
             and not self.access_log
             and not self.disconnected
+            and not self.flow.write_paused
             and self.scope["method"] != "HEAD"
             and self.chunked_encoding is None
         )

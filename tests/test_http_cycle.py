@@ -179,3 +179,23 @@ def test_a_real_server_answers_pipelined_requests_in_order(tmp_path: Path) -> No
         assert httpx.get(server.url("/health")).status_code == 200
     finally:
         server.kill()
+
+
+def test_a_paused_transport_is_waited_for_before_the_response_is_written() -> None:
+    """Backpressure as uvicorn keeps it: nothing is written while the transport is paused."""
+
+    async def scenario() -> list[bytes]:
+        cycle, transport, _done = cycle_of(OneWriteCycle, "GET", True, SERVER_HEADERS)
+        await cycle.send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+        )
+        cycle.flow.pause_writing()
+        body = asyncio.create_task(cycle.send({"type": "http.response.body", "body": b"ok"}))
+        await asyncio.sleep(0.01)
+        assert transport.writes == [] and not body.done()
+        cycle.flow.resume_writing()
+        await body
+        return list(transport.writes)
+
+    writes = asyncio.run(scenario())
+    assert len(writes) == 1 and writes[0].endswith(b"\r\n\r\nok")
