@@ -67,8 +67,12 @@ PRESENCE_DELAY = 0.05
 # (the chat workload's p99 at 10k sockets). Rounds bigger than this go in slices of it, one
 # per turn of the loop, with I/O in between. A POST crosses the loop several times, each
 # behind at most one slice: slices of 1,000 (~8 ms each) still set the p99 at 10k sockets
-# (86-97 ms at 250 msg/s; 43-46 ms with 100, and 124 -> 25 ms at 500 msg/s).
-PING_SLICE = 100
+# (86-97 ms at 250 msg/s; 43-46 ms with 100, and 124 -> 25 ms at 500 msg/s). A slice of 100
+# took 1.5-3.5 ms at 10k sockets; with 20, three interleaved pairs of the chat workload
+# (10,020 sockets) gave p99 9.2/8.2/12.3 ms at 250 msg/s against 22.0/20.5/12.2, 11.2/9.1/17.5
+# at 500 against 20.1/15.9/15.6, 15.6/15.9/22.8 at 1,000 against 35.7/17.6/26.7; slices of 10
+# cost more CPU and gained nothing more.
+PING_SLICE = 20
 # Sockets live for hours, and the collector's older generations rescan every one of them: after
 # 10,000 opens a gen-1 collection took 56 ms, and a full one 50-220 ms, all of it holding the
 # loop. So every this many sockets opened, the next tick hands them to ``settle`` (the server's:
