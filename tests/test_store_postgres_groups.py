@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.domain import events, notify
+from gateway.domain import events, incoming_batch, notify
 from gateway.domain.errors import Flooded, NotFound
 from gateway.store.base import UniqueViolation
 from gateway.store.postgres import PostgresStore
@@ -21,8 +21,8 @@ from tests.store_contract import T0, make_world, new_conversation, send
 pytestmark = pytest.mark.anyio
 
 
-def _key(conversation_id: int, *args: Any, **kwargs: Any) -> tuple[str, int]:
-    return ("conversation", conversation_id)  # the turns create_incoming takes
+def _key(conversation_id: int, *args: Any, **kwargs: Any) -> Any:
+    return incoming_batch.create_incoming_batch  # the turn create_incoming takes (its batch's)
 
 
 @one_at_a_time(_key)

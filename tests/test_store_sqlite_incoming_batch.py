@@ -30,7 +30,7 @@ from gateway.domain import conversations, incoming, incoming_batch, messages, we
 from gateway.domain import provisioning as prov
 from gateway.domain.errors import Flooded, NotFound
 from gateway.services.conversations import reached_incoming
-from gateway.store import SQLiteStore
+from gateway.store import SQLiteStore, Store
 from gateway.store import sqlite as sqlite_store_module
 from gateway.store.records import ContactInbox, Conversation
 from gateway.store.sql import Op, Rows, execute, rows
@@ -98,7 +98,7 @@ class Target(msgspec.Struct):
     session: ContactInbox
 
 
-async def build(store: SQLiteStore) -> list[Target]:
+async def build(store: Store) -> list[Target]:
     """Conversations of every kind the batch must tell apart: two of one contact, another
     contact's, a resolved one (reopened by a message), one in an account with a webhook
     receiver, one of a verified session (its contact's streams)."""

@@ -33,7 +33,6 @@ from ..store.sql import (
     dialect,
     lazy_transaction,
     one,
-    one_at_a_time,
     outside_transaction,
     prefixed,
     rows,
@@ -104,15 +103,11 @@ _WRITE_ALL = (
 )
 
 
-def _conversation_key(conversation_id: int, *args: object, **kwargs: object) -> tuple[str, int]:
-    return ("conversation", conversation_id)
-
-
-# One conversation's messages posted together on this node write its row one after another:
-# racing, all but one would fail the one statement's version check and run again locked.
-# SQLite's writer runs the calls queued together as one (:mod:`.incoming_batch`).
+# Batched: SQLite's writer runs the calls queued together as one (:mod:`.incoming_batch`), and
+# PostgreSQL runs a node's messages one after another in the batch's turn (``sql.turn_of``),
+# those that queued meanwhile as one batch: racing for a conversation's row, all but one would
+# fail the one statement's version check and run again locked.
 @takes(Incoming)
-@one_at_a_time(_conversation_key)
 @lazy_transaction
 def create_incoming(
     conversation_id: int,

@@ -24,17 +24,38 @@ outcome is the operation's own, and the batch forgets every state its writes may
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from client_sdk import protocol as p
 
-from ..store.records import Conversation, Message
-from ..store.sql import Call, Memory, Op, OpFactory, Outcome, batched, execute, rows, scalar
+from ..store.base import Conflict
+from ..store.records import Conversation, LoggedEvent, Message
+from ..store.sql import (
+    Call,
+    Memory,
+    Op,
+    OpFactory,
+    Outcome,
+    batched,
+    dialect,
+    execute,
+    one,
+    rows,
+    scalar,
+)
 from ..views import public as presenters
 from . import events, notify
 from .errors import Flooded, NotFound
-from .incoming_reads import IncomingContext, Reach, incoming_context, reached_context
+from .incoming_reads import (
+    IncomingContext,
+    Reach,
+    Wanted,
+    contexts,
+    incoming_context,
+    reached_context,
+)
 from .message_reads import UNREAD_CAP
 from .messages import INSERT_MESSAGE, MessageResult, NewAttachment, touched
 
@@ -55,6 +76,61 @@ _CONTACTS_UPDATE = (
 )
 _ROWS_PER_UPDATE = 1_000  # (6 parameters a row)
 _ECHO = "SELECT id FROM messages WHERE conversation_id = ? AND echo_id = ?"
+# PostgreSQL: the ids a batch's rows take (messages: those its reads did not take), in one
+# statement.
+_ALLOCATE = (
+    "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('messages', 'id')) "
+    "FROM generate_series(1, CAST(? AS INTEGER))), "
+    "ARRAY(SELECT nextval(pg_get_serial_sequence('events', 'id')) "
+    "FROM generate_series(1, CAST(? AS INTEGER)))"
+)
+# PostgreSQL: the whole batch in ONE statement, as arrays (one parameter a column): each
+# conversation as its last message leaves it, only if its row is still the version read
+# (``xmin``); if one is not, ``ok`` is false and nothing else is written (the store rolls the
+# transaction back to before the batch). Then the messages, the contacts' activity (forward
+# only, as TOUCH_CONTACT), the events, the streams' heads (each moved on by its count of
+# entries, in name order: one order of row locks for every batch) and the entries (a stream's
+# nth of c entries at its new head - c + n).
+_WRITE_BATCH = (
+    "WITH conversation AS (UPDATE conversations c SET status = v.status, "
+    "last_activity_at = v.last_activity_at, waiting_since = v.waiting_since, "
+    "updated_at = v.updated_at, snoozed_until = v.snoozed_until "
+    "FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS DOUBLE PRECISION[]), "
+    "CAST(? AS DOUBLE PRECISION[]), CAST(? AS DOUBLE PRECISION[]), "
+    "CAST(? AS DOUBLE PRECISION[]), CAST(? AS TEXT[])) "
+    "AS v (id, status, last_activity_at, waiting_since, updated_at, snoozed_until, version) "
+    "WHERE c.id = v.id AND CAST(c.xmin AS TEXT) = v.version RETURNING c.id), "
+    "ok AS (SELECT COUNT(*) = CAST(? AS BIGINT) AS ok FROM conversation), "
+    "message AS (INSERT INTO messages (id, account_id, inbox_id, conversation_id, content, "
+    "message_type, content_type, content_attributes, private, status, sender_type, sender_id, "
+    "echo_id, source_id, created_at, updated_at) SELECT m.id, m.account_id, m.inbox_id, "
+    f"m.conversation_id, m.content, {p.MESSAGE_TYPE_INCOMING}, 'text', '{{}}', FALSE, 'sent', "
+    "'Contact', m.sender_id, m.echo_id, NULL, m.at, m.at "
+    "FROM unnest(CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), "
+    "CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS TEXT[]), "
+    "CAST(? AS DOUBLE PRECISION[])) "
+    "AS m (id, account_id, inbox_id, conversation_id, content, sender_id, echo_id, at), ok "
+    "WHERE ok.ok), "
+    "contact AS (UPDATE contacts SET last_activity_at = a.at "
+    "FROM unnest(CAST(? AS BIGINT[]), CAST(? AS DOUBLE PRECISION[])) AS a (id, at), ok "
+    "WHERE ok.ok AND contacts.id = a.id "
+    "AND (contacts.last_activity_at IS NULL OR contacts.last_activity_at < a.at)), "
+    "event AS (INSERT INTO events (id, name, payload, created_at) "
+    "SELECT e.id, 'message.created', e.payload, e.at "
+    "FROM unnest(CAST(? AS BIGINT[]), CAST(? AS BYTEA[]), CAST(? AS DOUBLE PRECISION[])) "
+    "AS e (id, payload, at), ok WHERE ok.ok), "
+    "heads AS (INSERT INTO streams (name, epoch, last_offset) SELECT h.name, h.epoch, h.n "
+    "FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[])) "
+    "AS h (name, epoch, n), ok WHERE ok.ok ORDER BY h.name "
+    "ON CONFLICT (name) DO UPDATE SET last_offset = streams.last_offset + excluded.last_offset "
+    "RETURNING name, epoch, last_offset), "
+    "entries AS (INSERT INTO stream_entries (stream, stream_offset, event_id, created_at) "
+    "SELECT s.stream, heads.last_offset - s.back, s.event_id, s.at "
+    "FROM unnest(CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), "
+    "CAST(? AS DOUBLE PRECISION[])) AS s (stream, back, event_id, at) "
+    "JOIN heads ON heads.name = s.stream) "
+    "SELECT ok.ok, heads.name, heads.epoch, heads.last_offset FROM ok LEFT JOIN heads ON TRUE"
+)
 # Conversations whose states a batch keeps for the next (about 4 KB each: 8 MB), the oldest
 # forgotten first.
 MAX_REMEMBERED = 2_000
@@ -113,6 +189,7 @@ class _Taken(NamedTuple):
 
     at: int  # the call's place in the batch
     values: tuple[Any, ...]
+    message_id: int | None  # PostgreSQL: its id, when the read ahead took one for it
     conversation: Conversation  # as this message leaves it
     unread: int  # as this message leaves it
     state: _State
@@ -126,6 +203,7 @@ def create_incoming_batch(calls: list[Call], memory: Memory) -> Op[list[Outcome]
     states from one batch to the next (SQLite's writer keeps it only while these batches are
     all that writes: see ``sql.batched``), so that a conversation's context is read once
     however many batches its messages come in."""
+    postgres = (yield from dialect()) == "postgresql"
     states: dict[int, _State] = memory.setdefault("states", {})  # conversation id -> state
     reached: dict[Reach, int] = memory.setdefault("reached", {})  # a reach -> its conversation
     while len(states) > MAX_REMEMBERED:  # the oldest first (never during a batch: a state
@@ -134,43 +212,99 @@ def create_incoming_batch(calls: list[Call], memory: Memory) -> Op[list[Outcome]
         reached.clear()
     outcomes: list[Outcome] = [(False, None)] * len(calls)
     taken: list[_Taken] = []
+    as_calls = [_CALLS[op](*args, **kwargs) for op, args, kwargs in calls]
+    # PostgreSQL reads every conversation the batch needs in one statement, up front (a read
+    # is a round trip there); SQLite reads each when its first call comes.
+    read, ids = (yield from _read_ahead(as_calls, states)) if postgres else ({}, _Ids())
     for index, (op, args, kwargs) in enumerate(calls):
-        call = _CALLS[op](*args, **kwargs)
+        call = as_calls[index]
         try:
-            state, fresh = yield from _state(call, states, reached)
+            state, fresh = yield from _state(call, states, reached, read, postgres)
         except NotFound as exc:
             outcomes[index] = (False, exc)
             continue
-        if state is not None and (yield from _common(call, state, fresh)):
-            taken.append(_take(index, call, state))
+        if state is not None and (yield from _common(call, state, fresh, postgres)):
+            taken.append(_take(index, call, state, ids))
             continue
         # Not the common case: create_incoming itself, after the messages before it.
-        yield from _write(taken, outcomes)
+        yield from _write(taken, outcomes, ids, postgres)
         taken = []
         states.clear()  # its writes may change what the states hold
         reached.clear()
+        read.clear()
+        # Its message takes its id now: those taken ahead, lower, would put the messages that
+        # follow it before it in their conversation.
+        ids.messages.clear()
+        ids.events.clear()
         try:
             outcomes[index] = (True, (yield from op(*args, **kwargs)))
         except (NotFound, Flooded) as exc:  # raised before it wrote anything
             outcomes[index] = (False, exc)
-    yield from _write(taken, outcomes)
+    yield from _write(taken, outcomes, ids, postgres)
     return outcomes
 
 
+class _Ids:
+    """PostgreSQL: ids the read ahead took from the sequences, for the batch's messages and
+    events, used in the order they were posted (ascending: one conversation's messages get
+    ids in its order)."""
+
+    __slots__ = ("events", "messages")
+
+    def __init__(self, messages: Iterable[int] = (), events: Iterable[int] = ()) -> None:
+        self.messages = deque(messages)
+        self.events = deque(events)
+
+
+def _read_ahead(
+    calls: list[Incoming], states: dict[int, _State]
+) -> Op[tuple[dict[Reach | int, IncomingContext], _Ids]]:
+    """PostgreSQL: the context of each conversation (by its ids, or by a session's reach)
+    for the first call that needs it, all in one statement, which also takes an id for each
+    call's message and event; what the read found, by reach or conversation id. A call whose
+    read found nothing reads again alone (for its 404)."""
+    wanted: dict[Reach | int, Wanted] = {}
+    for call in calls:
+        if call.attachments:
+            continue
+        if call.reach is not None:
+            key: Reach | int = call.reach
+            target: Reach | tuple[int, int] = call.reach
+        elif call.conversation_id not in states:
+            key, target = call.conversation_id, (call.conversation_id, call.contact_id)
+        else:
+            continue
+        if key not in wanted:
+            wanted[key] = (target, call.echo_id, call.per_minute_limit, call.now)
+    if not wanted:
+        return {}, _Ids()
+    ahead = yield from contexts(list(wanted.values()), len(calls))
+    found = {key: c for key, c in zip(wanted, ahead.contexts, strict=True) if c is not None}
+    return found, _Ids(ahead.message_ids, ahead.event_ids)
+
+
 def _state(
-    call: Incoming, states: dict[int, _State], reached: dict[Reach, int]
+    call: Incoming,
+    states: dict[int, _State],
+    reached: dict[Reach, int],
+    read: dict[Reach | int, IncomingContext],
+    postgres: bool,
 ) -> Op[tuple[_State | None, bool]]:
     """The conversation's state, and whether it was read for this call (its read then
-    looked up this call's ``echo_id``): the batch's own state, else read and kept. None: a
-    call the batch leaves to ``create_incoming`` (an attachment; another sender)."""
+    looked up this call's ``echo_id``): the batch's own state, else read (or taken from
+    ``read``, what was read ahead) and kept. None: a call the batch leaves to
+    ``create_incoming`` (an attachment; another sender)."""
     if call.attachments:
         return None, False
     if call.reach is not None:
         remembered = states.get(reached.get(call.reach, 0))
         if remembered is not None:
             return remembered, False
-        context = yield from reached_context(
-            call.reach, call.echo_id, call.per_minute_limit, call.now, False
+        ahead = read.pop(call.reach, None)
+        context = ahead or (
+            yield from reached_context(
+                call.reach, call.echo_id, call.per_minute_limit, call.now, postgres
+            )
         )
         reached[call.reach] = context.conversation.id
     else:
@@ -178,9 +312,13 @@ def _state(
         if state is not None:
             same = state.context.known.contact.id == call.contact_id
             return (state if same else None), False
-        context = yield from incoming_context(
-            call.conversation_id, call.contact_id, call.echo_id, call.per_minute_limit, call.now
-        )
+        ahead = read.pop(call.conversation_id, None)
+        context = ahead or (
+            yield from incoming_context(
+                call.conversation_id, call.contact_id, call.echo_id, call.per_minute_limit,
+                call.now, postgres=postgres,
+            )
+        )  # fmt: skip
     state = states.get(context.conversation.id)
     if state is not None:  # read by other ids: the batch's own state is the truth
         same = state.context.known.contact.id == context.known.contact.id
@@ -189,9 +327,14 @@ def _state(
     return state, True
 
 
-def _common(call: Incoming, state: _State, fresh: bool) -> Op[bool]:
+def _common(call: Incoming, state: _State, fresh: bool, postgres: bool) -> Op[bool]:
     """Whether the batch writes this call itself: the common case, a new message that needs
-    nothing but its rows and its event. ``fresh``: the state was read for this call."""
+    nothing but its rows and its event. ``fresh``: the state was read for this call.
+
+    PostgreSQL asks nothing about an ``echo_id`` the batch has not met (a round trip per
+    message): one seen before (a client's retry, rare) makes the batch's one statement fail
+    on the unique index, and the store runs the calls one by one, where ``create_incoming``
+    answers the original."""
     known = state.context.known
     if known.hooks:  # webhook deliveries to enqueue: create_incoming's path
         return False
@@ -200,6 +343,8 @@ def _common(call: Incoming, state: _State, fresh: bool) -> Op[bool]:
             seen = state.context.echo_message_id is not None
         elif call.echo_id in state.echoes:  # one of this batch's, not yet written
             seen = True
+        elif postgres:
+            seen = False
         else:
             seen = (yield from scalar(_ECHO, state.conversation.id, call.echo_id)) is not None
         if seen:
@@ -212,7 +357,7 @@ def _common(call: Incoming, state: _State, fresh: bool) -> Op[bool]:
     return not (conversation.status in ("resolved", "snoozed") and not known.contact.blocked)
 
 
-def _take(index: int, call: Incoming, state: _State) -> _Taken:
+def _take(index: int, call: Incoming, state: _State, ids: _Ids) -> _Taken:
     conversation = touched(state.conversation, state.conversation.status, False, call.now)
     contact_id = state.context.known.contact.id
     values = (
@@ -226,25 +371,21 @@ def _take(index: int, call: Incoming, state: _State) -> _Taken:
     state.recent += 1
     if call.echo_id:
         state.echoes.add(call.echo_id)
-    return _Taken(index, values, conversation, state.unread, state, call.link, call.now)
+    message_id = ids.messages.popleft() if ids.messages else None
+    return _Taken(index, values, message_id, conversation, state.unread, state, call.link, call.now)
 
 
-def _write(taken: list[_Taken], outcomes: list[Outcome]) -> Op[None]:
+def _write(taken: list[_Taken], outcomes: list[Outcome], ids: _Ids, postgres: bool) -> Op[None]:
     """The rows of the messages taken, their events, and each conversation and contact once."""
     if not taken:
         return
-    ids: list[int] = []
-    for start in range(0, len(taken), _MESSAGES_PER_INSERT):
-        chunk = taken[start : start + _MESSAGES_PER_INSERT]
-        inserted = yield from rows(
-            _INSERT_MESSAGES.format(rows=", ".join([_MESSAGE_VALUES] * len(chunk))),
-            *[v for t in chunk for v in t.values],
-        )  # fmt: skip
-        # One statement inserts its rows in the order given, each taking the next id.
-        ids += sorted(r[0] for r in inserted)
+    if postgres:
+        message_ids, event_ids = yield from _allocated(taken, ids)
+    else:
+        message_ids, event_ids = (yield from _inserted(taken)), []
     messages: list[Message] = []
     appended: list[events.Appended] = []
-    for t, message_id in zip(taken, ids, strict=True):
+    for t, message_id in zip(taken, message_ids, strict=True):
         message = Message.from_row((message_id, *t.values))
         known = t.state.context.known
         known.unread = t.unread
@@ -256,17 +397,52 @@ def _write(taken: list[_Taken], outcomes: list[Outcome]) -> Op[None]:
             events.Appended("message.created", payload, list(dict.fromkeys(streams)), t.now)
         )
         messages.append(message)
-    logged = yield from events.append_all(appended)
     last: dict[int, _Taken] = {}
     active: dict[int, float] = {}  # contact id -> its latest message
     for t in taken:
         last[t.conversation.id] = t
         contact_id = t.state.context.known.contact.id
         active[contact_id] = max(active.get(contact_id, t.now), t.now)
-    for t in taken:
-        t.state.echoes.clear()  # written: the index answers for them now
+        t.state.echoes.clear()  # written below: the index answers for them now
+    if postgres:
+        logged = yield from _written_postgres(
+            list(last.values()), messages, appended, event_ids, active
+        )
+    else:
+        logged = yield from events.append_all(appended)
+        yield from _updated_sqlite(list(last.values()), active)
+    for t, message, events_of in zip(taken, messages, logged, strict=True):
+        known = t.state.context.known
+        view = presenters.public_message(
+            message, t.conversation.display_id, known.senders(), t.link
+        )
+        outcomes[t.at] = (
+            True,
+            MessageResult(
+                message=message, conversation=t.conversation, created=True, view=view,
+                events=events_of,
+            ),
+        )  # fmt: skip
+
+
+def _inserted(taken: list[_Taken]) -> Op[list[int]]:
+    """SQLite: the messages' rows, by as few statements as its parameters allow; their ids."""
+    ids: list[int] = []
+    for start in range(0, len(taken), _MESSAGES_PER_INSERT):
+        chunk = taken[start : start + _MESSAGES_PER_INSERT]
+        inserted = yield from rows(
+            _INSERT_MESSAGES.format(rows=", ".join([_MESSAGE_VALUES] * len(chunk))),
+            *[v for t in chunk for v in t.values],
+        )  # fmt: skip
+        # One statement inserts its rows in the order given, each taking the next id.
+        ids += sorted(r[0] for r in inserted)
+    return ids
+
+
+def _updated_sqlite(last: list[_Taken], active: dict[int, float]) -> Op[None]:
+    """SQLite: each conversation as its last message leaves it, each contact's activity."""
     changed = [(c.id, c.status, c.last_activity_at, c.waiting_since, c.updated_at,
-                c.snoozed_until) for c in (t.conversation for t in last.values())]  # fmt: skip
+                c.snoozed_until) for c in (t.conversation for t in last)]  # fmt: skip
     for start in range(0, len(changed), _ROWS_PER_UPDATE):
         group = changed[start : start + _ROWS_PER_UPDATE]
         yield from execute(
@@ -280,15 +456,73 @@ def _write(taken: list[_Taken], outcomes: list[Outcome]) -> Op[None]:
             _CONTACTS_UPDATE.format(rows=", ".join(["(?, ?)"] * len(pairs))),
             *[v for pair in pairs for v in pair],
         )  # fmt: skip
-    for t, message, events_of in zip(taken, messages, logged, strict=True):
-        known = t.state.context.known
-        view = presenters.public_message(
-            message, t.conversation.display_id, known.senders(), t.link
-        )
-        outcomes[t.at] = (
-            True,
-            MessageResult(
-                message=message, conversation=t.conversation, created=True, view=view,
-                events=events_of,
-            ),
-        )  # fmt: skip
+
+
+def _allocated(taken: list[_Taken], ids: _Ids) -> Op[tuple[list[int], list[int]]]:
+    """PostgreSQL: the messages' and events' ids, those the read ahead took first, the rest
+    (if any) from the sequences in one statement. In the order the messages were posted."""
+    events_ahead = [ids.events.popleft() for _ in range(min(len(taken), len(ids.events)))]
+    missing = sum(1 for t in taken if t.message_id is None)
+    if not missing and len(events_ahead) == len(taken):
+        return [t.message_id for t in taken if t.message_id is not None], events_ahead
+    row = yield from one(_ALLOCATE, missing, len(taken) - len(events_ahead))
+    assert row is not None
+    fresh = iter(sorted(row[0]))
+    message_ids = [t.message_id if t.message_id is not None else next(fresh) for t in taken]
+    return message_ids, events_ahead + sorted(row[1])
+
+
+def _written_postgres(
+    last: list[_Taken],
+    messages: list[Message],
+    appended: list[events.Appended],
+    event_ids: list[int],
+    active: dict[int, float],
+) -> Op[list[list[LoggedEvent]]]:
+    """PostgreSQL: everything in ONE statement (:data:`_WRITE_BATCH`), if every conversation
+    is still the version its read saw (every writer of its messages updates its row, so
+    nothing the payloads show changed meanwhile); else nothing, and :class:`Conflict`: the
+    store runs the calls again, one by one."""
+    counts: dict[str, int] = {}
+    entries: list[tuple[str, int, int, float]] = []  # stream, its nth entry, event id, time
+    for a, event_id in zip(appended, event_ids, strict=True):
+        for stream in a.streams:
+            counts[stream] = counts.get(stream, 0) + 1
+            entries.append((stream, counts[stream], event_id, a.now))
+    heads = sorted(counts)  # one order of row locks for every batch of every node
+    epochs = events.new_heads(heads)[1::2]
+    found = yield from rows(
+        _WRITE_BATCH,
+        [t.conversation.id for t in last], [t.conversation.status for t in last],
+        [t.conversation.last_activity_at for t in last],
+        [t.conversation.waiting_since for t in last], [t.conversation.updated_at for t in last],
+        [t.conversation.snoozed_until for t in last], [t.state.context.version for t in last],
+        len(last),
+        [m.id for m in messages], [m.account_id for m in messages],
+        [m.inbox_id for m in messages], [m.conversation_id for m in messages],
+        [m.content for m in messages], [m.sender_id for m in messages],
+        [m.echo_id for m in messages], [m.created_at for m in messages],
+        list(active), list(active.values()),
+        event_ids, [a.payload for a in appended], [a.now for a in appended],
+        heads, epochs, [counts[h] for h in heads],
+        [e[0] for e in entries], [counts[e[0]] - e[1] for e in entries],
+        [e[2] for e in entries], [e[3] for e in entries],
+    )  # fmt: skip
+    if not found or not found[0][0]:
+        raise Conflict("a conversation of the batch changed since it was read")
+    at = {r[1]: (r[2], r[3]) for r in found}
+    seen: dict[str, int] = {}
+    logged: list[list[LoggedEvent]] = []
+    for a in appended:
+        mine = []
+        for stream in a.streams:
+            seen[stream] = seen.get(stream, 0) + 1
+            epoch, final = at[stream]
+            mine.append(
+                LoggedEvent(
+                    stream=stream, epoch=epoch, offset=final - counts[stream] + seen[stream],
+                    name=a.name, payload=a.payload, created_at=a.now,
+                )
+            )  # fmt: skip
+        logged.append(mine)
+    return logged

@@ -17,7 +17,7 @@ from msgspec import Struct
 from client_sdk import protocol as p
 
 from ..store.records import Contact, ContactInbox, Conversation
-from ..store.sql import Op, Row, one, prefixed, width
+from ..store.sql import Op, Row, one, prefixed, rows, width
 from . import events, notify
 from .agent_bots import ACTIVE
 from .conversations import MEMBER_IDS, reached_ids
@@ -154,6 +154,87 @@ def reached_context(
             postgres=postgres,
         )
     )
+
+
+# What :func:`contexts` reads for one call: a conversation by ``(conversation id, contact
+# id)`` or by a session's reach, with the call's echo_id, flood limit and time.
+Wanted = tuple[Reach | tuple[int, int], str | None, int, float]
+
+
+class Ahead(NamedTuple):
+    """What :func:`contexts` read: each call's context (None: nothing found), and the ids it
+    took from the sequences for the messages and events to come, ascending."""
+
+    contexts: list[IncomingContext | None]
+    message_ids: list[int]
+    event_ids: list[int]
+
+
+def contexts(wanted: list[Wanted], allocate: int) -> Op[Ahead]:
+    """PostgreSQL: the contexts of several calls, in one statement per kind of call (by ids,
+    by reach): the one-statement read run for each row of the calls' parameters (``unnest``,
+    ``LATERAL``), in order; None where the read found nothing (the call's own read then tells
+    which 404 it is). The first statement also takes ``allocate`` ids from each of the
+    messages' and events' sequences (none when it found nothing)."""
+    ahead = Ahead([None] * len(wanted), [], [])
+    for by_reach, sql in ((False, _CONTEXTS), (True, _CONTEXTS_REACHED)):
+        mine = [i for i, w in enumerate(wanted) if isinstance(w[0], Reach) == by_reach]
+        if not mine:
+            continue
+        columns: list[list[object]] = [list(mine)]
+        for i in mine:
+            target, echo_id, limit, now = wanted[i]
+            since, cap = now - FLOOD_WINDOW, max(0, limit)
+            if isinstance(target, Reach):
+                values: tuple[object, ...] = (
+                    target.account_id, target.display_id, target.inbox_id, target.source_id,
+                    echo_id, since, cap,
+                )  # fmt: skip
+            else:
+                values = (echo_id, since, cap, target[1], target[0])
+            if len(columns) == 1:
+                columns += [[] for _ in values]
+            for column, value in zip(columns[1:], values, strict=True):
+                column.append(value)
+        found = yield from rows(sql, allocate, allocate, *columns)
+        allocate = 0
+        for row in found:
+            ahead.contexts[row[0]] = _context_of(row[3:])
+        if found:
+            ahead.message_ids.extend(sorted(found[0][1]))
+            ahead.event_ids.extend(sorted(found[0][2]))
+    return ahead
+
+
+def _lateral(sql: str, types: list[str]) -> str:
+    """``sql`` (one read, its parameters ``types``) run for each row of arrays of them: its
+    parameters become the columns of the arrays' ``unnest``, the first array numbering the
+    rows. Before them, two counts of ids to take from the messages' and events' sequences,
+    returned (as arrays) in every row."""
+    if sql.count("?") != len(types):
+        raise RuntimeError("incoming: a read's parameters are not the ones _lateral was given")
+    parts = sql.split("?")
+    body = parts[0] + "".join(f"w.p{k}{part}" for k, part in enumerate(parts[1:]))
+    arrays = ", ".join(f"CAST(? AS {t}[])" for t in ["INTEGER", *types])
+    names = ", ".join(["nth", *(f"p{k}" for k in range(len(types)))])
+    return (
+        f"WITH ids AS (SELECT {_TAKE_IDS.format(table='messages')} AS m, "
+        f"{_TAKE_IDS.format(table='events')} AS e) "
+        f"SELECT w.nth, ids.m, ids.e, x.* FROM ids CROSS JOIN unnest({arrays}) AS w ({names}) "
+        f"CROSS JOIN LATERAL ({body}) AS x"
+    )
+
+
+# ``n`` ids from a table's sequence, as an array.
+_TAKE_IDS = (
+    "ARRAY(SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
+    "FROM generate_series(1, CAST(? AS INTEGER)))"
+)
+_BIGINT, _TEXT, _TIME = "BIGINT", "TEXT", "DOUBLE PRECISION"
+_CONTEXTS = _lateral(_CONTEXT_POSTGRES, [_TEXT, _TIME, _BIGINT, _BIGINT, _BIGINT])
+_CONTEXTS_REACHED = _lateral(
+    _CONTEXT_REACHED, [_BIGINT, _BIGINT, _BIGINT, _TEXT, _TEXT, _TIME, _BIGINT]
+)
 
 
 def _context_of(row: Row) -> IncomingContext:

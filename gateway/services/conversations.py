@@ -24,7 +24,7 @@ from ..domain import (
 from ..domain import messages as msg_ops
 from ..domain.errors import InvalidAttribute, NotFound
 from ..store.records import Attachment, Contact, ContactInbox, Conversation, Inbox
-from ..store.sql import Op, lazy_transaction, one_at_a_time, short_read
+from ..store.sql import Op, lazy_transaction, short_read
 from ..views import conversations as conversation_views
 from ..views import messages as message_views
 from ..views import public as presenters
@@ -102,10 +102,6 @@ def _check_message(req: p.MessageCreateRequest, uploads: Sequence[Upload], limit
         raise InvalidAttribute(f"Too many attachments (maximum is {limit})", ["attachments"])
 
 
-def _addressed(inbox_id: int, account_id: int, source_id: str, display_id: int, *_: Any) -> Any:
-    return ("conversation of", inbox_id, source_id, display_id)
-
-
 def _reached_call(
     inbox_id: int, account_id: int, source_id: str, display_id: int, *args: Any
 ) -> incoming_batch.Incoming:
@@ -113,11 +109,9 @@ def _reached_call(
     return incoming_batch.Incoming(0, 0, *args)._replace(reach=reach)
 
 
-# Taking turns as create_incoming does (its mark is not seen through this wrapper): keyed by
-# the conversation as the session addresses it, which the POSTs of one widget share; batched
-# as it is in SQLite's writer.
+# Batched as create_incoming is (its mark is not seen through this wrapper): in SQLite's
+# writer, and in PostgreSQL's turn of the batch.
 @incoming_batch.takes(_reached_call)
-@one_at_a_time(_addressed)
 @lazy_transaction
 def reached_incoming(
     inbox_id: int, account_id: int, source_id: str, display_id: int, *args: Any

@@ -60,6 +60,7 @@ from .sql import (
     OUTSIDE,
     Op,
     Rows,
+    batch_of,
     is_lazy_transaction,
     is_short_read,
     turn_of,
@@ -197,6 +198,21 @@ async def _run_op(attempt: _Attempt, gen: Op[Any]) -> Any:
         return stop.value
     finally:
         gen.close()
+
+
+def _units(group: list[_Waiting]) -> list[list[_Waiting]]:
+    """``group`` cut where the batch (``sql.batched``) of one call to the next changes: a
+    unit of several calls is one batch's; a call of no batch is a unit alone."""
+    units: list[list[_Waiting]] = []
+    previous: object = None
+    for waiting in group:
+        batch = batch_of(waiting.op)
+        if batch is not None and batch is previous:
+            units[-1].append(waiting)
+        else:
+            units.append([waiting])
+        previous = batch
+    return units
 
 
 class _Waiting:
@@ -436,24 +452,38 @@ class PostgresStore(Store):
                 await tx.start()
                 try:
                     savepoint = "SAVEPOINT grouped"
-                    for waiting in group:
-                        await conn.execute(savepoint)
-                        savepoint = "RELEASE SAVEPOINT grouped; SAVEPOINT grouped"
-                        run = _Attempt(conn, grouped=True)
-                        if not is_lazy_transaction(waiting.op):
-                            run.tx = True
-                        try:
-                            value = await _run_op(run, waiting.op(*waiting.args, **waiting.kwargs))
-                        except _RERUN:
-                            await conn.execute("ROLLBACK TO SAVEPOINT grouped")
-                            again.append(waiting)
-                        except Exception as exc:
-                            if isinstance(exc, _CONNECTION_ERRORS) or conn.is_closed():
-                                raise  # the group's connection: nothing of it was written
-                            await conn.execute("ROLLBACK TO SAVEPOINT grouped")
-                            outcomes.append((waiting, None, exc))
-                        else:
-                            outcomes.append((waiting, value, None))
+                    units = _units(group)
+                    if len(units) == 1 and len(group) > 1:
+                        # One batch (``sql.batched``), the whole group: no savepoint; should it
+                        # fail, the group fails before COMMIT and each call runs alone.
+                        await self._batch(conn, group, outcomes)
+                        units = []
+                    for unit in units:
+                        if len(unit) > 1:  # calls of one batch: as one operation
+                            await conn.execute(savepoint)
+                            savepoint = "RELEASE SAVEPOINT grouped; SAVEPOINT grouped"
+                            if await self._batch(conn, unit, outcomes, savepoint=True):
+                                continue
+                        for waiting in unit:
+                            await conn.execute(savepoint)
+                            savepoint = "RELEASE SAVEPOINT grouped; SAVEPOINT grouped"
+                            run = _Attempt(conn, grouped=True)
+                            if not is_lazy_transaction(waiting.op):
+                                run.tx = True
+                            try:
+                                value = await _run_op(
+                                    run, waiting.op(*waiting.args, **waiting.kwargs)
+                                )
+                            except _RERUN:
+                                await conn.execute("ROLLBACK TO SAVEPOINT grouped")
+                                again.append(waiting)
+                            except Exception as exc:
+                                if isinstance(exc, _CONNECTION_ERRORS) or conn.is_closed():
+                                    raise  # the group's connection: nothing of it was written
+                                await conn.execute("ROLLBACK TO SAVEPOINT grouped")
+                                outcomes.append((waiting, None, exc))
+                            else:
+                                outcomes.append((waiting, value, None))
                 except BaseException:
                     with contextlib.suppress(*_CONNECTION_ERRORS, asyncpg.InterfaceError):
                         await tx.rollback()
@@ -477,6 +507,32 @@ class PostgresStore(Store):
             self.retries += 1
             _RETRIES.inc()
             await self._alone(pool, waiting)
+
+    async def _batch(
+        self, conn: Conn, unit: list[_Waiting],
+        outcomes: list[tuple[_Waiting, Any, BaseException | None]], *, savepoint: bool = False,
+    ) -> bool:  # fmt: skip
+        """``unit``'s calls (of one batch, ``sql.batched``) as ONE operation in the group's
+        transaction, with nothing remembered (other nodes write too). Should the batch fail
+        (a conversation changed since the batch read it, a lost race, an error of its own):
+        ``savepoint`` (the group's, just taken), rolled back to it and False, the calls then
+        run one by one; else the error is raised."""
+        batch = batch_of(unit[0].op)
+        assert batch is not None
+        run = _Attempt(conn, grouped=True)
+        run.tx = True  # a call the batch leaves to its operation runs it in the transaction
+        calls = [(w.op, w.args, w.kwargs) for w in unit]
+        try:
+            values = await _run_op(run, batch(calls, {}))
+        except Exception as exc:
+            if not savepoint or isinstance(exc, _CONNECTION_ERRORS) or conn.is_closed():
+                raise  # (the group's connection: nothing of it was written)
+            log.debug("a batch of %d writes failed, each runs alone: %r", len(unit), exc)
+            await conn.execute("ROLLBACK TO SAVEPOINT grouped")
+            return False
+        for waiting, (ok, value) in zip(unit, values, strict=True):
+            outcomes.append((waiting, value, None) if ok else (waiting, None, value))
+        return True
 
     def _unavailable(self, exc: StoreUnavailable) -> None:
         _UNAVAILABLE.inc()

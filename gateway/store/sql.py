@@ -150,7 +150,12 @@ def one_at_a_time(
 
 
 def turn_of(op: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Hashable:
-    """The key of :func:`one_at_a_time` for this run of ``op``; None when it has none."""
+    """The key of :func:`one_at_a_time` for this run of ``op``; None when it has none. A
+    :func:`batched` write takes its batch's turn, whatever its arguments: one lane per node
+    for every call the batch may take, so that those that queue run as one batch."""
+    batch: Hashable | None = getattr(op, _BATCH, None)
+    if batch is not None:
+        return batch
     key: Callable[..., Hashable] | None = getattr(op, _TURNS, None)
     return None if key is None else key(*args, **kwargs)
 
@@ -181,7 +186,11 @@ def batched(batch: BatchOp) -> Callable[[OpFactory[P, T]], OpFactory[P, T]]:
     ran in does not commit as it ran.
 
     As for any operation of a group commit, a call's error comes before it wrote anything;
-    should ``batch`` itself raise, the engine runs the calls again, one by one."""
+    should ``batch`` itself raise, the engine runs the calls again, one by one.
+
+    An engine that runs writes concurrently (PostgreSQL) runs a batched write in its batch's
+    turn (:func:`turn_of`): one after another on a node, those that queued meanwhile as one
+    batch, in one transaction, with an empty ``memory`` (other nodes write too)."""
 
     def mark(op: OpFactory[P, T]) -> OpFactory[P, T]:
         setattr(op, _BATCH, batch)  # a function attribute: setattr keeps mypy out of it

@@ -1,0 +1,284 @@
+"""Customers' messages batched on PostgreSQL (``gateway.domain.incoming_batch`` run in the
+batch's turn by ``PostgresStore._group``): the calls that queued behind a running one are read
+in one statement and written in one more, and give exactly what each call run alone, one after
+the other, gives: the same outcomes, rows and event payloads; a conversation changed by another
+node meanwhile, or an ``echo_id`` seen before, makes the batch write nothing and the calls run
+one by one.
+
+Each example copies one template database twice (``CREATE DATABASE ... TEMPLATE``, so that
+tokens, uuids and stream epochs are the same) and runs the same calls in both: batched, and
+one by one (each under its own savepoint, as before batches). The ids the sequences hand out
+differ (a batch takes its messages' ids ahead), so messages and events are compared by their
+order, which must be the same."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import asyncpg
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.domain import incoming, incoming_batch
+from gateway.store import postgres as postgres_module
+from gateway.store.postgres import PostgresStore
+from gateway.store.sql import Op, Rows, execute, one_at_a_time, rows
+from tests.postgres_helpers import (
+    ADMIN_URL,
+    _admin,
+    drop_database,
+    fresh_database_sync,
+    with_database,
+)
+from tests.store_contract import T0, link, make_world, new_conversation, send
+from tests.test_store_sqlite_incoming_batch import Target, build, shape, step, to_call
+
+pytestmark = pytest.mark.anyio
+
+Call = tuple[Any, tuple[Any, ...]]
+
+
+@one_at_a_time(lambda *args, **kwargs: incoming_batch.create_incoming_batch)
+def hold(seconds: float, started: asyncio.Event) -> Op[None]:
+    """A write in the batch's turn that takes its time: the messages sent meanwhile queue."""
+    started.set()
+    yield from rows("SELECT pg_sleep(?)", seconds)
+
+
+async def one_group(store: PostgresStore, calls: list[Call]) -> list[Any]:
+    """``calls`` queued behind :func:`hold`, so that they run as ONE group (asserted)."""
+    groups: list[int] = []
+    group = store._group
+
+    async def spied(pool: Any, waiting: list[Any]) -> None:
+        groups.append(len(waiting))
+        await group(pool, waiting)
+
+    setattr(store, "_group", spied)  # noqa: B010 (an instance attribute, for this group)
+    started = asyncio.Event()
+    holding = asyncio.create_task(store.write(hold, 0.2, started))
+    await started.wait()
+    pending = [asyncio.ensure_future(store.write(op, *args)) for op, args in calls]
+    await holding
+    outcomes = await asyncio.gather(*pending, return_exceptions=True)
+    delattr(store, "_group")
+    assert groups == ([len(calls)] if len(calls) > 1 else [])
+    return outcomes
+
+
+def dump() -> Op[dict[str, Rows]]:
+    return {
+        "messages": (yield from rows("SELECT * FROM messages ORDER BY id")),
+        "events": (yield from rows("SELECT id, name, payload, created_at FROM events ORDER BY id")),
+        "entries": (yield from rows("SELECT * FROM stream_entries ORDER BY stream, stream_offset")),
+        "streams": (yield from rows("SELECT * FROM streams ORDER BY name")),
+        "conversations": (yield from rows("SELECT * FROM conversations ORDER BY id")),
+        "contacts": (yield from rows("SELECT * FROM contacts ORDER BY id")),
+        "deliveries": (yield from rows("SELECT webhook_id, event FROM webhook_deliveries")),
+    }
+
+
+def normalised(found: Any, state: dict[str, Rows]) -> Any:
+    """Outcomes and rows with each message's and event's id replaced by its rank (ids are
+    compared by order only); payloads decoded."""
+    message_ids = {r[0]: f"message#{n}" for n, r in enumerate(state["messages"])}
+    event_ids = {r[0]: f"event#{n}" for n, r in enumerate(state["events"])}
+
+    def swap(value: Any, key: str = "") -> Any:
+        if key == "payload" and isinstance(value, str):  # (bytes, as msgspec gives them)
+            value = base64.b64decode(value)
+        if isinstance(value, bytes):
+            return swap(msgspec.json.decode(value))
+        if isinstance(value, dict):
+            out = {k: swap(v, k) for k, v in value.items()}
+            if "message_type" in value and "content" in value:  # a message, as any view shows it
+                out["id"] = message_ids.get(value.get("id"), value.get("id"))
+            return out
+        if isinstance(value, list | tuple):
+            return [swap(v, key) for v in value]
+        if key == "message_id":  # (an attachment's)
+            return message_ids.get(value, value)
+        return value
+
+    tables = {
+        "messages": [[message_ids[r[0]], *r[1:]] for r in state["messages"]],
+        "events": [[event_ids[r[0]], r[1], swap(r[2]), r[3]] for r in state["events"]],
+        "entries": [[*r[:2], event_ids[r[2]], *r[3:]] for r in state["entries"]],
+        **{k: v for k, v in state.items() if k not in ("messages", "events", "entries")},
+    }
+    return swap(found), tables
+
+
+async def copy_of(template: str) -> str:
+    name = f"inboxgate_t_{secrets.token_hex(6)}"
+    conn = await _admin()
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await conn.close()
+    return name
+
+
+async def run(template: str, plans: list[Any], targets: list[Target], batched: bool) -> Any:
+    name = await copy_of(template)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            if not batched:  # each call under a savepoint of its own, as before batches
+                patch.setattr(postgres_module, "batch_of", lambda op: None)
+            store = PostgresStore(with_database(ADMIN_URL, name), pool_size=4)
+            async with store:
+                calls = [to_call(targets, plan, i) for i, plan in enumerate(plans)]
+                found = [shape(o) for o in await one_group(store, calls)]
+                return normalised(found, await store.read(dump))
+    finally:
+        await drop_database(name)
+
+
+@pytest.fixture
+def template() -> Iterator[tuple[str, list[Target]]]:
+    """A database with conversations of every kind the batch tells apart (as SQLite's
+    batch test builds them), its store closed so that it can be copied."""
+    with fresh_database_sync() as url:
+
+        async def make() -> list[Target]:
+            async with PostgresStore(url, pool_size=2) as store:
+                return await build(store)
+
+        yield url.rsplit("/", 1)[1], anyio.run(make)
+
+
+def test_batches_of_messages_are_each_message_alone(template: tuple[str, list[Target]]) -> None:
+    name, targets = template
+
+    @settings(
+        max_examples=20, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )  # fmt: skip
+    @given(plans=st.lists(step, min_size=2, max_size=14))
+    def same(plans: list[Any]) -> None:
+        alone = anyio.run(run, name, plans, targets, False)
+        together = anyio.run(run, name, plans, targets, True)
+        assert together == alone
+
+    same()
+
+
+async def test_a_batch_reads_once_and_writes_once(
+    two_nodes: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twelve messages to three conversations in one batch: one read (the contexts and the
+    ids), one write, no statement per message; none runs again."""
+    store, _ = two_nodes
+    world = await make_world(store)
+    convs = [(await new_conversation(store, world.inbox, world.session)).conversation
+             for _ in range(3)]  # fmt: skip
+    statements: list[str] = []
+    fetch = asyncpg.connection.Connection.fetch
+
+    async def traced(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(query)
+        return await fetch(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "fetch", traced)
+    calls: list[Call] = [
+        (incoming.create_incoming,
+         (convs[i % 3].id, world.contact.id, f"m{i}", f"e{i}", [], 1000, link, T0 + 1 + i))
+        for i in range(12)
+    ]  # fmt: skip
+    retries = store.retries
+    results = await one_group(store, calls)
+    assert all(r.created for r in results)
+    assert store.retries == retries
+    assert len(statements) == 3, statements  # the hold, the read ahead, the write
+    assert statements[1].startswith("WITH ids AS")
+    assert statements[2].startswith("WITH conversation AS (UPDATE conversations c SET status")
+    for conv in convs:  # each conversation's messages in the order they were posted
+        mine = [r.message for r in results if r.message.conversation_id == conv.id]
+        assert [m.id for m in mine] == sorted(m.id for m in mine)
+
+
+def meddled(batch: Any, meddle: asyncio.Event) -> Any:
+    """``batch``, which before its write sets ``meddle`` and waits a moment, for another node
+    to change a conversation of the batch meanwhile."""
+
+    def run(calls: Any, memory: Any) -> Op[Any]:
+        gen = batch(calls, memory)
+        try:
+            query = next(gen)
+            while True:
+                if query.sql.startswith("WITH conversation AS (UPDATE conversations c SET status"):
+                    meddle.set()
+                    yield from rows("SELECT pg_sleep(0.2)")
+                result = yield query
+                query = gen.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    return run
+
+
+async def test_a_conversation_changed_meanwhile_runs_the_calls_one_by_one(
+    two_nodes: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another node changes a conversation between the batch's read and its write: the write
+    writes nothing, and each call runs again alone, seeing the change; no message is lost or
+    written twice, and the log stays in the order of the conversation's messages."""
+    a, b = two_nodes
+    world = await make_world(a)
+    convs = [(await new_conversation(a, world.inbox, world.session)).conversation
+             for _ in range(2)]  # fmt: skip
+    meddle = asyncio.Event()
+    batch = meddled(incoming_batch.create_incoming_batch, meddle)
+    monkeypatch.setattr(incoming.create_incoming, "_inboxgate_batched", batch)  # its batch
+    monkeypatch.setattr(incoming_batch, "create_incoming_batch", batch)  # (the hold's turn)
+
+    async def other_node() -> None:
+        await meddle.wait()
+        await b.write(execute, "UPDATE conversations SET status = 'pending' WHERE id = ?",
+                      convs[1].id)  # fmt: skip
+
+    meddler = asyncio.create_task(other_node())
+    calls: list[Call] = [
+        (incoming.create_incoming,
+         (convs[i % 2].id, world.contact.id, f"m{i}", f"e{i}", [], 1000, link, T0 + 1 + i))
+        for i in range(8)
+    ]  # fmt: skip
+    retries = a.retries
+    results = await one_group(a, calls)
+    await meddler
+    assert all(r.created for r in results)
+    assert a.retries == retries + len(calls)  # the batch wrote nothing; each ran alone
+    assert [r.conversation.status for r in results[1::2]] == ["pending"] * 4
+    log = await a.read(rows, "SELECT content FROM messages ORDER BY id")
+    assert [r[0] for r in log] == [f"m{i}" for i in range(8)]
+
+
+async def test_an_echo_id_seen_before_runs_the_calls_one_by_one(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """A client's retry of a message written by an earlier batch (the batch does not ask
+    about echo_ids it has not met): the unique index fails the batch's write, and each call
+    runs alone: the retry answers the original, the others are created once."""
+    store, _ = two_nodes
+    world = await make_world(store)
+    conv = (await new_conversation(store, world.inbox, world.session)).conversation
+    first = await send(store, conv, world.contact.id, "first", echo_id="retry", now=T0 + 1)
+    calls: list[Call] = [
+        (incoming.create_incoming,
+         (conv.id, world.contact.id, content, echo, [], 1000, link, T0 + 3 + i))
+        for i, (content, echo) in enumerate(
+            [("a", "x1"), ("b", None), ("first", "retry"), ("c", "x2")]
+        )
+    ]  # fmt: skip
+    results = await one_group(store, calls)
+    assert [r.created for r in results] == [True, True, False, True]
+    assert results[2].message.id == first.message.id
+    found = await store.read(rows, "SELECT content FROM messages ORDER BY id")
+    assert [r[0] for r in found] == ["first", "a", "b", "c"]
