@@ -282,3 +282,40 @@ async def test_an_echo_id_seen_before_runs_the_calls_one_by_one(
     assert results[2].message.id == first.message.id
     found = await store.read(rows, "SELECT content FROM messages ORDER BY id")
     assert [r[0] for r in found] == ["first", "a", "b", "c"]
+
+
+async def test_messages_sent_together_to_an_idle_node_go_as_one_batch(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """Messages whose requests arrive in one turn of the loop (a burst read in one wake-up)
+    do not wait behind the first of them run alone: they all go as one batch; and one of them
+    cancelled while they gather gives its turn up without stopping the others."""
+    store, _ = two_nodes
+    world = await make_world(store)
+    conv = (await new_conversation(store, world.inbox, world.session)).conversation
+    groups: list[int] = []
+    group = store._group
+
+    async def spied(pool: Any, waiting: list[Any]) -> None:
+        groups.append(len(waiting))
+        await group(pool, waiting)
+
+    setattr(store, "_group", spied)  # noqa: B010
+    sends = [
+        asyncio.ensure_future(send(store, conv, world.contact.id, f"m{i}", now=T0 + 1 + i))
+        for i in range(6)
+    ]
+    results = await asyncio.gather(*sends)
+    assert groups == [6]
+    assert [r.message.content for r in results] == [f"m{i}" for i in range(6)]
+    first = asyncio.ensure_future(send(store, conv, world.contact.id, "cancelled", now=T0 + 9))
+    others = [
+        asyncio.ensure_future(send(store, conv, world.contact.id, f"n{i}", now=T0 + 10 + i))
+        for i in range(3)
+    ]
+    await asyncio.sleep(0)  # the first is in its one turn's wait, the others queue behind it
+    first.cancel()
+    assert all(r.created for r in await asyncio.gather(*others))
+    assert not store._turns
+    found = await store.read(rows, "SELECT content FROM messages ORDER BY id")
+    assert [r[0] for r in found][6:] == ["n0", "n1", "n2"]

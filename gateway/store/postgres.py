@@ -396,15 +396,35 @@ class PostgresStore(Store):
             queue.append(_Waiting(op, args, kwargs, future))
             return await future
         queue = self._turns[key] = deque()
+        if batch_of(op) is not None:
+            # The loop's other ready callbacks first: calls of the batch that came in with this
+            # one (a burst's requests read in one wake-up) join it, one batch with it.
+            try:
+                await asyncio.sleep(0)
+            except BaseException:  # cancelled: the turn goes on without this call
+                if queue:
+                    self._drained(pool, key, queue)
+                else:
+                    del self._turns[key]
+                raise
+            if queue:
+                future = asyncio.get_running_loop().create_future()
+                queue.appendleft(_Waiting(op, args, kwargs, future))
+                self._drained(pool, key, queue)
+                return await future
         try:
             return await self._attempts(pool, op, args, kwargs, True)
         finally:
             if queue:  # handed on to a task: this caller may be cancelled, they may not
-                task = asyncio.create_task(self._drain(pool, key, queue))
-                self._drainers.add(task)
-                task.add_done_callback(self._drainers.discard)
+                self._drained(pool, key, queue)
             else:
                 del self._turns[key]
+
+    def _drained(self, pool: asyncpg.Pool, key: Hashable, queue: deque[_Waiting]) -> None:
+        """The key's queue handed on to a task of its own."""
+        task = asyncio.create_task(self._drain(pool, key, queue))
+        self._drainers.add(task)
+        task.add_done_callback(self._drainers.discard)
 
     async def _drain(self, pool: asyncpg.Pool, key: Hashable, queue: deque[_Waiting]) -> None:
         try:
