@@ -41,6 +41,7 @@ from tests.store_contract import T0, link, make_world, new_conversation, send
 from tests.test_store_sqlite_incoming_batch import Target, build, shape, step, to_call
 
 pytestmark = pytest.mark.anyio
+_WRITE = "WITH v AS (SELECT * FROM unnest("  # how the batch's one write begins
 
 Call = tuple[Any, tuple[Any, ...]]
 
@@ -174,19 +175,26 @@ async def test_a_batch_reads_once_and_writes_once(
     two_nodes: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Twelve messages to three conversations in one batch: one read (the contexts and the
-    ids), one write, no statement per message; none runs again."""
+    ids), one write, no statement per message, no transaction; none runs again."""
     store, _ = two_nodes
     world = await make_world(store)
     convs = [(await new_conversation(store, world.inbox, world.session)).conversation
              for _ in range(3)]  # fmt: skip
     statements: list[str] = []
+    executed: list[str] = []
     fetch = asyncpg.connection.Connection.fetch
+    execute_ = asyncpg.connection.Connection.execute
 
     async def traced(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
         statements.append(query)
         return await fetch(self, query, *args, **kwargs)
 
+    async def traced_execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        executed.append(query)
+        return await execute_(self, query, *args, **kwargs)
+
     monkeypatch.setattr(asyncpg.connection.Connection, "fetch", traced)
+    monkeypatch.setattr(asyncpg.connection.Connection, "execute", traced_execute)
     calls: list[Call] = [
         (incoming.create_incoming,
          (convs[i % 3].id, world.contact.id, f"m{i}", f"e{i}", [], 1000, link, T0 + 1 + i))
@@ -198,7 +206,8 @@ async def test_a_batch_reads_once_and_writes_once(
     assert store.retries == retries
     assert len(statements) == 3, statements  # the hold, the read ahead, the write
     assert statements[1].startswith("WITH ids AS")
-    assert statements[2].startswith("WITH conversation AS (UPDATE conversations c SET status")
+    assert statements[2].startswith(_WRITE)
+    assert executed == ["BEGIN;", "COMMIT;"]  # the hold's: the batch runs in no transaction
     for conv in convs:  # each conversation's messages in the order they were posted
         mine = [r.message for r in results if r.message.conversation_id == conv.id]
         assert [m.id for m in mine] == sorted(m.id for m in mine)
@@ -213,7 +222,7 @@ def meddled(batch: Any, meddle: asyncio.Event) -> Any:
         try:
             query = next(gen)
             while True:
-                if query.sql.startswith("WITH conversation AS (UPDATE conversations c SET status"):
+                if query.sql.startswith(_WRITE):
                     meddle.set()
                     yield from rows("SELECT pg_sleep(0.2)")
                 result = yield query

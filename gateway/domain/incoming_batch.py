@@ -38,6 +38,7 @@ from ..store.sql import (
     Op,
     OpFactory,
     Outcome,
+    atomic,
     batched,
     dialect,
     execute,
@@ -85,22 +86,26 @@ _ALLOCATE = (
     "FROM generate_series(1, CAST(? AS INTEGER)))"
 )
 # PostgreSQL: the whole batch in ONE statement, as arrays (one parameter a column): each
-# conversation as its last message leaves it, only if its row is still the version read
-# (``xmin``); if one is not, ``ok`` is false and nothing else is written (the store rolls the
-# transaction back to before the batch). Then the messages, the contacts' activity (forward
+# conversation as its last message leaves it, only if every one's row is still the version
+# read (``xmin``); if one is not, ``ok`` is false and nothing at all is written. Then the
+# messages, the contacts' activity (forward
 # only, as TOUCH_CONTACT), the events, the streams' heads (each moved on by its count of
 # entries, in name order: one order of row locks for every batch) and the entries (a stream's
 # nth of c entries at its new head - c + n).
 _WRITE_BATCH = (
-    "WITH conversation AS (UPDATE conversations c SET status = v.status, "
-    "last_activity_at = v.last_activity_at, waiting_since = v.waiting_since, "
-    "updated_at = v.updated_at, snoozed_until = v.snoozed_until "
-    "FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS DOUBLE PRECISION[]), "
+    "WITH v AS (SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), "
     "CAST(? AS DOUBLE PRECISION[]), CAST(? AS DOUBLE PRECISION[]), "
-    "CAST(? AS DOUBLE PRECISION[]), CAST(? AS TEXT[])) "
-    "AS v (id, status, last_activity_at, waiting_since, updated_at, snoozed_until, version) "
-    "WHERE c.id = v.id AND CAST(c.xmin AS TEXT) = v.version RETURNING c.id), "
-    "ok AS (SELECT COUNT(*) = CAST(? AS BIGINT) AS ok FROM conversation), "
+    "CAST(? AS DOUBLE PRECISION[]), CAST(? AS DOUBLE PRECISION[]), CAST(? AS TEXT[])) "
+    "AS v (id, status, last_activity_at, waiting_since, updated_at, snoozed_until, version)), "
+    # Locked, and re-checked after any wait for the lock (READ COMMITTED), before anything
+    # is written: the statement writes all or nothing, in a transaction or not.
+    "locked AS (SELECT c.id FROM conversations c JOIN v ON c.id = v.id "
+    "WHERE CAST(c.xmin AS TEXT) = v.version ORDER BY c.id FOR UPDATE OF c), "
+    "ok AS (SELECT COUNT(*) = CAST(? AS BIGINT) AS ok FROM locked), "
+    "conversation AS (UPDATE conversations c SET status = v.status, "
+    "last_activity_at = v.last_activity_at, waiting_since = v.waiting_since, "
+    "updated_at = v.updated_at, snoozed_until = v.snoozed_until FROM v, ok "
+    "WHERE ok.ok AND c.id = v.id), "
     "message AS (INSERT INTO messages (id, account_id, inbox_id, conversation_id, content, "
     "message_type, content_type, content_attributes, private, status, sender_type, sender_id, "
     "echo_id, source_id, created_at, updated_at) SELECT m.id, m.account_id, m.inbox_id, "
@@ -226,7 +231,9 @@ def create_incoming_batch(calls: list[Call], memory: Memory) -> Op[list[Outcome]
         if state is not None and (yield from _common(call, state, fresh, postgres)):
             taken.append(_take(index, call, state, ids))
             continue
-        # Not the common case: create_incoming itself, after the messages before it.
+        # Not the common case: create_incoming itself, after the messages before it, all in
+        # one transaction (PostgreSQL runs a batch outside one until it asks: see _write).
+        yield from atomic()
         yield from _write(taken, outcomes, ids, postgres)
         taken = []
         states.clear()  # its writes may change what the states hold

@@ -462,6 +462,10 @@ class PostgresStore(Store):
         after the commit, as it would have been; any other error is its own answer. If the
         group itself fails before COMMIT (nothing of it was written), each write runs again
         alone; if COMMIT's outcome is unknown, each is reported unavailable."""
+        units = _units(group)
+        if len(units) == 1 and len(group) > 1:
+            await self._batch_alone(pool, group)
+            return
         outcomes: list[tuple[_Waiting, Any, BaseException | None]] = []
         again: list[_Waiting] = []
         committing = False
@@ -472,17 +476,11 @@ class PostgresStore(Store):
                 await tx.start()
                 try:
                     savepoint = "SAVEPOINT grouped"
-                    units = _units(group)
-                    if len(units) == 1 and len(group) > 1:
-                        # One batch (``sql.batched``), the whole group: no savepoint; should it
-                        # fail, the group fails before COMMIT and each call runs alone.
-                        await self._batch(conn, group, outcomes)
-                        units = []
                     for unit in units:
                         if len(unit) > 1:  # calls of one batch: as one operation
                             await conn.execute(savepoint)
                             savepoint = "RELEASE SAVEPOINT grouped; SAVEPOINT grouped"
-                            if await self._batch(conn, unit, outcomes, savepoint=True):
+                            if await self._batch(conn, unit, outcomes):
                                 continue
                         for waiting in unit:
                             await conn.execute(savepoint)
@@ -528,15 +526,62 @@ class PostgresStore(Store):
             _RETRIES.inc()
             await self._alone(pool, waiting)
 
+    async def _batch_alone(self, pool: asyncpg.Pool, group: list[_Waiting]) -> None:
+        """A group that is one batch's calls (``sql.batched``) as ONE operation, outside a
+        transaction until the batch asks for one (as a lazy write: its reads, then one
+        statement that writes everything or nothing). Should it fail having written nothing,
+        each call runs alone; lost while its one write may have committed, each is reported
+        unavailable."""
+        batch = batch_of(group[0].op)
+        assert batch is not None
+        calls = [(w.op, w.args, w.kwargs) for w in group]
+        committing = False
+        try:
+            async with pool.acquire() as conn:
+                run = _Attempt(conn)
+                began = time.perf_counter()
+                try:
+                    values = await _run_op(run, batch(calls, {}))
+                except BaseException as exc:
+                    lost = isinstance(exc, asyncpg.InterfaceError) and conn.is_closed()
+                    if (lost or isinstance(exc, _CONNECTION_ERRORS)) and run.tx is None:
+                        committing = run.outside > 1  # its last statement may have written
+                    if run.tx is not None:
+                        with contextlib.suppress(*_CONNECTION_ERRORS, asyncpg.InterfaceError):
+                            await run.tx.rollback()
+                    raise
+                if run.tx is not None:
+                    committing = True
+                    await run.tx.commit()
+                _COMMIT.observe(time.perf_counter() - began)
+                _BATCH.observe(len(group))
+        except Exception as exc:
+            if committing:
+                failure = StoreUnavailable(f"postgresql unavailable: {exc!r}")
+                for waiting in group:
+                    waiting.settle(error=failure)
+                return
+            log.debug("a batch of %d writes failed, each runs alone: %r", len(group), exc)
+            for waiting in group:
+                self.retries += 1
+                _RETRIES.inc()
+                await self._alone(pool, waiting)
+            return
+        for waiting, (ok, value) in zip(group, values, strict=True):
+            if ok:
+                waiting.settle(value)
+            else:
+                waiting.settle(error=value)
+
     async def _batch(
         self, conn: Conn, unit: list[_Waiting],
-        outcomes: list[tuple[_Waiting, Any, BaseException | None]], *, savepoint: bool = False,
+        outcomes: list[tuple[_Waiting, Any, BaseException | None]],
     ) -> bool:  # fmt: skip
         """``unit``'s calls (of one batch, ``sql.batched``) as ONE operation in the group's
-        transaction, with nothing remembered (other nodes write too). Should the batch fail
-        (a conversation changed since the batch read it, a lost race, an error of its own):
-        ``savepoint`` (the group's, just taken), rolled back to it and False, the calls then
-        run one by one; else the error is raised."""
+        transaction, under its savepoint just taken, with nothing remembered (other nodes
+        write too). False when the batch failed (a conversation changed since the batch read
+        it, a lost race, an error of its own): rolled back to the savepoint, the calls then
+        run one by one."""
         batch = batch_of(unit[0].op)
         assert batch is not None
         run = _Attempt(conn, grouped=True)
@@ -545,8 +590,8 @@ class PostgresStore(Store):
         try:
             values = await _run_op(run, batch(calls, {}))
         except Exception as exc:
-            if not savepoint or isinstance(exc, _CONNECTION_ERRORS) or conn.is_closed():
-                raise  # (the group's connection: nothing of it was written)
+            if isinstance(exc, _CONNECTION_ERRORS) or conn.is_closed():
+                raise  # the group's connection: nothing of it was written
             log.debug("a batch of %d writes failed, each runs alone: %r", len(unit), exc)
             await conn.execute("ROLLBACK TO SAVEPOINT grouped")
             return False
