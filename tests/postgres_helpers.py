@@ -44,12 +44,15 @@ async def _admin() -> asyncpg.Connection:
         pytest.skip(f"PostgreSQL not reachable at {ADMIN_URL} ({exc!r}); set CI=true to require")
 
 
-async def create_database() -> str:
-    """A new empty database; returns its name."""
+async def create_database(template: str | None = None) -> str:
+    """A new database, empty or a copy of ``template`` (a database no one is connected to);
+    returns its name."""
     name = f"inboxgate_t_{secrets.token_hex(6)}"
     conn = await _admin()
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(
+            f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+        )
     finally:
         await conn.close()
     return name

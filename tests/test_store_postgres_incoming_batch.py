@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,7 +31,7 @@ from gateway.store.postgres import PostgresStore
 from gateway.store.sql import Op, Rows, execute, one_at_a_time, rows
 from tests.postgres_helpers import (
     ADMIN_URL,
-    _admin,
+    create_database,
     drop_database,
     fresh_database_sync,
     with_database,
@@ -53,8 +52,8 @@ def hold(seconds: float, started: asyncio.Event) -> Op[None]:
     yield from rows("SELECT pg_sleep(?)", seconds)
 
 
-async def one_group(store: PostgresStore, calls: list[Call]) -> list[Any]:
-    """``calls`` queued behind :func:`hold`, so that they run as ONE group (asserted)."""
+def spy_groups(store: PostgresStore) -> list[int]:
+    """The sizes of the groups ``store`` runs from now on (until ``del store._group``)."""
     groups: list[int] = []
     group = store._group
 
@@ -62,7 +61,13 @@ async def one_group(store: PostgresStore, calls: list[Call]) -> list[Any]:
         groups.append(len(waiting))
         await group(pool, waiting)
 
-    setattr(store, "_group", spied)  # noqa: B010 (an instance attribute, for this group)
+    setattr(store, "_group", spied)  # noqa: B010 (an instance attribute, for this test)
+    return groups
+
+
+async def one_group(store: PostgresStore, calls: list[Call]) -> list[Any]:
+    """``calls`` queued behind :func:`hold`, so that they run as ONE group (asserted)."""
+    groups = spy_groups(store)
     started = asyncio.Event()
     holding = asyncio.create_task(store.write(hold, 0.2, started))
     await started.wait()
@@ -117,18 +122,8 @@ def normalised(found: Any, state: dict[str, Rows]) -> Any:
     return swap(found), tables
 
 
-async def copy_of(template: str) -> str:
-    name = f"inboxgate_t_{secrets.token_hex(6)}"
-    conn = await _admin()
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    finally:
-        await conn.close()
-    return name
-
-
 async def run(template: str, plans: list[Any], targets: list[Target], batched: bool) -> Any:
-    name = await copy_of(template)
+    name = await create_database(template)
     try:
         with pytest.MonkeyPatch.context() as patch:
             if not batched:  # each call under a savepoint of its own, as before batches
@@ -302,14 +297,7 @@ async def test_messages_sent_together_to_an_idle_node_go_as_one_batch(
     store, _ = two_nodes
     world = await make_world(store)
     conv = (await new_conversation(store, world.inbox, world.session)).conversation
-    groups: list[int] = []
-    group = store._group
-
-    async def spied(pool: Any, waiting: list[Any]) -> None:
-        groups.append(len(waiting))
-        await group(pool, waiting)
-
-    setattr(store, "_group", spied)  # noqa: B010
+    groups = spy_groups(store)
     sends = [
         asyncio.ensure_future(send(store, conv, world.contact.id, f"m{i}", now=T0 + 1 + i))
         for i in range(6)

@@ -20,6 +20,16 @@ that needs more than the common case (an attachment, an ``echo_id`` seen before,
 guard near its limit, a conversation to reopen, a webhook receiver to enqueue for, another
 sender, an unknown conversation), run as ``create_incoming`` itself, in their turn: their
 outcome is the operation's own, and the batch forgets every state its writes may change.
+
+PostgreSQL runs the same batch for the calls a node queued in the batch's turn
+(``sql.turn_of``), with nothing remembered (other nodes write too) and in as few round trips
+as it allows: one statement reads every conversation the batch needs, by ids or by reach, and
+takes an id from the sequences for each call's message and event (:func:`_read_ahead`); one
+more writes everything (:data:`_WRITE_BATCH`), outside any transaction, and only if every
+conversation is still the version read (``xmin``), which stands in for the state SQLite's one
+writer knows. It does not ask about an ``echo_id`` the batch has not met: the unique index
+does. A call the batch does not take itself runs in a transaction the batch asks for first
+(``sql.atomic``), with the messages before it.
 """
 
 from __future__ import annotations

@@ -511,17 +511,28 @@ class PostgresStore(Store):
                 _COMMIT.observe(time.perf_counter() - began)
                 _BATCH.observe(len(outcomes))
         except Exception as exc:
-            if committing:
-                failure = StoreUnavailable(f"postgresql unavailable: {exc!r}")
-                for waiting in group:
-                    waiting.settle(error=failure)
-                return
-            log.debug("a group of %d writes failed before COMMIT, each runs alone: %r",
-                      len(group), exc)  # fmt: skip
-            outcomes, again = [], group
+            await self._failed(pool, group, exc, committing)
+            return
         for waiting, value, error in outcomes:
             waiting.settle(value, error)
-        for waiting in again:
+        await self._again(pool, again)
+
+    async def _failed(
+        self, pool: asyncpg.Pool, group: list[_Waiting], exc: Exception, committing: bool
+    ) -> None:
+        """A group (or a batch) that failed: while its COMMIT (or its one write) may have
+        committed, each of its writes is reported unavailable (the outcome is unknown);
+        having written nothing, each runs again alone."""
+        if committing:
+            failure = StoreUnavailable(f"postgresql unavailable: {exc!r}")
+            for waiting in group:
+                waiting.settle(error=failure)
+            return
+        log.debug("%d writes together failed, each runs alone: %r", len(group), exc)
+        await self._again(pool, group)
+
+    async def _again(self, pool: asyncpg.Pool, writes: list[_Waiting]) -> None:
+        for waiting in writes:
             self.retries += 1
             _RETRIES.inc()
             await self._alone(pool, waiting)
@@ -556,16 +567,7 @@ class PostgresStore(Store):
                 _COMMIT.observe(time.perf_counter() - began)
                 _BATCH.observe(len(group))
         except Exception as exc:
-            if committing:
-                failure = StoreUnavailable(f"postgresql unavailable: {exc!r}")
-                for waiting in group:
-                    waiting.settle(error=failure)
-                return
-            log.debug("a batch of %d writes failed, each runs alone: %r", len(group), exc)
-            for waiting in group:
-                self.retries += 1
-                _RETRIES.inc()
-                await self._alone(pool, waiting)
+            await self._failed(pool, group, exc, committing)
             return
         for waiting, (ok, value) in zip(group, values, strict=True):
             if ok:
