@@ -93,13 +93,29 @@ async def backend_pids(database: str) -> list[int]:
     return [int(r[0]) for r in found]
 
 
-async def store_retries(client: httpx.AsyncClient, node: GatewayProcess) -> float:
-    """Operations ``node`` ran again so far (lost races, conflicts), from its metrics."""
+async def store_counts(client: httpx.AsyncClient, node: GatewayProcess) -> dict[str, float]:
+    """From ``node``'s metrics so far: operations it ran again (lost races, conflicts), and
+    the commits and operations of its write batches (the sum and count of
+    ``inboxgate_store_write_batch_size``: SQLite's group commits, PostgreSQL's batches and
+    groups, and its writes alone)."""
     r = await client.get(node.url("/metrics"))
+    found = {"retries": 0.0, "batched": 0.0, "commits": 0.0}
+    names = {
+        "inboxgate_store_retries_total{": "retries",
+        "inboxgate_store_write_batch_size_sum{": "batched",
+        "inboxgate_store_write_batch_size_count{": "commits",
+    }
     for line in r.text.splitlines():
-        if line.startswith("inboxgate_store_retries_total{"):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+        for prefix, key in names.items():
+            if line.startswith(prefix):
+                found[key] += float(line.rsplit(" ", 1)[1])  # (every engine's series)
+    return found
+
+
+def per_commit(before: dict[str, float], after: dict[str, float]) -> float:
+    """Write operations per commit between two :func:`store_counts`."""
+    commits = after["commits"] - before["commits"]
+    return (after["batched"] - before["batched"]) / commits if commits else 0.0
 
 
 def cpu_of(pids: list[int]) -> float:
@@ -169,7 +185,7 @@ async def measure(
 
             nodes = list(dict.fromkeys([channel.post_node.pid, channel.listen_node.pid]))
             backends = await backend_pids(database) if database else []
-            retries = await store_retries(client, channel.post_node)
+            counts = await store_counts(client, channel.post_node)
             node_cpu, backend_cpu = cpu_of(nodes), cpu_of(backends)
             began = time.perf_counter()
             await asyncio.gather(*(gated(f"{label}-burst-{i}") for i in range(args.burst)))
@@ -177,7 +193,9 @@ async def measure(
             await wait_done(burst, 30)
             out["burst_rate"] = args.burst / (max(t.last for t in burst) - began)
             out["node_cpu_us"] = (cpu_of(nodes) - node_cpu) / args.burst * 1e6
-            out["burst_retries"] = await store_retries(client, channel.post_node) - retries
+            after = await store_counts(client, channel.post_node)
+            out["burst_retries"] = after["retries"] - counts["retries"]
+            out["burst_per_commit"] = per_commit(counts, after)
             if database:
                 # A connection the pool opened during the burst counts whole (from 0).
                 backends = list(dict.fromkeys(backends + await backend_pids(database)))
@@ -226,6 +244,8 @@ async def measure_spread(
         nodes = list(dict.fromkeys([channels[0].post_node.pid, channels[0].listen_node.pid]))
         backends = await backend_pids(database) if database else []
         node_cpu, backend_cpu = cpu_of(nodes), cpu_of(backends)
+        async with httpx.AsyncClient(timeout=30.0) as client:  # /metrics only
+            counts = await store_counts(client, channels[0].post_node)
         began = time.perf_counter()
         await asyncio.gather(*(gated(i) for i in range(args.burst)))
         burst = [
@@ -235,6 +255,10 @@ async def measure_spread(
         await wait_done(burst, 30)
         out["spread_rate"] = args.burst / (max(t.last for t in burst) - began)
         out["spread_node_cpu_us"] = (cpu_of(nodes) - node_cpu) / args.burst * 1e6
+        async with httpx.AsyncClient(timeout=30.0) as client:
+            out["spread_per_commit"] = per_commit(
+                counts, await store_counts(client, channels[0].post_node)
+            )
         if database:
             backends = list(dict.fromkeys(backends + await backend_pids(database)))
             out["spread_db_cpu_us"] = (cpu_of(backends) - backend_cpu) / args.burst * 1e6
@@ -357,9 +381,11 @@ ROWS = [
     ("node_cpu_us", "burst: gateway CPU per message, every node (us)", "{:.0f}"),
     ("db_cpu_us", "burst: PostgreSQL backends' CPU per message (us)", "{:.0f}"),
     ("burst_retries", "burst: store operations run again (lost races)", "{:.0f}"),
+    ("burst_per_commit", "burst: messages per database write (mean)", "{:.1f}"),
     ("spread_rate", "spread burst (one conversation per POST in flight): messages/s", "{:.0f}"),
     ("spread_node_cpu_us", "spread burst: gateway CPU per message, every node (us)", "{:.0f}"),
     ("spread_db_cpu_us", "spread burst: PostgreSQL backends' CPU per message (us)", "{:.0f}"),
+    ("spread_per_commit", "spread burst: messages per database write (mean)", "{:.1f}"),
     ("broker_rate", "broker alone: events per second, publish to the other feed", "{:,.0f}"),
     ("missing", "frames missing", "{:.0f}"),
     ("duplicates", "frames duplicated", "{:.0f}"),

@@ -177,8 +177,8 @@ CABLE_HEALED_EVENTS = Counter(
 
 STORE_WRITE_BATCH = Histogram(
     "inboxgate_store_write_batch_size",
-    "Write operations committed together (SQLite group commit; PostgreSQL: a conversation's "
-    "queued writes).",
+    "Write operations committed together (SQLite group commit; PostgreSQL: a node's batch of "
+    "customers' messages, or a conversation's queued writes).",
     ["engine"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
