@@ -60,6 +60,7 @@ from ..views import public as presenters
 from . import events, notify
 from .errors import Flooded, NotFound
 from .incoming_reads import (
+    TAKE_IDS,
     IncomingContext,
     Reach,
     Wanted,
@@ -89,12 +90,7 @@ _ROWS_PER_UPDATE = 1_000  # (6 parameters a row)
 _ECHO = "SELECT id FROM messages WHERE conversation_id = ? AND echo_id = ?"
 # PostgreSQL: the ids a batch's rows take (messages: those its reads did not take), in one
 # statement.
-_ALLOCATE = (
-    "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('messages', 'id')) "
-    "FROM generate_series(1, CAST(? AS INTEGER))), "
-    "ARRAY(SELECT nextval(pg_get_serial_sequence('events', 'id')) "
-    "FROM generate_series(1, CAST(? AS INTEGER)))"
-)
+_ALLOCATE = f"SELECT {TAKE_IDS.format(table='messages')}, {TAKE_IDS.format(table='events')}"
 # PostgreSQL: the whole batch in ONE statement, as arrays (one parameter a column): each
 # conversation as its last message leaves it, only if every one's row is still the version
 # read (``xmin``); if one is not, ``ok`` is false and nothing at all is written. Then the

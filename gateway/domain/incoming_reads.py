@@ -218,17 +218,18 @@ def _lateral(sql: str, types: list[str]) -> str:
     arrays = ", ".join(f"CAST(? AS {t}[])" for t in ["INTEGER", *types])
     names = ", ".join(["nth", *(f"p{k}" for k in range(len(types)))])
     return (
-        f"WITH ids AS (SELECT {_TAKE_IDS.format(table='messages')} AS m, "
-        f"{_TAKE_IDS.format(table='events')} AS e) "
+        f"WITH ids AS (SELECT {TAKE_IDS.format(table='messages')} AS m, "
+        f"{TAKE_IDS.format(table='events')} AS e) "
         f"SELECT w.nth, ids.m, ids.e, x.* FROM ids CROSS JOIN unnest({arrays}) AS w ({names}) "
         f"CROSS JOIN LATERAL ({body}) AS x"
     )
 
 
-# ``n`` ids from a table's sequence, as an array.
-_TAKE_IDS = (
-    "ARRAY(SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
-    "FROM generate_series(1, CAST(? AS INTEGER)))"
+# ``n`` ids from a table's sequence, as an array. The sequence is looked up once (OFFSET 0
+# keeps the planner from evaluating the lookup again for each id: 12 µs each).
+TAKE_IDS = (
+    "ARRAY(SELECT nextval(s.id) FROM (SELECT CAST(pg_get_serial_sequence('{table}', 'id') "
+    "AS REGCLASS) AS id OFFSET 0) AS s, generate_series(1, CAST(? AS INTEGER)))"
 )
 _BIGINT, _TEXT, _TIME = "BIGINT", "TEXT", "DOUBLE PRECISION"
 _CONTEXTS = _lateral(_CONTEXT_POSTGRES, [_TEXT, _TIME, _BIGINT, _BIGINT, _BIGINT])
