@@ -53,6 +53,7 @@ from ..store.sql import (
     dialect,
     execute,
     one,
+    outside_transaction,
     rows,
     scalar,
 )
@@ -142,6 +143,8 @@ _WRITE_BATCH = (
     "JOIN heads ON heads.name = s.stream) "
     "SELECT ok.ok, heads.name, heads.epoch, heads.last_offset FROM ok LEFT JOIN heads ON TRUE"
 )
+# PostgreSQL in a transaction: the batch's conversations locked, in one order for every batch.
+_LOCK = "SELECT id FROM conversations WHERE id = ANY(CAST(? AS BIGINT[])) ORDER BY id FOR UPDATE"
 # Conversations whose states a batch keeps for the next (about 4 KB each: 8 MB), the oldest
 # forgotten first.
 MAX_REMEMBERED = 2_000
@@ -227,6 +230,11 @@ def create_incoming_batch(calls: list[Call], memory: Memory) -> Op[list[Outcome]
     # PostgreSQL reads every conversation the batch needs in one statement, up front (a read
     # is a round trip there); SQLite reads each when its first call comes.
     read, ids = (yield from _read_ahead(as_calls, states)) if postgres else ({}, _Ids())
+    if postgres and read and not (yield from outside_transaction()):
+        # Run again after it lost a race: the conversations it read locked, then read again
+        # (a new statement, a new snapshot), so that nothing changes them before its write.
+        yield from execute(_LOCK, sorted({c.conversation.id for c in read.values()}))
+        read, ids = yield from _read_ahead(as_calls, states)
     for index, (op, args, kwargs) in enumerate(calls):
         call = as_calls[index]
         try:

@@ -109,6 +109,13 @@ _RETRYABLE: tuple[type[BaseException], ...] = (
 
 # Run the operation again: a lost race (above) or its own optimistic check.
 _RERUN: tuple[type[BaseException], ...] = (*_RETRYABLE, Conflict)
+# A batch that lost a race it may win when it runs again, reading again (a unique violation
+# stays: an echo_id seen before fails it again).
+_AGAIN: tuple[type[BaseException], ...] = (
+    Conflict,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
 _dollar_cache: dict[str, str] = {}
 log = logging.getLogger("inboxgate.store")
 _READ = metrics.HotHistogram(metrics.STORE_READ.labels("postgresql"))
@@ -547,9 +554,11 @@ class PostgresStore(Store):
     async def _batch_alone(self, pool: asyncpg.Pool, group: list[_Waiting]) -> None:
         """A group that is one batch's calls (``sql.batched``) as ONE operation, outside a
         transaction until the batch asks for one (as a lazy write: its reads, then one
-        statement that writes everything or nothing). Should it fail having written nothing,
-        each call runs alone; lost while its one write may have committed, each is reported
-        unavailable."""
+        statement that writes everything or nothing). A conversation changed since the batch
+        read it (another node's write) or a deadlock: the batch runs once more, in a
+        transaction, where it locks the conversations it reads before it reads them again.
+        Should it fail otherwise having written nothing, each call runs alone; lost while
+        its one write may have committed, each is reported unavailable."""
         batch = batch_of(group[0].op)
         assert batch is not None
         calls = [(w.op, w.args, w.kwargs) for w in group]
@@ -559,7 +568,16 @@ class PostgresStore(Store):
                 run = _Attempt(conn)
                 began = time.perf_counter()
                 try:
-                    values = await _run_op(run, batch(calls, {}))
+                    try:
+                        values = await _run_op(run, batch(calls, {}))
+                    except _AGAIN:
+                        if run.tx is not None:
+                            await run.tx.rollback()
+                        self.retries += 1
+                        _RETRIES.inc()
+                        run = _Attempt(conn)
+                        await run.begin()  # the batch then locks what it reads
+                        values = await _run_op(run, batch(calls, {}))
                 except BaseException as exc:
                     lost = isinstance(exc, asyncpg.InterfaceError) and conn.is_closed()
                     if (lost or isinstance(exc, _CONNECTION_ERRORS)) and run.tx is None:
