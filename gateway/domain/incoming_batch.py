@@ -29,7 +29,9 @@ more writes everything (:data:`_WRITE_BATCH`), outside any transaction, and only
 conversation is still the version read (``xmin``), which stands in for the state SQLite's one
 writer knows. It does not ask about an ``echo_id`` the batch has not met: the unique index
 does. A call the batch does not take itself runs in a transaction the batch asks for first
-(``sql.atomic``), with the messages before it.
+(``sql.atomic``), with the messages before it. Run in a transaction from the start (the store
+runs a batch again so after it lost a race), the batch locks the conversations it read, then
+reads them again.
 """
 
 from __future__ import annotations

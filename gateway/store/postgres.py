@@ -31,8 +31,10 @@ A batched write (``sql.batched``: customers' messages) takes its batch's turn, o
 node, and waits one turn of the loop on an idle lane for the calls that arrived with it;
 the calls of a group run as ONE operation (``_batch_alone``), outside a transaction until the
 batch asks for one: one statement reads what they need, one more writes them all or nothing
-(see ``domain.incoming_batch``). A burst then costs the database two statements per batch
-(``benchmarks.cross_node``: PostgreSQL's burst 0.21x -> 0.60x of a SQLite node's).
+(see ``domain.incoming_batch``); a batch that lost a race to another node runs once more in
+a transaction, locking its conversations first. A burst then costs the database two
+statements per batch (``benchmarks.cross_node``: PostgreSQL's burst 0.21x -> 0.60x of a
+SQLite node's).
 
 Reads run in a READ ONLY REPEATABLE READ transaction: one snapshot for every query of the
 operation; a short read (``sql.short_read``) runs without one, one round trip per statement.
