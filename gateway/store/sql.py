@@ -190,7 +190,9 @@ def batched(batch: BatchOp) -> Callable[[OpFactory[P, T]], OpFactory[P, T]]:
 
     An engine that runs writes concurrently (PostgreSQL) runs a batched write in its batch's
     turn (:func:`turn_of`): one after another on a node, those that queued meanwhile as one
-    batch, in one transaction, with an empty ``memory`` (other nodes write too)."""
+    batch, with an empty ``memory`` (other nodes write too), outside a transaction until the
+    batch asks for one (:func:`atomic`); a batch that lost a race to another writer runs once
+    more, in a transaction from the start, before the calls run one by one."""
 
     def mark(op: OpFactory[P, T]) -> OpFactory[P, T]:
         setattr(op, _BATCH, batch)  # a function attribute: setattr keeps mypy out of it
