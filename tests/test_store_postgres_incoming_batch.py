@@ -209,9 +209,10 @@ async def test_a_batch_reads_once_and_writes_once(
         assert [m.id for m in mine] == sorted(m.id for m in mine)
 
 
-def meddled(batch: Any, meddle: asyncio.Event) -> Any:
-    """``batch``, which before its write sets ``meddle`` and waits a moment, for another node
-    to change a conversation of the batch meanwhile."""
+def meddled(batch: Any, meddle: asyncio.Event, changed: asyncio.Event) -> Any:
+    """``batch``, which before its write sets ``meddle`` and waits (its connection polling, the
+    loop free meanwhile, at most 5 s) until another node has set ``changed``: it changed a
+    conversation of the batch meanwhile."""
 
     def run(calls: Any, memory: Any) -> Op[Any]:
         gen = batch(calls, memory)
@@ -220,7 +221,10 @@ def meddled(batch: Any, meddle: asyncio.Event) -> Any:
             while True:
                 if query.sql.startswith(_WRITE):
                     meddle.set()
-                    yield from rows("SELECT pg_sleep(0.2)")
+                    for _ in range(500):
+                        if changed.is_set():
+                            break
+                        yield from rows("SELECT pg_sleep(0.01)")
                 result = yield query
                 query = gen.send(result)
         except StopIteration as stop:
@@ -240,8 +244,8 @@ async def test_a_conversation_changed_meanwhile_runs_the_batch_again_locked(
     world = await make_world(a)
     convs = [(await new_conversation(a, world.inbox, world.session)).conversation
              for _ in range(2)]  # fmt: skip
-    meddle = asyncio.Event()
-    batch = meddled(incoming_batch.create_incoming_batch, meddle)
+    meddle, changed = asyncio.Event(), asyncio.Event()
+    batch = meddled(incoming_batch.create_incoming_batch, meddle, changed)
     monkeypatch.setattr(incoming.create_incoming, "_inboxgate_batched", batch)  # its batch
     monkeypatch.setattr(incoming_batch, "create_incoming_batch", batch)  # (the hold's turn)
 
@@ -249,6 +253,7 @@ async def test_a_conversation_changed_meanwhile_runs_the_batch_again_locked(
         await meddle.wait()
         await b.write(execute, "UPDATE conversations SET status = 'pending' WHERE id = ?",
                       convs[1].id)  # fmt: skip
+        changed.set()
 
     meddler = asyncio.create_task(other_node())
     calls: list[Call] = [
