@@ -113,6 +113,31 @@ def test_idle_and_slow_connections_are_closed_while_others_are_served(tmp_path: 
                 assert httpx.get(server.url("/health"), timeout=5).status_code == 200
 
 
+def test_a_busy_kept_alive_connection_gets_each_requests_own_deadline(tmp_path: Path) -> None:
+    """The connection's one timer fires while it is busy with quick requests: it moves on to
+    the request then begun, and a request that trickles later is late from its own start."""
+    with gateway_server(tmp_path, INBOXGATE_HEADER_TIMEOUT=str(TIMEOUT)) as server:
+        with sockets(server.port, 1) as (sock,):
+            sock.settimeout(5)
+            busy_until = time.monotonic() + TIMEOUT * 1.6
+            served = 0
+            while time.monotonic() < busy_until:  # past the first timer's firing, answered
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+                assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+                served += 1
+                time.sleep(0.05)
+            assert served >= 10
+            began = time.monotonic()
+            sock.sendall(b"GET /health HTTP/1.1\r\n")
+            trickle = Trickle(sock)
+            trickle.start()
+            answer = read_until_closed(sock, TIMEOUT + SLACK)
+            late = time.monotonic() - began
+            trickle.join(timeout=15)
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        assert TIMEOUT * 0.9 <= late < TIMEOUT + SLACK
+
+
 def test_oversized_headers_are_refused_but_bodies_are_not_counted(tmp_path: Path) -> None:
     with gateway_server(tmp_path) as server, httpx.Client(timeout=5) as client:
         fine = {f"X-Fill-{i}": "a" * 1000 for i in range(30)}  # 30 KiB of headers
