@@ -159,6 +159,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         # When the headers being read are late; None while none are read. The timer above
         # fires at or before it and is moved on when it fires early (see ``_arm``).
         self.header_deadline: float | None = None
+        # The same for uvicorn's keep-alive timeout: when an idle connection closes.
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_deadline: float | None = None
         self.in_headers = False
         # Whether what arrives now is a request's line and headers (or nothing yet), and how
         # many bytes of them came.
@@ -215,6 +218,42 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self.reading_headers = True  # the next request, if any
+
+    def on_response_complete(self) -> None:
+        # uvicorn's own, but for its keep-alive timer, which is ``_wait_idle``'s.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.idle_deadline = None
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._wait_idle()
+
+    def _unset_keepalive_if_required(self) -> None:
+        # uvicorn calls this for every chunk that arrives: the timer stays (``_wait_idle``).
+        self.idle_deadline = None
+
+    def _wait_idle(self) -> None:
+        """uvicorn's keep-alive timeout with one timer per connection, as ``_arm``'s: uvicorn
+        makes a timer after each response and cancels it when the next request arrives."""
+        deadline = self.loop.time() + self.timeout_keep_alive
+        self.idle_deadline = deadline
+        if self.idle_timer is None:
+            self.idle_timer = self.loop.call_at(deadline, self._idle_over)
+
+    def _idle_over(self) -> None:
+        self.idle_timer = None
+        deadline = self.idle_deadline
+        if deadline is None:
+            return
+        if self.loop.time() < deadline:
+            self.idle_timer = self.loop.call_at(deadline, self._idle_over)
+            return
+        self.idle_deadline = None
+        self.timeout_keep_alive_handler()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         # The one place every request's cycle passes (pipelined ones too) before the app sees
@@ -279,10 +318,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _cancel(self) -> None:
         """No deadline and no timer: the connection is closing or its timer is reused."""
-        self.header_deadline = None
+        self.header_deadline = self.idle_deadline = None
         if self.header_timer is not None:
             self.header_timer.cancel()
             self.header_timer = None
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
 
     def _late(self) -> None:
         self.header_timer = None

@@ -28,7 +28,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from gateway.connections import ConnectionGuard, GuardedHttpProtocol, connection_cap
-from tests.server_helpers import HOST, GatewayProcess, gateway_server
+from tests.server_helpers import HOST, GatewayProcess, free_port, gateway_server
 
 TIMEOUT = 1.0
 # How long past its deadline a connection may take to be closed before the test fails.
@@ -245,3 +245,48 @@ def test_a_plain_uvicorn_config_gets_one_default_guard() -> None:
     assert first.guard is second.guard
     assert first.guard.max_connections == connection_cap(0)
     assert first.guard.header_timeout == 10.0
+
+
+@pytest.mark.anyio
+async def test_keep_alive_closes_an_idle_connection_and_spares_a_busy_one() -> None:
+    """uvicorn's keep-alive timeout, kept with one timer per connection: it fires while the
+    connection is busy and moves on; once the connection idles for the timeout, it closes."""
+    keep_alive = 0.5
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    port = free_port()
+    config = uvicorn.Config(
+        app, host=HOST, port=port, http=GuardedHttpProtocol, timeout_keep_alive=keep_alive,
+        log_level="warning", lifespan="off",
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection(HOST, port)
+        busy_until = time.monotonic() + keep_alive * 2.5
+        served = 0
+        try:
+            while time.monotonic() < busy_until:
+                await asyncio.sleep(keep_alive / 5)
+                writer.write(b"GET / HTTP/1.1\r\nHost: gateway\r\n\r\n")
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\nok"), 5)
+                assert head.startswith(b"HTTP/1.1 200 ")
+                served += 1
+            idle_from = time.monotonic()  # the last response is in
+            assert served >= 8
+            assert await asyncio.wait_for(reader.read(), keep_alive + SLACK) == b""  # closed
+            assert keep_alive * 0.9 <= time.monotonic() - idle_from < keep_alive + SLACK
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    finally:
+        server.should_exit = True
+        await serving
