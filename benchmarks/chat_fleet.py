@@ -152,6 +152,7 @@ class Poster:
         n = len(self.templates)
         total = int(rate * seconds)
         acks: list[float] = []
+        sent_lags: list[float] = []
         acked: list[int] = []
         statuses: Counter[str] = Counter()
         lag_max = 0.0
@@ -162,6 +163,7 @@ class Poster:
             contact = (first + seq) % n
             echo = f"{phase}.{seq}.{contact}.{int(due * 1e6)}"
             conn = await self.idle.get()
+            sent_lags.append(time.perf_counter() - due)
             try:
                 status, _ = await conn.request(post_request(self.templates[contact], echo))
             except ConnectionError as exc:
@@ -202,6 +204,8 @@ class Poster:
             "ack_p50_ms": pct(acks, 50) * 1000,
             "ack_p99_ms": pct(acks, 99) * 1000,
             "lag_max_ms": lag_max * 1000,
+            "sent_p50_ms": pct(sorted(sent_lags), 50) * 1000,
+            "sent_p99_ms": pct(sorted(sent_lags), 99) * 1000,
             "aborted": aborted,
         }
 

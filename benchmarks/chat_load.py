@@ -228,6 +228,8 @@ def phase(
         "max_ms": delays[-1] / 1000 if delays else math.nan,
         "ack_p50_ms": posted["ack_p50_ms"],
         "ack_p99_ms": posted["ack_p99_ms"],
+        "sent_p50_ms": posted["sent_p50_ms"],
+        "sent_p99_ms": posted["sent_p99_ms"],
         "lost": lost,
         "duplicated": duplicated,
         "misrouted": wrong,

@@ -325,19 +325,23 @@ def chat_section(r: dict[str, Any]) -> list[str]:
         f"({r['agents'] + 1} deliveries). Latency runs from the moment the POST was due (open "
         "loop) to the frame's arrival, over every delivery. CPU: percent of one core; \"its "
         "core busy\": the server's core, anyone's work (busy well above the server's CPU: other "
-        "work on the machine took the core, and the latency shows it).",
+        "work on the machine took the core, and the latency shows it). \"POST sent late\": how "
+        "long after its due time the poster sent a POST (its connection taken), which the "
+        "latency includes: the load generator's own share of it.",
         "",
     ]
     rows = [
         [f"{x['rate']:g}", num(x["achieved_rate"]) + (" (cut short)" if x["aborted"] else ""),
          num(x["p50_ms"], "{:.1f}"),
          num(x["p99_ms"], "{:.1f}"), num(x["max_ms"], "{:.1f}"), num(x["ack_p99_ms"], "{:.1f}"),
+         num(x.get("sent_p99_ms"), "{:.1f}"),
          str(x["lost"]), str(x["duplicated"]), str(x["failed"]), num(x["server_cpu"]),
          num(x.get("server_core_busy")), num(x["load_cpu"])]
         for x in r["rates"]
     ]  # fmt: skip
     lines += table(
-        ["msg/s", "achieved", "p50 ms", "p99 ms", "max ms", "POST answered p99 ms", "lost",
+        ["msg/s", "achieved", "p50 ms", "p99 ms", "max ms", "POST answered p99 ms",
+         "POST sent late p99 ms", "lost",
          "duplicated", "failed POSTs", "server CPU %", "its core busy %", "load CPU %"], rows,
     )  # fmt: skip
     held = r.get("held_rate", 0)
