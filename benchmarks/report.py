@@ -325,7 +325,7 @@ def chat_section(r: dict[str, Any]) -> list[str]:
         f"({r['agents'] + 1} deliveries). Latency runs from the moment the POST was due (open "
         "loop) to the frame's arrival, over every delivery. CPU: percent of one core; \"its "
         "core busy\": the server's core, anyone's work (busy well above the server's CPU: other "
-        "work on the machine took the core, and the latency shows it). \"POST sent late\": how "
+        'work on the machine took the core, and the latency shows it). "POST sent late": how '
         "long after its due time the poster sent a POST (its connection taken), which the "
         "latency includes: the load generator's own share of it.",
         "",
