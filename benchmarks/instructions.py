@@ -51,7 +51,7 @@ from tests.server_helpers import HOST, free_port, server_env
 from . import http_load, procs
 from .seed import seed
 
-PHASES = ["POST message", "GET conversation"]
+PHASES = ["POST message", "GET conversation", "GET contact"]
 WARM_UP = 50
 START_TIMEOUT = 300.0  # imports under valgrind take a while
 

@@ -144,6 +144,40 @@ async def test_a_contact_is_never_stale_after_a_write(env: Env) -> None:
     assert (await _get(env, url))["name"] == "Alice C"
 
 
+async def test_a_contact_is_rendered_once_then_answered_byte_for_byte(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A widget's poll (nothing to prove) is answered from the cache; a request that asks to
+    prove is rendered afresh, and the cache is keyed by the path as sent."""
+    from gateway.services import contacts as service
+
+    rendered = 0
+    render = service.presenters.public_contact
+
+    def counting(*args: Any) -> Any:
+        nonlocal rendered
+        rendered += 1
+        return render(*args)
+
+    monkeypatch.setattr(service.presenters, "public_contact", counting)
+    contact = await env.contact(name="Grace", identifier="g1", identifier_hash=env.hash("g1"))
+    url = env.contact_url(contact["source_id"])
+    rendered = 0
+    first, second = await env.client.get(url), await env.client.get(url)
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content
+    assert first.headers["content-type"] == second.headers["content-type"]
+    assert rendered == 1
+    proving = await env.client.get(
+        url, params={"identifier": "g1", "identifier_hash": env.hash("g1")}
+    )
+    assert proving.status_code == 200 and proving.json() == first.json()
+    assert rendered == 2
+    other = await env.new_inbox(name="Other")
+    r = await env.client.get(env.contact_url(contact["source_id"], other))
+    assert r.status_code == 404
+
+
 async def test_a_conversation_is_never_stale_after_a_write(env: Env) -> None:
     source_id, display_id = await env.session(name="Eve")
     url = env.conv_url(source_id, display_id)

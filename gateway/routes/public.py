@@ -78,7 +78,7 @@ class PublicApi:
         req = (await self.params(request)).to(p.ContactCreateRequest)
         return await self.contacts.create(request.path_params["inbox"], req)
 
-    async def show_contact(self, request: Request) -> p.PublicContact:
+    async def show_contact(self, request: Request) -> p.PublicContact | msgspec.Raw:
         values = (await self.params(request)).values
         identifier, given = values.get("identifier"), values.get("identifier_hash")
         return await self.contacts.show(
