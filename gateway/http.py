@@ -167,10 +167,19 @@ async def read_params(
     """Query, form, multipart or JSON parameters in one bag, checked by
     :func:`gateway.inputs.check_bag` whatever carried them; ``max_json`` bounds a JSON body and
     the text of a form alike."""
+    scope = request.scope
+    query = scope.get("query_string", b"")
+    content_type, framed = _content_type(scope["headers"])
+    if not query and not framed and scope.get("http_version") in _UNFRAMED_IS_EMPTY:
+        # A widget's GET: no query, and no body (nothing frames one, see ``_read_body``):
+        # nothing to parse or check.
+        return Params({}, [])
     values: dict[str, Any] = {}
-    for key, value in parse_urlencoded(request.scope.get("query_string", b"")):
+    for key, value in parse_urlencoded(query):
         _assign(values, key, value)
-    files = await _read_body(request, values, max_json, max_files, max_form_part)
+    files = await _read_body(
+        request, values, content_type, framed, max_json, max_files, max_form_part
+    )
     inputs.check_bag(values)
     for upload in files:
         inputs.check_text("attachments", upload.filename or "", inputs.MAX_KEY)
@@ -212,10 +221,17 @@ async def _body(request: Request) -> bytes:
 
 
 async def _read_body(
-    request: Request, values: dict[str, Any], max_json: int, max_files: int, max_form_part: int
+    request: Request,
+    values: dict[str, Any],
+    content_type: str,
+    framed: bool,
+    max_json: int,
+    max_files: int,
+    max_form_part: int,
 ) -> list[UploadFile]:
+    """The body's parameters into ``values``; ``content_type`` and ``framed`` as
+    :func:`_content_type` found them."""
     scope = request.scope
-    content_type, framed = _content_type(scope["headers"])
     files: list[UploadFile] = []
     if content_type == "multipart/form-data":
         try:

@@ -15,7 +15,9 @@ from gateway.http import Params, _has_int, read_params
 pytestmark = pytest.mark.anyio
 
 
-def _request(headers: list[tuple[bytes, bytes]], body: bytes, version: str) -> Request:
+def _request(
+    headers: list[tuple[bytes, bytes]], body: bytes, version: str, query: bytes = b"a=1"
+) -> Request:
     sent = False
 
     async def receive() -> dict[str, Any]:
@@ -26,7 +28,7 @@ def _request(headers: list[tuple[bytes, bytes]], body: bytes, version: str) -> R
         return {"type": "http.request", "body": body, "more_body": False}
 
     scope = {
-        "type": "http", "method": "GET", "path": "/", "query_string": b"a=1",
+        "type": "http", "method": "GET", "path": "/", "query_string": query,
         "headers": headers, "http_version": version,
     }  # fmt: skip
     request = Request(scope, receive)
@@ -43,6 +45,16 @@ async def test_an_unframed_http1_request_is_not_read() -> None:
         request = _request([(b"content-type", b"application/json")], b"", version)
         assert await _read(request) == {"a": "1"}
         assert not request.state.sent()
+
+
+async def test_a_bare_get_is_an_empty_bag_read_from_nothing() -> None:
+    """No query and no framed body (a widget's GET): an empty bag, nothing read or parsed,
+    whatever Content-Type the request names."""
+    for content_type in (None, b"application/json", b"multipart/form-data; boundary=x"):
+        headers = [] if content_type is None else [(b"content-type", content_type)]
+        request = _request(headers, b"", "1.1", query=b"")
+        got = await read_params(request, max_json=1000, max_files=1)
+        assert (got.values, got.files, request.state.sent()) == ({}, [], False)
 
 
 async def test_a_framed_body_is_read_and_merged() -> None:
