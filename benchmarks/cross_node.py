@@ -349,7 +349,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, dict[str, float]]:
 
     redis = RedisServer(root)
     database = asyncio.run(create_database())
-    nodes = Cluster(root / "cluster", with_database(ADMIN_URL, database), redis.url)
+    pool = {"INBOXGATE_DATABASE_POOL_SIZE": str(args.pool_size)} if args.pool_size else {}
+    nodes = Cluster(root / "cluster", with_database(ADMIN_URL, database), redis.url, env=pool)
     try:
         redis.start()
         nodes.start()
@@ -432,6 +433,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="burst POSTs in flight")
     parser.add_argument("--events", type=int, default=20000, help="broker-only events")
     parser.add_argument("--keep", metavar="DIR", help="keep server logs in DIR")
+    parser.add_argument(
+        "--pool-size", type=int, default=0,
+        help="INBOXGATE_DATABASE_POOL_SIZE of the PostgreSQL nodes (default: the gateway's)",
+    )  # fmt: skip
     args = parser.parse_args()
     print(
         f"cross-node benchmark: {args.rate:g} msg/s for {args.seconds:g} s, {args.sockets} "

@@ -162,7 +162,13 @@ def cross_node(
     from . import cross_node as module
 
     args = argparse.Namespace(
-        rate=rate, seconds=seconds, sockets=1, burst=burst, concurrency=16, events=events
+        rate=rate,
+        seconds=seconds,
+        sockets=1,
+        burst=burst,
+        concurrency=16,
+        events=events,
+        pool_size=0,
     )
     results = module.run(args, root)
     for name, r in results.items():
