@@ -75,6 +75,10 @@ class Edge:
         sample: Callable[[], None] = lambda: None,
     ) -> None:
         self.app = app
+        # Set when the app sends HTTP requests straight here, past the server-error layer
+        # (``CableFirst``): then an unexpected error is answered here, with the app's 500
+        # handler, before it goes on up as that layer would let it.
+        self.unexpected: Callable[[Scope, Receive, Send, Exception], Awaitable[None]] | None = None
         self.hot = hot
         self.probes = Probes(settings, health, sample)
         self.recorder = HttpRecorder(settings)
@@ -128,20 +132,30 @@ class Edge:
             await send(message)
 
         try:
-            await self._guarded(scope, receive, send_extra, extra, public)
-        except Exception:
+            answered = await self._guarded(scope, receive, send_extra, send, extra, public)
+        except Exception as exc:
             # Left set on purpose (see the module's docstring).
             self.recorder.finish(ctx, status or 500, started)
+            if self.unexpected is not None and not status:
+                await self.unexpected(scope, receive, send, exc)
             raise
-        self.recorder.finish(ctx, status, started)
+        self.recorder.finish(ctx, status or answered, started)
         CURRENT.reset(token)
 
     async def _guarded(
-        self, scope: Scope, receive: Receive, send: Send, extra: list[Header], public: bool
-    ) -> None:
-        """CORS, the body limit and the rate limit, then the app."""
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        bare_send: Send,
+        extra: list[Header],
+        public: bool,
+    ) -> int:
+        """CORS, the body limit and the rate limit, then the app. The status when a hot route
+        answered (with ``extra`` itself, on ``bare_send``: no wrapper to pass through), else 0
+        (``send`` saw the answer)."""
         if public and not await self._cors(scope, receive, send, extra):
-            return
+            return 0
         max_body = self.max_body
         for name, value in scope["headers"]:
             if name == b"content-length":
@@ -152,11 +166,11 @@ class Edge:
                 if announced > max_body:
                     exc = PayloadTooLarge(f"Request body is larger than {max_body} bytes")
                     await error_response(exc)(scope, receive, send)
-                    return
+                    return 0
         refused = await self.requests.check(scope)
         if refused is not None:
             await error_response(refused)(scope, receive, send)
-            return
+            return 0
         seen = 0
 
         async def limited_receive() -> Message:
@@ -173,7 +187,7 @@ class Edge:
         found = hot.match(scope["method"], scope["path"]) if hot is not None else None
         if found is None:
             await self.app(scope, limited_receive, send)
-            return
+            return 0
         # What the router would run, without its scan and its two exception wrappers.
         route, params = found
         scope["route"] = route
@@ -185,8 +199,9 @@ class Edge:
             if response is None:
                 raise
             await response(scope, limited_receive, send)
-            return
-        await send_json(send, body)
+            return 0
+        await send_json(bare_send, body, extra)
+        return 200
 
     # -- CORS for /public/* ------------------------------------------------------------------
 

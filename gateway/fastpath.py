@@ -37,9 +37,10 @@ JsonHandler = Callable[[Request], Awaitable[Any]]
 _CONTENT_TYPE = (b"content-type", JSON_TYPE.encode())
 
 
-async def send_json(send: Send, body: bytes) -> None:
-    """A 200 with a JSON body: the headers a ``json_response`` would carry, built once."""
-    headers = [(b"content-length", b"%d" % len(body)), _CONTENT_TYPE]
+async def send_json(send: Send, body: bytes, extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """A 200 with a JSON body: the headers a ``json_response`` would carry, built once, then
+    ``extra``."""
+    headers = [(b"content-length", b"%d" % len(body)), _CONTENT_TYPE, *extra]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

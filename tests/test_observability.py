@@ -206,6 +206,41 @@ async def test_an_unexpected_error_answers_500_with_the_id_and_logs_it(
                   method="POST", status="500") >= 1  # fmt: skip
 
 
+async def test_an_unexpected_error_off_the_hot_routes_is_answered_once_and_raised_on(
+    env: Env, json_lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The router's routes too (the API docs' stylesheet here): answered 500 by the app's
+    handler, then raised on to the server, as Starlette's server-error layer did."""
+    from gateway.openapi import routes as docs
+
+    def broken() -> bytes:
+        raise RuntimeError("bang")
+
+    monkeypatch.setattr(docs, "css_bytes", broken)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {
+        "type": "http", "method": "GET", "path": docs.CSS_PATH,
+        "raw_path": docs.CSS_PATH.encode(), "query_string": b"", "root_path": "",
+        "scheme": "http", "http_version": "1.1", "server": ("testserver", 80),
+        "client": ("127.0.0.1", 1),
+        "headers": [(b"host", b"testserver"), (b"x-request-id", b"req-501")],
+    }  # fmt: skip
+    with pytest.raises(RuntimeError, match="bang"):
+        await env.app(scope, receive, send)
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert [m["status"] for m in starts] == [500]
+    assert (b"x-request-id", b"req-501") in starts[0]["headers"]
+    [line] = [json.loads(x) for x in json_lines if "unhandled error" in x]
+    assert line["request_id"] == "req-501" and "RuntimeError: bang" in line["exception"]
+
+
 # -- logs ------------------------------------------------------------------------------------
 
 

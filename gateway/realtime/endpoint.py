@@ -12,12 +12,16 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
+from starlette._utils import is_async_callable
 from starlette.applications import Starlette
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from client_sdk import cable_protocol as cp
 
+from ..edge import Edge
 from ..http import error_response
 from ..metrics import CABLE_CONNECTS as CONNECTS
 from ..ratelimit import IpLimit
@@ -73,19 +77,51 @@ class CableEndpoint:
 
 
 class CableFirst(Starlette):
-    """The gateway's app: ``/cable`` websockets to ``cable``, everything else to Starlette.
+    """The gateway's app: ``/cable`` websockets to ``cable``, HTTP straight to the edge,
+    everything else to Starlette.
 
     A websocket lives for hours, and every ASGI layer it passed through keeps a suspended frame
     for that long: the middleware stack and router cost about a third of an idle connection's
-    memory, for nothing (none of them applies to /cable).
+    memory, for nothing (none of them applies to /cable). An HTTP request skips Starlette's
+    server-error layer, whose only work is to wrap ``send`` to learn whether an answer began
+    before an unexpected error: the edge knows that already, and answers such an error with
+    the same handler (:meth:`_http_entry`).
     """
 
     def __init__(self, cable: CableEndpoint, **options: Any) -> None:
         super().__init__(**options)
         self.cable = cable
+        self._http: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope.get("path") == "/cable":
+        kind = scope["type"]
+        if kind == "http":
+            scope["app"] = self
+            http = self._http or self._http_entry()
+            await http(scope, receive, send)
+        elif kind == "websocket" and scope.get("path") == "/cable":
             await self.cable(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+    def _http_entry(self) -> ASGIApp:
+        """The edge, given the server-error layer's 500 handler, when the stack is that layer
+        over the edge (the app's own); else the whole stack, as Starlette runs it."""
+        if self.middleware_stack is None:
+            self.middleware_stack = self.build_middleware_stack()
+        stack = self.middleware_stack
+        entry: ASGIApp = stack
+        if isinstance(stack, ServerErrorMiddleware) and isinstance(stack.app, Edge):
+            handler: Any = stack.handler  # the app's handler of Exception: (request, exc)
+            if not stack.debug and handler is not None and is_async_callable(handler):
+
+                async def unexpected(
+                    scope: Scope, receive: Receive, send: Send, exc: Exception
+                ) -> None:
+                    response = await handler(Request(scope), exc)
+                    await response(scope, receive, send)
+
+                stack.app.unexpected = unexpected
+                entry = stack.app
+        self._http = entry
+        return entry
