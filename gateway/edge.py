@@ -113,7 +113,18 @@ class Edge:
         request_id = request_id_of(scope["headers"])
         id_header = (b"x-request-id", request_id.encode("ascii"))
         if path in self.probes.paths:
-            status = await self.probes.answer(path, scope, send, id_header)
+            try:
+                status = await self.probes.answer(path, scope, send, id_header)
+            except Exception as exc:
+                if self.unexpected is not None:  # a probe answers in one send, or none
+
+                    async def with_id(message: Message) -> None:
+                        if message["type"] == "http.response.start":
+                            message["headers"] = [*message.get("headers", ()), id_header]
+                        await send(message)
+
+                    await self.unexpected(scope, receive, with_id, exc)
+                raise
             self.recorder.observe(path, scope["method"], status, started)
             return
         client = scope.get("client")

@@ -241,6 +241,23 @@ async def test_an_unexpected_error_off_the_hot_routes_is_answered_once_and_raise
     assert line["request_id"] == "req-501" and "RuntimeError: bang" in line["exception"]
 
 
+async def test_a_probe_that_fails_unexpectedly_answers_500_with_the_id(
+    env: Env, json_lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.health import Health
+
+    async def broken(self: Health) -> Any:
+        raise RuntimeError("probe broke")
+
+    monkeypatch.setattr(Health, "ready", broken)
+    transport = httpx.ASGITransport(app=env.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        r = await client.get("/ready", headers={"x-request-id": "req-502"})
+    assert r.status_code == 500 and r.headers["x-request-id"] == "req-502"
+    assert r.json()["status"] == 500
+    assert any("probe broke" in x for x in json_lines if "unhandled error" in x)
+
+
 # -- logs ------------------------------------------------------------------------------------
 
 
