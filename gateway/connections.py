@@ -21,6 +21,7 @@ import asyncio
 import logging
 import math
 import resource
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -138,6 +139,51 @@ class ConnectionGuard:
             self.refused = 0
 
 
+class Deadline:
+    """A time by which something must have happened, kept by one timer that outlives it.
+
+    A connection sets and clears its deadlines once per request (its headers' and, between
+    requests, uvicorn's keep-alive timeout). A timer made and cancelled each time
+    (``call_later``, ``cancel``: about 1.8 µs on uvloop, a twentieth of a GET's work in the
+    loop) costs more than the rest of the guard, so :meth:`clear` leaves the timer running:
+    when it fires it finds no deadline (it stops; the next :meth:`start` makes one again), a
+    later one (it moves on to it), or one that passed (``expired`` runs). The timer holds the
+    callback, this object does not: no reference cycle outlives a cancelled timer."""
+
+    __slots__ = ("_loop", "_timer", "due")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._timer: asyncio.TimerHandle | None = None
+        self.due: float | None = None  # loop time; None: nothing is due
+
+    def start(self, seconds: float, expired: Callable[[], None]) -> None:
+        due = self._loop.time() + seconds
+        self.due = due
+        if self._timer is None:
+            self._timer = self._loop.call_at(due, self._fire, expired)
+
+    def clear(self) -> None:
+        self.due = None
+
+    def cancel(self) -> None:
+        self.due = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self, expired: Callable[[], None]) -> None:
+        self._timer = None
+        due = self.due
+        if due is None:
+            return
+        if self._loop.time() < due:
+            self._timer = self._loop.call_at(due, self._fire, expired)
+            return
+        self.due = None
+        expired()
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the header deadline and the connection cap of the
     :class:`ConnectionGuard` found on its config (``config.connection_guard``)."""
@@ -155,13 +201,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             guard = ConnectionGuard(connection_cap(0), DEFAULT_HEADER_TIMEOUT)
             config.__dict__["connection_guard"] = guard  # one guard per server, not per socket
         self.guard = guard
-        self.header_timer: asyncio.TimerHandle | None = None
-        # When the headers being read are late; None while none are read. The timer above
-        # fires at or before it and is moved on when it fires early (see ``_arm``).
-        self.header_deadline: float | None = None
-        # The same for uvicorn's keep-alive timeout: when an idle connection closes.
-        self.idle_timer: asyncio.TimerHandle | None = None
-        self.idle_deadline: float | None = None
+        self.headers_due = Deadline(self.loop)  # the headers being read are late then
+        self.idle_due = Deadline(self.loop)  # uvicorn's keep-alive timeout, between requests
+        self.linger_timer: asyncio.TimerHandle | None = None  # the close after a refusal
         self.in_headers = False
         # Whether what arrives now is a request's line and headers (or nothing yet), and how
         # many bytes of them came.
@@ -220,40 +262,21 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.reading_headers = True  # the next request, if any
 
     def on_response_complete(self) -> None:
-        # uvicorn's own, but for its keep-alive timer, which is ``_wait_idle``'s.
+        # uvicorn's own, but for its keep-alive timer (made after every response, cancelled
+        # by the next request), which is a ``Deadline`` here.
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
-        self.idle_deadline = None
+        self.idle_due.clear()
         self.flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
         else:
-            self._wait_idle()
+            self.idle_due.start(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def _unset_keepalive_if_required(self) -> None:
-        # uvicorn calls this for every chunk that arrives: the timer stays (``_wait_idle``).
-        self.idle_deadline = None
-
-    def _wait_idle(self) -> None:
-        """uvicorn's keep-alive timeout with one timer per connection, as ``_arm``'s: uvicorn
-        makes a timer after each response and cancels it when the next request arrives."""
-        deadline = self.loop.time() + self.timeout_keep_alive
-        self.idle_deadline = deadline
-        if self.idle_timer is None:
-            self.idle_timer = self.loop.call_at(deadline, self._idle_over)
-
-    def _idle_over(self) -> None:
-        self.idle_timer = None
-        deadline = self.idle_deadline
-        if deadline is None:
-            return
-        if self.loop.time() < deadline:
-            self.idle_timer = self.loop.call_at(deadline, self._idle_over)
-            return
-        self.idle_deadline = None
-        self.timeout_keep_alive_handler()
+        self.idle_due.clear()  # uvicorn calls this for every chunk that arrives
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         # The one place every request's cycle passes (pipelined ones too) before the app sees
@@ -283,7 +306,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.guard.lingering += 1
         self.lingers = True
         self.pending = self.guard.refusal
-        self.header_timer = self.loop.call_later(LINGER, transport.close)
+        self.linger_timer = self.loop.call_later(LINGER, transport.close)
 
     def _goodbye(self, response: bytes) -> None:
         """Answer, half-close, and drop what else arrives until the client closes or
@@ -295,46 +318,26 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         self.transport.write_eof()
-        self.header_timer = self.loop.call_later(LINGER, self.transport.close)
+        self.linger_timer = self.loop.call_later(LINGER, self.transport.close)
 
     def _arm(self) -> None:
-        """The headers now read are due within ``header_timeout``. A keep-alive connection
-        reads a request's headers many times a second: a timer made and cancelled for each
-        (``call_later``, ``cancel``: about 2 µs, a tenth of a GET's own work in the loop)
-        would cost more than the rest of the guard. So the connection keeps one timer, which
-        ``_disarm`` leaves running: when it fires it finds the deadline gone (no headers
-        due, and the next ``_arm`` makes a timer again) or later (a request begun since: the
-        timer moves on to it), and only a deadline that passed is late. A deadline already
-        counting stays (a first request's runs from the connection's start)."""
-        if self.header_deadline is not None:
-            return
-        deadline = self.loop.time() + self.guard.header_timeout
-        self.header_deadline = deadline
-        if self.header_timer is None:
-            self.header_timer = self.loop.call_at(deadline, self._late)
+        """The headers now read are due within ``header_timeout``; a deadline already counting
+        stays (a first request's runs from the connection's start)."""
+        if self.headers_due.due is None:
+            self.headers_due.start(self.guard.header_timeout, self._late)
 
     def _disarm(self) -> None:
-        self.header_deadline = None
+        self.headers_due.clear()
 
     def _cancel(self) -> None:
-        """No deadline and no timer: the connection is closing or its timer is reused."""
-        self.header_deadline = self.idle_deadline = None
-        if self.header_timer is not None:
-            self.header_timer.cancel()
-            self.header_timer = None
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
+        """No deadline and no timer: the connection is closing, or is no longer HTTP."""
+        self.headers_due.cancel()
+        self.idle_due.cancel()
+        if self.linger_timer is not None:
+            self.linger_timer.cancel()
+            self.linger_timer = None
 
     def _late(self) -> None:
-        self.header_timer = None
-        deadline = self.header_deadline
-        if deadline is None:
-            return
-        if self.loop.time() < deadline:
-            self.header_timer = self.loop.call_at(deadline, self._late)
-            return
-        self.header_deadline = None
         if self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:
