@@ -104,6 +104,7 @@ class Edge:
             await respond(send, 404, NOT_FOUND, JSON)
             return
         public = path.startswith("/public/")
+        sent_scope = scope
         if public and path.endswith(".json"):
             # A copy: the server's scope keeps the path the client sent (the server-error
             # handler logs that one).
@@ -148,7 +149,7 @@ class Edge:
             # Left set on purpose (see the module's docstring).
             self.recorder.finish(ctx, status or 500, started)
             if self.unexpected is not None and not status:
-                await self.unexpected(scope, receive, send, exc)
+                await self.unexpected(sent_scope, receive, send, exc)
             raise
         self.recorder.finish(ctx, status or answered, started)
         CURRENT.reset(token)

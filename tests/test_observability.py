@@ -204,6 +204,11 @@ async def test_an_unexpected_error_answers_500_with_the_id_and_logs_it(
     assert "RuntimeError: boom" in line["exception"]
     assert sample("inboxgate_http_requests_total", route="/public/api/v1/inboxes/{inbox}/contacts",
                   method="POST", status="500") >= 1  # fmt: skip
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        r = await client.post(env.base + "/contacts.json", json={})
+    assert r.status_code == 500
+    logged = [json.loads(x)["message"] for x in json_lines if "unhandled error" in x]
+    assert logged[-1].endswith("/contacts.json")  # the path as the client sent it
 
 
 async def test_an_unexpected_error_off_the_hot_routes_is_answered_once_and_raised_on(

@@ -9,10 +9,10 @@ path. A plain HTTP request for ``/cable`` gets Rails' 404 "Page not found" from 
 
 from __future__ import annotations
 
+from inspect import iscoroutinefunction
 from typing import Any
 from urllib.parse import parse_qs
 
-from starlette._utils import is_async_callable
 from starlette.applications import Starlette
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
@@ -113,7 +113,7 @@ class CableFirst(Starlette):
         entry: ASGIApp = stack
         if isinstance(stack, ServerErrorMiddleware) and isinstance(stack.app, Edge):
             handler: Any = stack.handler  # the app's handler of Exception: (request, exc)
-            if not stack.debug and handler is not None and is_async_callable(handler):
+            if not stack.debug and handler is not None and iscoroutinefunction(handler):
 
                 async def unexpected(
                     scope: Scope, receive: Receive, send: Send, exc: Exception
