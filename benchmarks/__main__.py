@@ -52,7 +52,12 @@ def plan(quick: bool, chat_flame: Path | None) -> dict[str, Callable[[Path], dic
     if quick:
         http = http_load.Config(duration=1, sweep=[8, 32], warmup=False, granian=False)
         chat = chat_load.Config(
-            customers=1000, rates=[100, 250], seconds=2, warmup=False, idle_seconds=1
+            customers=1000,
+            rates=[100, 250],
+            seconds=2,
+            warmup=False,
+            idle_seconds=1,
+            memory_steps=[500],
         )
         store_writes, fan = 300, (100, 20, 20, [])
         cross = (50.0, 1.0, 50, 1000)

@@ -82,9 +82,14 @@ def memory(fanout: dict[str, Any] | None, chat_result: dict[str, Any] | None, pa
                         label=f"{label} (json)", color=COLORS.get(server))  # fmt: skip
     m = (chat_result or {}).get("memory")
     if m:
-        grown = m["rss_after_mib"] - m["rss_before_mib"]
-        ax.plot([m["sockets"]], [grown], marker="*", markersize=12, linestyle="none",
-                color="tab:purple", label="inboxgate, chat workload (ext-json)")  # fmt: skip
+        # Older results have the growth at every socket only.
+        growth = m.get("growth_mib") or {
+            str(m["sockets"]): m["rss_after_mib"] - m["rss_before_mib"]
+        }
+        points = sorted((int(n), mib) for n, mib in growth.items())
+        ax.plot([0] + [n for n, _ in points], [0] + [mib for _, mib in points], marker="*",
+                markersize=10, color="tab:purple",
+                label="inboxgate, chat workload (ext-json)")  # fmt: skip
     _axes(ax, "subscribed sockets", "server RSS growth (MiB)")
     ax.set_title("Idle memory against subscribed sockets")
     _save(fig, path)

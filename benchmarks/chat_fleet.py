@@ -6,7 +6,8 @@ their own streams (which carry the inbox's). A message's ``echo_id`` says who po
 (``PHASE.SEQ.CONTACT.T0_US``, T0 on the monotonic clock every process shares), so a frame is
 accounted for where it lands, with no coordination: its delay, whether it reached the right
 customer socket, which agents got it, and duplicates. Commands: ``count PHASE`` (deliveries so
-far), ``report PHASE`` (the figures), ``quit``.
+far), ``report PHASE`` (the figures), ``quit``; while opening, ``more`` after each of the spec's
+``steps``.
 
 ``post``: customers' POSTs, open loop: ``run PHASE RATE SECONDS FIRST`` sends RATE messages a
 second for SECONDS on keep-alive connections, message ``i`` from contact ``(FIRST + i) % N``,
@@ -107,11 +108,22 @@ async def listen(spec: dict[str, Any]) -> None:
     identifiers: list[str] = spec["identifiers"]
     fleet = ChatFleet(len(identifiers), spec["customers"])
     reader = await commands()
-    began = time.perf_counter()
-    await open_sockets(
-        fleet, len(identifiers), spec["port"], identifiers, spec["timeout"], EXT_JSON
-    )
-    answer({"ready": len(identifiers), "seconds": time.perf_counter() - began})
+    # ``steps``: counts at which to stop opening, say so (``opened``) and wait for ``more``
+    # (the parent reads the server's memory there); the last step is every socket.
+    total = len(identifiers)
+    steps = [*sorted({n for n in spec.get("steps", []) if 0 < n < total}), total]
+    opening, opened = 0.0, 0
+    for step in steps:
+        began = time.perf_counter()
+        await open_sockets(
+            fleet, step - opened, spec["port"], identifiers[opened:step], spec["timeout"], EXT_JSON
+        )
+        opening += time.perf_counter() - began
+        opened = step
+        if step < total:
+            answer({"opened": step})
+            await reader.readline()  # "more"
+    answer({"ready": total, "seconds": opening})
     try:
         while line := (await reader.readline()).decode().split():
             if line[0] == "count":

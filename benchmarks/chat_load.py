@@ -44,6 +44,9 @@ class Config:
     warmup: bool = True
     # After the measured phases: one more at the first rate under py-spy, into this SVG.
     flame: Path | None = None
+    # Socket counts at which the opening pauses for the server's memory (and at every socket):
+    # the memory curve's points.
+    memory_steps: list[int] = field(default_factory=lambda: [1_000, 5_000])
 
 
 def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any]:
@@ -65,7 +68,7 @@ def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any
     listen_spec = root / "listen.json"
     listen_spec.write_text(json.dumps({
         "port": gateway.port, "identifiers": identifiers, "customers": len(s.customers),
-        "timeout": 60 + len(identifiers) / 50,
+        "timeout": 60 + len(identifiers) / 50, "steps": config.memory_steps,
     }))  # fmt: skip
     post_spec = root / "post.json"
     paths = [s.conversation_path(c) + "/messages" for c in s.customers]
@@ -85,18 +88,27 @@ def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any
             procs.python(module, "listen", "--spec", str(listen_spec)), root / "listen.log",
             cpus=load_cpus, pipes=True,
         )  # fmt: skip
-        ready = json.loads(listener.receive(90 + len(identifiers) / 50))
-        time.sleep(1.0)  # presence and confirmations settle
-        rss_after = procs.rss_kib(gateway.pid)
+        curve: dict[str, float] = {}  # sockets -> server RSS growth (MiB), idle
+        while True:
+            said = json.loads(listener.receive(90 + len(identifiers) / 50))
+            time.sleep(1.0)  # presence and confirmations settle
+            rss_after = procs.rss_kib(gateway.pid)
+            count = said.get("opened", said.get("ready"))
+            curve[str(count)] = (rss_after - rss_before) / 1024
+            if "ready" in said:
+                break
+            listener.send("more")
         out["memory"] = {
             "sockets": len(identifiers),
-            "open_s": ready["seconds"],
+            "open_s": said["seconds"],
             "rss_before_mib": rss_before / 1024,
             "rss_after_mib": rss_after / 1024,
             "per_socket_kib": (rss_after - rss_before) / len(identifiers),
+            "growth_mib": curve,
         }
-        log(f"  [chat] {len(identifiers)} sockets subscribed in {ready['seconds']:.1f} s; RSS "
-            f"{rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MiB")  # fmt: skip
+        log(f"  [chat] {len(identifiers)} sockets subscribed in {said['seconds']:.1f} s; RSS "
+            f"{rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MiB; growth by sockets: "
+            + ", ".join(f"{int(n):,}: {mib:.1f} MiB" for n, mib in curve.items()))  # fmt: skip
         if config.idle_seconds > 0:
             # Three ping ticks (every 3 s) at least: what idle sockets cost with their pings.
             idle = procs.CpuMeter([gateway.pid]).start()

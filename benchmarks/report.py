@@ -360,6 +360,14 @@ def chat_section(r: dict[str, Any]) -> list[str]:
             + (f"; idle, with their pings: {m['idle_cpu']:.1f}% of a core." if "idle_cpu" in m
                else "."),
         ]  # fmt: skip
+        growth = sorted((int(n), mib) for n, mib in m.get("growth_mib", {}).items())
+        if len(growth) > 1:
+            lines += [
+                "- Server RSS growth, idle, as the sockets open: "
+                + ", ".join(f"{mib:.1f} MiB at {n:,} ({mib * 1024 / n:.1f} KiB per socket)"
+                            for n, mib in growth)
+                + " (the memory chart's chat curve).",
+            ]  # fmt: skip
     f = r.get("flame")
     if f:
         lines += [

@@ -74,6 +74,10 @@ def test_the_quick_run_writes_the_page_and_the_charts(tmp_path: Path) -> None:
     assert figures["selected"] == ["http", "store", "fanout", "chat"]
     for name in figures["selected"]:
         assert "failed" not in figures[name], (name, figures[name])
+    # The memory curve: the server's growth with half the customers' sockets open, then all.
+    growth = figures["chat"]["memory"]["growth_mib"]
+    assert set(growth) == {"500", str(figures["chat"]["memory"]["sockets"])}
+    assert all(mib > 0 for mib in growth.values()), growth
     for phase in figures["chat"]["rates"]:  # the poster's own lateness, beside the latency
         assert 0 <= phase["sent_p50_ms"] <= phase["sent_p99_ms"] <= phase["ack_p99_ms"]
     for server in ("inboxgate", "uvicorn floor"):
