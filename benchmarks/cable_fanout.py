@@ -1,6 +1,6 @@
 """Realtime fan-out: /cable delivery latency, idle memory and fan-out rate, against a bare server.
 
-Two servers, same machine, same run, same client:
+Three servers, same machine, same run, same client:
 
 * ``inboxgate`` - ``inboxgate serve`` (uvicorn, SQLite) on a temporary database; a message is a
   contact message POSTed to the public API, delivered as ``message.created`` on the contact's
@@ -8,6 +8,9 @@ Two servers, same machine, same run, same client:
 * ``bare``      - :mod:`benchmarks.bare_broadcast`: raw ASGI under uvicorn with the same options,
   no database; ``POST /publish`` sends the frame to every socket in a naive sequential loop of
   ``await send(...)``. Its frames are padded to the size of the gateway's frames.
+* ``raw asyncio`` - :class:`benchmarks.floors.RawCable`: no ASGI server, an asyncio Protocol per
+  socket; ``POST /publish`` (the bare server's body and frame) builds the frame once and writes
+  it to every socket with one ``transport.write`` each: the pre-framed write loop, the floor.
 
 N sockets (``--connections``) speak ``actioncable-v1-json`` and all subscribe to one contact's
 stream (as N browser tabs would), so every message reaches all N. For each server:
@@ -24,11 +27,12 @@ stream (as N browser tabs would), so every message reaches all N. For each serve
 
 The client runs in this process on uvloop: a minimal websocket client (an asyncio Protocol with
 a frame parser) that stamps ``time.perf_counter()`` when the bytes arrive, so a frame costs the
-client microseconds and the client is not what is measured. Figures are ratios inboxgate / bare.
+client microseconds and the client is not what is measured. Figures are ratios inboxgate / bare
+(the report gives them against the raw floor too).
 
     python -m benchmarks.cable_fanout [--connections 1000] [--messages 200] [--burst 50]
                                       [--sync full|normal] [--transport lean|asgi]
-                                      [--quick] [--only inboxgate|bare]
+                                      [--quick] [--only inboxgate|bare|raw]
 """
 
 from __future__ import annotations
@@ -129,6 +133,7 @@ class Gateway(Target):
 
 class Bare(Target):
     name = "bare"
+    command = ["benchmarks.bare_broadcast"]  # python -m ..., then --port
 
     def __init__(self, root: Path, frame_bytes: int) -> None:
         self.root = root
@@ -142,10 +147,10 @@ class Bare(Target):
 
     def start(self) -> None:
         self.port = free_port()
-        self.log_path = self.root / "bare.log"
+        self.log_path = self.root / f"{self.name.replace(' ', '-')}.log"
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.bare_broadcast", "--port", str(self.port)],
+            [sys.executable, "-m", *self.command, "--port", str(self.port)],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
@@ -159,7 +164,7 @@ class Bare(Target):
                     if client.get(f"http://{HOST}:{self.port}/health").status_code == 200:
                         return
                 time.sleep(0.05)
-        raise BenchError(f"bare server did not start:\n{self.log_path.read_text()[-2000:]}")
+        raise BenchError(f"{self.name} did not start:\n{self.log_path.read_text()[-2000:]}")
 
     def body(self, text: str, echo_id: str) -> dict[str, str]:
         """A message whose frame is ``frame_bytes`` long (padded), like the gateway's."""
@@ -187,6 +192,13 @@ class Bare(Target):
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+class RawFloor(Bare):
+    """:class:`benchmarks.floors.RawCable`: the same POSTs and frames as :class:`Bare`."""
+
+    name = "raw asyncio"
+    command = ["benchmarks.floors", "raw-cable"]
 
 
 # --- the measurements -----------------------------------------------------------------------
@@ -449,14 +461,20 @@ RATIOS |= {"first_p50_ms", "ack_p50_ms", "subscribe_s", "frame_bytes"}
 
 
 def table(results: dict[str, dict[str, float]]) -> str:
-    gw, bare = results.get("inboxgate", {}), results.get("bare", {})
-    lines = ["| metric | inboxgate | bare server | ratio |", "|---|---:|---:|---:|"]
+    gw = results.get("inboxgate", {})
+    floors = [results.get("bare", {}), results.get("raw asyncio", {})]
+    lines = [
+        "| metric | inboxgate | bare server | ratio | raw asyncio | ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for key, label, fmt in ROWS:
-        g, b = gw.get(key), bare.get(key)
-        ratio = f"{g / b:.2f}" if key in RATIOS and g is not None and b else ""
-        g_text = fmt.format(g) if g is not None else "n/a"
-        b_text = fmt.format(b) if b is not None else "n/a"
-        lines.append(f"| {label} | {g_text} | {b_text} | {ratio} |")
+        g = gw.get(key)
+        cells = [fmt.format(g) if g is not None else "n/a"]
+        for floor in floors:
+            b = floor.get(key)
+            cells.append(fmt.format(b) if b is not None else "n/a")
+            cells.append(f"{g / b:.2f}" if key in RATIOS and g is not None and b else "")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -465,13 +483,16 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     frame_bytes = DEFAULT_FRAME_BYTES
     with tempfile.TemporaryDirectory(prefix="cable-fanout-") as tmp:
         root = Path(args.keep) if args.keep else Path(tmp)
-        order = ["inboxgate", "bare"] if args.only is None else [args.only]
-        for name in order:
+        order = ["inboxgate", "bare", "raw"] if args.only is None else [args.only]
+        for choice in order:
             target: Gateway | Bare
-            if name == "inboxgate":
+            if choice == "inboxgate":
                 target = Gateway(root / "gateway", args.sync, args.transport)
-            else:
+            elif choice == "bare":
                 target = Bare(root, frame_bytes)
+            else:
+                target = RawFloor(root, frame_bytes)
+            name = target.name
             t = time.perf_counter()
             try:
                 with running(target):
@@ -507,7 +528,7 @@ def main() -> None:
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="per message, seconds")
     parser.add_argument("--phase-timeout", type=float, default=60.0, help="per phase, seconds")
-    parser.add_argument("--only", choices=["inboxgate", "bare"], help="run one server only")
+    parser.add_argument("--only", choices=["inboxgate", "bare", "raw"], help="run one server only")
     parser.add_argument("--keep", metavar="DIR", help="keep databases and server logs in DIR")
     parser.add_argument("--quick", action="store_true", help="100 connections, 50 messages")
     args = parser.parse_args()
@@ -518,13 +539,14 @@ def main() -> None:
         f"sequential messages ({args.pause * 1000:.0f} ms apart), burst of {args.burst} "
         f"({args.burst_concurrency} POSTs in flight); gateway SQLite synchronous={args.sync}, "
         f"/cable transport {args.transport}; "
-        f"bare server: sequential await send() per socket in the POST handler",
+        f"bare server: sequential await send() per socket in the POST handler; raw asyncio: "
+        f"one pre-framed transport.write per socket",
         flush=True,
     )
     results = run(args)
     print()
     print(table(results))
-    print("\nratio = inboxgate / bare (latency, memory: lower is better; frames/s: higher is)")
+    print("\nratio = inboxgate / floor (latency, memory: lower is better; frames/s: higher is)")
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -9,10 +9,14 @@
       python -m benchmarks.floors http --port 8002
       granian --interface asgi --loop uvloop benchmarks.floors:app
 
-* :class:`RawCable` - the memory floor for an idle websocket: a plain asyncio (uvloop) Protocol
-  per connection, no ASGI server, that completes the websocket handshake, sends Action Cable's
+* :class:`RawCable` - the floor for ``/cable``: a plain asyncio (uvloop) Protocol per
+  connection, no ASGI server, that completes the websocket handshake, sends Action Cable's
   welcome and confirms one subscription. What one subscribed socket costs it is what an event
-  loop, a transport and a few buffers cost::
+  loop, a transport and a few buffers cost. It is also the pre-framed write loop, the fan-out
+  floor: on the same port, a plain HTTP ``POST /publish`` (the bare broadcast server's body and
+  frame) builds the frame once per subscription identifier and writes it to every subscribed
+  socket with one ``transport.write`` each, and one timer pings every socket every 3 s with a
+  frame built once per tick. No database, no broker, no log::
 
       python -m benchmarks.floors raw-cable --port 8003
 """
@@ -26,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -94,8 +99,14 @@ def server_frame(text: bytes) -> bytes:
     return bytes([0x81, 127]) + n.to_bytes(8, "big") + text
 
 
+# Subscribed connections -> the frame prefix of their subscription (the identifier echoed).
+SUBSCRIBED: dict[RawCable, str] = {}
+PING_INTERVAL = 3.0
+
+
 class RawCable(asyncio.Protocol):
-    """One connection: the upgrade, ``welcome``, then ``confirm_subscription`` per subscribe."""
+    """One connection: the upgrade, ``welcome``, then ``confirm_subscription`` per subscribe;
+    or, without an upgrade, keep-alive HTTP requests (``/health``, ``/publish``)."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -106,15 +117,22 @@ class RawCable(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        SUBSCRIBED.pop(self, None)
+
     def data_received(self, data: bytes) -> None:
         self.buf += data
         if not self.upgraded:
             end = self.buf.find(b"\r\n\r\n")
             if end < 0:
                 return
-            head = bytes(self.buf[:end]).decode("latin-1").split("\r\n")[1:]
-            del self.buf[: end + 4]
+            lines = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
+            head = lines[1:]
             headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head)}
+            if headers.get("upgrade", "").lower() != "websocket":
+                self._http(lines[0], headers, end + 4)
+                return
+            del self.buf[: end + 4]
             key = headers.get("sec-websocket-key", "").encode()
             accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
             offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",")]
@@ -154,13 +172,70 @@ class RawCable(asyncio.Protocol):
                     self.identifier = command.get("identifier", "")
                     confirm = {"identifier": self.identifier, "type": "confirm_subscription"}
                     self.transport.write(server_frame(json.dumps(confirm).encode()))
+                    echoed = json.dumps(self.identifier)
+                    SUBSCRIBED[self] = (
+                        '{"identifier":' + echoed + ',"message":{"event":"message.created","data":'
+                    )
+
+    def _http(self, request_line: str, headers: dict[str, str], head_end: int) -> None:
+        """Keep-alive HTTP/1.1 requests with a ``Content-Length`` body, one after another."""
+        length = int(headers.get("content-length", "0"))
+        if len(self.buf) < head_end + length:
+            return  # the rest of the body is on its way
+        body = bytes(self.buf[head_end : head_end + length])
+        del self.buf[: head_end + length]
+        method, path = request_line.split(" ")[:2]
+        if method == "POST" and path == "/publish":
+            answer = b'{"delivered":%d}' % publish(body)
+        elif method == "GET" and path == "/health":
+            answer = b'{"status":"ok"}'
+        else:
+            answer = b'{"error":"not found"}'
+        status = b"404 Not Found" if answer.startswith(b'{"error') else b"200 OK"
+        assert self.transport is not None
+        self.transport.write(
+            b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n" % len(answer) + answer
+        )
+        if self.buf:
+            self.data_received(b"")
+
+
+def publish(body: bytes) -> int:
+    """The bare server's frame for ``body``, built once per subscription, written to every
+    subscribed socket: one ``transport.write`` each."""
+    data = json.dumps(json.loads(body), separators=(",", ":"))
+    frames: dict[str, bytes] = {}
+    delivered = 0
+    for conn, prefix in SUBSCRIBED.items():
+        frame = frames.get(prefix)
+        if frame is None:
+            frame = frames[prefix] = server_frame((prefix + data + "}}").encode())
+        assert conn.transport is not None
+        conn.transport.write(frame)
+        delivered += 1
+    return delivered
+
+
+async def ping_forever() -> None:
+    """Every socket pinged every ``PING_INTERVAL`` seconds, the frame built once per tick."""
+    while True:
+        await asyncio.sleep(PING_INTERVAL)
+        frame = server_frame(b'{"type":"ping","message":%d}' % int(time.time()))
+        for conn in list(SUBSCRIBED):
+            if conn.transport is not None and not conn.transport.is_closing():
+                conn.transport.write(frame)
 
 
 async def serve_raw_cable(port: int) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(RawCable, "127.0.0.1", port, backlog=2048)
-    async with server:
-        await server.serve_forever()
+    pinger = asyncio.create_task(ping_forever())
+    try:
+        async with server:
+            await server.serve_forever()
+    finally:
+        pinger.cancel()
 
 
 def main() -> None:

@@ -24,9 +24,9 @@ END = "<!-- benchmarks:results:end -->"
 SKELETON = f"""# Benchmarks
 
 Every figure is measured against a floor in the same run on the same machine: a raw ASGI app
-under the same uvicorn for HTTP, a bare broadcast server and a raw asyncio connection for
-`/cable`, one commit per write for the store, one SQLite node for several nodes. Run them all
-with `python -m benchmarks` (about 15 minutes; `--quick` takes under a minute, `--only
+under the same uvicorn for HTTP, a bare broadcast server and a raw asyncio pre-framed write
+loop for `/cable`, one commit per write for the store, one SQLite node for several nodes. Run
+them all with `python -m benchmarks` (about 7 minutes; `--quick` takes under a minute, `--only
 http,chat` runs a subset, `--out DIR` writes elsewhere, `--profile` adds a py-spy flame graph of
 the server under the POST load). The section below is rewritten by each run.
 
@@ -279,16 +279,20 @@ def fanout_section(r: dict[str, Any]) -> list[str]:
         f"{r['connections']} sockets (`actioncable-v1-json`) on one contact's stream "
         f"(`benchmarks/cable_fanout.py`): {r['messages']} messages one at a time, then a burst "
         f"of {r['burst']}. Floors: the bare broadcast server (`benchmarks/bare_broadcast.py`, raw "
-        "ASGI under the same uvicorn, a naive send loop) and, for memory, a raw asyncio connection "
-        "(`benchmarks/floors.py`). ratio = inboxgate / floor.",
+        "ASGI under the same uvicorn, a naive send loop) and the raw asyncio floor "
+        "(`benchmarks/floors.py`: no ASGI server, an asyncio Protocol per socket, each message's "
+        "frame built once and written to every socket with one `transport.write`: the "
+        "pre-framed write loop). ratio = inboxgate / floor.",
         "",
     ]
     rows = []
     for key, label, fmt in FANOUT_ROWS:
         g, b, w = gw.get(key), bare.get(key), raw.get(key)
-        rows.append([label, num(g, fmt), num(b, fmt), ratio(g, b) if key not in (
-            "lat_missing", "burst_missing", "dropped") else "", num(w, fmt) if w is not None
-            else "", ratio(g, w)])  # fmt: skip
+        counted = key in ("lat_missing", "burst_missing", "dropped")  # no ratio
+        rows.append([
+            label, num(g, fmt), num(b, fmt), "" if counted else ratio(g, b),
+            num(w, fmt) if w is not None else "", "" if counted else ratio(g, w),
+        ])  # fmt: skip
     lines += table(["metric", "inboxgate", "bare server", "ratio", "raw asyncio", "ratio"], rows)
     lines += ["", "![Server memory against sockets](benchmarks/memory.png)", ""]
     return lines

@@ -2,8 +2,8 @@
 figures returned as plain dicts for the report.
 
 * ``store``      - :mod:`benchmarks.store_writes`: group commit against one commit per write;
-* ``fanout``     - :mod:`benchmarks.cable_fanout` (inboxgate against the bare broadcast server)
-  plus the idle memory of a raw asyncio connection (:class:`benchmarks.floors.RawCable`);
+* ``fanout``     - :mod:`benchmarks.cable_fanout` (inboxgate against the bare broadcast server
+  and the raw asyncio floor, :class:`benchmarks.floors.RawCable`);
 * ``cross-node`` - :mod:`benchmarks.cross_node`, when PostgreSQL and ``redis-server`` answer.
 """
 
@@ -14,16 +14,10 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import uvloop
-
-from tests.server_helpers import HOST, free_port
 
 from . import procs
 
@@ -63,7 +57,6 @@ def fanout(
     )  # fmt: skip
     with pinned_self(load_cpus):  # this process is the client
         results = cable_fanout.run(args)
-        results["raw asyncio"] = raw_floor_memory([*steps, connections], root, server_cpus, log)
     return {"connections": connections, "messages": messages, "burst": burst, "servers": results}
 
 
@@ -77,51 +70,6 @@ def pinned_self(cpus: set[int]) -> Any:
         yield
     finally:
         os.sched_setaffinity(0, before)
-
-
-def raw_floor_memory(
-    counts: list[int], root: Path, server_cpus: set[int], log: Log
-) -> dict[str, float]:
-    """RSS growth of :class:`benchmarks.floors.RawCable` as the sockets open, by count."""
-    from .ws_fleet import Fleet, close_sockets, open_sockets
-
-    port = free_port()
-    child = procs.Child(
-        procs.python("benchmarks.floors", "raw-cable", "--port", str(port)),
-        root / "raw-cable.log", cpus=server_cpus,
-    )  # fmt: skip
-    counts = sorted(set(counts))
-    out: dict[str, float] = {}
-    with procs.started(child):
-        wait_port(port, child)
-        identifier = '{"channel":"RoomChannel","pubsub_token":"raw-floor-token"}'
-
-        async def measure() -> None:
-            fleet = Fleet(counts[-1])
-            before = procs.rss_kib(child.pid)
-            done = 0
-            try:
-                for count in counts:
-                    await open_sockets(fleet, count - done, port, identifier, 60)
-                    done = count
-                    await asyncio.sleep(0.5)
-                    out[f"rss_kib@{count}"] = procs.rss_kib(child.pid) - before
-            finally:
-                close_sockets(fleet)
-            out["mem_per_conn_kib"] = out[f"rss_kib@{counts[-1]}"] / counts[-1]
-
-        uvloop.run(measure())
-    log(f"  [raw asyncio] {out['mem_per_conn_kib']:.1f} KiB per subscribed socket")
-    return out
-
-
-def wait_port(port: int, child: procs.Child, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and child.alive():
-        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
-            return
-        time.sleep(0.05)
-    raise procs.BenchError(f"nothing listens on port {port}{child.tail()}")
 
 
 # --- cross-node -------------------------------------------------------------------------------

@@ -74,6 +74,14 @@ def test_the_quick_run_writes_the_page_and_the_charts(tmp_path: Path) -> None:
     assert figures["selected"] == ["http", "store", "fanout", "chat"]
     for name in figures["selected"]:
         assert "failed" not in figures[name], (name, figures[name])
+    # The fan-out against both floors: the raw asyncio write loop delivered every frame too,
+    # the same frames as the bare server's.
+    servers = figures["fanout"]["servers"]
+    assert set(servers) == {"inboxgate", "bare", "raw asyncio"}
+    for figures_of in servers.values():
+        assert figures_of["fps"] > 0 and figures_of["burst_missing"] == 0
+        assert figures_of["lat_missing"] == 0 and figures_of["dropped"] == 0
+    assert servers["raw asyncio"]["frame_bytes"] == servers["bare"]["frame_bytes"]
     # The memory curve: the server's growth with half the customers' sockets open, then all.
     growth = figures["chat"]["memory"]["growth_mib"]
     assert set(growth) == {"500", str(figures["chat"]["memory"]["sockets"])}
