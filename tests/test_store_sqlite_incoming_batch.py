@@ -33,7 +33,7 @@ from gateway.services.conversations import reached_incoming
 from gateway.store import SQLiteStore, Store
 from gateway.store import sqlite as sqlite_store_module
 from gateway.store.records import ContactInbox, Conversation
-from gateway.store.sql import Op, Rows, batch_of, execute, rows
+from gateway.store.sql import Op, Rows, execute, rows
 from tests.store_contract import (
     T0,
     link,
@@ -336,35 +336,6 @@ async def test_the_common_case_costs_one_insert_for_the_whole_batch(
         assert count("UPDATE conversations") == 1
 
 
-async def test_a_call_alone_runs_as_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch of one call runs as the operation itself (its batch's statements cost more than
-    the operation's own); two calls in a row still run as one batch. Either way the message
-    is written as the other would write it."""
-    runs: list[int] = []
-    batch = batch_of(incoming.create_incoming)
-    assert batch is not None
-
-    def counted(calls: list[Any], memory: Any) -> Any:
-        runs.append(len(calls))
-        return batch(calls, memory)
-
-    def batch_of_counted(op: Any) -> Any:
-        found = batch_of(op)
-        return counted if found is batch else found
-
-    monkeypatch.setattr(sqlite_store_module, "batch_of", batch_of_counted)
-    async with gated(SQLiteStore(tmp_path / "db.sqlite")) as store:
-        targets = await build(store)
-        (alone,) = await one_batch(store, [to_call(targets, (0, "a1", 1000, False, False, 1), 1)])
-        assert runs == []
-        pair = [to_call(targets, (0, f"b{i}", 1000, False, False, 2 + i), 2 + i) for i in (0, 1)]
-        first, second = await one_batch(store, pair)
-        assert runs == [2]
-    assert isinstance(alone, messages.MessageResult) and alone.created
-    assert isinstance(first, messages.MessageResult) and isinstance(second, messages.MessageResult)
-    assert first.message.id == alone.message.id + 1 == second.message.id - 1
-
-
 async def test_a_missing_conversation_fails_alone(tmp_path: Path) -> None:
     async with gated(SQLiteStore(tmp_path / "db.sqlite")) as store:
         await missing_fails_alone(store)
@@ -402,8 +373,7 @@ async def test_another_connections_commit_is_seen_by_the_next_batch(tmp_path: Pa
 
         await one_batch(first, [message(1), message(2)])
         await second.write(conversations.resolve, target.conversation.id, link, T0 + 50)
-        # Two calls: one alone would run as itself, not from what the batch remembers.
-        sent, _ = await one_batch(first, [message(3), message(4)])
+        (sent,) = await one_batch(first, [message(3)])
     assert isinstance(sent, messages.MessageResult)
     assert sent.conversation.status == "open"
     assert [e.name for e in sent.events][-1] == "conversation.status_changed"

@@ -124,9 +124,8 @@ def _run_together(
 ) -> list[tuple[bool, Any]] | None:
     """Every operation of ``batch`` in the open transaction, none in a savepoint; None as soon
     as one fails having written something (its writes cannot be undone alone): a row, or a
-    stream head it advanced. Two or more consecutive calls of operations ``batched``
-    together run as one operation (``sql.batched``), with the memory the writer keeps for it
-    in ``heads``; a call with no such neighbour runs as itself."""
+    stream head it advanced. Consecutive calls of operations ``batched`` together run as one
+    operation (``sql.batched``), with the memory the writer keeps for it in ``heads``."""
     outcomes: list[tuple[bool, Any]] = []
     cursor = conn.cursor()  # one for every statement: a cursor made and freed per statement costs
     at = 0
@@ -135,11 +134,6 @@ def _run_together(
         together = batch_of(job.op)
         while together is not None and end < len(batch) and batch_of(batch[end].op) is together:
             end += 1
-        if end == at + 1:
-            # A call alone runs as itself: its batch's statements (a VALUES list to format,
-            # an UPDATE ... FROM over a temporary table) cost more than its own. callgrind,
-            # a customer's message alone in its commit: 808k writer instructions against 856k.
-            together = None
         mark = (conn.total_changes, heads.advances)
         if together is not None:
             calls = [(j.op, j.args, j.kwargs) for j in batch[at:end]]
