@@ -284,12 +284,8 @@ def test_what_a_batch_remembers_yields_to_any_other_write(tmp_path: Path, kind: 
     assert together == alone
 
 
-async def test_the_common_case_costs_one_insert_for_the_whole_batch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Twenty messages to three conversations in one batch: one INSERT of messages, one of
-    events, one of stream entries, one UPDATE of the conversations and one of the contacts;
-    then twenty more to the same conversations: no context read again."""
+def traced_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements the writer's connections of stores started from now on run, in order."""
     statements: list[str] = []
     connect = SQLiteStore._connect
 
@@ -298,6 +294,18 @@ async def test_the_common_case_costs_one_insert_for_the_whole_batch(
         if not readonly:
             conn.set_trace_callback(statements.append)
         return conn
+
+    monkeypatch.setattr(SQLiteStore, "_connect", traced)
+    return statements
+
+
+async def test_the_common_case_costs_one_insert_for_the_whole_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty messages to three conversations in one batch: one INSERT of messages, one of
+    events, one of stream entries, one UPDATE of the conversations and one of the contacts;
+    then twenty more to the same conversations: no context read again."""
+    statements = traced_writes(monkeypatch)
 
     def count(prefix: str) -> int:
         return sum(s.lstrip().startswith(prefix) for s in statements)
@@ -313,7 +321,6 @@ async def test_the_common_case_costs_one_insert_for_the_whole_batch(
             ))  # fmt: skip
         return calls
 
-    monkeypatch.setattr(SQLiteStore, "_connect", traced)
     async with gated(SQLiteStore(tmp_path / "db.sqlite")) as store:
         targets = await build(store)
         statements.clear()
@@ -334,6 +341,38 @@ async def test_the_common_case_costs_one_insert_for_the_whole_batch(
         assert count("SELECT c.id") == 0  # remembered
         assert count("SELECT id FROM messages WHERE conversation_id") == 20  # echo_ids
         assert count("UPDATE conversations") == 1
+
+
+async def test_one_conversation_is_updated_by_its_key_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose messages all go to one conversation of one contact (a message alone in
+    its commit, as most are in a chat) updates both rows by key: no VALUES list, which SQLite
+    fills into a temporary table per statement. Two conversations take the lists again."""
+    statements = traced_writes(monkeypatch)
+
+    def updates() -> list[str]:
+        found = [s for s in statements if s.startswith(("UPDATE conversations", "UPDATE contacts"))]
+        statements.clear()
+        return found
+
+    async with gated(SQLiteStore(tmp_path / "db.sqlite")) as store:
+        targets = await build(store)
+        statements.clear()
+        one = [to_call(targets, (0, f"a{i}", 1000, False, False, i), i) for i in (1, 2)]
+        outcomes = await one_batch(store, one)
+        assert all(isinstance(o, messages.MessageResult) and o.created for o in outcomes)
+        alone = updates()
+        assert len(alone) == 2 and not [s for s in alone if "FROM (VALUES" in s], alone
+        two = [to_call(targets, (index, f"b{index}", 1000, False, False, 3), 3) for index in (0, 2)]
+        await one_batch(store, two)
+        together = updates()
+        assert len(together) == 2 and all("FROM (VALUES" in s for s in together), together
+        activity = await store.read(
+            rows, "SELECT last_activity_at FROM conversations WHERE id = ?",
+            targets[0].conversation.id,
+        )  # fmt: skip
+    assert activity == [(T0 + 100 + 3,)]  # the second batch's message
 
 
 async def test_a_missing_conversation_fails_alone(tmp_path: Path) -> None:
