@@ -75,7 +75,9 @@ from .message_reads import UNREAD_CAP
 from .messages import INSERT_MESSAGE, TOUCH_CONTACT, MessageResult, NewAttachment, touched
 
 _MESSAGE_VALUES = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-_INSERT_MESSAGES = INSERT_MESSAGE.split(" VALUES ")[0] + " VALUES {rows} RETURNING id"
+# No RETURNING: SQLite keeps what a statement returns in a temporary table until it ends.
+# The ids are read back with ``last_insert_rowid()`` instead (see :func:`_inserted`).
+_INSERT_MESSAGES = INSERT_MESSAGE.split(" VALUES ")[0] + " VALUES {rows}"
 # Each conversation and contact as its last message leaves it, all in one statement (SQLite's
 # UPDATE ... FROM; a VALUES list's columns are column1, column2...). The contact's activity
 # moves forward only, as TOUCH_CONTACT moves it.
@@ -460,12 +462,14 @@ def _inserted(taken: list[_Taken]) -> Op[list[int]]:
     ids: list[int] = []
     for start in range(0, len(taken), _MESSAGES_PER_INSERT):
         chunk = taken[start : start + _MESSAGES_PER_INSERT]
-        inserted = yield from rows(
+        yield from execute(
             _INSERT_MESSAGES.format(rows=", ".join([_MESSAGE_VALUES] * len(chunk))),
             *[v for t in chunk for v in t.values],
         )  # fmt: skip
-        # One statement inserts its rows in the order given, each taking the next id.
-        ids += sorted(r[0] for r in inserted)
+        # One statement inserts its rows in the order given, each taking the next id (the
+        # table's AUTOINCREMENT, one writer): the last one's and those before it.
+        last = yield from scalar("SELECT last_insert_rowid()")
+        ids += range(last - len(chunk) + 1, last + 1)
     return ids
 
 
