@@ -128,13 +128,15 @@ def append_all(appended: Sequence[Appended]) -> Op[list[list[LoggedEvent]]]:
     if not appended:
         return []
     marks = ", ".join(["(?, ?, ?)"] * len(appended))
-    inserted = yield from rows(
-        f"INSERT INTO events (name, payload, created_at) VALUES {marks} RETURNING id",
+    yield from execute(
+        f"INSERT INTO events (name, payload, created_at) VALUES {marks}",
         *[v for a in appended for v in (a.name, a.payload, a.now)],
     )  # fmt: skip
-    # One statement inserts its rows in the order given, each taking the next id: the ids in
-    # ascending order are the events' in order (RETURNING itself promises no order).
-    event_ids = sorted(r[0] for r in inserted)
+    # One statement inserts its rows in the order given, each taking the next id (AUTOINCREMENT,
+    # one writer): the last one's and those before it. Not RETURNING, which SQLite keeps in a
+    # temporary table until the statement ends.
+    last = yield from scalar("SELECT last_insert_rowid()")
+    event_ids = range(last - len(appended) + 1, last + 1)
     logged: list[list[LoggedEvent]] = []
     entries: list[Any] = []
     for a, event_id in zip(appended, event_ids, strict=True):
