@@ -58,6 +58,7 @@ import uvloop
 
 from tests.server_helpers import HOST, GatewayProcess, free_port
 
+from .bare_broadcast import frame_prefix
 from .loadgen import Posters, json_post
 from .ws_fleet import (
     BenchError,
@@ -174,11 +175,8 @@ class Bare(Target):
         return data
 
     def frame_for(self, data: dict[str, str]) -> bytes:
-        echoed = json.dumps(self.identifier)
         inner = json.dumps(data, separators=(",", ":"))
-        return (
-            '{"identifier":' + echoed + ',"message":{"event":"message.created","data":' + inner
-        ).encode() + b"}}"
+        return (frame_prefix(self.identifier) + inner + "}}").encode()
 
     def request(self, text: str, echo_id: str) -> bytes:
         return json_post("/publish", self.port, json.dumps(self.body(text, echo_id)).encode())

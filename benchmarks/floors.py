@@ -34,6 +34,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .bare_broadcast import frame_prefix
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -172,10 +174,7 @@ class RawCable(asyncio.Protocol):
                     self.identifier = command.get("identifier", "")
                     confirm = {"identifier": self.identifier, "type": "confirm_subscription"}
                     self.transport.write(server_frame(json.dumps(confirm).encode()))
-                    echoed = json.dumps(self.identifier)
-                    SUBSCRIBED[self] = (
-                        '{"identifier":' + echoed + ',"message":{"event":"message.created","data":'
-                    )
+                    SUBSCRIBED[self] = frame_prefix(self.identifier)
 
     def _http(self, request_line: str, headers: dict[str, str], head_end: int) -> None:
         """Keep-alive HTTP/1.1 requests with a ``Content-Length`` body, one after another."""
@@ -185,13 +184,13 @@ class RawCable(asyncio.Protocol):
         body = bytes(self.buf[head_end : head_end + length])
         del self.buf[: head_end + length]
         method, path = request_line.split(" ")[:2]
+        status = b"200 OK"
         if method == "POST" and path == "/publish":
             answer = b'{"delivered":%d}' % publish(body)
         elif method == "GET" and path == "/health":
             answer = b'{"status":"ok"}'
         else:
-            answer = b'{"error":"not found"}'
-        status = b"404 Not Found" if answer.startswith(b'{"error') else b"200 OK"
+            status, answer = b"404 Not Found", b'{"error":"not found"}'
         assert self.transport is not None
         self.transport.write(
             b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
