@@ -60,6 +60,7 @@ from tests.server_helpers import HOST, GatewayProcess, free_port
 
 from .bare_broadcast import frame_prefix
 from .loadgen import Posters, json_post
+from .procs import collector_paused
 from .ws_fleet import (
     BenchError,
     Fleet,
@@ -497,7 +498,8 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
                     print(f"{name}: pid {target.pid} on port {target.port}", flush=True)
                     if getattr(args, "pin_server", None):  # the runner pins servers to core 0
                         args.pin_server(target.pid)
-                    results[name] = uvloop.run(measure(target, args))
+                    with collector_paused():
+                        results[name] = uvloop.run(measure(target, args))
             except Exception as exc:  # report, then go on with the other server
                 print(f"{name}: FAILED: {type(exc).__name__}: {exc}", flush=True)
                 log = (

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 import time
@@ -33,7 +34,7 @@ from typing import Any
 import uvloop
 
 from .loadgen import HttpConnection, pct, post_request, post_template
-from .procs import raise_nofile
+from .procs import collector_paused, raise_nofile
 from .ws_fleet import ECHO_RE, EVENT_RE, CableSocket, Fleet, close_sockets, open_sockets
 
 EXT_JSON = "actioncable-v1-ext-json"
@@ -139,6 +140,7 @@ async def listen(spec: dict[str, Any]) -> None:
                     "closed_sample": fleet.closed[0][1] if fleet.closed else "",
                     "other": {f"{p}/{e}": n for (p, e), n in fleet.other.items()},
                 })  # fmt: skip
+                gc.collect()  # the phase is over: see ``main``
             elif line[0] == "phase":
                 fleet.phase = line[1]
                 answer({"phase": line[1]})
@@ -231,6 +233,7 @@ async def post(spec: dict[str, Any]) -> None:
         if line[0] == "run":
             phase, rate, seconds, first = line[1], float(line[2]), float(line[3]), int(line[4])
             answer(await poster.run(phase, rate, seconds, first))
+            gc.collect()  # the phase is over: see ``main``
         elif line[0] == "quit":
             break
 
@@ -243,7 +246,10 @@ def main() -> None:
     raise_nofile()
     with open(args.spec, encoding="utf-8") as f:
         spec = json.load(f)
-    uvloop.run(listen(spec) if args.role == "listen" else post(spec))
+    # No collection while a phase runs (``procs.collector_paused`` says why); each command
+    # between phases that ends one (``report``, a poster's ``run``) collects.
+    with collector_paused():
+        uvloop.run(listen(spec) if args.role == "listen" else post(spec))
 
 
 if __name__ == "__main__":

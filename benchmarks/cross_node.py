@@ -48,7 +48,7 @@ from tests.redis_helpers import RedisServer
 from tests.server_helpers import GatewayProcess, server_env
 
 from .loadgen import Posters, json_post
-from .procs import cpu_seconds
+from .procs import collector_paused, cpu_seconds
 from .ws_fleet import BenchError, Fleet, close_sockets, open_sockets
 
 
@@ -340,9 +340,10 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, dict[str, float]]:
         channel = Channel(baseline, baseline)
         channel.open(inbox)
         print("sqlite: measuring", flush=True)
-        results["sqlite"] = uvloop.run(measure(channel, args, "sqlite"))
-        spread = spread_channels(baseline, baseline, inbox, args.concurrency)
-        results["sqlite"].update(uvloop.run(measure_spread(spread, args, "sqlite")))
+        with collector_paused():
+            results["sqlite"] = uvloop.run(measure(channel, args, "sqlite"))
+            spread = spread_channels(baseline, baseline, inbox, args.concurrency)
+            results["sqlite"].update(uvloop.run(measure_spread(spread, args, "sqlite")))
     finally:
         baseline.kill()
     results["sqlite"]["broker_rate"] = uvloop.run(broker_rate(memory_pair, args.events))
@@ -359,9 +360,10 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, dict[str, float]]:
             channel = Channel(nodes.a, listen)
             channel.open(inbox)
             print(f"{label}: measuring", flush=True)
-            results[label] = uvloop.run(measure(channel, args, label, database))
-            spread = spread_channels(nodes.a, listen, inbox, args.concurrency)
-            results[label].update(uvloop.run(measure_spread(spread, args, label, database)))
+            with collector_paused():
+                results[label] = uvloop.run(measure(channel, args, label, database))
+                spread = spread_channels(nodes.a, listen, inbox, args.concurrency)
+                results[label].update(uvloop.run(measure_spread(spread, args, label, database)))
         nodes.kill()
         rate = uvloop.run(broker_rate(redis_pair(redis.url), args.events))
         results["cross-node"]["broker_rate"] = rate

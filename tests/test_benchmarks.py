@@ -3,6 +3,7 @@ between the page's markers; the fallback load generator measures a real server."
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import report
+from benchmarks import procs, report
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,6 +54,29 @@ def test_a_page_without_markers_gets_them_appended(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(150)
 @pytest.mark.timeout(300)
+def test_the_load_generator_does_not_collect_while_it_measures() -> None:
+    """Inside ``collector_paused`` no automatic collection runs (the cycles made there wait);
+    after it, one full collection frees them and the collector is as it was before."""
+    assert gc.isenabled()
+    try:
+        with procs.collector_paused():
+            assert not gc.isenabled()
+            cycle: list[object] = []
+            cycle.append(cycle)
+            threshold = gc.get_threshold()[0]
+            kept = [[] for _ in range(3 * threshold)]  # past the threshold, still alive
+            assert gc.get_count()[0] >= 3 * threshold  # no collection took the young ones
+            del cycle, kept
+        assert gc.isenabled()
+        assert gc.get_count()[0] < threshold  # collected on the way out
+        gc.disable()
+        with procs.collector_paused():
+            pass
+        assert not gc.isenabled()  # a caller's disabled collector stays disabled
+    finally:
+        gc.enable()
+
+
 def test_the_quick_run_writes_the_page_and_the_charts(tmp_path: Path) -> None:
     """``--quick`` runs every benchmark but the cross-node cluster (each must succeed: a
     benchmark that fails is reported in the page and the command exits 1)."""
