@@ -20,6 +20,7 @@ from gateway.settings import Settings
 from gateway.store import SQLiteStore, StoreUnavailable, open_store
 from gateway.store.postgres import PostgresStore, to_dollar
 from gateway.store.schema import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
+from gateway.store.sql import Op, last_rowid
 from tests.postgres_helpers import ADMIN_URL, TcpProxy, fresh_database
 from tests.store_contract import (
     T0,
@@ -108,6 +109,18 @@ async def test_schema_matches_sqlite_column_by_column(tmp_path: Path) -> None:
         for name, (kind, _) in cols.items():
             cols[name] = (kind, found.get(table, {}).get(name, (kind, False))[1])
     assert found == expected
+
+
+def an_id_asked_of_sqlite() -> Op[int]:
+    return (yield from last_rowid())
+
+
+async def test_an_operation_asking_sqlites_last_rowid_is_refused() -> None:
+    """``sql.last_rowid`` belongs to SQLite's branches: on PostgreSQL (ids come back with
+    RETURNING) an operation that asks it fails at once, nothing run as SQL."""
+    async with fresh_database() as url, PostgresStore(url) as store:
+        with pytest.raises(RuntimeError, match="SQLite's"):
+            await store.write(an_id_asked_of_sqlite)
 
 
 async def test_two_nodes_starting_together_migrate_once() -> None:

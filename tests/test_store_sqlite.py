@@ -11,7 +11,7 @@ import pytest
 
 from gateway.store import SQLiteStore
 from gateway.store.schema import SQLITE_MIGRATIONS
-from gateway.store.sql import Op, execute, scalar
+from gateway.store.sql import Op, execute, last_rowid, scalar
 from tests.store_contract import (
     T0,
     StoreContract,
@@ -142,3 +142,32 @@ async def test_the_writer_keeps_statement_journals_in_memory(sqlite_store: SQLit
     """A statement writing several rows (a batch of messages has three) journals the pages it
     changes: in memory (2), not in a temporary file made and deleted per statement."""
     assert await sqlite_store.write(writer_temp_store) == 2
+
+
+def rows_and_their_last_id(names: list[str]) -> Op[tuple[int, list[int]]]:
+    """A multi-row INSERT, the engine's answer to ``last_rowid``, and the ids as the table has
+    them; then the same question after a statement that inserted nothing."""
+    yield from execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, name TEXT)")
+    yield from execute("INSERT INTO t (name) VALUES " + ", ".join(["(?)"] * len(names)), *names)
+    last = yield from last_rowid()
+    ids = yield from scalar("SELECT group_concat(id) FROM t WHERE name LIKE 'r%'")
+    yield from execute("UPDATE t SET name = name WHERE id < 0")
+    after = yield from last_rowid()
+    assert after == last  # SQLite's rule: only an INSERT moves it
+    return last, [int(i) for i in str(ids).split(",")]
+
+
+def the_last_id_before_any_statement() -> Op[int]:
+    return (yield from last_rowid())
+
+
+async def test_the_engine_tells_the_last_inserted_rowid(sqlite_store: SQLiteStore) -> None:
+    """``sql.last_rowid`` is answered from the cursor of the INSERT that ran before it (no
+    statement of its own): the id of the last of its rows, in the writer's batch and alone."""
+    first = sqlite_store.write(rows_and_their_last_id, ["r1", "r2", "r3"])
+    second = sqlite_store.write(rows_and_their_last_id, ["r4"])
+    (last, ids), (last_again, ids_again) = await asyncio.gather(first, second)
+    assert last == max(ids) == 3 and ids == [1, 2, 3]
+    assert last_again == max(ids_again) == 4
+    with pytest.raises(RuntimeError, match="before any statement"):
+        await sqlite_store.write(the_last_id_before_any_statement)

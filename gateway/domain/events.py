@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from client_sdk import protocol as p
 
 from ..store.records import ContactInbox, Conversation, LoggedEvent
-from ..store.sql import Op, dialect, execute, next_offsets, one, rows, scalar
+from ..store.sql import Op, dialect, execute, last_rowid, next_offsets, one, rows, scalar
 from . import webhooks
 
 
@@ -135,7 +135,7 @@ def append_all(appended: Sequence[Appended]) -> Op[list[list[LoggedEvent]]]:
     # One statement inserts its rows in the order given, each taking the next id (AUTOINCREMENT,
     # one writer): the last one's and those before it. Not RETURNING, which SQLite keeps in a
     # temporary table until the statement ends.
-    last = yield from scalar("SELECT last_insert_rowid()")
+    last = yield from last_rowid()
     event_ids = range(last - len(appended) + 1, last + 1)
     logged: list[list[LoggedEvent]] = []
     entries: list[Any] = []

@@ -54,6 +54,7 @@ from ..store.sql import (
     batched,
     dialect,
     execute,
+    last_rowid,
     one,
     outside_transaction,
     rows,
@@ -76,7 +77,7 @@ from .messages import INSERT_MESSAGE, TOUCH_CONTACT, MessageResult, NewAttachmen
 
 _MESSAGE_VALUES = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 # No RETURNING: SQLite keeps what a statement returns in a temporary table until it ends.
-# The ids are read back with ``last_insert_rowid()`` instead (see :func:`_inserted`).
+# The ids are told by the engine instead (``sql.last_rowid``; see :func:`_inserted`).
 _INSERT_MESSAGES = INSERT_MESSAGE.split(" VALUES ")[0] + " VALUES {rows}"
 # Each conversation and contact as its last message leaves it, all in one statement (SQLite's
 # UPDATE ... FROM; a VALUES list's columns are column1, column2...). The contact's activity
@@ -468,7 +469,7 @@ def _inserted(taken: list[_Taken]) -> Op[list[int]]:
         )  # fmt: skip
         # One statement inserts its rows in the order given, each taking the next id (the
         # table's AUTOINCREMENT, one writer): the last one's and those before it.
-        last = yield from scalar("SELECT last_insert_rowid()")
+        last = yield from last_rowid()
         ids += range(last - len(chunk) + 1, last + 1)
     return ids
 

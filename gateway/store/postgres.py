@@ -66,6 +66,7 @@ from .schema import POSTGRES_MIGRATIONS
 from .sql import (
     ATOMIC,
     DIALECT,
+    LAST_ROWID,
     OUTSIDE,
     Op,
     Rows,
@@ -206,6 +207,8 @@ async def _run_op(attempt: _Attempt, gen: Op[Any]) -> Any:
             if query is OUTSIDE:
                 query = gen.send([(attempt.tx is None,)])
                 continue
+            if query is LAST_ROWID:  # a SQLite branch of an operation ran here: a bug
+                raise RuntimeError("LAST_ROWID is SQLite's: PostgreSQL reads ids with RETURNING")
             if attempt.tx is None:
                 attempt.outside += 1
             records = await conn.fetch(to_dollar(query.sql), *query.params)

@@ -104,10 +104,24 @@ def next_offsets(streams: Sequence[str]) -> Op[Rows]:
     return answer
 
 
+# Asked by a SQLite operation right after an INSERT: ``[(rowid,)]``, the rowid of the last row
+# that INSERT wrote (the connection's ``last_insert_rowid()``, which the engine read when the
+# statement ran: no statement of its own, no second trip through the SQLite module). SQLite only.
+LAST_ROWID = Query("-- last insert rowid")
+
+
+def last_rowid() -> Op[int]:
+    answer = yield LAST_ROWID
+    return int(answer[0][0])
+
+
 def for_the_engine(query: Query) -> bool:
     """Whether ``query`` is a question to the engine (DIALECT, ATOMIC, OUTSIDE,
-    NEXT_OFFSETS), not SQL."""
-    return query is DIALECT or query is ATOMIC or query is OUTSIDE or query.sql is NEXT_OFFSETS
+    NEXT_OFFSETS, LAST_ROWID), not SQL."""
+    return (
+        query is DIALECT or query is ATOMIC or query is OUTSIDE or query is LAST_ROWID
+        or query.sql is NEXT_OFFSETS
+    )  # fmt: skip
 
 
 _LAZY = "_inboxgate_lazy_transaction"

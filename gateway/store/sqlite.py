@@ -34,7 +34,17 @@ from .. import metrics
 from ..logs import StateLog
 from .base import Store, StoreUnavailable, UniqueViolation
 from .schema import SQLITE_MIGRATIONS
-from .sql import ATOMIC, DIALECT, NEXT_OFFSETS, OUTSIDE, Op, Rows, batch_of, is_short_read
+from .sql import (
+    ATOMIC,
+    DIALECT,
+    LAST_ROWID,
+    NEXT_OFFSETS,
+    OUTSIDE,
+    Op,
+    Rows,
+    batch_of,
+    is_short_read,
+)
 from .sqlite_checkpoint import Checkpointer, backstop
 from .sqlite_heads import StreamHeads, upsert
 
@@ -62,6 +72,7 @@ def _run_op(
     conn: sqlite3.Connection | sqlite3.Cursor, gen: Op[Any], heads: StreamHeads | None = None
 ) -> Any:
     """Feed ``gen`` from ``conn``; ``heads``: the writer's copy of the streams' heads."""
+    last: sqlite3.Cursor | None = None  # the cursor of the last statement run
     try:
         query = next(gen)
         while True:
@@ -71,11 +82,16 @@ def _run_op(
                 result = []
             elif query is OUTSIDE:
                 result = _INSIDE
+            elif query is LAST_ROWID:
+                if last is None:
+                    raise RuntimeError("LAST_ROWID asked before any statement ran")
+                result = [(last.lastrowid,)]
             elif query.sql is NEXT_OFFSETS:
                 streams = query.params
                 result = upsert(conn, streams) if heads is None else heads.next(conn, streams)
             else:
-                result = conn.execute(query.sql, tuple(query.params)).fetchall()
+                last = conn.execute(query.sql, tuple(query.params))
+                result = last.fetchall()
             query = gen.send(result)
     except StopIteration as stop:
         return stop.value
