@@ -120,7 +120,47 @@ def normalised(found: Any, state: dict[str, Rows]) -> Any:
         "entries": [[*r[:2], event_ids[r[2]], *r[3:]] for r in state["entries"]],
         **{k: v for k, v in state.items() if k not in ("messages", "events", "entries")},
     }
-    return swap(found), tables
+    return ranked_attachments((swap(found), tables))
+
+
+_ATTACHMENT = {"id", "message_id", "file_type"}  # an attachment, as its record or a view
+
+
+def ranked_attachments(value: Any) -> Any:
+    """Each attachment's id (in its view and in the URLs that carry it) replaced by its rank.
+    Attachment ids come from a sequence, which no rollback gives back: when a batch's group
+    is run again (an operation failed after writing), the ids its first run drew are gone,
+    and those of the second run are higher than alone. Compared by order only, as the
+    messages' ids are."""
+    seen: set[int] = set()
+
+    def collect(v: Any) -> None:
+        if isinstance(v, dict):
+            if v.keys() >= _ATTACHMENT and isinstance(v.get("id"), int):
+                seen.add(v["id"])
+            for item in v.values():
+                collect(item)
+        elif isinstance(v, list | tuple):
+            for item in v:
+                collect(item)
+
+    collect(value)
+    rank = {old: n for n, old in enumerate(sorted(seen))}
+
+    def rename(v: Any) -> Any:
+        if isinstance(v, dict):
+            out = {k: rename(item) for k, item in v.items()}
+            if v.keys() >= _ATTACHMENT and v.get("id") in rank:
+                old, new = v["id"], f"attachment#{rank[v['id']]}"
+                out = {k: item.replace(f"/{old}/", f"/{new}/") if isinstance(item, str) else item
+                       for k, item in out.items()}  # fmt: skip
+                out["id"] = new
+            return out
+        if isinstance(v, list | tuple):
+            return [rename(item) for item in v]
+        return v
+
+    return rename(value)
 
 
 async def run(template: str, plans: list[Any], targets: list[Target], batched: bool) -> Any:
