@@ -57,3 +57,22 @@ def test_a_field_no_column_can_hold_is_refused_when_the_record_is_defined() -> N
 
         class Odd(Record, kw_only=True):
             path: Path
+
+
+@pytest.mark.parametrize("record", records(), ids=lambda cls: cls.__name__)
+def test_records_are_left_to_their_reference_counts(record: type[Record]) -> None:
+    """No record is tracked by the cycle collector (young collections would visit every row a
+    request read): its class says so, whatever its fields hold."""
+    assert record.__struct_config__.gc is False
+
+
+def test_what_a_customer_message_carries_is_left_to_reference_counts() -> None:
+    """The hot path's other structs hold records, counts, payload data and bytes, never a way
+    back to themselves: untracked as records are."""
+    from gateway.domain.incoming_reads import IncomingContext
+    from gateway.domain.messages import MessageResult
+    from gateway.domain.notify import Known
+    from gateway.store.records import LoggedEvent
+
+    for struct in (IncomingContext, Known, MessageResult, LoggedEvent):
+        assert struct.__struct_config__.gc is False, struct.__name__

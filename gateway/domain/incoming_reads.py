@@ -94,7 +94,7 @@ class Reach(NamedTuple):
     display_id: int
 
 
-class IncomingContext(Struct, kw_only=True):
+class IncomingContext(Struct, kw_only=True, gc=False):  # untracked: records, counts
     conversation: Conversation
     echo_message_id: int | None
     recent: int  # messages of the last minute, at most the flood guard's limit

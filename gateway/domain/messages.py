@@ -34,7 +34,7 @@ class NewAttachment(Struct, kw_only=True):
     height: int | None = None
 
 
-class MessageResult(Struct, kw_only=True):
+class MessageResult(Struct, kw_only=True, gc=False):  # untracked: records, a view, events
     message: Message
     conversation: Conversation
     created: bool

@@ -28,7 +28,7 @@ from .message_reads import UNREAD_CAP, hydrate
 BOT_STATUS_EVENTS = {"open": "conversation_opened", "resolved": "conversation_resolved"}
 
 
-class Known(Struct, kw_only=True):
+class Known(Struct, kw_only=True, gc=False):  # untracked: records and payload data
     """What a caller already read in its transaction about the conversation it reports on,
     so that its events and webhooks render without reading it again (the hot path of a
     customer's message): the conversation's session and contact, its unread count as of

@@ -59,7 +59,11 @@ def _row_reader(cls: type[T], columns: list[tuple[str, Any]]) -> Callable[[Row],
     return reader
 
 
-class Record(Struct, kw_only=True):
+# Records are out of the cycle collector's reach (``gc=False``): a row's values and what is
+# loaded beside it never refer back to it, so its reference count frees it, and every request
+# makes dozens that no young collection needs to visit (1.1% fewer instructions per customer
+# message, ``benchmarks.instructions``). A record must never be put in a reference cycle.
+class Record(Struct, kw_only=True, gc=False):
     """A row of one table (see the module docstring)."""
 
     COLUMNS: ClassVar[str] = ""
@@ -269,7 +273,7 @@ class CsatResponse(Record, kw_only=True):
     updated_at: float
 
 
-class LoggedEvent(Struct, kw_only=True):
+class LoggedEvent(Struct, kw_only=True, gc=False):  # untracked, as a Record
     """One entry of the durable event log: an encoded ``{"event", "data"}`` at a stream offset."""
 
     stream: str
