@@ -9,7 +9,11 @@ import msgspec
 import pytest
 
 import gateway.domain  # noqa: F401 - defines the records that live beside their operations
-from gateway.store.records import Conversation, Message, Record
+from client_sdk import protocol as p
+from gateway.domain.incoming_reads import IncomingContext
+from gateway.domain.messages import MessageResult
+from gateway.domain.notify import Known
+from gateway.store.records import Conversation, LoggedEvent, Message, Record
 
 
 def records() -> list[type[Record]]:
@@ -69,10 +73,7 @@ def test_records_are_left_to_their_reference_counts(record: type[Record]) -> Non
 def test_what_a_customer_message_carries_is_left_to_reference_counts() -> None:
     """The hot path's other structs hold records, counts, payload data and bytes, never a way
     back to themselves: untracked as records are."""
-    from gateway.domain.incoming_reads import IncomingContext
-    from gateway.domain.messages import MessageResult
-    from gateway.domain.notify import Known
-    from gateway.store.records import LoggedEvent
-
-    for struct in (IncomingContext, Known, MessageResult, LoggedEvent):
+    # ... and the payload a conversation's last message leaves with the writer's memory.
+    payload = (p.MessageEventData, p.MessageConversationRef, p.ContactSender)
+    for struct in (IncomingContext, Known, MessageResult, LoggedEvent, *payload):
         assert struct.__struct_config__.gc is False, struct.__name__

@@ -13,6 +13,7 @@ calls batched, the other one by one."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import queue
 import shutil
 import sqlite3
@@ -341,6 +342,42 @@ async def test_the_common_case_costs_one_insert_for_the_whole_batch(
         assert count("SELECT c.id") == 0  # remembered
         assert count("SELECT id FROM messages WHERE conversation_id") == 20  # echo_ids
         assert count("UPDATE conversations") == 1
+
+
+def tracked_within(value: Any, path: str = "") -> list[str]:
+    """The paths of the objects the cycle collector watches in ``value``, looked for through
+    structs' fields and containers' items (an untracked struct shows the collector nothing)."""
+    found = [path or "."] if gc.is_tracked(value) else []
+    if isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            found += tracked_within(getattr(value, name), f"{path}.{name}")
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            found += tracked_within(item, f"{path}[]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found += tracked_within(item, f"{path}[{key!r}]")
+    return found
+
+
+async def test_what_the_writer_remembers_is_out_of_the_collectors_reach(tmp_path: Path) -> None:
+    """Between batches the writer keeps a state per conversation (thousands): its records and
+    counts, the last message's payload. None of it is watched by the cycle collector but two
+    lists (the conversation's labels, the contact's streams), so young collections in the
+    writer thread do not visit what it keeps; and a state keeps no set of echo_ids."""
+    async with gated(SQLiteStore(tmp_path / "db.sqlite")) as store:
+        targets = await build(store)
+        calls = [to_call(targets, (i, f"e{i}", 1000, False, i % 2 == 0, 5), i) for i in range(6)]
+        outcomes = await one_batch(store, calls)
+        assert all(isinstance(o, messages.MessageResult) for o in outcomes)
+        (memory,) = store._heads.batches.values()
+        states = memory["states"]
+        assert states  # the batch wrote messages and remembers their conversations
+        for state in states.values():
+            assert state.context.known.last_message is not None
+            assert state.echoes is None
+            tracked = {path for path in tracked_within(state) if not path.endswith("labels")}
+            assert tracked == {".context.known.contact_streams"}, tracked
 
 
 async def test_one_conversation_is_updated_by_its_key_alone(

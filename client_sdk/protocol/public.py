@@ -255,7 +255,10 @@ class Contact(Struct, kw_only=True):
     company_id: int | None = None
 
 
-class ContactSender(Struct, kw_only=True, tag_field="type", tag="contact"):
+class ContactSender(Struct, kw_only=True, tag_field="type", tag="contact", gc=False):
+    """A message's sender when a contact sent it: plain data, untracked as the message
+    payload that holds it is (``push.MessageEventData``)."""
+
     additional_attributes: JSONObject = {}
     custom_attributes: JSONObject = {}
     email: str | None = None

@@ -37,14 +37,17 @@ class ContactInboxRef(Struct, kw_only=True):
     source_id: str
 
 
-class MessageConversationRef(Struct, kw_only=True):
+# A message's payload is plain data decoded from JSON or built from rows: nothing in it can
+# refer back to it, so the collector is not asked to watch it (``gc=False``). The gateway keeps
+# the last one of each conversation it wrote to (``incoming_batch``), thousands at a time.
+class MessageConversationRef(Struct, kw_only=True, gc=False):
     assignee_id: int | None = None
     unread_count: int = 0
     last_activity_at: int = 0
     contact_inbox: ContactInboxRef | None = None
 
 
-class MessageEventData(Struct, kw_only=True):
+class MessageEventData(Struct, kw_only=True, gc=False):
     """``data`` of ``message.created`` / ``message.updated`` (Chatwoot's push_event_data)."""
 
     id: int
