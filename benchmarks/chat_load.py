@@ -24,7 +24,7 @@ from typing import Any
 
 from tests.server_helpers import GatewayProcess, server_env
 
-from . import procs
+from . import procs, server_waits
 from .http_load import GATEWAY_ENV
 from .loadgen import pct
 from .seed import seed
@@ -123,11 +123,14 @@ def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any
         poster.receive(60)
         first = 0
         if config.warmup:
-            phase(listener, poster, gateway.pid, "w", 50, 1.0, first, config)
+            phase(listener, poster, gateway.pid, gateway.port, "w", 50, 1.0, first, config)
             first += 50
         for i, rate in enumerate(config.rates):
             time.sleep(1.0)  # the last phase's tail is over, its garbage collected
-            r = phase(listener, poster, gateway.pid, f"p{i}", rate, config.seconds, first, config)
+            r = phase(
+                listener, poster, gateway.pid, gateway.port, f"p{i}", rate, config.seconds, first,
+                config,
+            )  # fmt: skip
             first += r["posted"]
             out["rates"].append(r)
             log(
@@ -137,6 +140,8 @@ def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any
                 f"{r['server_cpu']:.0f}% (its core {r['server_core_busy']:.0f}% busy), load CPU "
                 f"{r['load_cpu']:.0f}%"
             )
+            waits = {k: server_waits.Waits(**w) for k, w in r["server_waits"].items()}
+            log(f"  [chat] {rate:g} msg/s, inside the server: {server_waits.describe(waits)}")
             if r["aborted"]:
                 out["notes"].append(
                     f"{rate:g} msg/s: the server fell behind, the phase was cut short after "
@@ -149,7 +154,9 @@ def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any
         ]  # fmt: skip
         out["held_rate"] = max(held) if held else 0
         if config.flame is not None:
-            out["flame"] = flame(listener, poster, gateway.pid, first, config, root, load_cpus)
+            out["flame"] = flame(
+                listener, poster, gateway.pid, gateway.port, first, config, root, load_cpus
+            )
             log(f"flame graph: {config.flame}")
         listener.send("quit")
         poster.send("quit")
@@ -165,6 +172,7 @@ def flame(
     listener: procs.Child,
     poster: procs.Child,
     server_pid: int,
+    port: int,
     first: int,
     config: Config,
     root: Path,
@@ -176,7 +184,7 @@ def flame(
     spy = procs.flame_graph(server_pid, config.flame, config.seconds, root / "py-spy.log", cpus)
     with procs.started(spy):
         time.sleep(0.5)  # py-spy attaches
-        r = phase(listener, poster, server_pid, "f", rate, config.seconds, first, config)
+        r = phase(listener, poster, server_pid, port, "f", rate, config.seconds, first, config)
         assert spy.popen is not None
         spy.popen.wait(timeout=config.seconds + 30)
     return {"svg": config.flame.name, "rate": rate, "seconds": config.seconds,
@@ -187,6 +195,7 @@ def phase(
     listener: procs.Child,
     poster: procs.Child,
     server_pid: int,
+    port: int,
     name: str,
     rate: float,
     seconds: float,
@@ -196,6 +205,7 @@ def phase(
     assert listener.popen is not None and poster.popen is not None
     listener.send(f"phase {name}")
     listener.receive(30)
+    waits_before = server_waits.scrape(port)
     core = procs.CoreMeter(procs.cores()[0]).start()
     server = procs.CpuMeter([server_pid]).start()
     load = procs.CpuMeter([listener.pid, poster.pid]).start()
@@ -214,6 +224,7 @@ def phase(
             seen, last = count, time.monotonic()
         time.sleep(0.05)
     server_cpu, load_cpu, core_busy = server.stop(), load.stop(), core.stop()
+    waits = server_waits.between(waits_before, server_waits.scrape(port))
     listener.send(f"report {name}")
     report = json.loads(listener.receive(120))
     messages: dict[str, list[int]] = report["messages"]
@@ -251,4 +262,6 @@ def phase(
         "server_cpu_us_per_msg": server.seconds / len(acked) * 1e6 if acked else math.nan,
         "load_cpu": load_cpu,
         "server_core_busy": core_busy,
+        # Where the server kept the messages (its own histograms): name -> Waits as a dict.
+        "server_waits": {k: w._asdict() for k, w in waits.items()},
     }

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import instructions
+from . import instructions, server_waits
 
 START = "<!-- benchmarks:results:start -->"
 END = "<!-- benchmarks:results:end -->"
@@ -348,6 +348,7 @@ def chat_section(r: dict[str, Any]) -> list[str]:
          "POST sent late p99 ms", "lost",
          "duplicated", "failed POSTs", "server CPU %", "its core busy %", "load CPU %"], rows,
     )  # fmt: skip
+    lines += waits_table(r["rates"])
     held = r.get("held_rate", 0)
     lines += [
         "",
@@ -381,6 +382,37 @@ def chat_section(r: dict[str, Any]) -> list[str]:
         ]
     lines += ["", "![Chat latency against posting rate](benchmarks/chat-latency.png)", ""]
     return lines
+
+
+def waits_table(rates: list[dict[str, Any]]) -> list[str]:
+    """Per rate, where the server kept the messages (``benchmarks.server_waits``)."""
+    names = [n for n in server_waits.WATCHED if any(n in x.get("server_waits", {}) for x in rates)]
+    if not names:
+        return []
+    rows = []
+    for x in rates:
+        waits = x.get("server_waits", {})
+        row = [f"{x['rate']:g}"]
+        for n in names:
+            w = waits.get(n)
+            row += (
+                [f"<= {w['p99_le_ms']:g}", f"{w['over_10ms']:.1%}"] if w and w["observed"]
+                else ["n/a", "n/a"]
+            )  # fmt: skip
+        rows.append(row)
+    header = ["msg/s"]
+    for n in names:
+        header += [f"{n}: p99 ms", f"{n}: over 10 ms"]
+    return [
+        "",
+        "Inside the server, from its own histograms over each phase (`/metrics` before and "
+        "after): the POST (arrival to the end of its response), the store write in it "
+        "(queueing for the writer, the batch, the commit, the loop's wake-up) and the "
+        "transaction alone (one per batch of writes, BEGIN to COMMIT). A p99 is the histogram "
+        "bucket it falls in; the share over 10 ms is exact.",
+        "",
+        *table(header, rows),
+    ]
 
 
 def instructions_section(r: dict[str, Any]) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import procs, report
+from benchmarks import procs, report, server_waits
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,6 +76,49 @@ def test_the_load_generator_does_not_collect_while_it_measures() -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)  # the run itself is given 280 s
+def exposition(post: dict[str, int], write: dict[str, int]) -> str:
+    """A /metrics text with cumulative buckets of the POST route, a GET route (not watched)
+    and the store write."""
+    route = "/public/api/v1/inboxes/{inbox_identifier}/contacts/{x}/conversations/{c}/messages"
+    lines = [f'inboxgate_http_request_duration_seconds_bucket{{le="{le}",method="POST",'
+             f'route="{route}"}} {n}.0' for le, n in post.items()]  # fmt: skip
+    lines += [f'inboxgate_http_request_duration_seconds_bucket{{le="{le}",method="GET",'
+              f'route="{route}"}} 1000.0' for le in post]  # fmt: skip
+    lines += [f'inboxgate_store_write_seconds_bucket{{engine="sqlite",le="{le}"}} {n}.0'
+              for le, n in write.items()]  # fmt: skip
+    return "\n".join(["# HELP x y", *lines, 'inboxgate_store_write_seconds_sum{engine="sqlite"} 9'])
+
+
+def test_where_the_server_kept_messages_is_read_from_its_histograms() -> None:
+    """Between two scrapes: how many were observed, the shares over 5 and 10 ms, and the
+    bucket the 99th percentile falls in; a GET route does not count as the POST."""
+    les = ["0.001", "0.0025", "0.005", "0.01", "0.025", "+Inf"]
+    before = server_waits.parse(exposition(dict(zip(les, [5, 5, 5, 5, 5, 5], strict=True)), {}))
+    after = server_waits.parse(
+        exposition(
+            dict(
+                zip(les, [5, 50, 85, 97, 105, 105], strict=True)
+            ),  # 100 more: 80 <= 5 ms, 8 over 10 ms
+            dict(zip(les, [10, 20, 30, 40, 50, 50], strict=True)),
+        )
+    )
+    waits = server_waits.between(before, after)
+    post = waits["POST a message"]
+    assert post.observed == 100
+    assert post.over_5ms == pytest.approx(0.20)
+    assert post.over_10ms == pytest.approx(0.08)
+    assert post.p99_le_ms == 25.0
+    write = waits["store write"]
+    assert (write.observed, write.p99_le_ms) == (50, 25.0)
+    assert write.over_10ms == pytest.approx(0.2)
+    assert waits["transaction"].observed == 0  # not in the text: nothing observed
+    assert "POST a message p99 <= 25 ms, 8.0% over 10 ms" in server_waits.describe(waits)
+    rows = report.waits_table(
+        [{"rate": 250, "server_waits": {k: w._asdict() for k, w in waits.items()}}]
+    )
+    assert "| 250 | <= 25 | 8.0% | <= 25 | 20.0% | n/a | n/a |" in rows
+
+
 def test_the_quick_run_writes_the_page_and_the_charts(tmp_path: Path) -> None:
     """``--quick`` runs every benchmark but the cross-node cluster (each must succeed: a
     benchmark that fails is reported in the page and the command exits 1)."""
