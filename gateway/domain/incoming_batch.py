@@ -202,10 +202,12 @@ class _State(Struct, gc=False):
     """One conversation as the batch's calls so far left it.
 
     Remembered from one batch to the next (up to ``MAX_REMEMBERED``), so out of the
-    collector's reach, as what it holds is (records, counts, the payload of the last message):
-    with 10,000 customers every message leaves a new one, and tracked, the 2,000 of them and
-    their payloads (about 15 objects each) were most of what the writer thread's young
-    collections visited, 6-13 ms each with the GIL held (traced in the chat workload)."""
+    collector's reach, as what it holds is (records, counts, the payload of the last message).
+    With 10,000 customers every message leaves a new one; tracked, a young collection in the
+    writer thread (traced in the chat workload at 1,000 msg/s) found 34,000 objects, most of
+    them 2,000 states, their empty sets of echo_ids and their payloads, and held the GIL for
+    12 ms. Such collections are rare there (two or three in 30 s of load): this is less work
+    for them, not the chat workload's tail."""
 
     context: IncomingContext
     conversation: Conversation
