@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 import httpx
 
-# name -> (histogram, label filter: every label given must match; a value ending in "*" is
-# a suffix match for the route templates)
+# name -> (histogram, label filter: every label given must match; a value starting with "*"
+# matches a label that ends with the rest, as the route templates do)
 WATCHED: dict[str, tuple[str, dict[str, str]]] = {
     "POST a message": (
         "inboxgate_http_request_duration_seconds",
