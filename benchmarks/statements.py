@@ -69,21 +69,30 @@ class Counter:
 
     @contextlib.contextmanager
     def on(self, store: Store) -> Iterator[None]:
-        read, write = store.read, store.write
+        read, write, write_on_commit = store.read, store.write, store.write_on_commit
 
         async def counted_read(op: Callable[..., Op[Any]], *a: Any, **k: Any) -> Any:
             kind = "short" if is_short_read(op) else "read"
             return await read(self.wrap(kind, op), *a, **k)
 
+        def kind_of(op: Callable[..., Op[Any]]) -> str:
+            return "lazy" if is_lazy_transaction(op) else "write"
+
         async def counted_write(op: Callable[..., Op[Any]], *a: Any, **k: Any) -> Any:
-            kind = "lazy" if is_lazy_transaction(op) else "write"
-            return await write(self.wrap(kind, op), *a, **k)
+            return await write(self.wrap(kind_of(op), op), *a, **k)
+
+        async def counted_write_on_commit(
+            then: Callable[[Any], None], op: Callable[..., Op[Any]], *a: Any, **k: Any
+        ) -> Any:
+            return await write_on_commit(then, self.wrap(kind_of(op), op), *a, **k)
 
         store.read, store.write = counted_read, counted_write  # type: ignore[method-assign]
+        store.write_on_commit = counted_write_on_commit  # type: ignore[method-assign]
         try:
             yield
         finally:
             store.read, store.write = read, write  # type: ignore[method-assign]
+            store.write_on_commit = write_on_commit  # type: ignore[method-assign]
 
 
 @contextlib.asynccontextmanager

@@ -245,6 +245,37 @@ class StoreContract:
         with pytest.raises(StoreUnavailable):
             await store.read(prov.get_account, 1)
 
+    # -- what a commit sets off ----------------------------------------------------------------
+
+    async def test_on_commit_has_the_result_before_the_caller_resumes(self, store: Store) -> None:
+        seen: list[object] = []
+        account = await store.write_on_commit(seen.append, prov.create_account, "Acme", T0)
+        assert seen == [account]
+        assert await store.read(prov.get_account, account.id) == account
+
+    async def test_on_commit_is_not_called_for_a_write_that_failed(self, store: Store) -> None:
+        def doomed(now: float) -> Op[None]:
+            yield from prov.create_account("Doomed", now)
+            raise Locked("refused after writing")
+
+        seen: list[object] = []
+        with pytest.raises(Locked):
+            await store.write_on_commit(seen.append, doomed, T0)
+        assert seen == []
+        assert await store.read(prov.find_account_by_name, "Doomed") is None  # undone
+
+    async def test_an_on_commit_failure_reaches_the_caller_and_the_write_stays(
+        self, store: Store
+    ) -> None:
+        def broken(_: object) -> None:
+            raise RuntimeError("the sink failed")
+
+        with pytest.raises(RuntimeError, match="the sink failed"):
+            await store.write_on_commit(broken, prov.create_account, "Kept", T0)
+        assert await store.read(prov.find_account_by_name, "Kept") is not None
+        # The store goes on serving.
+        assert (await store.write(prov.create_account, "Next", T0)).name == "Next"
+
     # -- provisioning ------------------------------------------------------------------------
 
     async def test_account_and_inbox_defaults(self, store: Store) -> None:

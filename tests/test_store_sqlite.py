@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from gateway.domain import incoming
+from gateway.domain import provisioning as prov
+from gateway.domain.messages import MessageResult
 from gateway.store import SQLiteStore
 from gateway.store.schema import SQLITE_MIGRATIONS
-from gateway.store.sql import Op, execute, last_rowid, scalar
+from gateway.store.sql import Op, execute, last_rowid, rows, scalar
 from tests.store_contract import (
     T0,
     StoreContract,
@@ -132,6 +135,54 @@ async def test_a_queued_write_completes_though_its_caller_is_cancelled(
     assert count == 51
     again = await send(sqlite_store, conv, w.contact.id, "m0", echo_id="e0")
     assert not again.created  # the cancelled caller's message, as a retry finds it
+
+
+async def test_a_commit_sets_off_its_events_though_its_caller_is_cancelled(
+    sqlite_store: SQLiteStore,
+) -> None:
+    """``on_commit`` runs where the writer's batch is settled on the loop, not in the caller:
+    a cancelled caller's message is still published (before, its events waited for a caller
+    that never resumed, and reached the sockets only when a later event showed the gap)."""
+    w = await make_world(sqlite_store)
+    conv = (await new_conversation(sqlite_store, w.inbox, w.session)).conversation
+    published: list[int] = []
+
+    def on_commit(result: MessageResult) -> None:
+        published.append(result.message.id)
+
+    async def post(i: int) -> MessageResult:
+        return await sqlite_store.write_on_commit(
+            on_commit, incoming.create_incoming, conv.id, w.contact.id, f"m{i}", f"e{i}", [],
+            1000, lambda _: "", T0,
+        )  # fmt: skip
+
+    callers = [asyncio.create_task(post(i)) for i in range(20)]
+    await asyncio.sleep(0)  # each has queued its write
+    for caller in callers[::2]:
+        caller.cancel()
+    outcomes = await asyncio.gather(*callers, return_exceptions=True)
+    assert sum(isinstance(o, asyncio.CancelledError) for o in outcomes) == 10
+    await sqlite_store.write(scalar, "SELECT 1")  # queued after them: their batch is settled
+    ids = await sqlite_store.read(
+        rows, "SELECT id FROM messages WHERE conversation_id = ? ORDER BY id", conv.id
+    )
+    assert published == [i for (i,) in ids] and len(published) == 20
+
+
+async def test_on_commit_runs_before_the_callers_next_step(sqlite_store: SQLiteStore) -> None:
+    """The order on the loop: every write of a batch has its ``on_commit`` run in the one
+    callback that settles the batch, before any of their callers resumes."""
+    order: list[str] = []
+
+    async def write(name: str) -> None:
+        await sqlite_store.write_on_commit(
+            lambda _: order.append(f"{name} committed"), prov.create_account, name, T0
+        )
+        order.append(f"{name} resumed")
+
+    await asyncio.gather(*(write(n) for n in ("a", "b", "c")))
+    assert order[:3] == ["a committed", "b committed", "c committed"]
+    assert sorted(order[3:]) == ["a resumed", "b resumed", "c resumed"]
 
 
 def writer_temp_store() -> Op[object]:

@@ -226,26 +226,24 @@ class AgentMessageService:
         new.attachments = saved
         try:
             link = self.link(base_url)
-            result, view = await self.ctx.store.write(
-                _rendered, ops.create_message, link, conversation.id, new, actor.performer,
-                self.ctx.settings.messages_per_minute, link, self.ctx.now(),
+            _, view = await self.ctx.store.write_on_commit(
+                self.ctx.emit_first, _rendered, ops.create_message, link, conversation.id, new,
+                actor.performer, self.ctx.settings.messages_per_minute, link, self.ctx.now(),
             )  # fmt: skip
         except BaseException:
             await self.ctx.files.discard(saved)
             raise
         count_created(actor.performer, new.message_type)
-        self.ctx.emitted(result.events)
         return view
 
     async def delete(
         self, actor: Actor, conversation: Conversation, message_id: int, base_url: str
     ) -> p.AgentMessage:
         link = self.link(base_url)
-        result, view = await self.ctx.store.write(
-            _rendered, ops.delete_message, link, conversation.id, message_id, actor.performer,
-            link, self.ctx.now(),
+        result, view = await self.ctx.store.write_on_commit(
+            self.ctx.emit_first, _rendered, ops.delete_message, link, conversation.id,
+            message_id, actor.performer, link, self.ctx.now(),
         )  # fmt: skip
-        self.ctx.emitted(result.events)
         await self.ctx.files.discard([_as_new(a) for a in result.removed])
         return view
 
@@ -258,9 +256,8 @@ class AgentMessageService:
         base_url: str,
     ) -> p.AgentMessage:
         link = self.link(base_url)
-        result, view = await self.ctx.store.write(
-            _rendered, ops.update_status, link, conversation.id, message_id, req.status,
-            req.external_error, actor.performer, link, self.ctx.now(),
+        _, view = await self.ctx.store.write_on_commit(
+            self.ctx.emit_first, _rendered, ops.update_status, link, conversation.id,
+            message_id, req.status, req.external_error, actor.performer, link, self.ctx.now(),
         )  # fmt: skip
-        self.ctx.emitted(result.events)
         return view

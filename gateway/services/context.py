@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from ..attachments import FileStore
 from ..domain import provisioning
@@ -19,6 +20,13 @@ EventSink = Callable[[list[LoggedEvent]], None]
 TypingSink = Callable[[Hashable, bool, Sequence[str], bytes, bytes], Awaitable[None]]
 
 INBOX_CACHE_SECONDS = 2.0
+
+
+class Logged(Protocol):
+    """A write's result that carries the events its commit appended."""
+
+    @property
+    def events(self) -> list[LoggedEvent]: ...
 
 
 @dataclass
@@ -39,6 +47,15 @@ class Context:
         if events:
             for sink in self.event_sinks:
                 sink(events)
+
+    # For ``store.write_on_commit``: a write's events published as soon as its commit is known,
+    # not when its caller resumes a turn of the loop later (the sockets would wait for it).
+    def emit_result(self, result: Logged) -> None:
+        self.emitted(result.events)
+
+    def emit_first(self, result: tuple[Logged, Any]) -> None:
+        """For an operation that answers (result, view)."""
+        self.emitted(result[0].events)
 
     async def inbox(self, identifier: str) -> Inbox:
         """The API inbox with this identifier (404 otherwise). Every public request starts

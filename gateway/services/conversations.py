@@ -199,11 +199,10 @@ class ConversationService:
     ) -> p.PublicConversation:
         inbox, session, _contact = await self.contacts.session(inbox_identifier, source_id)
         validation.custom_attributes(req.custom_attributes)
-        result, view = await self.ctx.store.write(
-            _rendered, conv_ops.create, self._link(base_url), inbox, session,
-            req.custom_attributes or {}, self._link(base_url), self.ctx.now(),
+        _, view = await self.ctx.store.write_on_commit(
+            self.ctx.emit_first, _rendered, conv_ops.create, self._link(base_url), inbox,
+            session, req.custom_attributes or {}, self._link(base_url), self.ctx.now(),
         )  # fmt: skip
-        self.ctx.emitted(result.events)
         return view
 
     async def show(
@@ -247,11 +246,10 @@ class ConversationService:
         self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
     ) -> p.PublicConversation:
         conversation_id = (await self._ids(inbox_identifier, source_id, display_id)).conversation_id
-        result, view = await self.ctx.store.write(
-            _rendered, conv_ops.resolve, self._link(base_url), conversation_id,
-            self._link(base_url), self.ctx.now(),
+        _, view = await self.ctx.store.write_on_commit(
+            self.ctx.emit_first, _rendered, conv_ops.resolve, self._link(base_url),
+            conversation_id, self._link(base_url), self.ctx.now(),
         )  # fmt: skip
-        self.ctx.emitted(result.events)
         return view
 
     async def toggle_typing(
@@ -351,14 +349,13 @@ class ConversationService:
             # The session's reach is checked in the write itself: no read on the loop first
             # (a read there hands the GIL to the writer and waits to get it back).
             inbox = await self.ctx.inbox(inbox_identifier)
-            result = await self.ctx.store.write(
-                reached_incoming, inbox.id, inbox.account_id, source_id, display_id,
-                req.content, (req.echo_id or None), [], self.ctx.settings.messages_per_minute,
-                link, self.ctx.now(),
+            result = await self.ctx.store.write_on_commit(
+                self.ctx.emit_result, reached_incoming, inbox.id, inbox.account_id, source_id,
+                display_id, req.content, (req.echo_id or None), [],
+                self.ctx.settings.messages_per_minute, link, self.ctx.now(),
             )  # fmt: skip
             if result.created:
                 metrics.message_created("public")
-            self.ctx.emitted(result.events)
             return result.view
         contact_id, conversation_id = await self._ids(inbox_identifier, source_id, display_id)
         saved: list[msg_ops.NewAttachment] = []
@@ -369,10 +366,10 @@ class ConversationService:
                         upload.file, upload.filename or "file", upload.content_type or ""
                     )
                 )
-            result = await self.ctx.store.write(
-                incoming.create_incoming, conversation_id, contact_id, req.content,
-                (req.echo_id or None), saved, self.ctx.settings.messages_per_minute, link,
-                self.ctx.now(),
+            result = await self.ctx.store.write_on_commit(
+                self.ctx.emit_result, incoming.create_incoming, conversation_id, contact_id,
+                req.content, (req.echo_id or None), saved, self.ctx.settings.messages_per_minute,
+                link, self.ctx.now(),
             )  # fmt: skip
         except BaseException:
             await self.ctx.files.discard(saved)
@@ -383,7 +380,6 @@ class ConversationService:
             await self.ctx.files.discard(
                 saved
             )  # a retried send: the original already has its files
-        self.ctx.emitted(result.events)
         return result.view
 
     async def update_message(
@@ -398,9 +394,8 @@ class ConversationService:
         conversation_id = (await self._ids(inbox_identifier, source_id, display_id)).conversation_id
         values = submitted_values(req)
         link = self._link(base_url)
-        result = await self.ctx.store.write(
-            msg_ops.update_submitted_values, conversation_id, message_id, values,
-            self.ctx.settings.csat_lock_days, link, self.ctx.now(),
+        result = await self.ctx.store.write_on_commit(
+            self.ctx.emit_result, msg_ops.update_submitted_values, conversation_id, message_id,
+            values, self.ctx.settings.csat_lock_days, link, self.ctx.now(),
         )  # fmt: skip
-        self.ctx.emitted(result.events)
         return result.view

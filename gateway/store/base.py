@@ -65,6 +65,18 @@ class Store(abc.ABC):
     async def write(self, op: Callable[..., Op[T]], *args: Any, **kwargs: Any) -> T:
         """Run ``op(*args, **kwargs)`` in its own transaction (savepoint in a group commit)."""
 
+    async def write_on_commit(
+        self, on_commit: Callable[[T], None], op: Callable[..., Op[T]], *args: Any, **kwargs: Any
+    ) -> T:
+        """``write``, and ``on_commit(result)`` called on the event loop as soon as the commit
+        is known, before the caller resumes; if it raises, the caller gets its error. What a
+        commit must set off (its events published) then does not wait for the caller's turn
+        of the loop: an engine that learns of the commit in a callback (SQLite's writer
+        thread) calls it there, even for a caller that was cancelled meanwhile."""
+        result = await self.write(op, *args, **kwargs)
+        on_commit(result)
+        return result
+
     @abc.abstractmethod
     async def read(self, op: Callable[..., Op[T]], *args: Any, **kwargs: Any) -> T:
         """Run a read-only ``op`` on a snapshot of committed data."""

@@ -111,8 +111,11 @@ def _neutral(exc: Exception) -> Exception:
     return exc
 
 
+OnCommit = Callable[[Any], None] | None
+
+
 class _WriteJob:
-    __slots__ = ("args", "future", "kwargs", "loop", "op")
+    __slots__ = ("args", "future", "kwargs", "loop", "on_commit", "op")
 
     def __init__(
         self,
@@ -121,12 +124,14 @@ class _WriteJob:
         kwargs: dict[str, Any],
         loop: asyncio.AbstractEventLoop,
         future: asyncio.Future[Any],
+        on_commit: OnCommit,
     ) -> None:
         self.op = op
         self.args = args
         self.kwargs = kwargs
         self.loop = loop
         self.future = future
+        self.on_commit = on_commit
 
 
 def _wrote(conn: sqlite3.Connection, heads: StreamHeads, mark: tuple[int, int]) -> bool:
@@ -206,9 +211,20 @@ def _run_isolated(
     return outcomes
 
 
-def _resolve(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    """On the loop: settle every future of one committed batch (one wake-up for all)."""
-    for future, ok, value in settled:
+Settled = tuple[asyncio.Future[Any], bool, Any, OnCommit]
+
+
+def _resolve(settled: list[Settled]) -> None:
+    """On the loop: settle every future of one committed batch (one wake-up for all). A
+    write's ``on_commit`` runs here, not when its caller resumes: that is a turn of the loop
+    later (the future's callbacks are scheduled, not run), which a busy loop makes long, and
+    what it sets off (the events' fan-out) would wait for it."""
+    for future, ok, value, on_commit in settled:
+        if ok and on_commit is not None:
+            try:
+                on_commit(value)
+            except Exception as exc:  # as if raised where the caller would have called it
+                ok, value = False, exc
         if future.done():
             continue
         if ok:
@@ -361,6 +377,20 @@ class SQLiteStore(Store):
     # -- operations ----------------------------------------------------------------------
 
     async def write(self, op: Callable[..., Op[T]], *args: Any, **kwargs: Any) -> T:
+        return await self._submit(None, op, args, kwargs)
+
+    async def write_on_commit(
+        self, on_commit: Callable[[T], None], op: Callable[..., Op[T]], *args: Any, **kwargs: Any
+    ) -> T:
+        return await self._submit(on_commit, op, args, kwargs)
+
+    async def _submit(
+        self,
+        on_commit: Callable[[T], None] | None,
+        op: Callable[..., Op[T]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> T:
         if self._closed or self._pending is None:
             raise StoreUnavailable("the store is closed")
         loop = asyncio.get_running_loop()
@@ -369,7 +399,7 @@ class SQLiteStore(Store):
             if self._closed:  # closed while this write waited for a slot: the writer is gone
                 raise StoreUnavailable("the store is closed")
             future: asyncio.Future[T] = loop.create_future()
-            self._jobs.put(_WriteJob(op, args, kwargs, loop, future))
+            self._jobs.put(_WriteJob(op, args, kwargs, loop, future, on_commit))
             # The writer resolves the future only after COMMIT: awaiting it is the durability ack.
             # It runs every queued job whatever became of the caller: a cancelled caller cancels
             # only the future (``_resolve`` skips it), never the write. So no shield, which cost
@@ -509,9 +539,9 @@ class SQLiteStore(Store):
         self.batched_ops += len(batch)
         # One call_soon_threadsafe per loop and batch, not per job: each is a wake-up of the
         # loop (a write to its self-pipe) and a GIL hand-over.
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[Settled]] = {}
         for job, (ok, value) in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+            by_loop.setdefault(job.loop, []).append((job.future, ok, value, job.on_commit))
         for loop, settled in by_loop.items():
             with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting
                 loop.call_soon_threadsafe(_resolve, settled)
