@@ -27,6 +27,7 @@ from client_sdk.events import (
     MessageCreated,
     TypingChanged,
 )
+from client_sdk.outbox import new_echo_id
 from client_sdk.protocol import AgentBotSender, ContactSender, UserSender
 
 HELP = "Type a message and press Enter. /rate N [comment], /resolve, /quit."
@@ -92,8 +93,11 @@ class ChatTerminal:
             elif text == "/help":
                 self.say(HELP)
             else:
-                sent = await self.conversation.send(text)
-                self.mine.add(sent.echo_id)
+                # Known as ours before it is sent: the socket may bring the message back before
+                # the send returns (the gateway publishes on commit, ahead of the response).
+                echo_id = new_echo_id()
+                self.mine.add(echo_id)
+                sent = await self.conversation.send(text, echo_id=echo_id)
                 if sent.queued:
                     self.say("[queued: the gateway is unreachable, it will be sent later]")
         except (InboxError, ValueError) as exc:

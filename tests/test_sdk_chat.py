@@ -81,6 +81,9 @@ def test_inboxgate_chat_in_a_terminal(server: GatewayProcess, tmp_path: Path) ->
             time.sleep(0.05)
         agent.typing(conv)
         term.expect(r"\[Agent Smith is typing\.\.\.\]")
+        # Its own line comes back on the socket too (possibly before the send returned): it
+        # is on the screen already, as typed, and not printed again.
+        assert "you: Hi, is anyone there?" not in term.screen
         agent.reply(conv, "Yes! How can I help?")
         term.expect(r"Agent Smith: Yes! How can I help\?")
         agent.resolve(conv)
