@@ -142,7 +142,8 @@ async def test_a_commit_sets_off_its_events_though_its_caller_is_cancelled(
 ) -> None:
     """``on_commit`` runs where the writer's batch is settled on the loop, not in the caller:
     a cancelled caller's message is still published (before, its events waited for a caller
-    that never resumed, and reached the sockets only when a later event showed the gap)."""
+    that never resumed, and reached the sockets only once the hub healed the stream from the
+    log: a later event showing the gap, or the reconcile every few seconds)."""
     w = await make_world(sqlite_store)
     conv = (await new_conversation(sqlite_store, w.inbox, w.session)).conversation
     published: list[int] = []

@@ -69,10 +69,11 @@ class Store(abc.ABC):
         self, on_commit: Callable[[T], None], op: Callable[..., Op[T]], *args: Any, **kwargs: Any
     ) -> T:
         """``write``, and ``on_commit(result)`` called on the event loop as soon as the commit
-        is known, before the caller resumes; if it raises, the caller gets its error. What a
-        commit must set off (its events published) then does not wait for the caller's turn
-        of the loop: an engine that learns of the commit in a callback (SQLite's writer
-        thread) calls it there, even for a caller that was cancelled meanwhile."""
+        is known, before the caller gets the result; if it raises, the caller gets its error.
+        What a commit must set off (its events published) then does not wait for the caller's
+        turn of the loop: an engine that learns of the commit in a callback (SQLite's writer
+        thread) calls it there, even for a caller that was cancelled meanwhile; this default
+        calls it where the caller resumes."""
         result = await self.write(op, *args, **kwargs)
         on_commit(result)
         return result
