@@ -120,11 +120,10 @@ class ContactAdminService:
     async def create(self, actor: Actor, req: p.AgentContactRequest) -> p.ContactCreateResponse:
         changes = contact_changes(req)
         validation.length("source_id", req.source_id, validation.MAX_SOURCE_ID)
-        created = await self.ctx.store.write(
-            ops.create_contact, actor.account_id, changes, req.inbox_id,
+        created = await self.ctx.store.write_on_commit(
+            self.ctx.emit_result, ops.create_contact, actor.account_id, changes, req.inbox_id,
             (req.source_id or "").strip() or None, self.ctx.now(),
         )  # fmt: skip
-        self.ctx.emitted(created.events)
         [shown] = await self._present([created.contact], True)
         inbox = present.inbox_record(created.inbox) if created.inbox else None
         source_id = created.session.source_id if created.session else None
@@ -138,10 +137,10 @@ class ContactAdminService:
         self, actor: Actor, contact_id: int, req: p.AgentContactRequest
     ) -> p.ContactPayload:
         changes = contact_changes(req)
-        contact, logged = await self.ctx.store.write(
-            ops.update_contact, actor.account_id, contact_id, changes, self.ctx.now()
-        )
-        self.ctx.emitted(logged)
+        contact, _ = await self.ctx.store.write_on_commit(
+            lambda result: self.ctx.emitted(result[1]),
+            ops.update_contact, actor.account_id, contact_id, changes, self.ctx.now(),
+        )  # fmt: skip
         [shown] = await self._present([contact], True)
         return p.ContactPayload(payload=shown)
 

@@ -255,13 +255,12 @@ class AgentConversationService:
             additional_attributes=req.additional_attributes or {},
             message=new_message(req.message, []) if req.message is not None else None,
         )  # fmt: skip
-        result, view = await self.ctx.store.write(
-            _created, new, actor.performer, self.ctx.settings.messages_per_minute,
-            self.link(base_url), self.ctx.now(),
+        _, view = await self.ctx.store.write_on_commit(
+            self.ctx.emit_first, _created, new, actor.performer,
+            self.ctx.settings.messages_per_minute, self.link(base_url), self.ctx.now(),
         )  # fmt: skip
         if new.message is not None:
             count_created(actor.performer, new.message.message_type)
-        self.ctx.emitted(result.events)
         return view
 
     # -- changes ---------------------------------------------------------------------------
@@ -271,11 +270,11 @@ class AgentConversationService:
     ) -> p.ToggleStatusResponse:
         conversation = await self.conversation(actor, display_id)
         status = _enum(req.status, STATUSES, "status") if req.status else None
-        result = await self.ctx.store.write(
-            changes.toggle_status, conversation.id, status, epoch_seconds(req.snoozed_until),
-            actor.performer, actor.role == AGENT, self.link(base_url), self.ctx.now(),
+        result = await self.ctx.store.write_on_commit(
+            self.ctx.emit_result, changes.toggle_status, conversation.id, status,
+            epoch_seconds(req.snoozed_until), actor.performer, actor.role == AGENT,
+            self.link(base_url), self.ctx.now(),
         )  # fmt: skip
-        self.ctx.emitted(result.events)
         # A bot opening its pending conversation is Chatwoot's bot_handoff!: success is null.
         handoff = actor.bot is not None and conversation.status == "pending" and status == "open"
         return agent_presenters.toggle_status(result.conversation, None if handoff else True)
@@ -285,11 +284,10 @@ class AgentConversationService:
     ) -> None:
         conversation = await self.conversation(actor, display_id)
         value = priority_value(priority)
-        result = await self.ctx.store.write(
-            changes.set_priority, conversation.id, value, actor.performer, self.link(base_url),
-            self.ctx.now(),
+        await self.ctx.store.write_on_commit(
+            self.ctx.emit_result, changes.set_priority, conversation.id, value, actor.performer,
+            self.link(base_url), self.ctx.now(),
         )  # fmt: skip
-        self.ctx.emitted(result.events)
 
     async def update(
         self, actor: Actor, display_id: int, req: p.ConversationUpdateRequest, base_url: str
@@ -304,11 +302,10 @@ class AgentConversationService:
         conversation = await self.conversation(actor, display_id)
         attributes = req.custom_attributes or {}
         validation.custom_attributes(attributes)
-        result = await self.ctx.store.write(
-            changes.set_custom_attributes, conversation.id, attributes, self.link(base_url),
-            self.ctx.now(),
+        result = await self.ctx.store.write_on_commit(
+            self.ctx.emit_result, changes.set_custom_attributes, conversation.id, attributes,
+            self.link(base_url), self.ctx.now(),
         )  # fmt: skip
-        self.ctx.emitted(result.events)
         return p.CustomAttributesResponse(custom_attributes=result.conversation.custom_attributes)
 
     async def update_last_seen(
@@ -339,19 +336,19 @@ class AgentConversationService:
                 found = await self.ctx.store.read(assignees.account_user, actor.account_id, wanted)
                 if found is not None:
                     user, role = found
-            result = await self.ctx.store.write(
-                changes.assign_user, conversation.id, user, actor.performer, link, now
-            )
-            self.ctx.emitted(result.events)
+            await self.ctx.store.write_on_commit(
+                self.ctx.emit_result, changes.assign_user, conversation.id, user, actor.performer,
+                link, now,
+            )  # fmt: skip
             if user is None or role is None:
                 return None
             return presenters.agent(user, actor.account_id, role)
         if req.team_id is not UNSET:
             team = await self._team(actor, optional_id(req.team_id))
-            result = await self.ctx.store.write(
-                changes.assign_team, conversation.id, team, actor.performer, link, now
-            )
-            self.ctx.emitted(result.events)
+            await self.ctx.store.write_on_commit(
+                self.ctx.emit_result, changes.assign_team, conversation.id, team, actor.performer,
+                link, now,
+            )  # fmt: skip
             return agent_presenters.team_record(team) if team else None
         return None
 
@@ -359,11 +356,10 @@ class AgentConversationService:
         self, actor: Actor, display_id: int, req: p.LabelsRequest, base_url: str
     ) -> p.LabelsResponse:
         conversation = await self.conversation(actor, display_id)
-        result = await self.ctx.store.write(
-            changes.set_labels, conversation.id, clean_labels(req.labels), actor.performer,
-            self.link(base_url), self.ctx.now(),
+        result = await self.ctx.store.write_on_commit(
+            self.ctx.emit_result, changes.set_labels, conversation.id, clean_labels(req.labels),
+            actor.performer, self.link(base_url), self.ctx.now(),
         )  # fmt: skip
-        self.ctx.emitted(result.events)
         return p.LabelsResponse(payload=list(result.conversation.labels))
 
     async def delete(self, actor: Actor, display_id: int) -> None:
@@ -379,8 +375,9 @@ class AgentConversationService:
 
     async def reopen_snoozed(self) -> int:
         """Reopen the conversations whose snooze is over; returns how many events it sent."""
-        events = await self.ctx.store.write(changes.reopen_snoozed, self.link(""), self.ctx.now())
-        self.ctx.emitted(events)
+        events = await self.ctx.store.write_on_commit(
+            self.ctx.emitted, changes.reopen_snoozed, self.link(""), self.ctx.now()
+        )
         return len(events)
 
 

@@ -294,10 +294,10 @@ class ConversationService:
         self, inbox_identifier: str, source_id: str, display_id: int, base_url: str
     ) -> None:
         conversation_id = (await self._ids(inbox_identifier, source_id, display_id)).conversation_id
-        events = await self.ctx.store.write(
-            conv_ops.update_last_seen, conversation_id, self._link(base_url), self.ctx.now()
-        )
-        self.ctx.emitted(events)
+        await self.ctx.store.write_on_commit(
+            self.ctx.emitted, conv_ops.update_last_seen, conversation_id, self._link(base_url),
+            self.ctx.now(),
+        )  # fmt: skip
 
     # -- messages ------------------------------------------------------------------------
 

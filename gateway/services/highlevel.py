@@ -86,8 +86,9 @@ class HighLevelService:
             session = yield from highlevel.session_for(inbox, contact, self.ctx.now())
             return (yield from conv_ops.create(inbox, session, {}, link, self.ctx.now()))
 
-        result: conv_ops.ConversationResult = await store.write(create)
-        self.ctx.emitted(result.events)
+        result: conv_ops.ConversationResult = await store.write_on_commit(
+            self.ctx.emit_result, create
+        )
         conversation = result.conversation
         return p.HighLevelConversationResponse(
             conversation=p.HighLevelConversation(

@@ -229,7 +229,9 @@ class WebhookWorker:
         url = delivery.url
         if permanent or delivery.attempts >= self.settings.webhook_max_attempts:
             link = self.ctx.files.link_builder(self.settings.public_url)
-            logged = await self.ctx.store.write(outbox.give_up, delivery, error, status, link, now)
+            await self.ctx.store.write_on_commit(
+                self.ctx.emitted, outbox.give_up, delivery, error, status, link, now
+            )
             self.dead += 1
             _DEAD.inc()
             self._failing.failing(url, "webhook deliveries to %s are failing: %s", url, error)
@@ -242,7 +244,6 @@ class WebhookWorker:
                     "webhook delivery %s (%s to %s) is dead after %d attempts: %s",
                     delivery.uuid, delivery.event, url, delivery.attempts, error,
                 )  # fmt: skip
-            self.ctx.emitted(logged)
             return
         _FAILED.inc()
         self._failing.failing(
