@@ -4,7 +4,7 @@
     python -m benchmarks --quick            # fewer points, shorter phases, no cross-node
                                             # (under a minute)
     python -m benchmarks --only http,chat   # a subset: http, store, fanout, cross-node, chat,
-                                            # instructions
+                                            # wal, instructions
     python -m benchmarks --out /tmp/bench   # write /tmp/bench/benchmarks.md and its charts
     python -m benchmarks --profile          # also py-spy flame graphs: POST load, chat workload
     python -m benchmarks --profile before   # ... named flame-post-before.svg, flame-chat-...
@@ -28,9 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import chat_load, http_load, instructions, procs, report, suites
+from . import chat_load, http_load, instructions, procs, report, suites, wal_frames
 
-NAMES = ["http", "store", "fanout", "cross-node", "chat", "instructions"]
+NAMES = ["http", "store", "fanout", "cross-node", "chat", "wal", "instructions"]
 # Starting PostgreSQL databases, a redis-server and three gateway nodes takes ~20 s on its own.
 NOT_QUICK = {
     "cross-node": "not part of `--quick` (its cluster alone takes ~20 s to start); "
@@ -62,12 +62,14 @@ def plan(quick: bool, chat_flame: Path | None) -> dict[str, Callable[[Path], dic
         store_writes, fan = 300, (100, 20, 20, [])
         cross = (50.0, 1.0, 50, 1000)
         counted = 100
+        wal_points, wal_seconds = [40], 2
     else:
         http = http_load.Config()
         chat = chat_load.Config()
         store_writes, fan = 4000, (1000, 200, 50, [100, 250, 500])
         cross = (50.0, 10.0, 1000, 20000)
         counted = 1000
+        wal_points, wal_seconds = [40, 1000], 4
     chat.flame = chat_flame
     return {
         "http": lambda root: http_load.run(http, root, log),
@@ -75,6 +77,7 @@ def plan(quick: bool, chat_flame: Path | None) -> dict[str, Callable[[Path], dic
         "fanout": lambda root: suites.fanout(*fan, root, log),
         "cross-node": lambda root: suites.cross_node(*cross, root, log),
         "chat": lambda root: chat_load.run(chat, root, log),
+        "wal": lambda root: wal_frames.run(wal_points, wal_seconds, 6, root, log),
         "instructions": lambda root: instructions.suite(counted, 8, log),
     }
 

@@ -415,6 +415,42 @@ def waits_table(rates: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def wal_section(r: dict[str, Any]) -> list[str]:
+    lines = ["### Pages a message writes", ""]
+    skip = failed("wal", r)
+    if skip:
+        return lines + skip
+    runs = r["runs"]
+    names = list(dict.fromkeys(n for run in runs for n in run["by_owner"]))
+    head = ["per commit", *(f"{run['conversations']:,} conversations" for run in runs)]
+    rows = [
+        ["POST message (req/s)", *(num(run["rps"]) for run in runs)],
+        ["messages", *(num(run["messages_per_commit"], "{:.1f}") for run in runs)],
+        [
+            "(messages per conversation, by the end)",
+            *(num(run.get("messages_per_conversation")) for run in runs),
+        ],
+        ["WAL frames (pages written)", *(num(run["frames_per_commit"], "{:.1f}") for run in runs)],
+        ["WAL frames per message", *(num(run["frames_per_message"], "{:.1f}") for run in runs)],
+    ]
+    rows += [
+        [f"of which `{name}`", *(num(run["by_owner"].get(name, 0.0), "{:.1f}") for run in runs)]
+        for name in names
+    ]
+    return [
+        *lines,
+        f"`python -m benchmarks.wal_frames`: the POST load ({r['connections']} connections, "
+        f"{r['seconds']} s) posting in turn to N conversations, and the SQLite WAL read while "
+        "it runs: the pages each commit wrote (a frame each: two `pwrite` calls and a page "
+        "copied, on the writer thread), by the table or index that owns the page. An index "
+        "keyed by conversation or by stream writes a leaf per conversation a commit touches, "
+        "once each conversation's entries span more than a page.",
+        "",
+        *table(head, rows),
+        "",
+    ]
+
+
 def instructions_section(r: dict[str, Any]) -> list[str]:
     lines = ["### Instructions per request", ""]
     skip = failed("instructions", r)
@@ -453,7 +489,7 @@ def profile_section(r: dict[str, Any]) -> list[str]:
 def render(r: dict[str, Any]) -> str:
     lines = header(r)
     sections = [("http", http_section), ("store", store_section), ("fanout", fanout_section),
-                ("cross-node", cross_section), ("chat", chat_section),
+                ("cross-node", cross_section), ("chat", chat_section), ("wal", wal_section),
                 ("instructions", instructions_section), ("profile", profile_section)]  # fmt: skip
     for name, section in sections:
         if name in r:

@@ -8,13 +8,15 @@ import json
 import os
 import re
 import shutil
+import sqlite3
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks import procs, report, server_waits
+from benchmarks import procs, report, server_waits, wal_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,7 +139,7 @@ def test_the_quick_run_writes_the_page_and_the_charts(tmp_path: Path) -> None:
     for chart in ("http-post.png", "http-get.png"):
         assert (tmp_path / "benchmarks" / chart).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     figures = json.loads((tmp_path / "benchmarks" / "results.json").read_text())
-    assert figures["selected"] == ["http", "store", "fanout", "chat"]
+    assert figures["selected"] == ["http", "store", "fanout", "chat", "wal"]
     for name in figures["selected"]:
         assert "failed" not in figures[name], (name, figures[name])
     # The fan-out against both floors: the raw asyncio write loop delivered every frame too,
@@ -154,6 +156,12 @@ def test_the_quick_run_writes_the_page_and_the_charts(tmp_path: Path) -> None:
     assert all(mib > 0 for mib in growth.values()), growth
     for phase in figures["chat"]["rates"]:  # the poster's own lateness, beside the latency
         assert 0 <= phase["sent_p50_ms"] <= phase["sent_p99_ms"] <= phase["ack_p99_ms"]
+    # The pages a message writes: every commit wrote message rows and their events.
+    [wal] = figures["wal"]["runs"]
+    assert wal["commits_seen"] > 0 and wal["messages_per_commit"] >= 1
+    assert wal["by_owner"]["messages"] > 0 and wal["by_owner"]["events"] > 0
+    assert wal["frames_per_commit"] == pytest.approx(sum(wal["by_owner"].values()))
+    assert "| WAL frames per message |" in results
     for server in ("inboxgate", "uvicorn floor"):
         post = figures["http"]["servers"][server]["POST message"]
         assert set(post) == {"8", "32"}
@@ -209,3 +217,57 @@ def test_instructions_are_counted_per_thread_and_against_the_floor(tmp_path: Pat
     # The message's durable write is the SQLite writer's: counted on a thread of its own.
     assert servers["inboxgate"]["POST message"]["others"] > 0
     assert "| inboxgate | POST message |" in done.stdout
+
+
+def test_the_wal_reader_counts_committed_frames_per_generation_and_names_their_pages(
+    tmp_path: Path,
+) -> None:
+    """Frames of one generation (its header's salts) up to its last commit; a later copy of a
+    generation counted once; a checkpoint's restart starts another; each page named by the
+    table or index that owns it."""
+    db = tmp_path / "w.db"
+    wal = Path(f"{db}-wal")
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, k TEXT, body TEXT)")
+        conn.execute("CREATE INDEX items_k ON items (k)")
+
+        def commit(rows: int) -> None:
+            conn.execute("BEGIN")
+            conn.executemany(
+                "INSERT INTO items (k, body) VALUES (?, ?)",
+                [(f"k{i:06d}", "x" * 300) for i in range(rows)],
+            )
+            conn.execute("COMMIT")
+
+        commit(1)
+        first = wal_frames.read_wal(wal.read_bytes())
+        commit(40)  # several table and index pages
+        second = wal_frames.read_wal(wal.read_bytes())
+        assert first is not None and second is not None
+        assert (first.commits, second.commits) == (3, 4)  # two CREATEs, then the inserts
+        assert second.pages[: len(first.pages)] == first.pages and len(second.pages) > 5
+        # A frame half written (no commit frame yet) is not counted.
+        frame = struct.pack(">II", 2, 0) + second.salt + bytes(8) + bytes(second.page_size)
+        torn = wal.read_bytes()[: 32 + len(second.pages) * (24 + second.page_size)] + frame
+        half = wal_frames.read_wal(torn)
+        assert half is not None and half.pages == second.pages
+        conn.execute("PRAGMA wal_checkpoint(RESTART)")
+        commit(1)  # the WAL starts over: new salts, the old frames after it ignored
+        third = wal_frames.read_wal(wal.read_bytes())
+        assert third is not None and third.salt != second.salt and third.commits == 1
+        generations = wal_frames.merge([first, second, third])
+        assert sorted(len(g.pages) for g in generations) == sorted(
+            [len(second.pages), len(third.pages)]
+        )
+        with wal_frames.copied(db.read_bytes(), wal.read_bytes()) as copy:
+            named = wal_frames.owners(copy)
+        counted = wal_frames.by_owner(generations, named)
+        assert {"items", "items_k", "sqlite_schema"} <= set(counted)
+        assert sum(counted.values()) == sum(len(g.pages) for g in generations)
+    finally:
+        conn.close()
+    with pytest.raises(ValueError, match="not a SQLite WAL"):
+        wal_frames.read_wal(b"\0" * 64)
