@@ -23,6 +23,7 @@ the end. Messages per commit come from the server's batch-size histogram over th
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import contextlib
 import os
@@ -39,9 +40,9 @@ from typing import Any
 
 import httpx
 
-from tests.server_helpers import HOST
+from tests.server_helpers import GatewayProcess
 
-from . import http_load, procs
+from . import cross_node, http_load, procs
 
 WAL_MAGIC = (0x377F0682, 0x377F0683)  # the two checksum byte orders
 WAL_HEADER = 32
@@ -135,15 +136,14 @@ def stopped(pid: int) -> Iterator[None]:
         os.kill(pid, signal.SIGCONT)
 
 
-def batches(port: int) -> tuple[float, float]:
-    """(write operations, commits) so far, from the gateway's batch-size histogram."""
-    text = httpx.get(f"http://{HOST}:{port}/metrics", timeout=5).text
-    found = {"sum": 0.0, "count": 0.0}
-    for line in text.splitlines():
-        for key in found:
-            if line.startswith(f'inboxgate_store_write_batch_size_{key}{{engine="sqlite"}}'):
-                found[key] = float(line.rsplit(" ", 1)[1])
-    return found["sum"], found["count"]
+def store_counts(gateway: GatewayProcess) -> dict[str, float]:
+    """The gateway's write operations and commits so far (:func:`cross_node.store_counts`)."""
+
+    async def counted() -> dict[str, float]:
+        async with httpx.AsyncClient(timeout=5) as client:
+            return await cross_node.store_counts(client, gateway)
+
+    return asyncio.run(counted())
 
 
 def measure(
@@ -159,7 +159,7 @@ def measure(
     seen: list[Generation] = []
     with procs.started(gateway):
         http_load.warm_up(gateway.port, targets)
-        done_before = batches(gateway.port)
+        counts_before = store_counts(gateway)
         figures: dict[str, Any] = {}
         failures: list[BaseException] = []
 
@@ -182,7 +182,7 @@ def measure(
             loader.join()
         if failures:
             raise failures[0]
-        done_after = batches(gateway.port)
+        counts_after = store_counts(gateway)
         with stopped(gateway.pid):  # a consistent copy: nothing writes meanwhile
             files = database.read_bytes(), wal.read_bytes()
     with copied(*files) as conn:  # the pages' owners as the load left them
@@ -191,9 +191,7 @@ def measure(
     generations = merge(seen)
     commits = sum(g.commits for g in generations)
     frames = sum(len(g.pages) for g in generations)
-    operations = done_after[0] - done_before[0]
-    batched = done_after[1] - done_before[1]
-    per_commit = operations / batched if batched else 0.0
+    per_commit = cross_node.per_commit(counts_before, counts_after)
     shares = by_owner(generations, named)
     result = {
         "conversations": conversations,
