@@ -4,7 +4,6 @@ between nodes, a fixed channel set, batched publishing, and loss signalled as ga
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -191,19 +190,15 @@ async def test_a_redis_restart_gaps_streams_and_delivery_resumes(
             await eventually(lambda: a.connected and b.connected)
             assert await take(remote, 1) == [Gap("s")]
             assert await take(local, 1) == [Gap("s")]
-            reconnects = b.stats.reconnects
             await a.publish([msg("s", 3)])
             await a.wait_idle()
-            # b may hear a's announcement of what it could not publish after its own
-            # re-subscribe: one more Gap then, before 3 (harmless, a re-read of the log).
+            # b learns of 3 as 3 itself, or as a Gap it takes after 3 went out: a re-read of
+            # the log, which holds 3, by contract. a's announcement of what it could not
+            # publish, or a re-subscribe of b's after a missed health check on a loaded
+            # machine, can mark the stream's gap before 3 arrives, and a feed drops a stream's
+            # messages while its gap is pending (``Feed.offer``).
             remote_after = await take(remote, 1)
-            if remote_after == [Gap("s")]:
-                with contextlib.suppress(TimeoutError):
-                    remote_after = await take(remote, 1)
-            # On a loaded machine b's subscriber can miss a health check and re-subscribe after
-            # 3 went out: then its Gap (re-read the log) is how it learns of 3, by contract.
-            missed = remote_after == [Gap("s")] and b.stats.reconnects > reconnects
-            assert remote_after == [msg("s", 3)] or missed, (remote_after, b.stats)
+            assert remote_after in ([msg("s", 3)], [Gap("s")]), (remote_after, b.stats)
             assert await take(local, 1) == [msg("s", 3)]
 
 
