@@ -5,13 +5,18 @@ update) through three drivers on the same machine, same file system, same run:
 
 * ``inline``   - sqlite3 on the event loop, one commit per write (what a naive handler does);
 * ``per-op``   - one writer thread, one commit per write (what aiosqlite-style wrappers do);
-* ``group``    - inboxgate's SQLiteStore: one writer thread, group commit with savepoints.
+* ``group``    - inboxgate's SQLiteStore: one writer thread, group commit with savepoints;
+* ``postgresql`` (only when named in ``--drivers``) - inboxgate's PostgresStore on a fresh
+  database of the test server (``tests.postgres_helpers``: ``INBOXGATE_TEST_POSTGRES_URL``),
+  its batches in the node's turn: at concurrency 1 each message alone, the next one to the
+  same conversation written from what the node remembers (one statement).
 
 For each: writes/s, ack latency p50/p99, the worst event-loop stall seen by a 1 ms ticker
 (the loop must never wait on disk), and the process's CPU time per write (every thread:
 steadier than writes/s on a shared machine). Figures are reported as ratios to ``per-op``.
 
     python -m benchmarks.store_writes [--writes 4000] [--concurrency 1,16,64] [--sync full]
+        [--drivers per-op,inline,group,postgresql]
 """
 
 from __future__ import annotations
@@ -132,6 +137,7 @@ async def run_driver(name: str, store: Store, writes: int, concurrency: int) -> 
 
 
 DRIVERS = ("per-op", "inline", "group")
+OPTIONAL = ("postgresql",)  # run only when named
 
 
 @contextlib.contextmanager
@@ -157,6 +163,9 @@ async def compare(
     figures."""
     results: dict[str, dict[str, float]] = {}
     for name in drivers:
+        if name == "postgresql":
+            results[name] = await _postgresql(writes, concurrency)
+            continue
         with tempfile.TemporaryDirectory() as tmp, server_runtime():
             path = str(Path(tmp) / "bench.db")
             store: Store
@@ -168,6 +177,19 @@ async def compare(
     return results
 
 
+async def _postgresql(writes: int, concurrency: int) -> dict[str, float]:
+    from gateway.store.postgres import PostgresStore
+    from tests.postgres_helpers import ADMIN_URL, create_database, drop_database, with_database
+
+    database = await create_database()
+    try:
+        with server_runtime():
+            store = PostgresStore(with_database(ADMIN_URL, database), pool_size=4)
+            return await run_driver("postgresql", store, writes, concurrency)
+    finally:
+        await drop_database(database)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--writes", type=int, default=4000)
@@ -177,13 +199,13 @@ async def main() -> None:
     parser.add_argument("--drivers", default=",".join(DRIVERS))
     args = parser.parse_args()
     drivers = tuple(d for d in args.drivers.split(",") if d)
-    unknown = set(drivers) - set(DRIVERS)
+    unknown = set(drivers) - set(DRIVERS) - set(OPTIONAL)
     if unknown:
         parser.error(f"unknown drivers: {', '.join(sorted(unknown))}")
     levels = [int(c) for c in args.concurrency.split(",")]
     print(f"store write benchmark: {args.writes} message writes per run, synchronous={args.sync}")
     print(
-        f"{'driver':8} {'conc':>4} {'writes/s':>10} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'driver':10} {'conc':>4} {'writes/s':>10} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'max loop stall ms':>18} {'CPU us/write':>12}"
     )
     for conc in levels:
@@ -191,7 +213,7 @@ async def main() -> None:
         base = results["per-op"]["writes_per_s"] if "per-op" in results else float("nan")
         for name, r in results.items():
             print(
-                f"{name:8} {conc:>4} {r['writes_per_s']:>10.0f} {r['writes_per_s'] / base:>6.2f} "
+                f"{name:10} {conc:>4} {r['writes_per_s']:>10.0f} {r['writes_per_s'] / base:>6.2f} "
                 f"{r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['max_loop_stall_ms']:>18.2f} "
                 f"{r['cpu_us']:>12.0f}"
             )

@@ -25,7 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.domain import events, incoming, incoming_batch
+from client_sdk import protocol as p
+from gateway.domain import events, incoming, incoming_batch, message_reads, notify, webhooks
 from gateway.store import postgres as postgres_module
 from gateway.store.postgres import PostgresStore
 from gateway.store.sql import Op, Rows, execute, one_at_a_time, rows
@@ -37,7 +38,15 @@ from tests.postgres_helpers import (
     fresh_database_sync,
     with_database,
 )
-from tests.store_contract import T0, link, make_session, make_world, new_conversation, send
+from tests.store_contract import (
+    T0,
+    get_conversation_row,
+    link,
+    make_session,
+    make_world,
+    new_conversation,
+    send,
+)
 from tests.test_store_sqlite_incoming_batch import Target, build, shape, step, to_call
 
 pytestmark = pytest.mark.anyio
@@ -207,6 +216,27 @@ def test_batches_of_messages_are_each_message_alone(template: tuple[str, list[Ta
     same()
 
 
+def traced(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str]]:
+    """The statements every connection is sent from now on: those that fetch rows, and
+    those executed (BEGIN, COMMIT, savepoints)."""
+    statements: list[str] = []
+    executed: list[str] = []
+    fetch = asyncpg.connection.Connection.fetch
+    execute_ = asyncpg.connection.Connection.execute
+
+    async def traced_fetch(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(query)
+        return await fetch(self, query, *args, **kwargs)
+
+    async def traced_execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        executed.append(query)
+        return await execute_(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "fetch", traced_fetch)
+    monkeypatch.setattr(asyncpg.connection.Connection, "execute", traced_execute)
+    return statements, executed
+
+
 async def test_a_batch_reads_once_and_writes_once(
     two_nodes: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -216,21 +246,7 @@ async def test_a_batch_reads_once_and_writes_once(
     world = await make_world(store)
     convs = [(await new_conversation(store, world.inbox, world.session)).conversation
              for _ in range(3)]  # fmt: skip
-    statements: list[str] = []
-    executed: list[str] = []
-    fetch = asyncpg.connection.Connection.fetch
-    execute_ = asyncpg.connection.Connection.execute
-
-    async def traced(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
-        statements.append(query)
-        return await fetch(self, query, *args, **kwargs)
-
-    async def traced_execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
-        executed.append(query)
-        return await execute_(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(asyncpg.connection.Connection, "fetch", traced)
-    monkeypatch.setattr(asyncpg.connection.Connection, "execute", traced_execute)
+    statements, executed = traced(monkeypatch)
     calls: list[Call] = [
         (incoming.create_incoming,
          (convs[i % 3].id, world.contact.id, f"m{i}", f"e{i}", [], 1000, link, T0 + 1 + i))
@@ -410,13 +426,14 @@ async def test_two_nodes_batching_into_the_same_conversations_lose_nothing(
 
 async def test_the_read_ahead_is_planned_once_not_for_each_batch() -> None:
     """PostgreSQL keeps a generic plan of the batch's read after its first runs (a custom
-    plan for each batch cost about 2 ms of its CPU)."""
+    plan for each batch cost about 2 ms of its CPU). Each round writes to a conversation
+    the node does not remember yet, so that every batch reads."""
     async with fresh_database() as url:
         store = PostgresStore(url, pool_size=1)  # one connection: its prepared statements
         async with store:
             world = await make_world(store)
-            conv = (await new_conversation(store, world.inbox, world.session)).conversation
             for round_ in range(8):
+                conv = (await new_conversation(store, world.inbox, world.session)).conversation
                 await asyncio.gather(*[
                     send(store, conv, world.contact.id, f"m{round_}-{i}", now=T0 + round_ + i / 10)
                     for i in range(4)
@@ -429,3 +446,119 @@ async def test_the_read_ahead_is_planned_once_not_for_each_batch() -> None:
     assert len(plans) == 1
     generic, custom = plans[0]
     assert custom <= 5 and generic >= 2, plans
+
+
+async def rendered_afresh(store: PostgresStore, result: Any) -> set[bytes]:
+    """The message.created payload a fresh read of what was committed renders."""
+    conversation = await store.read(get_conversation_row, result.conversation.id)
+    [hydrated] = await store.read(message_reads.hydrate, [result.message])
+    data = await store.read(notify.message_data, hydrated, conversation, link)
+    return {p.encode(p.Event(event="message.created", data=data))}
+
+
+async def test_a_remembered_conversation_costs_one_statement_a_message(
+    two_nodes: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A customer's messages one after another on one node: the first reads its context and
+    writes; each after it is ONE statement (the write, guarded by the versions remembered,
+    its ids from the pool the writes top up), in no transaction; each payload is what a
+    fresh read renders, and the ids follow the messages' order."""
+    store, _ = two_nodes
+    world = await make_world(store)
+    conv = (await new_conversation(store, world.inbox, world.session)).conversation
+    statements, executed = traced(monkeypatch)
+    results = [await send(store, conv, world.contact.id, "m0", echo_id="e0", now=T0 + 1)]
+    assert [s.split(" (")[0] for s in statements] == ["WITH ids AS", "WITH v AS"]
+    for i in range(1, 2 * incoming_batch.POOL + 3):  # the pool runs out and is topped up
+        statements.clear()
+        results.append(
+            await send(store, conv, world.contact.id, f"m{i}", echo_id=f"e{i}", now=T0 + 1 + i)
+        )
+        assert len(statements) == 1 and statements[0].startswith(_WRITE), statements
+    assert executed == []
+    assert all(r.created for r in results)
+    ids = [r.message.id for r in results]
+    assert ids == sorted(ids)
+    unread = [msgspec.json.decode(r.events[0].payload)["data"]["conversation"]["unread_count"]
+              for r in results]  # fmt: skip
+    assert unread == [min(n, message_reads.UNREAD_CAP) for n in range(1, len(results) + 1)]
+    monkeypatch.undo()
+    assert {e.payload for e in results[-1].events} == await rendered_afresh(store, results[-1])
+
+
+async def _change_conversation(node: PostgresStore, world: Any, conv: Any) -> None:
+    await node.write(execute, "UPDATE conversations SET status = 'pending' WHERE id = ?", conv.id)
+
+
+async def _rename_contact(node: PostgresStore, world: Any, conv: Any) -> None:
+    await node.write(execute, "UPDATE contacts SET name = 'Alicia' WHERE id = ?", world.contact.id)
+
+
+async def _add_webhook(node: PostgresStore, world: Any, conv: Any) -> None:
+    changes = webhooks.Changes(url="https://hooks.test/a", subscriptions=["message_created"])
+    await node.write(webhooks.create_webhook, world.account.id, changes, T0)
+
+
+async def _verify_another_session(node: PostgresStore, world: Any, conv: Any) -> None:
+    """The contact proves its identity on another device: its messages go to that session
+    too (``events.contact_streams``)."""
+    await node.write(execute, "UPDATE contact_inboxes SET hmac_verified = TRUE WHERE id = ?",
+                     world.session.id)  # fmt: skip
+    other, _ = await make_session(node, world.inbox, "device-2")
+    await node.write(
+        execute, "UPDATE contact_inboxes SET contact_id = ?, hmac_verified = TRUE WHERE id = ?",
+        world.contact.id, other.id,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change", [_change_conversation, _rename_contact, _add_webhook, _verify_another_session]
+)
+async def test_what_another_node_changes_is_not_remembered_past_it(
+    two_nodes: tuple[PostgresStore, PostgresStore], change: Any
+) -> None:
+    """Another node changes what a remembered context holds (the conversation, the sender,
+    a webhook receiver, the contact's verified sessions): the next message's guarded write
+    writes nothing, the batch reads and writes again, and what it wrote and published is
+    what a fresh read renders (the receiver gets its delivery)."""
+    a, b = two_nodes
+    world = await make_world(a)
+    conv = (await new_conversation(a, world.inbox, world.session)).conversation
+    for i in range(2):  # read, then remembered
+        await send(a, conv, world.contact.id, f"m{i}", echo_id=f"e{i}", now=T0 + 1 + i)
+    await change(b, world, conv)
+    retries = a.retries
+    result = await send(a, conv, world.contact.id, "after", echo_id="e-after", now=T0 + 5)
+    assert result.created
+    assert a.retries == retries + 1
+    assert {e.payload for e in result.events} == await rendered_afresh(a, result)
+    streams = {e.stream for e in result.events}
+    found = await a.read(rows, "SELECT id FROM contact_inboxes WHERE contact_id = ? "
+                               "AND hmac_verified = TRUE", world.contact.id)  # fmt: skip
+    assert streams == {events.inbox_stream(world.inbox.id)} | (
+        {events.session_stream(r[0]) for r in found} or {events.session_stream(world.session.id)}
+    )
+    deliveries = await a.read(rows, "SELECT COUNT(*) FROM webhook_deliveries")
+    assert deliveries[0][0] == (1 if change is _add_webhook else 0)
+
+
+async def test_two_nodes_taking_turns_on_a_conversation_keep_its_order(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """A customer whose messages reach two nodes in turn (each remembers the conversation as
+    it last wrote it): every message after the first two finds the other node's write and
+    reads again; the ids and the unread counts follow the messages' order."""
+    a, b = two_nodes
+    world = await make_world(a)
+    conv = (await new_conversation(a, world.inbox, world.session)).conversation
+    results = []
+    for i in range(12):
+        node = a if i % 4 < 2 else b  # two on a, two on b: one remembered, one stale
+        results.append(await send(node, conv, world.contact.id, f"m{i}", now=T0 + 1 + i))
+    ids = [r.message.id for r in results]
+    assert ids == sorted(ids)
+    unread = [msgspec.json.decode(r.events[0].payload)["data"]["conversation"]["unread_count"]
+              for r in results]  # fmt: skip
+    assert unread == [min(n, message_reads.UNREAD_CAP) for n in range(1, 13)]
+    log = await a.read(rows, "SELECT content FROM messages ORDER BY id")
+    assert [r[0] for r in log] == [f"m{i}" for i in range(12)]

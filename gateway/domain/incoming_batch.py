@@ -22,15 +22,24 @@ sender, an unknown conversation), run as ``create_incoming`` itself, in their tu
 outcome is the operation's own, and the batch forgets every state its writes may change.
 
 PostgreSQL runs the same batch for the calls a node queued in the batch's turn
-(``sql.turn_of``), with nothing remembered (other nodes write too) and in as few round trips
-as it allows: one statement reads every conversation the batch needs, by ids or by reach, and
-takes an id from the sequences for each call's message and event (:func:`_read_ahead`); one
-more writes everything (:data:`_WRITE_BATCH`), outside any transaction, and only if every
-conversation is still the version read (``xmin``), which stands in for the state SQLite's one
-writer knows. It does not ask about an ``echo_id`` the batch has not met: the unique index
-does. A call the batch does not take itself runs in a transaction the batch asks for first
+(``sql.turn_of``; a call alone is a batch of one), in as few round trips as it allows: one
+statement reads every conversation the batch needs and does not remember, by ids or by reach,
+and takes an id from the sequences for each call's message and event (:func:`_read_ahead`);
+one more writes everything (:data:`_WRITE_BATCH`), outside any transaction, and only if every
+conversation is still the version read or remembered (``xmin``) and the rest of what its
+payloads show is still as read (``incoming_reads.PREMISE``: the sender's and the session's
+row versions, names, receivers, verified sessions), which stands in for the state SQLite's
+one writer knows. The node remembers each conversation's state after its write, with the
+versions that write left, and a pool of ids (:class:`_Ids`): the next message to a
+remembered conversation is ONE statement, its write. Another node's write to anything the
+state holds makes that write write nothing; the store forgets everything and runs the batch
+again, reading. (``python -m benchmarks.store_writes --drivers postgresql``, against the
+batch that read every time, same run: messages one after another 706-760 -> 798-1,159/s,
+16 writers 4,506-5,027 -> 6,518-7,064/s, 64 writers 7,554-7,873 -> 10,257-10,614/s.)
+It does not ask about an ``echo_id`` the batch has not met: the unique index does. A call
+the batch does not take itself runs in a transaction the batch asks for first
 (``sql.atomic``), with the messages before it. Run in a transaction from the start (the store
-runs a batch again so after it lost a race), the batch locks the conversations it read, then
+runs a batch so after it lost a race twice), the batch locks the conversations it read, then
 reads them again.
 """
 
@@ -66,6 +75,7 @@ from ..views import public as presenters
 from . import events, notify
 from .errors import Flooded, NotFound
 from .incoming_reads import (
+    PREMISE,
     TAKE_IDS,
     IncomingContext,
     Reach,
@@ -116,17 +126,25 @@ _ALLOCATE = f"SELECT {TAKE_IDS.format(table='messages')}, {TAKE_IDS.format(table
 _WRITE_BATCH = (
     "WITH v AS (SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), "
     "CAST(? AS DOUBLE PRECISION[]), CAST(? AS DOUBLE PRECISION[]), "
-    "CAST(? AS DOUBLE PRECISION[]), CAST(? AS DOUBLE PRECISION[]), CAST(? AS TEXT[])) "
-    "AS v (id, status, last_activity_at, waiting_since, updated_at, snoozed_until, version)), "
+    "CAST(? AS DOUBLE PRECISION[]), CAST(? AS DOUBLE PRECISION[]), CAST(? AS TEXT[]), "
+    "CAST(? AS BIGINT[]), CAST(? AS TEXT[])) "
+    "AS v (id, status, last_activity_at, waiting_since, updated_at, snoozed_until, version, "
+    "contact_id, premise)), "
     # Locked, and re-checked after any wait for the lock (READ COMMITTED), before anything
-    # is written: the statement writes all or nothing, in a transaction or not.
+    # is written: the statement writes all or nothing, in a transaction or not. The premise
+    # (the sender's and the session's rows, names, receivers) is checked as read, unlocked:
+    # as the read and the write of a batch that reads first always were.
     "locked AS (SELECT c.id FROM conversations c JOIN v ON c.id = v.id "
-    "WHERE CAST(c.xmin AS TEXT) = v.version ORDER BY c.id FOR UPDATE OF c), "
+    "JOIN contact_inboxes ci ON ci.id = c.contact_inbox_id "
+    "JOIN contacts ct ON ct.id = v.contact_id "
+    "JOIN accounts a ON a.id = c.account_id JOIN inboxes i ON i.id = c.inbox_id "
+    f"WHERE CAST(c.xmin AS TEXT) = v.version AND {PREMISE} = v.premise "
+    "ORDER BY c.id FOR UPDATE OF c), "
     "ok AS (SELECT COUNT(*) = CAST(? AS BIGINT) AS ok FROM locked), "
     "conversation AS (UPDATE conversations c SET status = v.status, "
     "last_activity_at = v.last_activity_at, waiting_since = v.waiting_since, "
     "updated_at = v.updated_at, snoozed_until = v.snoozed_until FROM v, ok "
-    "WHERE ok.ok AND c.id = v.id), "
+    "WHERE ok.ok AND c.id = v.id RETURNING CAST(c.xmin AS TEXT) AS version), "
     "message AS (INSERT INTO messages (id, account_id, inbox_id, conversation_id, content, "
     "message_type, content_type, content_attributes, private, status, sender_type, sender_id, "
     "echo_id, source_id, created_at, updated_at) SELECT m.id, m.account_id, m.inbox_id, "
@@ -140,7 +158,8 @@ _WRITE_BATCH = (
     "contact AS (UPDATE contacts SET last_activity_at = a.at "
     "FROM unnest(CAST(? AS BIGINT[]), CAST(? AS DOUBLE PRECISION[])) AS a (id, at), ok "
     "WHERE ok.ok AND contacts.id = a.id "
-    "AND (contacts.last_activity_at IS NULL OR contacts.last_activity_at < a.at)), "
+    "AND (contacts.last_activity_at IS NULL OR contacts.last_activity_at < a.at) "
+    "RETURNING contacts.id), "
     "event AS (INSERT INTO events (id, name, payload, created_at) "
     "SELECT e.id, 'message.created', e.payload, e.at "
     "FROM unnest(CAST(? AS BIGINT[]), CAST(? AS BYTEA[]), CAST(? AS DOUBLE PRECISION[])) "
@@ -154,14 +173,23 @@ _WRITE_BATCH = (
     "SELECT s.stream, heads.last_offset - s.back, s.event_id, s.at "
     "FROM unnest(CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), "
     "CAST(? AS DOUBLE PRECISION[])) AS s (stream, back, event_id, at) "
-    "JOIN heads ON heads.name = s.stream) "
-    "SELECT ok.ok, heads.name, heads.epoch, heads.last_offset FROM ok LEFT JOIN heads ON TRUE"
+    "JOIN heads ON heads.name = s.stream), "
+    # Ids for the batches to come (see _Ids), taken after every version this one leaves.
+    f"pool AS (SELECT {TAKE_IDS.format(table='messages')} AS m, "
+    f"{TAKE_IDS.format(table='events')} AS e) "
+    "SELECT ok.ok, heads.name, heads.epoch, heads.last_offset, "
+    "(SELECT MIN(version) FROM conversation), ARRAY(SELECT id FROM contact), pool.m, pool.e "
+    "FROM ok CROSS JOIN pool LEFT JOIN heads ON TRUE"
 )
 # PostgreSQL in a transaction: the batch's conversations locked, in one order for every batch.
 _LOCK = "SELECT id FROM conversations WHERE id = ANY(CAST(? AS BIGINT[])) ORDER BY id FOR UPDATE"
 # Conversations whose states a batch keeps for the next (about 4 KB each: 8 MB), the oldest
 # forgotten first.
 MAX_REMEMBERED = 2_000
+# PostgreSQL: ids the write takes for the batches to come when the pool holds fewer than the
+# batch wrote (then twice as many, at least POOL): a message alone takes one of POOL, and a
+# batch as large as the last one finds its ids in the pool (one short costs a statement).
+POOL = 32
 # Messages per INSERT (15 parameters each): well under SQLite's 32,766 parameters.
 _MESSAGES_PER_INSERT = 500
 
@@ -254,12 +282,16 @@ def create_incoming_batch(calls: list[Call], memory: Memory) -> Op[list[Outcome]
     as_calls = [_CALLS[op](*args, **kwargs) for op, args, kwargs in calls]
     # PostgreSQL reads every conversation the batch needs in one statement, up front (a read
     # is a round trip there); SQLite reads each when its first call comes.
-    read, ids = (yield from _read_ahead(as_calls, states)) if postgres else ({}, _Ids())
-    if postgres and read and not (yield from outside_transaction()):
-        # Run again after it lost a race: the conversations it read locked, then read again
-        # (a new statement, a new snapshot), so that nothing changes them before its write.
-        yield from execute(_LOCK, sorted({c.conversation.id for c in read.values()}))
-        read, ids = yield from _read_ahead(as_calls, states)
+    read: dict[Reach | int, IncomingContext] = {}
+    ids = _Ids()
+    if postgres:
+        read, ids = yield from _read_ahead(as_calls, states, reached, memory)
+        if read and not (yield from outside_transaction()):
+            # Run again after it lost a race: the conversations it read locked, then read
+            # again (a new statement, a new snapshot), so that nothing changes them before
+            # its write.
+            yield from execute(_LOCK, sorted({c.conversation.id for c in read.values()}))
+            read, ids = yield from _read_ahead(as_calls, states, reached, memory)
     for index, (op, args, kwargs) in enumerate(calls):
         call = as_calls[index]
         try:
@@ -291,9 +323,16 @@ def create_incoming_batch(calls: list[Call], memory: Memory) -> Op[list[Outcome]
 
 
 class _Ids:
-    """PostgreSQL: ids the read ahead took from the sequences, for the batch's messages and
-    events, used in the order they were posted (ascending: one conversation's messages get
-    ids in its order)."""
+    """PostgreSQL: ids taken from the sequences for the batch's messages and events, used in
+    the order they were posted (ascending: one conversation's messages get ids in its order).
+
+    Kept in the batch's memory with the conversations' states, as a pool for the batches to
+    come: a batch whose conversations are all remembered reads nothing, and its messages take
+    the pool's ids. That keeps each conversation's messages in id order across nodes because
+    every id of the pool was taken after each remembered conversation was first read (a read
+    replaces the pool with the ids it took; the write tops it up), and a conversation another
+    node wrote since then (with later ids) is no longer the version remembered: the write
+    that would put an older id after them writes nothing."""
 
     __slots__ = ("events", "messages")
 
@@ -303,17 +342,20 @@ class _Ids:
 
 
 def _read_ahead(
-    calls: list[Incoming], states: dict[int, _State]
+    calls: list[Incoming], states: dict[int, _State], reached: dict[Reach, int], memory: Memory
 ) -> Op[tuple[dict[Reach | int, IncomingContext], _Ids]]:
-    """PostgreSQL: the context of each conversation (by its ids, or by a session's reach)
-    for the first call that needs it, all in one statement, which also takes an id for each
-    call's message and event; what the read found, by reach or conversation id. A call whose
-    read found nothing reads again alone (for its 404)."""
+    """PostgreSQL: the context of each conversation not remembered (by its ids, or by a
+    session's reach) for the first call that needs it, all in one statement, which also
+    takes an id for each call's message and event: the new pool of ids. What the read found,
+    by reach or conversation id, and the pool (the remembered one when nothing was read). A
+    call whose read found nothing reads again alone (for its 404)."""
     wanted: dict[Reach | int, Wanted] = {}
     for call in calls:
         if call.attachments:
             continue
         if call.reach is not None:
+            if reached.get(call.reach) in states:
+                continue
             key: Reach | int = call.reach
             target: Reach | tuple[int, int] = call.reach
         elif call.conversation_id not in states:
@@ -323,10 +365,12 @@ def _read_ahead(
         if key not in wanted:
             wanted[key] = (target, call.echo_id, call.per_minute_limit, call.now)
     if not wanted:
-        return {}, _Ids()
+        pool: _Ids = memory.setdefault("ids", _Ids())
+        return {}, pool
     ahead = yield from contexts(list(wanted.values()), len(calls))
     found = {key: c for key, c in zip(wanted, ahead.contexts, strict=True) if c is not None}
-    return found, _Ids(ahead.message_ids, ahead.event_ids)
+    pool = memory["ids"] = _Ids(ahead.message_ids, ahead.event_ids)
+    return found, pool
 
 
 def _state(
@@ -454,7 +498,7 @@ def _write(taken: list[_Taken], outcomes: list[Outcome], ids: _Ids, postgres: bo
         t.state.echoes = None  # written below: the index answers for them now
     if postgres:
         logged = yield from _written_postgres(
-            list(last.values()), messages, appended, event_ids, active
+            list(last.values()), messages, appended, event_ids, active, ids
         )
     else:
         logged = yield from events.append_all(appended)
@@ -536,11 +580,15 @@ def _written_postgres(
     appended: list[events.Appended],
     event_ids: list[int],
     active: dict[int, float],
+    pool: _Ids,
 ) -> Op[list[list[LoggedEvent]]]:
     """PostgreSQL: everything in ONE statement (:data:`_WRITE_BATCH`), if every conversation
     is still the version its read saw (every writer of its messages updates its row, so
-    nothing the payloads show changed meanwhile); else nothing, and :class:`Conflict`: the
-    store runs the calls again, one by one."""
+    nothing the payloads show changed meanwhile) and the rest of what they show is still its
+    premise; else nothing, and :class:`Conflict`: the store runs the batch again, reading.
+    The conversations' states, as remembered, take the versions the write leaves, and the
+    pool of ids is topped up for the batches to come."""
+    want = 0 if len(pool.messages) >= len(messages) else max(POOL, 2 * len(messages))
     counts: dict[str, int] = {}
     entries: list[tuple[str, int, int, float]] = []  # stream, its nth entry, event id, time
     for a, event_id in zip(appended, event_ids, strict=True):
@@ -555,7 +603,8 @@ def _written_postgres(
         [t.conversation.last_activity_at for t in last],
         [t.conversation.waiting_since for t in last], [t.conversation.updated_at for t in last],
         [t.conversation.snoozed_until for t in last], [t.state.context.version for t in last],
-        len(last),
+        [t.state.context.known.contact.id for t in last],
+        [t.state.context.premise for t in last], len(last),
         [m.id for m in messages], [m.account_id for m in messages],
         [m.inbox_id for m in messages], [m.conversation_id for m in messages],
         [m.content for m in messages], [m.sender_id for m in messages],
@@ -564,10 +613,19 @@ def _written_postgres(
         event_ids, [a.payload for a in appended], [a.now for a in appended],
         heads, epochs, [counts[h] for h in heads],
         [e[0] for e in entries], [counts[e[0]] - e[1] for e in entries],
-        [e[2] for e in entries], [e[3] for e in entries],
+        [e[2] for e in entries], [e[3] for e in entries], want, want,
     )  # fmt: skip
     if not found or not found[0][0]:
         raise Conflict("a conversation of the batch changed since it was read")
+    version, contacts, more_messages, more_events = found[0][4:8]
+    pool.messages.extend(sorted(more_messages))
+    pool.events.extend(sorted(more_events))
+    touched_contacts = set(contacts)
+    for t in last:
+        context = t.state.context
+        context.version = version  # the transaction's, as every row it wrote
+        if context.known.contact.id in touched_contacts and context.premise is not None:
+            context.premise = version + context.premise[context.premise.index("/") :]
     at = {r[1]: (r[2], r[3]) for r in found}
     seen: dict[str, int] = {}
     logged: list[list[LoggedEvent]] = []

@@ -57,11 +57,25 @@ _CONTEXT = (
     "JOIN contacts ct ON ct.id = ? WHERE c.id = ?"
 )
 _CONTEXT_SQLITE = _CONTEXT.format(list_of="group_concat", next_id="")
-# PostgreSQL also reads the new message's id and the conversation row's version (xmin: the
-# transaction that wrote it, new with every UPDATE of the row, whatever the values).
+# PostgreSQL: what a payload shows that the conversation's row does not hold, as one string:
+# the versions (xmin) of the sender's and the session's rows, and a digest of the names, of
+# whether any webhook receiver listens and of the contact's verified sessions. Read with the
+# context and checked again by the batch's write (``incoming_batch``), which remembers a
+# conversation's context from one batch to the next: a contact blocked or renamed, a session
+# verified, a receiver added, on any node, makes the remembered context stale, and the write
+# then writes nothing. (Over ``c``, ``ci``, ``ct``, ``a`` and ``i`` as the context joins them.)
+PREMISE = (
+    "CAST(ct.xmin AS TEXT) || '/' || CAST(ci.xmin AS TEXT) || '/' || md5(concat_ws('|', "
+    f"a.name, i.name, CAST({ANY_RECEIVER} AS TEXT), COALESCE(CASE WHEN ci.hmac_verified THEN "
+    "(SELECT string_agg(CAST(s.id AS TEXT), ',' ORDER BY s.id) FROM contact_inboxes s "
+    "WHERE s.contact_id = c.contact_id AND s.hmac_verified = TRUE) END, '-')))"
+)
+# PostgreSQL also reads the new message's id, the conversation row's version (xmin: the
+# transaction that wrote it, new with every UPDATE of the row, whatever the values) and the
+# premise of the rest.
 _CONTEXT_POSTGRES = _CONTEXT.format(
     list_of="string_agg",
-    next_id=", nextval(pg_get_serial_sequence('messages', 'id')), CAST(c.xmin AS TEXT)",
+    next_id=", nextval(pg_get_serial_sequence('messages', 'id')), CAST(c.xmin AS TEXT), " + PREMISE,
 )
 
 
@@ -102,6 +116,7 @@ class IncomingContext(Struct, kw_only=True, gc=False):  # untracked: records, co
     known: notify.Known  # unread: before the new message
     next_id: int | None  # PostgreSQL: the new message's id, from the sequence
     version: str | None  # PostgreSQL: the conversation row's xmin as read
+    premise: str | None = None  # PostgreSQL: ``PREMISE`` as read
 
 
 def incoming_context(
@@ -251,7 +266,7 @@ def _context_of(row: Row) -> IncomingContext:
     echo, recent, unread, bot, account_name, inbox_name, hooks, verified, *postgres_only = row[
         at + _CONTACT_WIDTH :
     ]
-    next_id, version = postgres_only if postgres_only else (None, None)
+    next_id, version, premise = postgres_only if postgres_only else (None, None, None)
     known = notify.Known(
         session=session, contact=contact, unread=int(unread), account_name=account_name or "",
         inbox_name=inbox_name or "", hooks=bool(hooks),
@@ -260,5 +275,5 @@ def _context_of(row: Row) -> IncomingContext:
     return IncomingContext(
         conversation=conversation, echo_message_id=echo, recent=int(recent),
         bot_active=bool(bot), known=known, next_id=None if next_id is None else int(next_id),
-        version=version,
+        version=version, premise=premise,
     )  # fmt: skip

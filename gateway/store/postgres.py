@@ -29,12 +29,14 @@ instead of per message (measured: the gateway's CPU per message about halved in
 
 A batched write (``sql.batched``: customers' messages) takes its batch's turn, one lane per
 node, and waits one turn of the loop on an idle lane for the calls that arrived with it;
-the calls of a group run as ONE operation (``_batch_alone``), outside a transaction until the
-batch asks for one: one statement reads what they need, one more writes them all or nothing
-(see ``domain.incoming_batch``); a batch that lost a race to another node runs once more in
-a transaction, locking its conversations first. A burst then costs the database two
+the calls of a group (or one call alone) run as ONE operation (``_batch_alone``), outside a
+transaction until the batch asks for one: one statement reads what they need, one more writes
+them all or nothing (see ``domain.incoming_batch``), and what the batch remembers of its
+conversations (kept per node from one batch to the next, checked again by the write) spares
+the read next time; a batch that lost a race to another node runs again reading, then once
+more in a transaction, locking its conversations first. A burst then costs the database two
 statements per batch (``benchmarks.cross_node``: PostgreSQL's burst 0.21x -> 0.60x of a
-SQLite node's).
+SQLite node's), one when its conversations are remembered.
 
 Reads run in a READ ONLY REPEATABLE READ transaction: one snapshot for every query of the
 operation; a short read (``sql.short_read``) runs without one, one round trip per statement.
@@ -68,6 +70,7 @@ from .sql import (
     DIALECT,
     LAST_ROWID,
     OUTSIDE,
+    Memory,
     Op,
     Rows,
     batch_of,
@@ -288,6 +291,8 @@ class PostgresStore(Store):
         # Keys with a write running (one_at_a_time): the writes queued behind it.
         self._turns: dict[Hashable, deque[_Waiting]] = {}
         self._drainers: set[asyncio.Task[None]] = set()
+        # Each batch's memory (``sql.batched``), kept from one run of its lane to the next.
+        self._memories: dict[Any, Memory] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -432,6 +437,10 @@ class PostgresStore(Store):
                 self._drained(pool, key, queue)
                 return await future
         try:
+            if batch_of(op) is not None:  # a batch of one: what the batch remembers serves it
+                future = asyncio.get_running_loop().create_future()
+                await self._batch_alone(pool, [_Waiting(op, args, kwargs, future)])
+                return await future
             return await self._attempts(pool, op, args, kwargs, True)
         finally:
             if queue:  # handed on to a task: this caller may be cancelled, they may not
@@ -453,7 +462,7 @@ class PostgresStore(Store):
                     waiting = queue.popleft()
                     if not waiting.future.done():
                         group.append(waiting)
-                if len(group) == 1:
+                if len(group) == 1 and batch_of(group[0].op) is None:
                     await self._alone(pool, group[0])
                 elif group:
                     await self._group(pool, group)
@@ -482,7 +491,7 @@ class PostgresStore(Store):
         group itself fails before COMMIT (nothing of it was written), each write runs again
         alone; if COMMIT's outcome is unknown, each is reported unavailable."""
         units = _units(group)
-        if len(units) == 1 and len(group) > 1:
+        if len(units) == 1 and batch_of(group[0].op) is not None:
             await self._batch_alone(pool, group)
             return
         outcomes: list[tuple[_Waiting, Any, BaseException | None]] = []
@@ -567,6 +576,9 @@ class PostgresStore(Store):
         batch = batch_of(group[0].op)
         assert batch is not None
         calls = [(w.op, w.args, w.kwargs) for w in group]
+        # What the batch remembers from one run to the next (the lane runs one at a time):
+        # kept only after a run that committed; any failure forgets it.
+        memory = self._memories.setdefault(batch, {})
         committing = False
         try:
             async with pool.acquire() as conn:
@@ -574,26 +586,43 @@ class PostgresStore(Store):
                 began = time.perf_counter()
                 try:
                     try:
-                        values = await _run_op(run, batch(calls, {}))
+                        # Remembering, a batch may write with its first statement.
+                        warm = bool(memory.get("states"))
+                        try:
+                            values = await _run_op(run, batch(calls, memory))
+                        except _AGAIN:
+                            if not warm:
+                                raise
+                            # Something it remembered changed (another node wrote): read.
+                            memory.clear()
+                            await self._lost_race(run)
+                            run = _Attempt(conn)
+                            warm = False
+                            values = await _run_op(run, batch(calls, memory))
                     except _AGAIN:
-                        if run.tx is not None:
-                            await run.tx.rollback()
-                        self.retries += 1
-                        _RETRIES.inc()
+                        memory.clear()
+                        await self._lost_race(run)
                         run = _Attempt(conn)
                         await run.begin()  # the batch then locks what it reads
-                        values = await _run_op(run, batch(calls, {}))
+                        values = await _run_op(run, batch(calls, memory))
                 except BaseException as exc:
+                    memory.clear()
                     lost = isinstance(exc, asyncpg.InterfaceError) and conn.is_closed()
                     if (lost or isinstance(exc, _CONNECTION_ERRORS)) and run.tx is None:
-                        committing = run.outside > 1  # its last statement may have written
+                        # Its last statement may have written: a batch that read first
+                        # wrote with its second, one that remembered with its first.
+                        committing = run.outside > (0 if warm else 1)
                     if run.tx is not None:
                         with contextlib.suppress(*_CONNECTION_ERRORS, asyncpg.InterfaceError):
                             await run.tx.rollback()
                     raise
                 if run.tx is not None:
                     committing = True
-                    await run.tx.commit()
+                    try:
+                        await run.tx.commit()
+                    except BaseException:
+                        memory.clear()
+                        raise
                 _COMMIT.observe(time.perf_counter() - began)
                 _BATCH.observe(len(group))
         except Exception as exc:
@@ -604,6 +633,12 @@ class PostgresStore(Store):
                 waiting.settle(value)
             else:
                 waiting.settle(error=value)
+
+    async def _lost_race(self, run: _Attempt) -> None:
+        if run.tx is not None:
+            await run.tx.rollback()
+        self.retries += 1
+        _RETRIES.inc()
 
     async def _batch(
         self, conn: Conn, unit: list[_Waiting],

@@ -203,10 +203,13 @@ def batched(batch: BatchOp) -> Callable[[OpFactory[P, T]], OpFactory[P, T]]:
     should ``batch`` itself raise, the engine runs the calls again, one by one.
 
     An engine that runs writes concurrently (PostgreSQL) runs a batched write in its batch's
-    turn (:func:`turn_of`): one after another on a node, those that queued meanwhile as one
-    batch, with an empty ``memory`` (other nodes write too), outside a transaction until the
-    batch asks for one (:func:`atomic`); a batch that lost a race to another writer runs once
-    more, in a transaction from the start, before the calls run one by one."""
+    turn (:func:`turn_of`): one after another on a node, those that queued meanwhile (or one
+    alone) as one batch, outside a transaction until the batch asks for one (:func:`atomic`).
+    Other nodes write too, so there ``memory`` holds nothing the batch does not check again
+    in its write (row versions): the engine keeps it from one run to the next and empties it
+    when a run fails. A batch that lost a race to another writer runs again reading (with an
+    empty memory), then once more in a transaction from the start, before the calls run one
+    by one."""
 
     def mark(op: OpFactory[P, T]) -> OpFactory[P, T]:
         setattr(op, _BATCH, batch)  # a function attribute: setattr keeps mypy out of it
