@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.server_helpers import GatewayProcess, server_env
+from tests.server_helpers import GatewayProcess, free_port, server_env
 
 from . import procs, server_waits
 from .http_load import GATEWAY_ENV
@@ -165,7 +165,46 @@ def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any
             if maybe is not None:
                 maybe.kill()
         gateway.kill()
+    if config.idle_seconds > 0 and "memory" in out:
+        floor = idle_floor(identifiers, config, root, server_cpus, load_cpus)
+        out["memory"]["idle_floor_cpu"] = floor
+        log(f"  [chat] the same {len(identifiers)} sockets idle on the raw asyncio floor: "
+            f"{floor:.1f}% of a core")  # fmt: skip
     return out
+
+
+def idle_floor(
+    identifiers: list[str], config: Config, root: Path, server_cpus: set[int],
+    load_cpus: set[int],
+) -> float:  # fmt: skip
+    """What the same sockets cost idle, with their pings, on the raw asyncio floor
+    (``benchmarks.floors.RawCable``: a Protocol per socket, one timer writing the same frame to
+    every socket every 3 s, nothing else): the part of the gateway's idle cost that is the
+    kernel's and the event loop's, measured as the gateway's was, pinned the same way."""
+    port = free_port()
+    server = procs.Child(
+        procs.python("benchmarks.floors", "raw-cable", "--port", str(port)),
+        root / "idle-floor.log", cpus=server_cpus,
+    )  # fmt: skip
+    spec = root / "listen-floor.json"
+    spec.write_text(json.dumps({
+        "port": port, "identifiers": identifiers, "customers": config.customers,
+        "timeout": 60 + len(identifiers) / 50,
+    }))  # fmt: skip
+    with procs.started(server):
+        procs.wait_http(port, server, "/health")
+        listener = procs.Child(
+            procs.python("benchmarks.chat_fleet", "listen", "--spec", str(spec)),
+            root / "listen-floor.log", cpus=load_cpus, pipes=True,
+        )  # fmt: skip
+        with procs.started(listener):
+            json.loads(listener.receive(90 + len(identifiers) / 50))  # every socket subscribed
+            time.sleep(1.0)
+            meter = procs.CpuMeter([server.pid]).start()
+            time.sleep(config.idle_seconds)
+            cpu = meter.stop()
+            listener.send("quit")
+    return cpu
 
 
 def flame(

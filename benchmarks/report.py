@@ -362,8 +362,11 @@ def chat_section(r: dict[str, Any]) -> list[str]:
             f"- Memory: {m['sockets']:,} subscribed sockets opened in {m['open_s']:.1f} s; "
             f"server RSS {m['rss_before_mib']:.0f} -> {m['rss_after_mib']:.0f} MiB "
             f"({m['per_socket_kib']:.1f} KiB per socket)"
-            + (f"; idle, with their pings: {m['idle_cpu']:.1f}% of a core." if "idle_cpu" in m
-               else "."),
+            + (f"; idle, with their pings: {m['idle_cpu']:.1f}% of a core" if "idle_cpu" in m
+               else "")
+            + (f" (the same sockets on the raw asyncio floor: {m['idle_floor_cpu']:.1f}%, "
+               f"ratio {m['idle_cpu'] / m['idle_floor_cpu']:.2f})."
+               if m.get("idle_floor_cpu") and "idle_cpu" in m else "."),
         ]  # fmt: skip
         growth = sorted((int(n), mib) for n, mib in m.get("growth_mib", {}).items())
         if len(growth) > 1:
