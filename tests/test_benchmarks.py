@@ -156,9 +156,10 @@ def test_the_quick_run_writes_the_page_and_the_charts(tmp_path: Path) -> None:
     assert all(mib > 0 for mib in growth.values()), growth
     # Idle, against the same sockets on the raw asyncio floor (its CPU measured, not assumed).
     assert figures["chat"]["memory"]["idle_floor_cpu"] >= 0
-    assert "sockets on the raw asyncio floor" in results or not figures["chat"]["memory"][
-        "idle_floor_cpu"
-    ]
+    assert (
+        "sockets on the raw asyncio floor" in results
+        or not figures["chat"]["memory"]["idle_floor_cpu"]
+    )
     for phase in figures["chat"]["rates"]:  # the poster's own lateness, beside the latency
         assert 0 <= phase["sent_p50_ms"] <= phase["sent_p99_ms"] <= phase["ack_p99_ms"]
     # The pages a message writes: every commit wrote message rows and their events.
