@@ -56,6 +56,7 @@ from client_sdk import protocol as p
 from ..store.base import Conflict
 from ..store.records import Conversation, LoggedEvent, Message
 from ..store.sql import (
+    LASTING,
     Call,
     Memory,
     Op,
@@ -190,6 +191,11 @@ MAX_REMEMBERED = 2_000
 # batch wrote (then twice as many, at least POOL): a message alone takes one of POOL, and a
 # batch as large as the last one finds its ids in the pool (one short costs a statement).
 POOL = 32
+# PostgreSQL: how long a conversation that another node wrote while this one remembered it is
+# read before each write instead (a write that finds a state stale writes nothing: one
+# statement lost), and how many such conversations are kept (the expired are dropped first).
+SHARED_SECONDS = 60.0
+SHARED_KEPT = 10_000
 # Messages per INSERT (15 parameters each): well under SQLite's 32,766 parameters.
 _MESSAGES_PER_INSERT = 500
 
@@ -284,7 +290,11 @@ def create_incoming_batch(calls: list[Call], memory: Memory) -> Op[list[Outcome]
     # is a round trip there); SQLite reads each when its first call comes.
     read: dict[Reach | int, IncomingContext] = {}
     ids = _Ids()
+    remembered: set[int] = set()  # PostgreSQL: conversations this batch does not read
     if postgres:
+        shared: dict[int, float] = memory.setdefault(LASTING, {}).setdefault("shared", {})
+        _not_shared(as_calls, states, reached, shared)
+        remembered = set(states)
         read, ids = yield from _read_ahead(as_calls, states, reached, memory)
         if read and not (yield from outside_transaction()):
             # Run again after it lost a race: the conversations it read locked, then read
@@ -305,7 +315,7 @@ def create_incoming_batch(calls: list[Call], memory: Memory) -> Op[list[Outcome]
         # Not the common case: create_incoming itself, after the messages before it, all in
         # one transaction (PostgreSQL runs a batch outside one until it asks: see _write).
         yield from atomic()
-        yield from _write(taken, outcomes, ids, postgres)
+        yield from _guarded_write(taken, outcomes, ids, postgres, remembered, memory)
         taken = []
         states.clear()  # its writes may change what the states hold
         reached.clear()
@@ -318,8 +328,51 @@ def create_incoming_batch(calls: list[Call], memory: Memory) -> Op[list[Outcome]
             outcomes[index] = (True, (yield from op(*args, **kwargs)))
         except (NotFound, Flooded) as exc:  # raised before it wrote anything
             outcomes[index] = (False, exc)
-    yield from _write(taken, outcomes, ids, postgres)
+    yield from _guarded_write(taken, outcomes, ids, postgres, remembered, memory)
     return outcomes
+
+
+def _not_shared(
+    calls: list[Incoming], states: dict[int, _State], reached: dict[Reach, int],
+    shared: dict[int, float],
+) -> None:  # fmt: skip
+    """PostgreSQL: forget the states of the calls' conversations that another node wrote
+    lately (``shared``: conversation id -> until when): a customer whose requests a load
+    balancer spreads over the nodes finds each node's memory of its conversation stale every
+    time, and a write that writes nothing first would cost a statement more than reading."""
+    if not shared:
+        return
+    for call in calls:
+        conversation_id = (
+            reached.get(call.reach) if call.reach is not None else call.conversation_id
+        )
+        if conversation_id is not None and shared.get(conversation_id, 0.0) > call.now:
+            states.pop(conversation_id, None)
+    if len(shared) > SHARED_KEPT:
+        now = max(call.now for call in calls)
+        for conversation_id, until in list(shared.items()):
+            if until <= now:
+                del shared[conversation_id]
+        if len(shared) > SHARED_KEPT:
+            shared.clear()
+
+
+def _guarded_write(
+    taken: list[_Taken], outcomes: list[Outcome], ids: _Ids, postgres: bool,
+    remembered: set[int], memory: Memory,
+) -> Op[None]:  # fmt: skip
+    """:func:`_write`; on PostgreSQL, a write that found a remembered conversation changed
+    marks the remembered conversations it wrote as shared for ``SHARED_SECONDS``: read
+    before they are written, not remembered."""
+    try:
+        yield from _write(taken, outcomes, ids, postgres)
+    except Conflict:
+        stale = {t.conversation.id for t in taken} & remembered
+        if stale:
+            shared = memory.setdefault(LASTING, {}).setdefault("shared", {})
+            until = max(t.now for t in taken) + SHARED_SECONDS
+            shared.update(dict.fromkeys(stale, until))
+        raise
 
 
 class _Ids:

@@ -74,6 +74,7 @@ from .sql import (
     Op,
     Rows,
     batch_of,
+    forget,
     is_lazy_transaction,
     is_short_read,
     turn_of,
@@ -594,19 +595,19 @@ class PostgresStore(Store):
                             if not warm:
                                 raise
                             # Something it remembered changed (another node wrote): read.
-                            memory.clear()
+                            forget(memory)
                             await self._lost_race(run)
                             run = _Attempt(conn)
                             warm = False
                             values = await _run_op(run, batch(calls, memory))
                     except _AGAIN:
-                        memory.clear()
+                        forget(memory)
                         await self._lost_race(run)
                         run = _Attempt(conn)
                         await run.begin()  # the batch then locks what it reads
                         values = await _run_op(run, batch(calls, memory))
                 except BaseException as exc:
-                    memory.clear()
+                    forget(memory)
                     lost = isinstance(exc, asyncpg.InterfaceError) and conn.is_closed()
                     if (lost or isinstance(exc, _CONNECTION_ERRORS)) and run.tx is None:
                         # Its last statement may have written: a batch that read first
@@ -621,7 +622,7 @@ class PostgresStore(Store):
                     try:
                         await run.tx.commit()
                     except BaseException:
-                        memory.clear()
+                        forget(memory)
                         raise
                 _COMMIT.observe(time.perf_counter() - began)
                 _BATCH.observe(len(group))

@@ -183,6 +183,9 @@ Outcome = tuple[bool, Any]
 # What a batch keeps from one run to the next (its engine empties it whenever anything else
 # may have changed what it holds).
 Memory = dict[str, Any]
+# What a batch keeps under this key of its memory outlives the engine's forgetting (:func:`forget`):
+# what it learned about how its keys are written, never a state it would write from.
+LASTING = "lasting"
 BatchOp = Callable[[list[Call], Memory], Op[list[Outcome]]]
 
 
@@ -207,15 +210,23 @@ def batched(batch: BatchOp) -> Callable[[OpFactory[P, T]], OpFactory[P, T]]:
     alone) as one batch, outside a transaction until the batch asks for one (:func:`atomic`).
     Other nodes write too, so there ``memory`` holds nothing the batch does not check again
     in its write (row versions): the engine keeps it from one run to the next and empties it
-    when a run fails. A batch that lost a race to another writer runs again reading (with an
-    empty memory), then once more in a transaction from the start, before the calls run one
-    by one."""
+    when a run fails (:func:`forget`: all but the batch's ``LASTING`` entry). A batch that
+    lost a race to another writer runs again reading (its memory forgotten), then once more
+    in a transaction from the start, before the calls run one by one."""
 
     def mark(op: OpFactory[P, T]) -> OpFactory[P, T]:
         setattr(op, _BATCH, batch)  # a function attribute: setattr keeps mypy out of it
         return op
 
     return mark
+
+
+def forget(memory: Memory) -> None:
+    """Empty a batch's memory after a run that failed, but for what it keeps as lasting."""
+    lasting = memory.get(LASTING)
+    memory.clear()
+    if lasting is not None:
+        memory[LASTING] = lasting
 
 
 def batch_of(op: Callable[..., Any]) -> BatchOp | None:
