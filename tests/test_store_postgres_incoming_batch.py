@@ -26,7 +26,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from client_sdk import protocol as p
-from gateway.domain import events, incoming, incoming_batch, message_reads, notify, webhooks
+from gateway.domain import (
+    agent_conversation_changes,
+    events,
+    incoming,
+    incoming_batch,
+    message_reads,
+    notify,
+    webhooks,
+)
+from gateway.domain.errors import NotFound
 from gateway.store import postgres as postgres_module
 from gateway.store.postgres import PostgresStore
 from gateway.store.sql import Op, Rows, execute, one_at_a_time, rows
@@ -566,3 +575,20 @@ async def test_two_nodes_taking_turns_on_a_conversation_keep_its_order(
     assert unread == [min(n, message_reads.UNREAD_CAP) for n in range(1, 13)]
     log = await a.read(rows, "SELECT content FROM messages ORDER BY id")
     assert [r[0] for r in log] == [f"m{i}" for i in range(12)]
+
+
+async def test_a_remembered_conversation_deleted_on_another_node_answers_404(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """Another node deletes a conversation this node remembers: the next message's guarded
+    write finds no row to lock and writes nothing; read again, the conversation is not found,
+    and nothing of the message is written."""
+    a, b = two_nodes
+    world = await make_world(a)
+    conv = (await new_conversation(a, world.inbox, world.session)).conversation
+    for i in range(2):  # read, then remembered
+        await send(a, conv, world.contact.id, f"m{i}", now=T0 + 1 + i)
+    await b.write(agent_conversation_changes.delete_conversation, conv.id)
+    with pytest.raises(NotFound):
+        await send(a, conv, world.contact.id, "after", now=T0 + 5)
+    assert await a.read(rows, "SELECT id FROM messages") == []
