@@ -8,8 +8,9 @@ update) through three drivers on the same machine, same file system, same run:
 * ``group``    - inboxgate's SQLiteStore: one writer thread, group commit with savepoints;
 * ``postgresql`` (only when named in ``--drivers``) - inboxgate's PostgresStore on a fresh
   database of the test server (``tests.postgres_helpers``: ``INBOXGATE_TEST_POSTGRES_URL``),
-  its batches in the node's turn: at concurrency 1 each message alone, the next one to the
-  same conversation written from what the node remembers (one statement).
+  its batches in the node's turn: at concurrency 1 each message alone (as its operation: a
+  read and a write), above it batches, each after the first written from what the node
+  remembers of the conversation (one statement).
 
 For each: writes/s, ack latency p50/p99, the worst event-loop stall seen by a 1 ms ticker
 (the loop must never wait on disk), and the process's CPU time per write (every thread:

@@ -56,11 +56,7 @@ def meddling(op: Callable[..., Op[Any]], conversation_id: int) -> Callable[..., 
         except StopIteration as stop:
             return stop.value
 
-    wrapped = functools.wraps(op)(run)
-    # The operation itself, as the store runs it when a batch leaves it a call (its batch of
-    # one would write by its own statement, which test_store_postgres_incoming_batch covers).
-    vars(wrapped).pop("_inboxgate_batched", None)
-    return wrapped
+    return functools.wraps(op)(run)
 
 
 async def test_a_conversation_changed_since_read_runs_the_message_again(

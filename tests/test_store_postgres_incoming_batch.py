@@ -465,32 +465,77 @@ async def rendered_afresh(store: PostgresStore, result: Any) -> set[bytes]:
     return {p.encode(p.Event(event="message.created", data=data))}
 
 
-async def test_a_remembered_conversation_costs_one_statement_a_message(
+async def together(
+    store: PostgresStore, conv: Any, contact_id: int, tag: str, now: float, n: int = 2
+) -> list[Any]:
+    """``n`` messages whose requests reach an idle node in one turn of the loop: one batch."""
+    return list(await asyncio.gather(*[
+        send(store, conv, contact_id, f"{tag}.{i}", echo_id=f"{tag}.{i}", now=now + i / 100)
+        for i in range(n)
+    ]))  # fmt: skip
+
+
+def unread_counts(results: list[Any]) -> list[int]:
+    return [msgspec.json.decode(r.events[0].payload)["data"]["conversation"]["unread_count"]
+            for r in results]  # fmt: skip
+
+
+async def test_a_remembered_conversation_costs_one_statement_a_batch(
     two_nodes: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A customer's messages one after another on one node: the first reads its context and
-    writes; each after it is ONE statement (the write, guarded by the versions remembered,
-    its ids from the pool the writes top up), in no transaction; each payload is what a
-    fresh read renders, and the ids follow the messages' order."""
+    """A customer's messages in batches one after another on one node: the first batch reads
+    the context and writes; each after it is ONE statement (the write, guarded by the versions
+    remembered, its ids from the pool the writes top up), in no transaction; each payload is
+    what a fresh read renders, and the ids follow the messages' order."""
     store, _ = two_nodes
     world = await make_world(store)
     conv = (await new_conversation(store, world.inbox, world.session)).conversation
     statements, executed = traced(monkeypatch)
-    results = [await send(store, conv, world.contact.id, "m0", echo_id="e0", now=T0 + 1)]
+    results = await together(store, conv, world.contact.id, "m0", T0 + 1)
     assert [s.split(" (")[0] for s in statements] == ["WITH ids AS", "WITH v AS"]
-    for i in range(1, 2 * incoming_batch.POOL + 3):  # the pool runs out and is topped up
+    for i in range(1, incoming_batch.POOL + 3):  # the pool runs out and is topped up
         statements.clear()
-        results.append(
-            await send(store, conv, world.contact.id, f"m{i}", echo_id=f"e{i}", now=T0 + 1 + i)
-        )
+        results += await together(store, conv, world.contact.id, f"m{i}", T0 + 1 + i)
         assert len(statements) == 1 and statements[0].startswith(_WRITE), statements
     assert executed == []
     assert all(r.created for r in results)
     ids = [r.message.id for r in results]
     assert ids == sorted(ids)
-    unread = [msgspec.json.decode(r.events[0].payload)["data"]["conversation"]["unread_count"]
-              for r in results]  # fmt: skip
-    assert unread == [min(n, message_reads.UNREAD_CAP) for n in range(1, len(results) + 1)]
+    assert unread_counts(results) == [
+        min(n, message_reads.UNREAD_CAP) for n in range(1, len(results) + 1)
+    ]
+    monkeypatch.undo()
+    assert {e.payload for e in results[-1].events} == await rendered_afresh(store, results[-1])
+
+
+async def test_a_message_alone_is_one_statement_only_where_remembered(
+    two_nodes: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message alone on an idle node to a conversation the node does not remember runs as
+    its operation (its own read and one-statement write: less than the batch's read and
+    write of one), and the node does not start remembering it; one to a remembered
+    conversation runs as a batch of one: ONE statement, and the conversation stays
+    remembered for the batches after it (none finds its memory stale)."""
+    store, _ = two_nodes
+    world = await make_world(store)
+    conv = (await new_conversation(store, world.inbox, world.session)).conversation
+    statements, executed = traced(monkeypatch)
+    results = [await send(store, conv, world.contact.id, "cold", now=T0 + 1)]
+    # its own read of the context, then its one-statement write
+    assert len(statements) == 2 and statements[1].startswith("WITH conversation AS"), statements
+    statements.clear()
+    results += await together(store, conv, world.contact.id, "a", T0 + 2)
+    assert [s.split(" (")[0] for s in statements] == ["WITH ids AS", "WITH v AS"]
+    retries = store.retries
+    for i in range(3):
+        statements.clear()
+        results.append(await send(store, conv, world.contact.id, f"warm{i}", now=T0 + 3 + i))
+        assert len(statements) == 1 and statements[0].startswith(_WRITE), statements
+    statements.clear()
+    results += await together(store, conv, world.contact.id, "b", T0 + 9)
+    assert len(statements) == 1 and statements[0].startswith(_WRITE), statements
+    assert store.retries == retries and executed == []
+    assert unread_counts(results) == [min(n, message_reads.UNREAD_CAP) for n in range(1, 9)]
     monkeypatch.undo()
     assert {e.payload for e in results[-1].events} == await rendered_afresh(store, results[-1])
 
@@ -527,34 +572,34 @@ async def test_what_another_node_changes_is_not_remembered_past_it(
     two_nodes: tuple[PostgresStore, PostgresStore], change: Any
 ) -> None:
     """Another node changes what a remembered context holds (the conversation, the sender,
-    a webhook receiver, the contact's verified sessions): the next message's guarded write
+    a webhook receiver, the contact's verified sessions): the next batch's guarded write
     writes nothing, the batch reads and writes again, and what it wrote and published is
-    what a fresh read renders (the receiver gets its delivery)."""
+    what a fresh read renders (the receiver gets its deliveries)."""
     a, b = two_nodes
     world = await make_world(a)
     conv = (await new_conversation(a, world.inbox, world.session)).conversation
-    for i in range(2):  # read, then remembered
-        await send(a, conv, world.contact.id, f"m{i}", echo_id=f"e{i}", now=T0 + 1 + i)
+    await together(a, conv, world.contact.id, "before", T0 + 1)  # read, then remembered
     await change(b, world, conv)
     retries = a.retries
-    result = await send(a, conv, world.contact.id, "after", echo_id="e-after", now=T0 + 5)
-    assert result.created
+    results = await together(a, conv, world.contact.id, "after", T0 + 5)
+    assert all(r.created for r in results)
     assert a.retries == retries + 1
-    assert {e.payload for e in result.events} == await rendered_afresh(a, result)
-    streams = {e.stream for e in result.events}
+    for result in results[-1:]:
+        assert {e.payload for e in result.events} == await rendered_afresh(a, result)
+    streams = {e.stream for e in results[-1].events}
     found = await a.read(rows, "SELECT id FROM contact_inboxes WHERE contact_id = ? "
                                "AND hmac_verified = TRUE", world.contact.id)  # fmt: skip
     assert streams == {events.inbox_stream(world.inbox.id)} | (
         {events.session_stream(r[0]) for r in found} or {events.session_stream(world.session.id)}
     )
     deliveries = await a.read(rows, "SELECT COUNT(*) FROM webhook_deliveries")
-    assert deliveries[0][0] == (1 if change is _add_webhook else 0)
+    assert deliveries[0][0] == (2 if change is _add_webhook else 0)
 
 
 async def test_two_nodes_taking_turns_on_a_conversation_keep_its_order(
     two_nodes: tuple[PostgresStore, PostgresStore],
 ) -> None:
-    """A customer whose messages reach two nodes in turn (each remembers the conversation as
+    """A customer whose batches reach two nodes in turn (each remembers the conversation as
     it last wrote it): the first time a node finds its memory stale (the other node wrote),
     its write writes nothing and it reads again; from then on it reads the conversation
     before each write instead of remembering it (no statement lost again). The ids and the
@@ -566,29 +611,26 @@ async def test_two_nodes_taking_turns_on_a_conversation_keep_its_order(
     retries = a.retries + b.retries
     for i in range(12):
         node = a if i % 4 < 2 else b  # two on a, two on b: one remembered, one stale
-        results.append(await send(node, conv, world.contact.id, f"m{i}", now=T0 + 1 + i))
-    assert a.retries + b.retries == retries + 2  # m4 on a, m6 on b; none after
+        results += await together(node, conv, world.contact.id, f"m{i}", T0 + 1 + i)
+    assert a.retries + b.retries == retries + 2  # the 5th batch on a, the 7th on b; none after
     ids = [r.message.id for r in results]
     assert ids == sorted(ids)
-    unread = [msgspec.json.decode(r.events[0].payload)["data"]["conversation"]["unread_count"]
-              for r in results]  # fmt: skip
-    assert unread == [min(n, message_reads.UNREAD_CAP) for n in range(1, 13)]
+    assert unread_counts(results) == [min(n, message_reads.UNREAD_CAP) for n in range(1, 25)]
     log = await a.read(rows, "SELECT content FROM messages ORDER BY id")
-    assert [r[0] for r in log] == [f"m{i}" for i in range(12)]
+    assert [r[0] for r in log] == [f"m{i}.{j}" for i in range(12) for j in range(2)]
 
 
 async def test_a_remembered_conversation_deleted_on_another_node_answers_404(
     two_nodes: tuple[PostgresStore, PostgresStore],
 ) -> None:
-    """Another node deletes a conversation this node remembers: the next message's guarded
+    """Another node deletes a conversation this node remembers: the next batch's guarded
     write finds no row to lock and writes nothing; read again, the conversation is not found,
-    and nothing of the message is written."""
+    and nothing of the messages is written."""
     a, b = two_nodes
     world = await make_world(a)
     conv = (await new_conversation(a, world.inbox, world.session)).conversation
-    for i in range(2):  # read, then remembered
-        await send(a, conv, world.contact.id, f"m{i}", now=T0 + 1 + i)
+    await together(a, conv, world.contact.id, "before", T0 + 1)  # read, then remembered
     await b.write(agent_conversation_changes.delete_conversation, conv.id)
     with pytest.raises(NotFound):
-        await send(a, conv, world.contact.id, "after", now=T0 + 5)
+        await together(a, conv, world.contact.id, "after", T0 + 5)
     assert await a.read(rows, "SELECT id FROM messages") == []

@@ -22,20 +22,24 @@ sender, an unknown conversation), run as ``create_incoming`` itself, in their tu
 outcome is the operation's own, and the batch forgets every state its writes may change.
 
 PostgreSQL runs the same batch for the calls a node queued in the batch's turn
-(``sql.turn_of``; a call alone is a batch of one), in as few round trips as it allows: one
+(``sql.turn_of``; a call alone, only when its conversation is remembered: see
+:func:`serves_alone`), in as few round trips as it allows: one
 statement reads every conversation the batch needs and does not remember, by ids or by reach,
 and takes an id from the sequences for each call's message and event (:func:`_read_ahead`);
 one more writes everything (:data:`_WRITE_BATCH`), outside any transaction, and only if every
 conversation is still the version read or remembered (``xmin``) and the rest of what its
 payloads show is still as read (``incoming_reads.PREMISE``: the sender's and the session's
-row versions, names, receivers, verified sessions), which stands in for the state SQLite's
-one writer knows. The node remembers each conversation's state after its write, with the
-versions that write left, and a pool of ids (:class:`_Ids`): the next message to a
-remembered conversation is ONE statement, its write. Another node's write to anything the
+row versions, names, receivers, verified sessions; checked for a state remembered from an
+earlier batch, as one just read is as fresh as the read), which stands in for the state
+SQLite's one writer knows. The node remembers each conversation's state after its write,
+with the versions that write left, and a pool of ids (:class:`_Ids`): the next message to
+a remembered conversation is ONE statement, its write. Another node's write to anything the
 state holds makes that write write nothing; the store forgets everything and runs the batch
-again, reading. (``python -m benchmarks.store_writes --drivers postgresql``, against the
-batch that read every time, same run: messages one after another 706-760 -> 798-1,159/s,
-16 writers 4,506-5,027 -> 6,518-7,064/s, 64 writers 7,554-7,873 -> 10,257-10,614/s.)
+again, reading, and the conversation is read before each write for ``SHARED_SECONDS``.
+(``python -m benchmarks.store_writes --drivers postgresql``, against the batch that read
+every time, two interleaved pairs: 16 writers 3,905-5,138 -> 7,184-7,276 messages/s, 64
+writers 7,330-8,134 -> 9,664-10,726; one writer, each message alone and as its operation,
+691-888 -> 743-870.)
 It does not ask about an ``echo_id`` the batch has not met: the unique index does. A call
 the batch does not take itself runs in a transaction the batch asks for first
 (``sql.atomic``), with the messages before it. Run in a transaction from the start (the store
@@ -139,7 +143,7 @@ _WRITE_BATCH = (
     "JOIN contact_inboxes ci ON ci.id = c.contact_inbox_id "
     "JOIN contacts ct ON ct.id = v.contact_id "
     "JOIN accounts a ON a.id = c.account_id JOIN inboxes i ON i.id = c.inbox_id "
-    f"WHERE CAST(c.xmin AS TEXT) = v.version AND {PREMISE} = v.premise "
+    f"WHERE CAST(c.xmin AS TEXT) = v.version AND (v.premise IS NULL OR {PREMISE} = v.premise) "
     "ORDER BY c.id FOR UPDATE OF c), "
     "ok AS (SELECT COUNT(*) = CAST(? AS BIGINT) AS ok FROM locked), "
     "conversation AS (UPDATE conversations c SET status = v.status, "
@@ -227,7 +231,7 @@ def takes(as_incoming: Callable[..., Incoming]) -> Callable[[OpFactory[P, T]], O
 
     def mark(op: OpFactory[P, T]) -> OpFactory[P, T]:
         _CALLS[op] = as_incoming
-        return batched(create_incoming_batch)(op)
+        return batched(create_incoming_batch, alone=serves_alone)(op)
 
     return mark
 
@@ -251,6 +255,9 @@ class _State(Struct, gc=False):
     # echo_ids of its messages not yet written; None between batches (a set is always
     # tracked, even empty)
     echoes: set[str] | None = None
+    # PostgreSQL: written from before this batch (its premise is checked by the write; one
+    # read by this batch is as fresh as the read, and is not)
+    remembered: bool = False
 
     @classmethod
     def read(cls, context: IncomingContext, limit: int) -> _State:
@@ -329,7 +336,52 @@ def create_incoming_batch(calls: list[Call], memory: Memory) -> Op[list[Outcome]
         except (NotFound, Flooded) as exc:  # raised before it wrote anything
             outcomes[index] = (False, exc)
     yield from _guarded_write(taken, outcomes, ids, postgres, remembered, memory)
+    if postgres:
+        _forget_unguarded(as_calls, states, reached)
     return outcomes
+
+
+def serves_alone(call: Call, memory: Memory) -> bool:
+    """PostgreSQL, a call that comes alone (``sql.batched``'s ``alone``): True when the batch
+    remembers its conversation (it then writes it with one statement, and keeps remembering
+    it); else False, the state (if any: shared with another node) forgotten, and the call
+    runs as ``create_incoming``. KeyError: an operation the batch does not take."""
+    op, args, kwargs = call
+    incoming = _CALLS[op](*args, **kwargs)
+    states: dict[int, _State] = memory.get("states", {})
+    reached: dict[Reach, int] = memory.get("reached", {})
+    shared: dict[int, float] = memory.get(LASTING, {}).get("shared", {})
+    if incoming.reach is not None:
+        conversation_id = reached.get(incoming.reach)
+    else:
+        conversation_id = incoming.conversation_id
+    if conversation_id is None:
+        return False
+    state = states.get(conversation_id)
+    if state is None:
+        return False
+    if (
+        shared.get(conversation_id, 0.0) > incoming.now
+        or state.context.premise is None
+        or incoming.attachments
+    ):
+        del states[conversation_id]
+        return False
+    return True
+
+
+def _forget_unguarded(
+    calls: list[Incoming], states: dict[int, _State], reached: dict[Reach, int]
+) -> None:
+    """PostgreSQL: states read by a call's own read (no premise: see
+    ``incoming_reads.PREMISE``) served this batch only; the next one reads them again."""
+    for call in calls:
+        conversation_id = (
+            reached.get(call.reach) if call.reach is not None else call.conversation_id
+        )
+        state = states.get(conversation_id) if conversation_id is not None else None
+        if state is not None and state.context.premise is None:
+            del states[state.conversation.id]
 
 
 def _not_shared(
@@ -657,7 +709,7 @@ def _written_postgres(
         [t.conversation.waiting_since for t in last], [t.conversation.updated_at for t in last],
         [t.conversation.snoozed_until for t in last], [t.state.context.version for t in last],
         [t.state.context.known.contact.id for t in last],
-        [t.state.context.premise for t in last], len(last),
+        [t.state.context.premise if t.state.remembered else None for t in last], len(last),
         [m.id for m in messages], [m.account_id for m in messages],
         [m.inbox_id for m in messages], [m.conversation_id for m in messages],
         [m.content for m in messages], [m.sender_id for m in messages],
@@ -675,6 +727,7 @@ def _written_postgres(
     pool.events.extend(sorted(more_events))
     touched_contacts = set(contacts)
     for t in last:
+        t.state.remembered = True
         context = t.state.context
         context.version = version  # the transaction's, as every row it wrote
         if context.known.contact.id in touched_contacts and context.premise is not None:

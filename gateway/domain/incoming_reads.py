@@ -70,10 +70,15 @@ PREMISE = (
     "(SELECT string_agg(CAST(s.id AS TEXT), ',' ORDER BY s.id) FROM contact_inboxes s "
     "WHERE s.contact_id = c.contact_id AND s.hmac_verified = TRUE) END, '-')))"
 )
-# PostgreSQL also reads the new message's id, the conversation row's version (xmin: the
-# transaction that wrote it, new with every UPDATE of the row, whatever the values) and the
-# premise of the rest.
+# PostgreSQL also reads the new message's id and the conversation row's version (xmin: the
+# transaction that wrote it, new with every UPDATE of the row, whatever the values); the
+# batch's read, which remembers what it read, the premise of the rest too (45 us a read: not
+# for a message alone, whose write follows its read at once).
 _CONTEXT_POSTGRES = _CONTEXT.format(
+    list_of="string_agg",
+    next_id=", nextval(pg_get_serial_sequence('messages', 'id')), CAST(c.xmin AS TEXT)",
+)
+_CONTEXT_GUARDED = _CONTEXT.format(
     list_of="string_agg",
     next_id=", nextval(pg_get_serial_sequence('messages', 'id')), CAST(c.xmin AS TEXT), " + PREMISE,
 )
@@ -116,7 +121,7 @@ class IncomingContext(Struct, kw_only=True, gc=False):  # untracked: records, co
     known: notify.Known  # unread: before the new message
     next_id: int | None  # PostgreSQL: the new message's id, from the sequence
     version: str | None  # PostgreSQL: the conversation row's xmin as read
-    premise: str | None = None  # PostgreSQL: ``PREMISE`` as read
+    premise: str | None = None  # PostgreSQL, the batch's read: ``PREMISE`` as read
 
 
 def incoming_context(
@@ -251,9 +256,9 @@ TAKE_IDS = (
     "AS REGCLASS) AS id OFFSET 0) AS s, generate_series(1, CAST(? AS INTEGER)))"
 )
 _BIGINT, _TEXT, _TIME = "BIGINT", "TEXT", "DOUBLE PRECISION"
-_CONTEXTS = _lateral(_CONTEXT_POSTGRES, [_TEXT, _TIME, _BIGINT, _BIGINT, _BIGINT])
+_CONTEXTS = _lateral(_CONTEXT_GUARDED, [_TEXT, _TIME, _BIGINT, _BIGINT, _BIGINT])
 _CONTEXTS_REACHED = _lateral(
-    _CONTEXT_REACHED, [_BIGINT, _BIGINT, _BIGINT, _TEXT, _TEXT, _TIME, _BIGINT]
+    _reaching(_CONTEXT_GUARDED), [_BIGINT, _BIGINT, _BIGINT, _TEXT, _TEXT, _TIME, _BIGINT]
 )
 
 
@@ -266,7 +271,7 @@ def _context_of(row: Row) -> IncomingContext:
     echo, recent, unread, bot, account_name, inbox_name, hooks, verified, *postgres_only = row[
         at + _CONTACT_WIDTH :
     ]
-    next_id, version, premise = postgres_only if postgres_only else (None, None, None)
+    next_id, version, premise = (*postgres_only, None, None, None)[:3]
     known = notify.Known(
         session=session, contact=contact, unread=int(unread), account_name=account_name or "",
         inbox_name=inbox_name or "", hooks=bool(hooks),

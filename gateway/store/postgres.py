@@ -29,7 +29,8 @@ instead of per message (measured: the gateway's CPU per message about halved in
 
 A batched write (``sql.batched``: customers' messages) takes its batch's turn, one lane per
 node, and waits one turn of the loop on an idle lane for the calls that arrived with it;
-the calls of a group (or one call alone) run as ONE operation (``_batch_alone``), outside a
+the calls of a group (or one call alone whose conversation the batch remembers: see
+``_served_alone``) run as ONE operation (``_batch_alone``), outside a
 transaction until the batch asks for one: one statement reads what they need, one more writes
 them all or nothing (see ``domain.incoming_batch``), and what the batch remembers of its
 conversations (kept per node from one batch to the next, checked again by the write) spares
@@ -73,6 +74,7 @@ from .sql import (
     Memory,
     Op,
     Rows,
+    alone_hook,
     batch_of,
     forget,
     is_lazy_transaction,
@@ -438,7 +440,7 @@ class PostgresStore(Store):
                 self._drained(pool, key, queue)
                 return await future
         try:
-            if batch_of(op) is not None:  # a batch of one: what the batch remembers serves it
+            if self._served_alone(op, args, kwargs):
                 future = asyncio.get_running_loop().create_future()
                 await self._batch_alone(pool, [_Waiting(op, args, kwargs, future)])
                 return await future
@@ -463,8 +465,9 @@ class PostgresStore(Store):
                     waiting = queue.popleft()
                     if not waiting.future.done():
                         group.append(waiting)
-                if len(group) == 1 and batch_of(group[0].op) is None:
-                    await self._alone(pool, group[0])
+                one = group[0] if len(group) == 1 else None
+                if one is not None and not self._served_alone(one.op, one.args, one.kwargs):
+                    await self._alone(pool, one)
                 elif group:
                     await self._group(pool, group)
         finally:
@@ -634,6 +637,27 @@ class PostgresStore(Store):
                 waiting.settle(value)
             else:
                 waiting.settle(error=value)
+
+    def _served_alone(
+        self, op: Callable[..., Op[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> bool:
+        """Whether a call of a batch that comes alone runs as a batch of one: only when the
+        batch serves it from its memory (``sql.batched``'s ``alone``; for a message, one
+        statement). Otherwise it runs as its operation (for a message, its own read and
+        one-statement write: less than the batch's read and write of one), and the batch
+        has forgotten what it will write (without ``alone``, everything)."""
+        batch = batch_of(op)
+        memory = self._memories.get(batch) if batch is not None else None
+        if not memory or batch is None:
+            return False
+        hook = alone_hook(batch)
+        try:
+            if hook is None:
+                raise LookupError("no alone hook")
+            return hook((op, args, kwargs), memory)
+        except LookupError:  # (an operation the batch does not know: a test's wrapper)
+            forget(memory)
+            return False
 
     async def _lost_race(self, run: _Attempt) -> None:
         if run.tx is not None:

@@ -187,9 +187,13 @@ Memory = dict[str, Any]
 # what it learned about how its keys are written, never a state it would write from.
 LASTING = "lasting"
 BatchOp = Callable[[list[Call], Memory], Op[list[Outcome]]]
+AloneHook = Callable[[Call, Memory], bool]
+_ALONE = "_inboxgate_alone"
 
 
-def batched(batch: BatchOp) -> Callable[[OpFactory[P, T]], OpFactory[P, T]]:
+def batched(
+    batch: BatchOp, *, alone: AloneHook | None = None
+) -> Callable[[OpFactory[P, T]], OpFactory[P, T]]:
     """Mark a write that an engine running queued writes in one transaction (SQLite's writer,
     whose group commit runs them one after the other) may run, with the calls of marked
     operations sharing ``batch`` that follow it in the queue, as ONE operation:
@@ -206,19 +210,30 @@ def batched(batch: BatchOp) -> Callable[[OpFactory[P, T]], OpFactory[P, T]]:
     should ``batch`` itself raise, the engine runs the calls again, one by one.
 
     An engine that runs writes concurrently (PostgreSQL) runs a batched write in its batch's
-    turn (:func:`turn_of`): one after another on a node, those that queued meanwhile (or one
-    alone) as one batch, outside a transaction until the batch asks for one (:func:`atomic`).
-    Other nodes write too, so there ``memory`` holds nothing the batch does not check again
-    in its write (row versions): the engine keeps it from one run to the next and empties it
-    when a run fails (:func:`forget`: all but the batch's ``LASTING`` entry). A batch that
-    lost a race to another writer runs again reading (its memory forgotten), then once more
-    in a transaction from the start, before the calls run one by one."""
+    turn (:func:`turn_of`): one after another on a node, those that queued meanwhile as one
+    batch, outside a transaction until the batch asks for one (:func:`atomic`). Other nodes
+    write too, so there ``memory`` holds nothing the batch does not check again in its write
+    (row versions): the engine keeps it from one run to the next and empties it when a run
+    fails (:func:`forget`: all but the batch's ``LASTING`` entry). A batch that lost a race to
+    another writer runs again reading (its memory forgotten), then once more in a transaction
+    from the start, before the calls run one by one. A call that comes alone runs as a batch
+    of one when ``alone(call, memory)`` says the batch serves it from its memory; otherwise
+    it runs as its operation, and ``alone`` has made the batch forget what the call will
+    write (without ``alone``, the engine forgets the batch's whole memory)."""
 
     def mark(op: OpFactory[P, T]) -> OpFactory[P, T]:
         setattr(op, _BATCH, batch)  # a function attribute: setattr keeps mypy out of it
+        if alone is not None:
+            setattr(batch, _ALONE, alone)
         return op
 
     return mark
+
+
+def alone_hook(batch: BatchOp) -> AloneHook | None:
+    """The ``alone`` of :func:`batched` for ``batch``, if it has one."""
+    hook: AloneHook | None = getattr(batch, _ALONE, None)
+    return hook
 
 
 def forget(memory: Memory) -> None:
