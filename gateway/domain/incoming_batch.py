@@ -297,11 +297,9 @@ def create_incoming_batch(calls: list[Call], memory: Memory) -> Op[list[Outcome]
     # is a round trip there); SQLite reads each when its first call comes.
     read: dict[Reach | int, IncomingContext] = {}
     ids = _Ids()
-    remembered: set[int] = set()  # PostgreSQL: conversations this batch does not read
     if postgres:
         shared: dict[int, float] = memory.setdefault(LASTING, {}).setdefault("shared", {})
         _not_shared(as_calls, states, reached, shared)
-        remembered = set(states)
         read, ids = yield from _read_ahead(as_calls, states, reached, memory)
         if read and not (yield from outside_transaction()):
             # Run again after it lost a race: the conversations it read locked, then read
@@ -322,7 +320,7 @@ def create_incoming_batch(calls: list[Call], memory: Memory) -> Op[list[Outcome]
         # Not the common case: create_incoming itself, after the messages before it, all in
         # one transaction (PostgreSQL runs a batch outside one until it asks: see _write).
         yield from atomic()
-        yield from _guarded_write(taken, outcomes, ids, postgres, remembered, memory)
+        yield from _guarded_write(taken, outcomes, ids, postgres, memory)
         taken = []
         states.clear()  # its writes may change what the states hold
         reached.clear()
@@ -335,10 +333,16 @@ def create_incoming_batch(calls: list[Call], memory: Memory) -> Op[list[Outcome]
             outcomes[index] = (True, (yield from op(*args, **kwargs)))
         except (NotFound, Flooded) as exc:  # raised before it wrote anything
             outcomes[index] = (False, exc)
-    yield from _guarded_write(taken, outcomes, ids, postgres, remembered, memory)
+    yield from _guarded_write(taken, outcomes, ids, postgres, memory)
     if postgres:
         _forget_unguarded(as_calls, states, reached)
     return outcomes
+
+
+def _remembered_id(call: Incoming, reached: dict[Reach, int]) -> int | None:
+    """The conversation ``call`` writes, as the batch's memory knows it (a session's reach
+    the batch has not met: None)."""
+    return reached.get(call.reach) if call.reach is not None else call.conversation_id
 
 
 def serves_alone(call: Call, memory: Memory) -> bool:
@@ -351,10 +355,7 @@ def serves_alone(call: Call, memory: Memory) -> bool:
     states: dict[int, _State] = memory.get("states", {})
     reached: dict[Reach, int] = memory.get("reached", {})
     shared: dict[int, float] = memory.get(LASTING, {}).get("shared", {})
-    if incoming.reach is not None:
-        conversation_id = reached.get(incoming.reach)
-    else:
-        conversation_id = incoming.conversation_id
+    conversation_id = _remembered_id(incoming, reached)
     if conversation_id is None:
         return False
     state = states.get(conversation_id)
@@ -376,9 +377,7 @@ def _forget_unguarded(
     """PostgreSQL: states read by a call's own read (no premise: see
     ``incoming_reads.PREMISE``) served this batch only; the next one reads them again."""
     for call in calls:
-        conversation_id = (
-            reached.get(call.reach) if call.reach is not None else call.conversation_id
-        )
+        conversation_id = _remembered_id(call, reached)
         state = states.get(conversation_id) if conversation_id is not None else None
         if state is not None and state.context.premise is None:
             del states[state.conversation.id]
@@ -395,9 +394,7 @@ def _not_shared(
     if not shared:
         return
     for call in calls:
-        conversation_id = (
-            reached.get(call.reach) if call.reach is not None else call.conversation_id
-        )
+        conversation_id = _remembered_id(call, reached)
         if conversation_id is not None and shared.get(conversation_id, 0.0) > call.now:
             states.pop(conversation_id, None)
     if len(shared) > SHARED_KEPT:
@@ -411,7 +408,7 @@ def _not_shared(
 
 def _guarded_write(
     taken: list[_Taken], outcomes: list[Outcome], ids: _Ids, postgres: bool,
-    remembered: set[int], memory: Memory,
+    memory: Memory,
 ) -> Op[None]:  # fmt: skip
     """:func:`_write`; on PostgreSQL, a write that found a remembered conversation changed
     marks the remembered conversations it wrote as shared for ``SHARED_SECONDS``: read
@@ -419,7 +416,7 @@ def _guarded_write(
     try:
         yield from _write(taken, outcomes, ids, postgres)
     except Conflict:
-        stale = {t.conversation.id for t in taken} & remembered
+        stale = {t.conversation.id for t in taken if t.state.remembered}
         if stale:
             shared = memory.setdefault(LASTING, {}).setdefault("shared", {})
             until = max(t.now for t in taken) + SHARED_SECONDS
