@@ -32,7 +32,6 @@ from gateway.domain import (
     incoming,
     incoming_batch,
     message_reads,
-    notify,
     webhooks,
 )
 from gateway.domain.errors import NotFound
@@ -56,6 +55,7 @@ from tests.store_contract import (
     new_conversation,
     send,
 )
+from tests.store_hot_path import fresh_message_data
 from tests.test_store_sqlite_incoming_batch import Target, build, shape, step, to_call
 
 pytestmark = pytest.mark.anyio
@@ -460,8 +460,7 @@ async def test_the_read_ahead_is_planned_once_not_for_each_batch() -> None:
 async def rendered_afresh(store: PostgresStore, result: Any) -> set[bytes]:
     """The message.created payload a fresh read of what was committed renders."""
     conversation = await store.read(get_conversation_row, result.conversation.id)
-    [hydrated] = await store.read(message_reads.hydrate, [result.message])
-    data = await store.read(notify.message_data, hydrated, conversation, link)
+    data = await store.read(fresh_message_data, result.message, conversation)
     return {p.encode(p.Event(event="message.created", data=data))}
 
 
