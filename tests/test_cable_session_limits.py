@@ -17,7 +17,6 @@ from gateway.realtime.core import (
     Limits,
     Listen,
     Notice,
-    PingClock,
     SaveSession,
     Send,
     SubscribeRequested,
@@ -95,17 +94,6 @@ def test_text_frame_on_a_msgpack_session_is_a_protocol_error() -> None:
 
 
 # ---- time ----------------------------------------------------------------------------------
-
-
-def test_the_node_pings_every_three_seconds() -> None:
-    clock = PingClock(3.0, T0)
-    assert [clock.due(T0 + t) for t in (2.9, 3, 3.5, 5.9, 6.2)] == [
-        False, True, False, False, True
-    ]  # fmt: skip
-    # A late tick gives one ping, not a burst, then the cadence resumes from then.
-    assert clock.due(T0 + 30)
-    assert not clock.due(T0 + 31.4)
-    assert clock.due(T0 + 31.5)
 
 
 def test_a_session_sends_the_node_ping_once_started_and_until_closed() -> None:

@@ -63,6 +63,17 @@ async def test_one_ping_tick_for_every_connection_and_no_visit_to_the_idle(env: 
         assert hub.timed == 0
 
 
+async def test_the_sockets_take_turns_in_the_ping_wheel_while_they_are_open(env: Env) -> None:
+    """Each socket sits in a slot of the wheel (the emptiest), so a beat of the timer pings a
+    slot, not everyone; a socket gone leaves the wheel."""
+    hub = env.app.state.realtime.hub
+    slots = round(hub.limits.ping_interval / hub_module.TICK_SECONDS)
+    async with connected(env, FakeSocket(cp.JSON)), connected(env, FakeSocket()):
+        assert len(hub._pings) == 2
+        assert sorted(hub._pings.sizes()) == [0] * (slots - 2) + [1, 1]
+    assert len(hub._pings) == 0
+
+
 async def test_the_hub_keeps_the_loop_it_runs_on_while_it_runs(env: Env) -> None:
     """Spawned work, flushes and timers use the loop kept by ``run`` (no system call each on
     Python 3.11), and it is forgotten when ``run`` ends."""

@@ -5,12 +5,12 @@ One task reads the node's broker feed and hands each event, encoded once
 The broker is only a doorbell, so the hub keeps, per stream, the last offset it delivered: an offset
 that jumps, or a :class:`~gateway.broker.Gap`, is healed by re-reading the log before going on,
 and an offset already delivered is skipped. A second task is the one timer of every connection:
-each tick sends the ping when it is due (every 3 s, the same frame for everyone, built once) and
-visits only the connections with a deadline (first-subscribe timeout, pong timeout, history
-waits, slow-consumer kills), not the thousands that are simply idle. A third
-reconciles now and then: a lost broadcast shows as an offset jump only when a later event
-comes, so the log heads of the listened streams are compared with what was delivered, and a
-stream behind gets a Gap, healed like any other.
+each tick pings the connections whose turn it is (each every 3 s, spread over the 3 s: the ping
+wheel; the same frame for everyone in a second, built once) and visits only the connections
+with a deadline (first-subscribe timeout, pong timeout, history waits, slow-consumer kills),
+not the thousands that are simply idle. A third reconciles now and then: a lost broadcast shows
+as an offset jump only when a later event comes, so the log heads of the listened streams are
+compared with what was delivered, and a stream behind gets a Gap, healed like any other.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ..domain import events
 from ..logs import StateLog
 from ..store import Store, StoreUnavailable
 from ..store.records import LoggedEvent
-from .core import EncodedEvent, Limits, PingClock, StreamIds
+from .core import EncodedEvent, Limits, PingWheel, StreamIds
 from .room import RoomChannel
 from .sessions import SessionCache
 
@@ -62,16 +62,14 @@ SLOW_QUIET_SECONDS = 60.0
 # pub/sub round trip after the confirmation, never in the same read. Clients that register a
 # subscription only once they have processed its confirmation depend on that.
 PRESENCE_DELAY = 0.05
-# A ping round writes to every socket (one system call each, ~10 us): 10,000 sockets in one go
-# would hold the loop for 100 ms every 3 s, and every POST and fan-out in that window waits
-# (the chat workload's p99 at 10k sockets). Rounds bigger than this go in slices of it, one
-# per turn of the loop, with I/O in between. A POST crosses the loop several times, each
-# behind at most one slice: slices of 1,000 (~8 ms each) still set the p99 at 10k sockets
-# (86-97 ms at 250 msg/s; 43-46 ms with 100, and 124 -> 25 ms at 500 msg/s). A slice of 100
-# took 1.5-3.5 ms at 10k sockets; with 20, three interleaved pairs of the chat workload
-# (10,020 sockets) gave p99 9.2/8.2/12.3 ms at 250 msg/s against 22.0/20.5/12.2, 11.2/9.1/17.5
-# at 500 against 20.1/15.9/15.6, 15.6/15.9/22.8 at 1,000 against 35.7/17.6/26.7; slices of 10
-# cost more CPU and gained nothing more.
+# A ping round (the connections of one slot of the ping wheel: a twelfth of them, every
+# quarter of a second) writes to each socket (one system call each, ~15 us). Rounds bigger than
+# this go in slices of it, one per turn of the loop, with I/O in between, so a POST crossing
+# the loop several times waits behind a slice at most each time. When every socket was pinged
+# in one round every 3 s (before the wheel), slices of 1,000 (~8 ms each) set the p99 at 10k
+# sockets (86-97 ms at 250 msg/s; 43-46 ms with 100); with 20, three interleaved pairs of the
+# chat workload (10,020 sockets) gave p99 9.2/8.2/12.3 ms at 250 msg/s against 22.0/20.5/12.2
+# with 100; slices of 10 cost more CPU and gained nothing more.
 PING_SLICE = 20
 # Sockets live for hours, and the collector's older generations rescan every one of them: after
 # 10,000 opens a gen-1 collection took 56 ms, and a full one 50-220 ms, all of it holding the
@@ -114,7 +112,8 @@ class Hub:
         self._pending: list[BrokerMessage] = []  # taken by the direct path, not yet fanned out
         self._connections: set[Connection] = set()
         self._timed: set[Connection] = set()  # the connections with a deadline
-        self._pings = PingClock(self.limits.ping_interval, clock())
+        slots = max(1, round(self.limits.ping_interval / TICK_SECONDS))
+        self._pings: PingWheel[Connection] = PingWheel(self.limits.ping_interval, slots, clock())
         # stream -> its connections (a dict as an ordered set: thousands of tabs on a stream)
         self._listeners: dict[str, dict[Connection, None]] = {}
         self._delivered: dict[str, tuple[str, int]] = {}  # stream -> (epoch, offset)
@@ -137,6 +136,8 @@ class Hub:
         self._opened = 0
         self._later_timer: asyncio.TimerHandle | None = None
         self._ping_slice: asyncio.Handle | None = None  # the rest of a ping round, if sliced
+        # ... the round's connections and where its next slice starts
+        self._ping_rest: tuple[list[Connection], int] = ([], 0)
 
     # ---- state -----------------------------------------------------------------------------
 
@@ -215,6 +216,7 @@ class Hub:
 
     def register(self, conn: Connection) -> None:
         self._connections.add(conn)
+        self._pings.add(conn)
         self._timed.add(conn)  # until it subscribes, the first-subscribe timeout runs
         self._opened += 1
         metrics.CABLE_CONNECTIONS.inc()
@@ -222,6 +224,7 @@ class Hub:
     def unregister(self, conn: Connection) -> None:
         if conn in self._connections:
             self._connections.discard(conn)
+            self._pings.discard(conn)
             metrics.CABLE_CONNECTIONS.dec()
         self._timed.discard(conn)
         self.unlisten(conn, list(conn.listening))
@@ -482,18 +485,21 @@ class Hub:
     # ---- timers ----------------------------------------------------------------------------
 
     async def _tick_forever(self) -> None:
-        self._pings = PingClock(self.limits.ping_interval, self.clock())
+        self._pings.restart(self.clock())
         while True:
             await anyio.sleep(TICK_SECONDS)
             self.tick(self.clock())
 
     def tick(self, now: float) -> None:
-        """One beat of the node's timer: the ping when it is due, to every connection, then
+        """One beat of the node's timer: the ping to the connections whose turn it is, then
         the connections with a deadline."""
-        if self._pings.due(now):
-            if self._ping_slice is not None:  # the last round is not over: this one covers it
+        due = self._pings.due(now)
+        if due:
+            if self._ping_slice is not None:  # the last round is not over: this one takes it on
                 self._ping_slice.cancel()
-            self._ping_round(list(self._connections), 0, now)
+                conns, start = self._ping_rest
+                due = conns[start:] + due
+            self._ping_round(due, 0, now)
         for conn in list(self._timed):
             if not conn.tick(now):
                 self._timed.discard(conn)
@@ -509,15 +515,12 @@ class Hub:
         rest in later turns of the loop (a socket gone meanwhile is skipped)."""
         self._ping_slice = None
         end = start + PING_SLICE
-        if start == 0 and len(conns) <= PING_SLICE:
-            for conn in conns:
-                conn.ping(now)
-            return
         connections = self._connections
         for conn in conns[start:end]:
             if conn in connections:
                 conn.ping(now)
         if end < len(conns):
+            self._ping_rest = (conns, end)
             self._ping_slice = self.loop.call_soon(self._ping_round, conns, end, now)
         self._count_sent()
 

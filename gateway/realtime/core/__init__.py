@@ -31,12 +31,12 @@ from .frames import (
     EncodedEvent,
     JsonSplicer,
     MsgpackSplicer,
-    PingClock,
     StreamIds,
     ping_frame,
     splice,
     splicer_for,
 )
+from .ping_wheel import PingWheel
 from .session import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
@@ -64,7 +64,7 @@ __all__ = [
     "MsgpackSplicer",
     "Notice",
     "PerformRequested",
-    "PingClock",
+    "PingWheel",
     "SaveSession",
     "Send",
     "SessionSnapshot",

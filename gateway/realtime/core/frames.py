@@ -252,24 +252,6 @@ def ping_frame(now: float, encoding: Encoding) -> WireFrame:
     return frame
 
 
-class PingClock:
-    """The node's ping cadence: one tick every ``interval`` seconds for every connection, so a
-    ping is framed once per tick, not once per socket, and one timer serves them all. A late
-    tick gives one ping, not a burst, then the cadence resumes from then."""
-
-    __slots__ = ("interval", "next_at")
-
-    def __init__(self, interval: float, now: float) -> None:
-        self.interval = interval
-        self.next_at = now + interval
-
-    def due(self, now: float) -> bool:
-        if now < self.next_at:
-            return False
-        self.next_at = max(self.next_at + self.interval, now + self.interval / 2)
-        return True
-
-
 class StreamIds:
     """Opaque, stable ``stream_id`` values: HMAC-SHA256(secret, stream name), 128 bits, base64url.
 

@@ -215,8 +215,8 @@ class CableSession:
 
     def ping(self, now: float) -> bool:
         """The node's ping tick: every connection gets the same frame, ``ping_frame(now,
-        encoding)``, built once (:class:`~gateway.realtime.core.frames.PingClock` keeps the
-        cadence). Whether this session sends it; with a pong timeout, the clock for the answer
+        encoding)``, built once (:class:`~gateway.realtime.core.ping_wheel.PingWheel` keeps
+        the cadence). Whether this session sends it; with a pong timeout, the clock for the answer
         starts."""
         if self._closed or not self._started:
             return False
