@@ -137,8 +137,9 @@ def run(config: Config, root: Path, log: Callable[[str], None]) -> dict[str, Any
                 f"  [chat] {rate:g} msg/s: achieved {r['achieved_rate']:.0f}, p50 "
                 f"{r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms, "
                 f"lost {r['lost']}, duplicated {r['duplicated']}, server CPU "
-                f"{r['server_cpu']:.0f}% (its core {r['server_core_busy']:.0f}% busy), load CPU "
-                f"{r['load_cpu']:.0f}%"
+                f"{r['server_cpu']:.0f}% (its core {r['server_core_busy']:.0f}% busy; "
+                f"{r['server_cpu_us_per_msg']:.0f} us a message, the event loop "
+                f"{r['loop_cpu_us_per_msg']:.0f}), load CPU {r['load_cpu']:.0f}%"
             )
             waits = {k: server_waits.Waits(**w) for k, w in r["server_waits"].items()}
             log(f"  [chat] {rate:g} msg/s, inside the server: {server_waits.describe(waits)}")
@@ -247,6 +248,7 @@ def phase(
     waits_before = server_waits.scrape(port)
     core = procs.CoreMeter(procs.cores()[0]).start()
     server = procs.CpuMeter([server_pid]).start()
+    loop_cpu0 = procs.cpu_seconds(server_pid, thread=server_pid)  # the event loop's thread
     load = procs.CpuMeter([listener.pid, poster.pid]).start()
     poster.send(f"run {name} {rate:g} {seconds:g} {first}")
     posted = json.loads(poster.receive(seconds + 90))
@@ -263,6 +265,7 @@ def phase(
             seen, last = count, time.monotonic()
         time.sleep(0.05)
     server_cpu, load_cpu, core_busy = server.stop(), load.stop(), core.stop()
+    loop_seconds = procs.cpu_seconds(server_pid, thread=server_pid) - loop_cpu0
     waits = server_waits.between(waits_before, server_waits.scrape(port))
     listener.send(f"report {name}")
     report = json.loads(listener.receive(120))
@@ -299,6 +302,9 @@ def phase(
         "server_cpu": server_cpu,
         # Server CPU per message acknowledged (all 21 deliveries): steady on a shared machine.
         "server_cpu_us_per_msg": server.seconds / len(acked) * 1e6 if acked else math.nan,
+        # ... of which the event loop's thread (the rest: the SQLite writer, readers and
+        # checkpointer, each a thread of its own on the same core).
+        "loop_cpu_us_per_msg": loop_seconds / len(acked) * 1e6 if acked else math.nan,
         "load_cpu": load_cpu,
         "server_core_busy": core_busy,
         # Where the server kept the messages (its own histograms): name -> Waits as a dict.

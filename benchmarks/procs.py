@@ -69,10 +69,12 @@ def pin(pid: int, cpus: set[int]) -> None:
                 os.sched_setaffinity(int(task), cpus)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far (all its threads), from /proc/<pid>/stat."""
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU time of ``pid`` so far (all its threads), from /proc/<pid>/stat; or
+    of one of its threads (``thread``: its id; the main thread's is ``pid``)."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(path).read_text()
     except OSError:
         return float("nan")
     fields = stat[stat.rindex(")") + 2 :].split()

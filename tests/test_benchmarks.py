@@ -162,6 +162,10 @@ def test_the_quick_run_writes_the_page_and_the_charts(tmp_path: Path) -> None:
     )
     for phase in figures["chat"]["rates"]:  # the poster's own lateness, beside the latency
         assert 0 <= phase["sent_p50_ms"] <= phase["sent_p99_ms"] <= phase["ack_p99_ms"]
+        # The server's CPU a message, the event loop's thread a part of it (the writer's the
+        # rest: it did write every message).
+        assert 0 < phase["loop_cpu_us_per_msg"] < phase["server_cpu_us_per_msg"]
+    assert "| server CPU µs/msg | of which event loop |" in results
     # The pages a message writes: every commit wrote message rows and their events.
     [wal] = figures["wal"]["runs"]
     assert wal["commits_seen"] > 0 and wal["messages_per_commit"] >= 1
