@@ -384,7 +384,8 @@ def chat_section(r: dict[str, Any]) -> list[str]:
     f = r.get("flame")
     if f:
         lines += [
-            f"- Flame graph (py-spy, the GIL holder, one more {f['rate']:g} msg/s phase of "
+            "- Flame graph (py-spy, the GIL holder, sampled without stopping the process; "
+            f"one more {f['rate']:g} msg/s phase of "
             f"{f['seconds']:g} s, not measured above): "
             f"[benchmarks/{f['svg']}](benchmarks/{f['svg']})."
         ]
@@ -487,8 +488,8 @@ def profile_section(r: dict[str, Any]) -> list[str]:
     link = f"[benchmarks/{r['svg']}](benchmarks/{r['svg']})"
     return [
         *lines,
-        f"py-spy (the GIL holder), {r['seconds']} s of the POST load at {r['connections']} "
-        "connections "
+        "py-spy (the GIL holder, sampled without stopping the process), "
+        f"{r['seconds']} s of the POST load at {r['connections']} connections "
         f"({r['rps']:.0f} req/s while sampled): {link}.",
         "",
     ]
