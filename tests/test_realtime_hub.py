@@ -135,7 +135,7 @@ async def test_a_big_ping_round_goes_in_slices_and_reaches_everyone(
         with anyio.fail_after(5):
             pings = [await s.next(skip_pings=False) for s in (one, two)]
         assert pings == [cp.Ping(message=pinged)] * 2
-        assert hub._ping_slice is None  # the round is over
+        assert hub._ping_rest is None  # the round is over
 
 
 async def test_an_event_whose_doorbell_never_rang_is_healed_from_the_log(env: Env) -> None:

@@ -135,9 +135,9 @@ class Hub:
         self.settle: Callable[[], None] | None = None
         self._opened = 0
         self._later_timer: asyncio.TimerHandle | None = None
-        self._ping_slice: asyncio.Handle | None = None  # the rest of a ping round, if sliced
-        # ... the round's connections and where its next slice starts
-        self._ping_rest: tuple[list[Connection], int] = ([], 0)
+        # The rest of a sliced ping round: its next slice's handle, its connections and where
+        # that slice starts (None: no round is under way).
+        self._ping_rest: tuple[asyncio.Handle, list[Connection], int] | None = None
 
     # ---- state -----------------------------------------------------------------------------
 
@@ -193,9 +193,9 @@ class Hub:
             if self._later_timer is not None:
                 self._later_timer.cancel()
                 self._later_timer = None
-            if self._ping_slice is not None:
-                self._ping_slice.cancel()
-                self._ping_slice = None
+            if self._ping_rest is not None:
+                self._ping_rest[0].cancel()
+                self._ping_rest = None
             self._later.clear()
             for task in list(self._tasks):
                 task.cancel()
@@ -495,9 +495,9 @@ class Hub:
         the connections with a deadline."""
         due = self._pings.due(now)
         if due:
-            if self._ping_slice is not None:  # the last round is not over: this one takes it on
-                self._ping_slice.cancel()
-                conns, start = self._ping_rest
+            if self._ping_rest is not None:  # the last round is not over: this one takes it on
+                handle, conns, start = self._ping_rest
+                handle.cancel()
                 due = conns[start:] + due
             self._ping_round(due, 0, now)
         for conn in list(self._timed):
@@ -513,15 +513,14 @@ class Hub:
     def _ping_round(self, conns: list[Connection], start: int, now: float) -> None:
         """Ping ``conns[start:]`` with the frame of ``now``: ``PING_SLICE`` of them now, the
         rest in later turns of the loop (a socket gone meanwhile is skipped)."""
-        self._ping_slice = None
+        self._ping_rest = None
         end = start + PING_SLICE
         connections = self._connections
         for conn in conns[start:end]:
             if conn in connections:
                 conn.ping(now)
         if end < len(conns):
-            self._ping_rest = (conns, end)
-            self._ping_slice = self.loop.call_soon(self._ping_round, conns, end, now)
+            self._ping_rest = (self.loop.call_soon(self._ping_round, conns, end, now), conns, end)
         self._count_sent()
 
     def _count_sent(self) -> None:

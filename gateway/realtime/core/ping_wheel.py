@@ -76,13 +76,14 @@ class PingWheel(Generic[T]):
         buckets = self._buckets
         slots = len(buckets)
         late = now - self.next_at
-        count = slots if late >= self.step * slots else int(late // self.step) + 1
+        whole = late >= self.step * slots  # a whole interval late: every bucket, once
+        count = slots if whole else int(late // self.step) + 1
         members: list[T] = []
         for _ in range(count):
             members += buckets[self._cursor]
             self._cursor = (self._cursor + 1) % slots
-        if count == slots and late >= self.step * slots:
-            self.next_at = now + self.step  # a whole interval late: resume from now
+        if whole:
+            self.next_at = now + self.step  # ... and the beat resumes from now
         else:
             self.next_at += self.step * count
         return members
