@@ -68,6 +68,23 @@ _DIALECT: Rows = [("sqlite",)]
 _INSIDE: Rows = [(False,)]
 
 
+def _as_is(value: bytes | bool | None) -> bytes | bool | None:
+    return value
+
+
+# The sqlite3 module binds an int, float, str or bytearray as it is, but asks its adapters
+# about any other value: None, a bool, bytes. Finding none registered, it looks for an
+# ``__adapt__`` on its protocol class, whose failed lookup builds an AttributeError with a
+# formatted message, then drops it and binds the value as it is. A message's write binds
+# four such values (two NULLs, a bool, the event's payload), whose lookups were 3% of the
+# writer's instructions under callgrind (about 0.3 µs a value, timed alone: a 4-value
+# statement 2.2-2.6 µs without adapters, 1.4 with). Registered, the adapter answers the
+# value as it is: the same binding, one dictionary lookup and one call. (Process-wide, as
+# the module's adapters are; a value bound as it is before is bound as it is after.)
+for _type in (type(None), bool, bytes):
+    sqlite3.register_adapter(_type, _as_is)
+
+
 def _run_op(
     conn: sqlite3.Connection | sqlite3.Cursor, gen: Op[Any], heads: StreamHeads | None = None
 ) -> Any:
