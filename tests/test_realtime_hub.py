@@ -401,3 +401,36 @@ async def test_between_full_reconciles_only_streams_appended_to_lately_are_read(
         assert await hub.reconcile(full=False) == [stream]
         assert await message_offsets(socket, 1) == [("lost", first + 2)]
         assert await hub.reconcile(full=False) == []
+
+
+async def test_a_reconcile_with_no_socket_listening_reads_nothing(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = env.app.state.realtime.hub
+    contact = await env.contact()
+    conversation = await env.conversation(contact["source_id"])
+    await env.send(contact["source_id"], conversation["id"], content="busy log")
+    reads: list[object] = []
+    real_read = env.store.read
+
+    async def counted(op: object, *args: object, **kwargs: object) -> object:
+        reads.append(op)
+        return await real_read(op, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(env.store, "read", counted)
+    env.clock.advance(10)
+    assert await hub.reconcile() == []
+    assert await hub.reconcile(full=False) == []
+    assert reads == []
+    # Once a socket listens, the rounds read again and heal what its stream missed.
+    async with connected(env, FakeSocket()) as socket:
+        await subscribe(socket, contact["pubsub_token"])
+        stream = events.session_stream(1)
+        env.clock.advance(2)
+        await env.store.write(
+            events.append, "x.lost", {"content": "lost"}, [stream], env.clock() - 1.5
+        )
+        assert await hub.reconcile(full=False) == [stream]
+        assert reads
+        [(content, _)] = await message_offsets(socket, 1)
+        assert content == "lost"

@@ -444,6 +444,12 @@ class Hub:
         behind: list[str] = []
         began = self.clock()
         since = self._reconciled_at
+        if not self._listeners:
+            # No socket listens here (a node that serves only the API, or sockets not open
+            # yet): nothing to heal, and the read of what moved lately would scan every entry
+            # of the last seconds (all of a busy log's, every round).
+            self._reconciled_at = began
+            return behind
         if full or since is None:
             streams = list(self._listeners)
         else:
