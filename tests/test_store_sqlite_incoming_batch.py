@@ -340,8 +340,16 @@ async def test_the_common_case_costs_one_insert_for_the_whole_batch(
         outcomes = await one_batch(store, batch("y"))
         assert all(isinstance(o, messages.MessageResult) and o.created for o in outcomes)
         assert count("SELECT c.id") == 0  # remembered
-        assert count("SELECT id FROM messages WHERE conversation_id") == 20  # echo_ids
+        # Their echo_ids asked at once, before anything is written.
+        assert count("SELECT id FROM messages WHERE conversation_id") == 0
+        assert count("SELECT m.conversation_id, m.echo_id") == 1
         assert count("UPDATE conversations") == 1
+        # A retry among them (one batch's echo_id again) is answered the original message.
+        statements.clear()
+        again = await one_batch(store, [*batch("z")[:3], batch("y")[4], *batch("z")[5:8]])
+        assert [o.created for o in again] == [True] * 3 + [False] + [True] * 3
+        assert again[3].message.id == outcomes[4].message.id
+        assert count("SELECT m.conversation_id, m.echo_id") == 1
 
 
 def tracked_within(value: Any, path: str = "") -> list[str]:
@@ -463,6 +471,7 @@ async def test_another_connections_commit_is_seen_by_the_next_batch(tmp_path: Pa
             12,
         ),
         (incoming_batch._CONTACTS_UPDATE.format(rows="(?, ?), (?, ?)"), 4),
+        (incoming_batch._ECHOES.format(rows="(?, ?), (?, ?)"), 4),
     ],
 )
 async def test_the_batch_statements_search_by_key(
