@@ -245,3 +245,25 @@ async def test_none_bools_and_bytes_bind_as_they_are_through_registered_adapters
                 (b"\x00payload\xff", "blob"), (b"", "blob")]  # fmt: skip
     assert await sqlite_store.write(bound_as_they_are, values) == expected
     assert await sqlite_store.read(bound_as_they_are, values) == expected
+
+
+async def test_the_streams_appended_lately_are_found_by_time_not_by_walking_the_log(
+    sqlite_store: SQLiteStore,
+) -> None:
+    """Without statistics SQLite would answer the DISTINCT by walking the primary key over
+    every entry the log keeps; the hub asks every few seconds."""
+    from gateway.domain import events
+
+    sql = events.APPENDED_SINCE_SQLITE
+
+    def plan() -> Op[list[str]]:
+        return [r[3] for r in (yield from rows("EXPLAIN QUERY PLAN " + sql, 0.0))]
+
+    details = await sqlite_store.read(plan)
+    assert any("USING INDEX stream_entries_time" in d for d in details), details
+    assert not [d for d in details if d.startswith("SCAN stream_entries")], details
+    # And what it answers: the streams with an entry at or after the time, each once.
+    streams = ["a", "b", "a"]
+    for at, stream in enumerate(streams):
+        await sqlite_store.write(events.append, "x", {"n": at}, [stream], 100.0 + at)
+    assert sorted(await sqlite_store.read(events.streams_appended_since, 100.5)) == ["a", "b"]

@@ -236,12 +236,22 @@ def stream_heads(streams: Sequence[str]) -> Op[dict[str, tuple[str, int, float |
     return {r[0]: (r[1], r[2], r[3]) for r in found}
 
 
+_APPENDED_SINCE = "SELECT DISTINCT stream FROM stream_entries{using} WHERE created_at >= ?"
+# SQLite, without statistics, answers DISTINCT by walking the primary key (stream, offset),
+# which comes in stream order, over the WHOLE log: 776 ms a round with a million entries kept,
+# for the 479 streams of the last ten seconds, which the time index finds in 0.9 ms. The hub
+# asks every five seconds. (PostgreSQL plans it from its statistics: the time index.)
+APPENDED_SINCE_SQLITE = _APPENDED_SINCE.format(using=" INDEXED BY stream_entries_time")
+
+
 def streams_appended_since(since: float) -> Op[list[str]]:
     """The streams with an entry stamped at or after ``since`` (epoch seconds): what may have
-    moved since then, read from the ``created_at`` index (nothing at all when the log is quiet)."""
-    found = yield from rows(
-        "SELECT DISTINCT stream FROM stream_entries WHERE created_at >= ?", since
-    )
+    moved since then, read from the ``created_at`` index (nothing at all when the log is quiet),
+    at a cost that follows the entries since then, not the log's length."""
+    if (yield from dialect()) == "sqlite":
+        found = yield from rows(APPENDED_SINCE_SQLITE, since)
+    else:
+        found = yield from rows(_APPENDED_SINCE.format(using=""), since)
     return [r[0] for r in found]
 
 
