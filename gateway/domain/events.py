@@ -289,16 +289,23 @@ def read_stream_since(stream: str, since: float, limit: int = 1000) -> Op[list[L
     ]
 
 
+# The events below the oldest one an entry still points at: none of them has an entry left.
+# (It was "id NOT IN (SELECT event_id FROM stream_entries)": a list of every entry of the log,
+# each hour.) An event appended to no stream waits until the entries older than it are gone.
+_PRUNE_EVENTS = (
+    "DELETE FROM events WHERE created_at < ? AND id < COALESCE("
+    "(SELECT MIN(event_id) FROM stream_entries), (SELECT MAX(id) + 1 FROM events))"
+)
+
+
 def prune(before: float) -> Op[int]:
-    """Drop log entries older than ``before`` (the retention setting). Offsets never reuse."""
+    """Drop log entries older than ``before`` (the retention setting), and the events they
+    leave without an entry. Offsets never reuse. Its cost follows what it drops: entries by
+    the time index, events by id, each event's foreign key checked by the event index."""
     deleted = yield from rows(
         "DELETE FROM stream_entries WHERE created_at < ? RETURNING event_id", before
     )
-    yield from rows(
-        "DELETE FROM events WHERE created_at < ? AND id NOT IN "
-        "(SELECT event_id FROM stream_entries)",
-        before,
-    )
+    yield from execute(_PRUNE_EVENTS, before)
     return len(deleted)
 
 
