@@ -6,6 +6,7 @@ whose rows survive and whose store works."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,33 @@ async def test_a_postgres_database_of_the_old_ddl_migrates() -> None:
         assert await PostgresStore(url).migrate() == LATER
         assert await postgres_schema(url) == snapshot(POSTGRES_SNAPSHOT)
         await works_after_migrating(PostgresStore(url))
+
+
+async def test_every_row_a_deleted_parent_may_have_is_found_by_an_index(tmp_path: Path) -> None:
+    """Deleting a row checks each foreign key that points at its table: without an index that
+    leads with the referencing column, a scan of the whole referencing table per row deleted
+    (the event log's prune held SQLite's writer for minutes that way). Every table the code
+    deletes from is held to it."""
+    deleted = set()
+    for source in (Path(__file__).resolve().parent.parent / "gateway").rglob("*.py"):
+        deleted |= set(re.findall(r"DELETE FROM (\w+)", source.read_text()))
+    path = tmp_path / "s.db"
+    await SQLiteStore(path).migrate()
+    conn = sqlite3.connect(path)
+    tables = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    )]  # fmt: skip
+    unindexed = []
+    for table in tables:
+        leading = set()
+        for index in conn.execute(f"PRAGMA index_list({table})"):
+            columns = conn.execute(f"PRAGMA index_info({index[1]})").fetchall()
+            leading.add(columns[0][2])
+        key = [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[5] == 1]
+        for fk in conn.execute(f"PRAGMA foreign_key_list({table})"):
+            parent, column = fk[2], fk[3]
+            if parent in deleted and column not in leading and key[:1] != [column]:
+                unindexed.append(f"{table}.{column} -> {parent}")
+    conn.close()
+    assert deleted >= {"conversations", "events", "webhooks", "agent_bots"}
+    assert unindexed == []

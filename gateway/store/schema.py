@@ -18,7 +18,7 @@ VERSIONS = {
     6: "agent bots",
     7: "instance secrets",
     8: "trust model: verified sessions prove again",
-    9: "event log: entries found by their event on SQLite too",
+    9: "indexes for the rows deleted with their parent: log entries, ratings",
 }
 
 # One table a block, one column a line: kept as written, as a DDL listing reads.
@@ -253,6 +253,9 @@ TABLES = [
         created_at TIME NOT NULL
         updated_at TIME NOT NULL
         """,
+        # Deleting a conversation deletes its rating, then checks the foreign key: a scan of
+        # every rating each, without it.
+        indexes=[Index("csat_survey_responses_conversation", "conversation_id", since=9)],
     ),
     # ``last_offset`` is bumped by an upsert whose row lock (PostgreSQL) is held until commit,
     # so concurrent writers on any number of nodes take a stream's offsets one at a time.
