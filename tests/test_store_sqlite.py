@@ -308,3 +308,19 @@ async def test_a_prune_costs_what_it_drops_not_the_length_of_the_log(tmp_path: P
     assert left == (101, 9_900)
     assert steps < 50_000, steps
     conn.close()
+
+
+async def test_the_pending_deliveries_are_counted_in_their_own_index(
+    sqlite_store: SQLiteStore,
+) -> None:
+    """The worker counts them every ten seconds; without statistics SQLite walked another
+    index over every delivery kept."""
+    from gateway.domain import outbox
+
+    def plan() -> Op[list[str]]:
+        sql = "EXPLAIN QUERY PLAN " + outbox.PENDING_COUNT_SQLITE
+        return [r[3] for r in (yield from rows(sql))]
+
+    details = await sqlite_store.read(plan)
+    assert details == ["SCAN webhook_deliveries USING INDEX webhook_deliveries_due"], details
+    assert await sqlite_store.read(outbox.pending_count) == 0

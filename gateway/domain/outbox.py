@@ -11,7 +11,7 @@ if no one claimed the delivery again meanwhile.
 from __future__ import annotations
 
 from ..store.records import Conversation, LoggedEvent, Message, Record
-from ..store.sql import Op, dump_json, one, rows, scalar, short_read
+from ..store.sql import Op, dialect, dump_json, one, rows, scalar, short_read
 from ..views import public as presenters
 from . import agent_events, notify
 from .errors import InvalidAttribute, NotFound
@@ -54,9 +54,21 @@ def next_due() -> Op[float | None]:
     return float(due) if due is not None else None
 
 
+_PENDING_COUNT = "SELECT COUNT(*) FROM webhook_deliveries{using} WHERE status = 'pending'"
+# SQLite, without statistics, counted by walking the (webhook_id, status) index over every
+# delivery kept (delivered ones stay for the retention's days): 19.4 ms for 500,000, every ten
+# seconds, where the index of the pending ones answers in 0.1 ms. PostgreSQL plans it from its
+# statistics.
+PENDING_COUNT_SQLITE = _PENDING_COUNT.format(using=" INDEXED BY webhook_deliveries_due")
+
+
 def pending_count() -> Op[int]:
-    """Deliveries not yet delivered nor dead (a metric: the outbox's depth)."""
-    count = yield from scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'")
+    """Deliveries not yet delivered nor dead (a metric: the outbox's depth), counted in the
+    index of the pending ones."""
+    if (yield from dialect()) == "sqlite":
+        count = yield from scalar(PENDING_COUNT_SQLITE)
+    else:
+        count = yield from scalar(_PENDING_COUNT.format(using=""))
     return int(count or 0)
 
 
