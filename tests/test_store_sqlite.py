@@ -324,3 +324,18 @@ async def test_the_pending_deliveries_are_counted_in_their_own_index(
     details = await sqlite_store.read(plan)
     assert details == ["SCAN webhook_deliveries USING INDEX webhook_deliveries_due"], details
     assert await sqlite_store.read(outbox.pending_count) == 0
+
+
+async def test_the_snoozed_conversations_due_are_found_without_a_scan(
+    sqlite_store: SQLiteStore,
+) -> None:
+    """Looked for every minute, on the writer: by the partial index of the snoozed ones."""
+    from gateway.domain.agent_conversation_changes import REOPEN_SNOOZED
+
+    def plan() -> Op[list[str]]:
+        return [r[3] for r in (yield from rows("EXPLAIN QUERY PLAN " + REOPEN_SNOOZED, 0, 0))]
+
+    details = await sqlite_store.read(plan)
+    assert details == [
+        "SEARCH conversations USING INDEX conversations_snoozed (snoozed_until<?)"
+    ], details

@@ -244,14 +244,17 @@ def set_labels(
     return ChangeResult(conversation=conversation, events=logged)
 
 
+# Found by the partial index of the snoozed conversations (``conversations_snoozed``).
+REOPEN_SNOOZED = (
+    "UPDATE conversations SET status = 'open', snoozed_until = NULL, updated_at = ? "
+    f"WHERE status = 'snoozed' AND snoozed_until <= ? RETURNING {Conversation.COLUMNS}"
+)
+
+
 def reopen_snoozed(link: presenters.LinkBuilder, now: float) -> Op[list[LoggedEvent]]:
     """Snoozed conversations whose ``snoozed_until`` has come open again (Chatwoot's
     ``ReopenSnoozedConversationsJob``)."""
-    result = yield from rows(
-        "UPDATE conversations SET status = 'open', snoozed_until = NULL, updated_at = ? "
-        f"WHERE status = 'snoozed' AND snoozed_until <= ? RETURNING {Conversation.COLUMNS}",
-        now, now,
-    )  # fmt: skip
+    result = yield from rows(REOPEN_SNOOZED, now, now)
     logged: list[LoggedEvent] = []
     for conversation in sorted(map(Conversation.from_row, result), key=lambda c: c.id):
         logged += yield from ev.conversation_event(
