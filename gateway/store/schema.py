@@ -18,7 +18,7 @@ VERSIONS = {
     6: "agent bots",
     7: "instance secrets",
     8: "trust model: verified sessions prove again",
-    9: "indexes for the periodic work: log entries, ratings, snoozed conversations",
+    9: "indexes where periodic work and lookups scanned",
 }
 
 # One table a block, one column a line: kept as written, as a DDL listing reads.
@@ -82,6 +82,9 @@ TABLES = [
             auto_assignment_config JSON NOT NULL DEFAULT '{}'
             channel_attributes JSON NOT NULL DEFAULT '{}'
             """},
+        # An account's inboxes: every administrator's socket asks for them (the inboxes it
+        # hears), a scan of every account's inboxes without it.
+        indexes=[Index("inboxes_account", "account_id", since=9)],
     ),
     Table(
         "users", 1,
@@ -118,6 +121,8 @@ TABLES = [
             inviter_id INT
             updated_at TIME
             """},
+        # A user's accounts (the profile, the platform API): the key leads with the account.
+        indexes=[Index("account_users_user", "user_id", since=9)],
     ),
     Table(
         "contacts", 1,
