@@ -446,8 +446,8 @@ class Hub:
         since = self._reconciled_at
         if not self._listeners:
             # No socket listens here (a node that serves only the API, or sockets not open
-            # yet): nothing to heal, and the read of what moved lately would scan every entry
-            # of the last seconds (all of a busy log's, every round).
+            # yet): nothing to heal, and the read of what moved lately would go through every
+            # entry of the last ten seconds (30,000 a round under a POST load).
             self._reconciled_at = began
             return behind
         if full or since is None:
