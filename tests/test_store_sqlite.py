@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.domain import incoming
+from gateway.domain import events, incoming
 from gateway.domain import provisioning as prov
 from gateway.domain.messages import MessageResult
 from gateway.store import SQLiteStore
 from gateway.store.schema import SQLITE_MIGRATIONS
 from gateway.store.sql import Op, execute, last_rowid, rows, scalar
+from gateway.store.sqlite import _run_op
 from tests.store_contract import (
     T0,
     StoreContract,
@@ -248,8 +249,6 @@ async def test_none_bools_and_bytes_bind_as_they_are_through_registered_adapters
 
 
 async def test_the_streams_appended_lately_are_each_named_once(sqlite_store: SQLiteStore) -> None:
-    from gateway.domain import events
-
     for at, stream in enumerate(["a", "b", "a"]):
         await sqlite_store.write(events.append, "x", {"n": at}, [stream], 100.0 + at)
     assert sorted(await sqlite_store.read(events.streams_appended_since, 100.5)) == ["a", "b"]
@@ -260,9 +259,6 @@ async def test_a_prune_costs_what_it_drops_not_the_length_of_the_log(tmp_path: P
     looked up among the entries, by their event index (a scan of the whole log each without
     it). Counted in SQLite's virtual machine steps, which no timing moves: dropping 100 events
     of a log of 20,000 entries takes a few thousand, where a scan per event took millions."""
-    from gateway.domain import events
-    from gateway.store.sqlite import _run_op
-
     path = tmp_path / "log.db"
     await SQLiteStore(path).migrate()
     conn = sqlite3.connect(path, isolation_level=None)
