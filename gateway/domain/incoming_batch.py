@@ -200,9 +200,9 @@ _WRITE_BATCH = (
 _LOCK = "SELECT id FROM conversations WHERE id = ANY(CAST(? AS BIGINT[])) ORDER BY id FOR UPDATE"
 # Conversations whose states a batch keeps for the next, the oldest forgotten first: about
 # 3.5 KB each, so 35 MB at most (the chat workload's server: 143 MiB resident with 2,000 kept,
-# 171 MiB with 10,000, after 30,000 messages to 10,000 conversations). Customers chat at
-# once with many more conversations than they post to in a moment: each posts every few
-# seconds, in turn with everyone else, and when more conversations are active than are kept,
+# 171 MiB with 10,000, after 30,000 messages to 10,000 conversations). A busy inbox has
+# many more conversations going at once than are posted to in a moment: each customer posts
+# every few seconds, in turn with everyone else, and when more are active than are kept,
 # each message finds its state forgotten (first in, first out over a cycle longer than the
 # memory: not one hit) and its context is read again, inside the writer's batch, which every
 # message queued behind it waits for. The chat workload (10,000 customers in turn, 10 s a
