@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import procs
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Run in the version's own tree: its chat workload, its gateway.
@@ -68,9 +70,9 @@ class Version:
 
 
 @contextlib.contextmanager
-def checked_out(label: str, given: str, scratch: Path, repo: Path = ROOT) -> Iterator[Version]:
+def checked_out(label: str, given: str, repo: Path = ROOT) -> Iterator[Version]:
     """``given`` as a tree to run: a directory as it is, a revision of ``repo`` in a temporary
-    worktree (under ``scratch``, removed on the way out)."""
+    worktree (removed on the way out)."""
     if Path(given).is_dir():
         yield Version(label, Path(given).resolve(), given)
         return
@@ -81,17 +83,8 @@ def checked_out(label: str, given: str, scratch: Path, repo: Path = ROOT) -> Ite
     if found.returncode != 0:
         raise AbError(f"{given!r} is neither a directory nor a git revision of {repo}")
     commit = found.stdout.strip()
-    tree = scratch / label
-    subprocess.run(
-        ["git", "worktree", "add", "--quiet", "--detach", str(tree), commit],
-        cwd=repo, check=True, capture_output=True,
-    )  # fmt: skip
-    try:
+    with procs.worktree(commit, repo) as tree:
         yield Version(label, tree, f"{given} ({commit[:10]})")
-    finally:
-        subprocess.run(
-            ["git", "worktree", "remove", "--force", str(tree)], cwd=repo, capture_output=True
-        )
 
 
 def order(runs: int) -> list[int]:
@@ -221,24 +214,21 @@ def main(argv: list[str] | None = None) -> int:
     labels = ("base", "candidate")
     runs: dict[str, list[list[dict[str, Any]]]] = {label: [] for label in labels}
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="inboxgate-ab-trees-") as scratch:
-        try:
-            with (
-                checked_out("base", args.base, Path(scratch)) as base,
-                checked_out("candidate", args.candidate, Path(scratch)) as candidate,
-            ):
-                versions = (base, candidate)
-                print(f"base: {base.what}; candidate: {candidate.what}", flush=True)
-                turns = order(args.runs)
-                for n, which in enumerate(turns, 1):
-                    version = versions[which]
-                    print(f"run {n}/{len(turns)}: {version.label}", flush=True)
-                    runs[version.label].append(
-                        run_once(version, spec, lambda s: print(s, flush=True))
-                    )
-        except AbError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+    try:
+        with (
+            checked_out("base", args.base) as base,
+            checked_out("candidate", args.candidate) as candidate,
+        ):
+            versions = (base, candidate)
+            print(f"base: {base.what}; candidate: {candidate.what}", flush=True)
+            turns = order(args.runs)
+            for n, which in enumerate(turns, 1):
+                version = versions[which]
+                print(f"run {n}/{len(turns)}: {version.label}", flush=True)
+                runs[version.label].append(run_once(version, spec, lambda s: print(s, flush=True)))
+    except AbError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     rows = summarize(labels, runs)
     print(f"\n{args.runs} runs of each, interleaved, in {time.perf_counter() - began:.0f} s\n")
     print(table(rows, labels))

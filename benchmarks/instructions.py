@@ -39,7 +39,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,24 +136,6 @@ def measure(
     return result
 
 
-@contextlib.contextmanager
-def worktree(rev: str) -> Iterator[Path]:
-    """``rev`` checked out beside the repository for the time of the block."""
-    path = Path(tempfile.mkdtemp(prefix="inboxgate-baseline-"))
-    subprocess.run(
-        ["git", "worktree", "add", "--detach", str(path), rev],
-        cwd=procs.ROOT, check=True, capture_output=True,
-    )  # fmt: skip
-    try:
-        yield path
-    finally:
-        subprocess.run(
-            ["git", "worktree", "remove", "--force", str(path)], cwd=procs.ROOT,
-            check=False, capture_output=True,
-        )  # fmt: skip
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def gateway(name: str, env: dict[str, str], cwd: Path) -> Server:
     # Run from ``cwd``: ``python -c`` puts it first on the path, so its gateway is the one
     # imported (the editable install's finder comes after it).
@@ -195,7 +176,7 @@ def run(requests: int, conc: int, baseline: str | None, log: Any) -> dict[str, A
         results: dict[str, Any] = {"requests": requests, "concurrency": conc, "servers": {}}
         with contextlib.ExitStack() as stack:
             if baseline is not None:
-                tree = stack.enter_context(worktree(baseline))
+                tree = stack.enter_context(procs.worktree(baseline))
                 rev = subprocess.run(
                     ["git", "rev-parse", "--short", baseline], cwd=procs.ROOT, check=True,
                     capture_output=True, text=True,

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -306,3 +307,22 @@ class CpuMeter:
         wall = time.perf_counter() - self.t0
         self.seconds = self._cpu() - self.cpu0
         return 100 * self.seconds / wall if wall > 0 else float("nan")
+
+
+@contextlib.contextmanager
+def worktree(rev: str, repo: Path = ROOT) -> Iterator[Path]:
+    """``rev`` of ``repo`` checked out beside it (a temporary git worktree) for the time of the
+    block: another version of the gateway to measure."""
+    path = Path(tempfile.mkdtemp(prefix="inboxgate-baseline-"))
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(path), rev],
+        cwd=repo, check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        yield path
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(path)], cwd=repo,
+            check=False, capture_output=True,
+        )  # fmt: skip
+        shutil.rmtree(path, ignore_errors=True)

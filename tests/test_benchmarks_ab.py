@@ -62,17 +62,16 @@ def test_a_revision_is_checked_out_for_the_runs_and_removed_after(tmp_path: Path
     git(repo, "add", "version.txt")
     git(repo, "commit", "-q", "-m", "one")
     (repo / "version.txt").write_text("two\n")  # uncommitted: not in the revision
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    with ab.checked_out("base", "HEAD", scratch, repo=repo) as version:
+    with ab.checked_out("base", "HEAD", repo=repo) as version:
         assert (version.tree / "version.txt").read_text() == "one\n"
         assert version.what.startswith("HEAD (")
-    assert not (scratch / "base").exists()
+        assert git(repo, "worktree", "list").count("\n") == 1
+    assert not version.tree.exists()
     assert git(repo, "worktree", "list").count("\n") == 0  # only the repository's own
-    with ab.checked_out("candidate", str(repo), scratch, repo=repo) as here:
+    with ab.checked_out("candidate", str(repo), repo=repo) as here:
         assert (here.tree / "version.txt").read_text() == "two\n"  # a directory, as it is
     refused = pytest.raises(ab.AbError, match="neither a directory nor a git revision")
-    with refused, ab.checked_out("base", "no-such-revision", scratch, repo=repo):
+    with refused, ab.checked_out("base", "no-such-revision", repo=repo):
         pass
 
 
