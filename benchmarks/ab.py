@@ -2,10 +2,12 @@
 
 This machine's speed moves by tens of percent within minutes (it is shared), and one run of
 each version compares two moments as much as two versions: a pair of runs once gave a chat
-p99 at 1,000 msg/s of 5.1 ms against 9.0 for a change that, over ten runs of each, was no gain
-(if anything a loss). So the versions take turns, A B B A A B ..., each run on a fresh database and
-server, and the report gives every rate's median and range over the runs, the server's CPU a
-message (the steadiest figure) beside the latency.
+p99 at 1,000 msg/s of 5.1 ms against 9.0 for a change that, over ten runs of each, was no
+gain (if anything a loss). So the versions take turns, A B B A A B ..., each run on a fresh
+database and server, and the report gives every rate's median and range over the runs, the
+server's CPU a message (the steadiest figure) beside the latency. The same code on both
+sides gave p99 ratios of 0.98 and 0.80 over three runs of each: smaller differences are
+noise.
 
 A version is a directory holding the project (the default candidate: this checkout, its
 uncommitted changes included) or a git revision, checked out into a temporary worktree and
@@ -22,10 +24,12 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -33,8 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from . import procs
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # Run in the version's own tree: its chat workload, its gateway.
 RUNNER = """
@@ -70,7 +72,7 @@ class Version:
 
 
 @contextlib.contextmanager
-def checked_out(label: str, given: str, repo: Path = ROOT) -> Iterator[Version]:
+def checked_out(label: str, given: str, repo: Path = procs.ROOT) -> Iterator[Version]:
     """``given`` as a tree to run: a directory as it is, a revision of ``repo`` in a temporary
     worktree (removed on the way out)."""
     if Path(given).is_dir():
@@ -97,7 +99,9 @@ def order(runs: int) -> list[int]:
 
 
 def run_once(version: Version, spec: dict[str, Any], log: Any) -> list[dict[str, Any]]:
-    """One run of the chat workload on ``version``, in a child process on a fresh database."""
+    """One run of the chat workload on ``version``, in a child process on a fresh database.
+    The child leads a process group of its own (the gateway and the load generators it
+    starts are in it): a run that overstays its time, or is interrupted, is killed whole."""
     with tempfile.TemporaryDirectory(prefix="inboxgate-ab-") as root:
         env = {**os.environ, "PYTHONPATH": str(version.tree)}
         timeout = 180 + spec["customers"] / 50 + len(spec["rates"]) * (spec["seconds"] + 60)
@@ -107,22 +111,30 @@ def run_once(version: Version, spec: dict[str, Any], log: Any) -> list[dict[str,
             child = subprocess.Popen(
                 [sys.executable, "-c", RUNNER, json.dumps({**spec, "root": root})],
                 cwd=version.tree, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                start_new_session=True,
             )  # fmt: skip
+            overstayed = threading.Timer(timeout, _kill_group, (child.pid,))
+            overstayed.start()
             try:
                 assert child.stderr is not None
                 for line in child.stderr:  # progress, as it comes
                     tail = [*tail[-30:], line.rstrip()]
                     if "[chat]" in line and "msg/s:" in line:
                         log(f"  {version.label}: {line.strip()}")
-                child.wait(timeout=timeout)
+                child.wait()
             finally:
-                if child.poll() is None:
-                    child.kill()
-                    child.wait()
+                overstayed.cancel()
+                _kill_group(child.pid)  # whatever the run left behind
+                child.wait()
         if child.returncode != 0:
             raise AbError(f"{version.label} ({version.what}) failed:\n" + "\n".join(tail))
         phases: list[dict[str, Any]] = json.loads(result.read_text().strip().splitlines()[-1])
     return phases
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def summarize(
@@ -185,7 +197,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--base", required=True, help="a directory or a git revision")
     parser.add_argument(
-        "--candidate", default=str(ROOT), help="a directory or a git revision (default: here)"
+        "--candidate", default=str(procs.ROOT), help="a directory or a git revision (default: here)"
     )
     parser.add_argument("--rates", default="1000,2000", help="messages/s, comma-separated")
     parser.add_argument("--runs", type=int, default=3, help="runs of each version")
@@ -207,6 +219,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    # Stopped by a signal, the run under way is killed whole (``run_once``'s finally), as on ^C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     spec = {
         "customers": args.customers, "agents": args.agents, "rates": args.rates,
         "seconds": args.seconds,
