@@ -58,8 +58,8 @@ class Gate:
         self.armed = False
         self.open = threading.Event()
 
-    def get(self) -> Any:
-        job = self.jobs.get()
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        job = self.jobs.get(block, timeout)  # a wait before a commit times out as it would
         if self.armed:
             self.armed = False
             self.open.wait(30)

@@ -4,9 +4,11 @@ Why a writer thread: a commit costs 30-200 µs of disk work, which must never ru
 loop. All writes go through one thread (SQLite allows one writer anyway); it takes every
 queued operation, runs them all in one transaction, commits once and only then resolves the
 callers' futures. A burst of N writes costs one commit (reference performance-notes §6.5: 113k
-rows/s at 16 callers vs 34k with a commit per row). A failing operation undoes its own work
-only: see :meth:`SQLiteStore._run_batch` for how, without a SAVEPOINT per operation. Being the
-only writer, the thread also keeps the event log's stream heads (:mod:`.sqlite_heads`).
+rows/s at 16 callers vs 34k with a commit per row); while writes arrive densely it waits a
+fraction of a millisecond for one more before it commits (:mod:`.sqlite_gather`). A failing
+operation undoes its own work only: see :meth:`SQLiteStore._run_batch` for how, without a
+SAVEPOINT per operation. Being the only writer, the thread also keeps the event log's stream
+heads (:mod:`.sqlite_heads`).
 
 Reads run on a small pool of threads, each with its own read-only connection; WAL lets them
 see the last committed state while the writer works. A short read (``sql.short_read``: a few
@@ -46,6 +48,7 @@ from .sql import (
     is_short_read,
 )
 from .sqlite_checkpoint import Checkpointer, backstop
+from .sqlite_gather import GATHER_SECONDS, Gathering
 from .sqlite_heads import StreamHeads, upsert
 
 T = TypeVar("T")
@@ -132,7 +135,7 @@ OnCommit = Callable[[Any], None] | None
 
 
 class _WriteJob:
-    __slots__ = ("args", "future", "kwargs", "loop", "on_commit", "op")
+    __slots__ = ("args", "at", "future", "kwargs", "loop", "on_commit", "op")
 
     def __init__(
         self,
@@ -142,6 +145,7 @@ class _WriteJob:
         loop: asyncio.AbstractEventLoop,
         future: asyncio.Future[Any],
         on_commit: OnCommit,
+        at: float,
     ) -> None:
         self.op = op
         self.args = args
@@ -149,6 +153,7 @@ class _WriteJob:
         self.loop = loop
         self.future = future
         self.on_commit = on_commit
+        self.at = at  # when it was submitted (perf_counter): the writer spaces its commits by it
 
 
 def _wrote(conn: sqlite3.Connection, heads: StreamHeads, mark: tuple[int, int]) -> bool:
@@ -260,8 +265,10 @@ class SQLiteStore(Store):
         synchronous: str = "full",
         readers: int = 2,
         clock: Callable[[], float] = time.time,
+        gather_seconds: float = GATHER_SECONDS,
     ) -> None:
         self.path = str(path)
+        self._gathering = Gathering(gather_seconds)  # used by the writer thread only
         self.synchronous = synchronous.upper()
         self.clock = clock
         self._readers = readers
@@ -416,7 +423,7 @@ class SQLiteStore(Store):
             if self._closed:  # closed while this write waited for a slot: the writer is gone
                 raise StoreUnavailable("the store is closed")
             future: asyncio.Future[T] = loop.create_future()
-            self._jobs.put(_WriteJob(op, args, kwargs, loop, future, on_commit))
+            self._jobs.put(_WriteJob(op, args, kwargs, loop, future, on_commit, started))
             # The writer resolves the future only after COMMIT: awaiting it is the durability ack.
             # It runs every queued job whatever became of the caller: a cancelled caller cancels
             # only the future (``_resolve`` skips it), never the write. So no shield, which cost
@@ -493,19 +500,38 @@ class SQLiteStore(Store):
                 first = self._jobs.get()
                 if first is None:
                     break
-                batch = [first]
-                while len(batch) < MAX_BATCH:
-                    try:
-                        job = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if job is None:
-                        stop = True
-                        break
-                    batch.append(job)
+                batch, stop = self._take_batch(first)
                 self._run_batch(conn, batch)
         finally:
             conn.close()
+
+    def _take_batch(self, first: _WriteJob) -> tuple[list[_WriteJob], bool]:
+        """``first`` and the jobs queued behind it; once none is left, when writes have been
+        coming close together, a wait for one more (:mod:`.sqlite_gather`). True: the store
+        is closing (after this batch)."""
+        jobs, gathering = self._jobs, self._gathering
+        gathering.arrived(first.at)
+        batch = [first]
+        waited = False
+        while len(batch) < MAX_BATCH:
+            try:
+                job = jobs.get_nowait()
+            except queue.Empty:
+                seconds = 0.0 if waited else gathering.wait()
+                if seconds <= 0:
+                    break
+                waited = True
+                try:
+                    job = jobs.get(timeout=seconds)
+                except queue.Empty:
+                    gathering.waited(False)
+                    break
+                gathering.waited(True)
+            if job is None:
+                return batch, True
+            gathering.arrived(job.at)
+            batch.append(job)
+        return batch, False
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_WriteJob]) -> None:
         """Run ``batch`` in one transaction and commit it.
