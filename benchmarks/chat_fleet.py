@@ -194,8 +194,9 @@ class Poster:
         for seq in range(total):
             due = start + seq / rate
             wait = due - time.perf_counter()
-            if wait > 0:
+            while wait > 0:  # uvloop counts its timers in milliseconds: one may fire early
                 await asyncio.sleep(wait)
+                wait = due - time.perf_counter()
             lag = time.perf_counter() - due
             lag_max = max(lag_max, lag)
             backlog = sum(1 for t in tasks[-self.size * 4 :] if not t.done())
