@@ -5,8 +5,8 @@ wake-ups of the writer and of the event loop: about 250 µs of the core for a me
 (the POST load at one connection, ``benchmarks.http_load``) against 45-55 µs for each more
 message a commit carries. The writer commits as soon as the queue is empty, so under a load of
 many clients it often commits a handful of messages, with more arriving a few microseconds
-later. So while writes arrive close together, the writer waits for the next one (at most
-``most`` seconds, and no longer than twice the usual gap) before it commits, as PostgreSQL's
+later. So while writes arrive close together, the writer waits for the next one (up to twice
+the usual gap, and less than ``most`` seconds) before it commits, as PostgreSQL's
 ``commit_delay`` does.
 
 Measured (interleaved pairs, this module's rules against none): the POST load at 32
@@ -75,10 +75,10 @@ class Gathering:
         if self._skip:
             self._skip -= 1
             return 0.0
-        return min(self.most, 2 * self._gap)
+        return 2 * self._gap  # under ``most``, as above
 
     def waited(self, found: bool) -> None:
-        """What the wait ``wait`` asked for found: a write, or none in time."""
+        """What the wait that ``wait`` asked for found: a write, or none in time."""
         if found:
             self._backoff = 1
             return
